@@ -1,0 +1,89 @@
+"""A store in a local directory: the embedded default."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from atom.store.base import CHUNK, ArtifactInfo, ArtifactNotFound, ArtifactStore, StoreUnavailable, check_key, sha256_hex
+
+_TMP_PREFIX = ".tmp-"
+
+
+class LocalStore(ArtifactStore):
+    def __init__(self, root: str | Path):
+        self.root = Path(root).expanduser().resolve()
+        self.url = f"file://{self.root}"
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> ArtifactInfo:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Write beside the target, fsync, then rename: rename is atomic on POSIX, so a reader
+            # (or a process restarted after a crash) sees the old object or the new one, never half.
+            fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path.parent)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot write {key!r} under {self.root}: {exc.strerror or exc}") from None
+        return ArtifactInfo(key, sha256_hex(data), len(data))
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ArtifactNotFound(key, self.url) from None
+
+    def iter_chunks(self, key: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
+        try:
+            fh = open(self._path(key), "rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ArtifactNotFound(key, self.url) from None
+        with fh:
+            while chunk := fh.read(chunk_size):
+                yield chunk
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list(self, prefix: str = "") -> list[str]:
+        if ".." in prefix.split("/") or prefix.startswith("/"):
+            raise ValueError(f"invalid list prefix {prefix!r}: use a relative prefix without '..'")
+        if not self.root.is_dir():
+            return []
+        # Walk only the deepest directory the prefix names, not the whole store.
+        base = self.root / prefix.rsplit("/", 1)[0] if "/" in prefix else self.root
+        if not base.is_dir():
+            return []
+        keys = []
+        for dirpath, _dirs, files in os.walk(base):
+            for name in files:
+                if name.startswith(_TMP_PREFIX):
+                    continue  # an unfinished write: not an artifact
+                key = Path(dirpath, name).relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    keys.append(key)
+        return sorted(keys)
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def ping(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailable(f"store directory {self.root} cannot be created: {exc.strerror or exc}") from None
+        if not os.access(self.root, os.W_OK):
+            raise StoreUnavailable(f"store directory {self.root} is not writable; pass --store with a writable path")

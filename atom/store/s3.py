@@ -1,0 +1,138 @@
+"""A store on any S3-compatible server (MinIO in deployments) through the `minio` client."""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Iterator
+
+import urllib3
+from minio import Minio
+from minio.error import S3Error
+
+from atom.store.base import CHUNK, ArtifactInfo, ArtifactNotFound, ArtifactStore, StoreError, StoreUnavailable, check_key, sha256_hex
+
+_NOT_FOUND = {"NoSuchKey", "NoSuchObject", "NotFound"}
+
+
+class S3Store(ArtifactStore):
+    def __init__(self, endpoint: str, bucket: str, prefix: str = "", *, secure: bool = False,
+                 access_key: str | None = None, secret_key: str | None = None,
+                 region: str | None = None, timeout_s: float = 10.0, create_bucket: bool = True):
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        scheme = "https" if secure else "http"
+        self.url = f"{scheme}://{endpoint}/{bucket}" + (f"/{self.prefix}" if self.prefix else "")
+        # Our own pool: short timeouts and few retries, so a store that is down is reported in
+        # seconds rather than after minio's default minutes of backoff.
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=timeout_s, read=max(timeout_s, 60.0)),
+            retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504)),
+            maxsize=16,
+        )
+        self.client = Minio(
+            endpoint,
+            access_key=access_key if access_key is not None else os.environ.get("AWS_ACCESS_KEY_ID", ""),
+            secret_key=secret_key if secret_key is not None else os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
+            secure=secure,
+            region=region or os.environ.get("AWS_REGION"),
+            http_client=http,
+        )
+        self._create_bucket = create_bucket
+        self._bucket_ready = False
+
+    # Every call goes through here so that connection failures become StoreUnavailable.
+    def _call(self, what: str, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except S3Error as exc:
+            if exc.code in _NOT_FOUND:
+                raise
+            raise StoreError(f"S3 {what} failed on {self.url}: {exc.code}: {exc.message}") from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StoreUnavailable(
+                f"S3 store {self.url} is unreachable ({type(exc).__name__}); check that the server is up "
+                f"and --store points at it"
+            ) from None
+
+    def _object(self, key: str) -> str:
+        check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _ensure_bucket(self) -> None:
+        if self._bucket_ready:
+            return
+        if not self._call("bucket check", self.client.bucket_exists, self.bucket):
+            if not self._create_bucket:
+                raise StoreError(f"bucket {self.bucket!r} does not exist on {self.url}; create it first")
+            try:
+                self._call("make bucket", self.client.make_bucket, self.bucket)
+            except StoreError:
+                if not self._call("bucket check", self.client.bucket_exists, self.bucket):
+                    raise
+        self._bucket_ready = True
+
+    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> ArtifactInfo:
+        name = self._object(key)
+        self._ensure_bucket()
+        # A single PUT is atomic on S3: readers never see a partial object.
+        self._call("put", self.client.put_object, self.bucket, name, io.BytesIO(data), len(data), content_type=content_type)
+        return ArtifactInfo(key, sha256_hex(data), len(data))
+
+    def get_bytes(self, key: str) -> bytes:
+        return b"".join(self.iter_chunks(key))
+
+    def iter_chunks(self, key: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
+        name = self._object(key)
+        try:
+            resp = self._call("get", self.client.get_object, self.bucket, name)
+        except S3Error:
+            raise ArtifactNotFound(key, self.url) from None
+        try:
+            yield from resp.stream(chunk_size)
+        finally:
+            resp.close()
+            resp.release_conn()
+
+    def exists(self, key: str) -> bool:
+        name = self._object(key)
+        try:
+            self._call("stat", self.client.stat_object, self.bucket, name)
+            return True
+        except S3Error:
+            return False
+        except StoreError as exc:
+            if "NoSuchBucket" in str(exc):
+                return False
+            raise
+
+    def list(self, prefix: str = "") -> list[str]:
+        if ".." in prefix.split("/"):
+            raise ValueError(f"invalid list prefix {prefix!r}: '..' is not allowed")
+        full = (self.prefix + "/" if self.prefix else "") + prefix
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        try:
+            objs = self._call("list", lambda: list(self.client.list_objects(self.bucket, prefix=full, recursive=True)))
+        except S3Error:
+            return []
+        except StoreError as exc:
+            if "NoSuchBucket" in str(exc):
+                return []
+            raise
+        return sorted(o.object_name[strip:] for o in objs if not o.is_dir)
+
+    def delete(self, key: str) -> None:
+        try:
+            self._call("delete", self.client.remove_object, self.bucket, self._object(key))
+        except S3Error:
+            pass
+
+    def ping(self) -> None:
+        self._bucket_ready = False
+        self._ensure_bucket()
+
+    def presigned_get(self, key: str, expires_s: int = 3600) -> str:
+        from datetime import timedelta
+
+        return self._call("presign", self.client.presigned_get_object, self.bucket, self._object(key),
+                          expires=timedelta(seconds=expires_s))

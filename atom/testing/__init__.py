@@ -1,0 +1,1 @@
+"""Helpers for tests and benchmarks that start real processes (an S3 server, services)."""
