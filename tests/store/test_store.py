@@ -9,7 +9,7 @@ import pytest
 
 from atom.store import ArtifactNotFound, LocalStore, StoreUnavailable, content_key, open_store, sha256_hex
 from atom.store.s3 import S3Store
-from atom.testing.s3server import free_port
+from atom.runtime.net import free_port
 
 
 def test_put_get_exists_list_delete(store):

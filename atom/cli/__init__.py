@@ -1,0 +1,1 @@
+"""atomctl, the Click controller."""

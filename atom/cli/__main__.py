@@ -1,0 +1,3 @@
+from atom.cli.main import cli
+
+cli(prog_name="atomctl")

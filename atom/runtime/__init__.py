@@ -1,0 +1,1 @@
+"""The runtime every atom service shares: serving, errors, telemetry, clients."""

@@ -1,0 +1,276 @@
+"""How an atom service starts, reports health, exports metrics and shuts down.
+
+    spec = ServiceSpec(name="renderer", servicer=..., add_to_server=add_RendererServicer_to_server,
+                       full_name="atom.v1.Renderer")
+    run_service(spec, ServeConfig.from_env("renderer"))   # blocks until SIGTERM/SIGINT
+
+On SIGTERM the health status turns NOT_SERVING (so balancers stop sending), new calls are refused
+and calls in flight get `grace_s` seconds to finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from concurrent import futures
+from dataclasses import dataclass, field
+from typing import Callable
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from atom import __version__
+from atom.runtime import telemetry
+from atom.runtime.errors import status_for
+from atom.runtime.net import free_port
+from atom.runtime.ports import GRPC_PORTS, METRICS_PORTS
+from atom.v1 import common_pb2, common_pb2_grpc
+
+log = logging.getLogger("atom.runtime")
+
+
+@dataclass
+class ServiceSpec:
+    name: str                      # "generator", ...
+    servicer: object
+    add_to_server: Callable        # the generated add_XServicer_to_server
+    full_name: str                 # "atom.v1.Generator"
+    details: Callable[[], dict] = field(default=lambda: {})  # extra facts for GetInfo
+    on_shutdown: Callable[[], None] | None = None
+
+
+@dataclass
+class ServeConfig:
+    host: str = "127.0.0.1"
+    port: int = 0                  # 0 = pick a free port
+    metrics_port: int | None = None  # None = no metrics server; 0 = pick a free port
+    store_url: str = ""
+    log_level: str = "info"
+    max_workers: int = 16
+    grace_s: float = 30.0
+
+    @classmethod
+    def from_env(cls, service: str, **overrides) -> "ServeConfig":
+        env = os.environ
+        cfg = cls(
+            host=env.get("ATOM_HOST", "0.0.0.0"),
+            port=int(env.get("ATOM_PORT", GRPC_PORTS[service])),
+            metrics_port=int(env.get("ATOM_METRICS_PORT", METRICS_PORTS[service])),
+            store_url=env.get("ATOM_STORE_URL", ""),
+            log_level=env.get("ATOM_LOG_LEVEL", "info"),
+        )
+        for key, value in overrides.items():
+            if value is not None:
+                setattr(cfg, key, value)
+        return cfg
+
+
+def _code_name(code: grpc.StatusCode) -> str:
+    return code.name
+
+
+class _Observed(grpc.ServerInterceptor):
+    """Counts, times and maps errors of every call. Handlers raise Python exceptions; this turns
+    them into proper status codes with the exception's message."""
+
+    def __init__(self, service: str):
+        self.service = service
+        self.requests = telemetry.rpc_requests()
+        self.errors = telemetry.rpc_errors()
+        self.latency = telemetry.rpc_latency()
+        self.in_flight = telemetry.rpc_in_flight()
+
+    def intercept_service(self, continuation, details):
+        handler = continuation(details)
+        if handler is None:
+            return None
+        method = details.method.rsplit("/", 1)[-1]
+        if details.method.startswith("/grpc."):  # health and reflection: not ours to count
+            return handler
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(handler.unary_unary, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(handler.unary_stream, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    def _finish(self, method: str, code: grpc.StatusCode, t0: float) -> None:
+        name = _code_name(code)
+        self.requests.labels(self.service, method, name).inc()
+        self.latency.labels(self.service, method, name).observe(time.perf_counter() - t0)
+        if code != grpc.StatusCode.OK:
+            self.errors.labels(self.service, method, name).inc()
+
+    def _fail(self, context, method: str, exc: BaseException):
+        code = status_for(exc)
+        if code == grpc.StatusCode.INTERNAL:
+            log.exception("unhandled error in %s", method, extra=telemetry.log_fields(method=method))
+            message = f"internal error in {self.service}.{method}: {type(exc).__name__}: {exc}"
+        else:
+            log.info("%s -> %s: %s", method, code.name, exc, extra=telemetry.log_fields(method=method, code=code.name))
+            message = str(exc)
+        return code, message
+
+    def _wrap_unary(self, fn, method):
+        def handler(request, context):
+            t0 = time.perf_counter()
+            gauge = self.in_flight.labels(self.service, method)
+            gauge.inc()
+            code = grpc.StatusCode.OK
+            try:
+                return fn(request, context)
+            except grpc.RpcError:
+                code = context.code() or grpc.StatusCode.UNKNOWN
+                raise
+            except Exception as exc:  # noqa: BLE001 - every error becomes a status
+                code, message = self._fail(context, method, exc)
+                context.abort(code, message)
+            finally:
+                code = _aborted_code(context, code)
+                gauge.dec()
+                self._finish(method, code, t0)
+
+        return handler
+
+    def _wrap_stream(self, fn, method):
+        def handler(request, context):
+            t0 = time.perf_counter()
+            gauge = self.in_flight.labels(self.service, method)
+            gauge.inc()
+            code = grpc.StatusCode.OK
+            try:
+                for item in fn(request, context):
+                    if not context.is_active():
+                        code = grpc.StatusCode.CANCELLED
+                        return
+                    yield item
+            except grpc.RpcError:
+                code = context.code() or grpc.StatusCode.UNKNOWN
+                raise
+            except Exception as exc:  # noqa: BLE001
+                code, message = self._fail(context, method, exc)
+                context.abort(code, message)
+            finally:
+                code = _aborted_code(context, code)
+                gauge.dec()
+                self._finish(method, code, t0)
+
+        return handler
+
+
+def _aborted_code(context, code: grpc.StatusCode) -> grpc.StatusCode:
+    if code == grpc.StatusCode.OK and not context.is_active():
+        return grpc.StatusCode.CANCELLED if context.time_remaining() is None or context.time_remaining() > 0 \
+            else grpc.StatusCode.DEADLINE_EXCEEDED
+    return code
+
+
+class _InfoServicer(common_pb2_grpc.InfoServicer):
+    def __init__(self, spec: ServiceSpec, store_url: str):
+        self.spec = spec
+        self.store_url = store_url
+
+    def GetInfo(self, request, context):
+        details = {k: str(v) for k, v in self.spec.details().items()}
+        return common_pb2.ServiceInfo(name=self.spec.name, version=__version__,
+                                      store_url=_redact(self.store_url), details=details)
+
+
+def _redact(url: str) -> str:
+    # A URL may carry credentials (user:secret@host); never echo them.
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+class RunningService:
+    """A started server: its ports, and how to stop it."""
+
+    def __init__(self, spec: ServiceSpec, server: grpc.Server, health_servicer, port: int,
+                 metrics_server, metrics_port: int | None, grace_s: float):
+        self.spec = spec
+        self.server = server
+        self.health = health_servicer
+        self.port = port
+        self.metrics_server = metrics_server
+        self.metrics_port = metrics_port
+        self.grace_s = grace_s
+        self._stopped = threading.Event()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self, grace_s: float | None = None) -> None:
+        """Drain: health goes NOT_SERVING, new calls are refused, calls in flight get the grace."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self.health.enter_graceful_shutdown()
+        self.server.stop(self.grace_s if grace_s is None else grace_s).wait()
+        if self.spec.on_shutdown:
+            self.spec.on_shutdown()
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+        log.info("stopped", extra=telemetry.log_fields(port=self.port))
+
+    def wait(self) -> None:
+        self.server.wait_for_termination()
+
+
+def start_service(spec: ServiceSpec, cfg: ServeConfig) -> RunningService:
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=cfg.max_workers, thread_name_prefix=f"{spec.name}-rpc"),
+        interceptors=[_Observed(spec.name)],
+        options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 16 << 20)],
+    )
+    spec.add_to_server(spec.servicer, server)
+    common_pb2_grpc.add_InfoServicer_to_server(_InfoServicer(spec, cfg.store_url), server)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = (spec.full_name, "atom.v1.Info", health.SERVICE_NAME, reflection.SERVICE_NAME)
+    reflection.enable_server_reflection(names, server)
+    port = server.add_insecure_port(f"{cfg.host}:{cfg.port}")
+    if port == 0:
+        raise OSError(f"{spec.name}: cannot listen on {cfg.host}:{cfg.port} (port in use?)")
+    metrics_server = None
+    metrics_port = cfg.metrics_port
+    if metrics_port is not None:
+        if metrics_port == 0:
+            metrics_port = free_port()
+        metrics_server = telemetry.serve_metrics(metrics_port, cfg.host)
+    server.start()
+    for name in ("", spec.full_name):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("serving", extra=telemetry.log_fields(service=spec.name, port=port, metrics_port=metrics_port))
+    return RunningService(spec, server, health_servicer, port, metrics_server, metrics_port, cfg.grace_s)
+
+
+def run_service(spec: ServiceSpec, cfg: ServeConfig, ready: Callable[[RunningService], None] | None = None) -> None:
+    """Start, then block until SIGTERM or SIGINT, then drain and exit."""
+    running = start_service(spec, cfg)
+    stop = threading.Event()
+
+    def _on_signal(signum, _frame):
+        log.info("signal %s: draining", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    if ready:
+        ready(running)
+    while not stop.wait(0.5):
+        pass
+    running.stop()

@@ -1,0 +1,39 @@
+"""A small Renderer servicer with controllable behaviour, for testing the shared runtime
+(health, drain, errors, deadlines). It runs in a real gRPC server."""
+
+import sys
+import threading
+import time
+
+from atom.runtime.errors import InvalidArgument
+from atom.runtime.server import ServeConfig, ServiceSpec, run_service
+from atom.v1 import common_pb2, renderer_pb2, renderer_pb2_grpc
+
+
+class SlowRenderer(renderer_pb2_grpc.RendererServicer):
+    """Render streams one result per motion; options.width selects behaviour:
+    width == 1 -> raise InvalidArgument; otherwise sleep options.height milliseconds per motion."""
+
+    def __init__(self):
+        self.produced = 0
+        self.lock = threading.Lock()
+
+    def Render(self, request, context):
+        if request.options.width == 1:
+            raise InvalidArgument("options.width", "must be at least 32 pixels")
+        for ref in request.motions:
+            time.sleep(request.options.height / 1000.0)
+            with self.lock:
+                self.produced += 1
+            yield renderer_pb2.RenderResult(motion=ref, form=request.options.form)
+
+
+def spec(servicer=None) -> ServiceSpec:
+    return ServiceSpec(name="renderer", servicer=servicer or SlowRenderer(),
+                       add_to_server=renderer_pb2_grpc.add_RendererServicer_to_server, full_name="atom.v1.Renderer")
+
+
+if __name__ == "__main__":
+    port = int(sys.argv[1])
+    run_service(spec(), ServeConfig(host="127.0.0.1", port=port, metrics_port=None, grace_s=10),
+                ready=lambda running: print("ready", flush=True))

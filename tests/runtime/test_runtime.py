@@ -1,0 +1,142 @@
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from atom.runtime.client import connect
+from atom.runtime.net import free_port
+from atom.runtime.server import ServeConfig, start_service
+from atom.v1 import common_pb2, renderer_pb2
+
+sys.path.insert(0, str(Path(__file__).parent))
+from slow_service import SlowRenderer, spec  # noqa: E402
+
+
+def _request(n=1, delay_ms=0, width=256):
+    return renderer_pb2.RenderRequest(
+        motions=[common_pb2.ArtifactRef(key=f"motions/{i}.npz") for i in range(n)],
+        options=renderer_pb2.RenderOptions(form="full_image", width=width, height=delay_ms))
+
+
+@pytest.fixture
+def running():
+    servicer = SlowRenderer()
+    svc = start_service(spec(servicer), ServeConfig(host="127.0.0.1", port=0, metrics_port=0, grace_s=5))
+    svc.servicer = servicer
+    yield svc
+    svc.stop(0)
+
+
+def test_health_reflection_info_and_metrics(running):
+    ch = grpc.insecure_channel(running.address)
+    health = health_pb2_grpc.HealthStub(ch)
+    for name in ("", "atom.v1.Renderer"):
+        assert health.Check(health_pb2.HealthCheckRequest(service=name)).status == health_pb2.HealthCheckResponse.SERVING
+    refl = reflection_pb2_grpc.ServerReflectionStub(ch)
+    resp = next(refl.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
+    names = {s.name for s in resp.list_services_response.service}
+    assert {"atom.v1.Renderer", "atom.v1.Info", "grpc.health.v1.Health"} <= names
+    client = connect("renderer", running.address)
+    assert [r.motion.key for r in client.stream("Render", _request(3))] == [f"motions/{i}.npz" for i in range(3)]
+    assert client.info(running.address).name == "renderer"
+    body = urllib.request.urlopen(f"http://127.0.0.1:{running.metrics_port}/metrics").read().decode()
+    assert 'atom_grpc_requests_total{code="OK",method="Render",service="renderer"}' in body
+    assert "atom_grpc_request_seconds_bucket" in body
+    ch.close()
+
+
+def test_bad_input_is_invalid_argument_naming_the_field(running):
+    client = connect("renderer", running.address)
+    with pytest.raises(grpc.RpcError) as err:
+        list(client.stream("Render", _request(1, width=1)))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "options.width" in err.value.details()
+    body = urllib.request.urlopen(f"http://127.0.0.1:{running.metrics_port}/metrics").read().decode()
+    assert 'atom_grpc_errors_total{code="INVALID_ARGUMENT",method="Render",service="renderer"}' in body
+
+
+def test_unimplemented_is_honest(running):
+    from atom.v1 import judge_pb2
+
+    client = connect("judge", running.address, attempts=1)
+    with pytest.raises(grpc.RpcError) as err:
+        client.call("ComposePrompts", judge_pb2.ComposePromptsRequest())
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_deadline_and_cancellation_stop_work(running):
+    client = connect("renderer", running.address)
+    with pytest.raises(grpc.RpcError) as err:
+        list(client.stream("Render", _request(50, delay_ms=50), timeout=0.3))
+    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    time.sleep(0.3)
+    produced = running.servicer.produced
+    assert produced < 20  # the server stopped soon after the deadline, not after all 50
+    time.sleep(0.3)
+    assert running.servicer.produced <= produced + 1
+
+    call = client._stubs[running.address].Render(_request(50, delay_ms=50))
+    next(call)
+    call.cancel()
+    time.sleep(0.3)
+    before = running.servicer.produced
+    time.sleep(0.3)
+    assert running.servicer.produced <= before + 1
+
+
+def test_retry_on_unavailable_and_round_robin(running):
+    dead = f"127.0.0.1:{free_port()}"
+    client = connect("renderer", [dead, running.address], backoff_s=0.01)
+    for _ in range(4):  # every call lands, whichever address the round-robin starts with
+        assert len(list(client.stream("Render", _request(1)))) == 1
+
+    # A server that comes up while the client is retrying.
+    port = free_port()
+    late = connect("renderer", f"127.0.0.1:{port}", attempts=8, backoff_s=0.2)
+    holder = {}
+    threading.Timer(0.4, lambda: holder.setdefault("svc", start_service(
+        spec(), ServeConfig(host="127.0.0.1", port=port, metrics_port=None)))).start()
+    try:
+        assert len(list(late.stream("Render", _request(2)))) == 2
+    finally:
+        time.sleep(0.5)
+        holder["svc"].stop(0)
+
+
+def test_all_down_raises_unavailable():
+    client = connect("renderer", f"127.0.0.1:{free_port()}", attempts=2, backoff_s=0.01)
+    with pytest.raises(grpc.RpcError) as err:
+        list(client.stream("Render", _request(1)))
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_sigterm_drains_calls_in_flight():
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "slow_service.py"), str(port)],
+                            stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    try:
+        assert proc.stdout.readline().strip() == b"ready"
+        client = connect("renderer", f"127.0.0.1:{port}")
+        results = []
+        worker = threading.Thread(target=lambda: results.extend(client.stream("Render", _request(5, delay_ms=200))))
+        worker.start()
+        time.sleep(0.3)  # the call is in flight
+        proc.send_signal(signal.SIGTERM)
+        worker.join(10)
+        assert len(results) == 5  # the call in flight finished
+        assert proc.wait(10) == 0
+        with pytest.raises(grpc.RpcError) as err:  # and the server is gone
+            list(connect("renderer", f"127.0.0.1:{port}", attempts=1).stream("Render", _request(1)))
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        if proc.poll() is None:
+            proc.kill()
