@@ -1,0 +1,114 @@
+"""atomctl run-pipeline and one command per stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from atom.cli.context import Ctx, handle_errors
+from atom.pipeline.manifest import STAGES
+
+
+def config_options(fn):
+    """The flags every pipeline command shares; each overrides the config file."""
+    opts = [
+        click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
+                     help="YAML or TOML config file (see configs/default.yaml); flags override it."),
+        click.option("--run", "run", help="Run name; artifacts go to runs/<run>/ (default 'default')."),
+        click.option("--seed", type=int, help="Seed for prompts, sampling, pairs and training (default 0)."),
+        click.option("--tasks", help="Sub-tasks, comma-separated: integrity,temporal,frequency."),
+        click.option("--prompts-per-task", type=int, help="Training prompts per sub-task."),
+        click.option("--eval-prompts-per-task", type=int, help="Held-out prompts per sub-task."),
+        click.option("--samples-per-prompt", type=int, help="Motions generated per training prompt (paper: 6-10)."),
+        click.option("--form", type=click.Choice(["frame_by_frame", "full_image", "trajectory_image"]),
+                     help="How frames are shown to a VLM judge (paper's best: frame_by_frame)."),
+        click.option("--interval", type=int, help="Render every k-th frame (paper: 8)."),
+        click.option("--judge", "judge_backend", type=click.Choice(["kinematic", "vlm"]),
+                     help="kinematic (offline, default) or vlm (OpenAI-compatible endpoint: ATOM_JUDGE_BASE_URL, "
+                          "ATOM_JUDGE_API_KEY or ATOM_JUDGE_API_KEY_FILE)."),
+        click.option("--judge-model", help="VLM model name, e.g. gpt-4o."),
+        click.option("--budget", "budget_usd", type=float, help="Hard cap on new judge spend in USD."),
+        click.option("--theta", type=float, help="Pair when score_i - score_j > theta (Algorithm 1)."),
+        click.option("--algorithm", type=click.Choice(["ipo", "dpo", "kto"]), help="Preference loss (paper: ipo)."),
+        click.option("--epochs", type=int, help="Training epochs (paper: 20)."),
+        click.option("--max-steps", type=int, help="Stop training after this many steps (0 = no limit)."),
+        click.option("--lr", "learning_rate", type=float, help="Learning rate (paper: 1e-3)."),
+        click.option("--base-model", help="Store prefix of a model bundle to start from (default: tiny base)."),
+        click.option("--checkpoint", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+                     help="A released MotionGPT checkpoint (motiongpt_s3_h3d.tar); needs --t5-dir."),
+        click.option("--t5-dir", type=click.Path(path_type=Path, exists=True, file_okay=False),
+                     help="Local flan-t5-base directory (config + tokenizer) for --checkpoint."),
+        click.option("--dataset", type=click.Path(path_type=Path, exists=True, file_okay=False),
+                     help="A HumanML3D directory to use instead of the procedural world."),
+        click.option("--world-clips", type=int, help="Clips in the procedural world corpus."),
+        click.option("--replications", type=int, help="Evaluation replications (paper: 20)."),
+        click.option("--quiet", is_flag=True, help="No progress bars."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+_FLAG_TO_KEY = {
+    "run": "run", "seed": "seed", "tasks": "prompts.tasks", "prompts_per_task": "prompts.per_task",
+    "eval_prompts_per_task": "prompts.eval_per_task", "samples_per_prompt": "generate.samples_per_prompt",
+    "form": "render.form", "interval": "render.interval", "judge_backend": "judge.backend",
+    "judge_model": "judge.model", "budget_usd": "judge.budget_usd", "theta": "pairs.theta",
+    "algorithm": "train.algorithm", "epochs": "train.epochs", "max_steps": "train.max_steps",
+    "learning_rate": "train.learning_rate", "base_model": "model.base", "checkpoint": "model.checkpoint",
+    "t5_dir": "model.t5_dir", "dataset": "world.dataset", "world_clips": "world.clips",
+    "replications": "eval.replications",
+}
+
+
+def _load(kwargs: dict):
+    from atom.pipeline.config import load_config
+
+    overrides = {key: (str(kwargs[flag]) if isinstance(kwargs[flag], Path) else kwargs[flag])
+                 for flag, key in _FLAG_TO_KEY.items() if kwargs.get(flag) is not None}
+    return load_config(kwargs.get("config_path"), overrides)
+
+
+def register(cli: click.Group) -> None:
+    @cli.command("run-pipeline")
+    @config_options
+    @click.pass_obj
+    @handle_errors
+    def run_pipeline(obj: Ctx, **kwargs) -> None:
+        """Run all seven stages: prompts, generate, render, judge, pairs, train, evaluate.
+
+        With no options: the embedded run (procedural world, tiny base model pretrained on first
+        use, kinematic judge, services on loopback). Stages finished earlier for the same config
+        are skipped, so after an interruption the same command continues where it stopped.
+        """
+        from atom.pipeline.runner import print_summary, run
+
+        ctx = run(_load(kwargs), obj, show_progress=not kwargs.get("quiet"))
+        print_summary(ctx)
+
+    for stage in STAGES:
+        _register_stage(cli, stage)
+
+
+def _register_stage(cli: click.Group, stage: str) -> None:
+    docs = {
+        "prompts": "Stage 1: compose event-level prompts per sub-task (training and held-out).",
+        "generate": "Stage 2: generate motions for the training prompts.",
+        "render": "Stage 3: render motions headless, every k-th frame, in the chosen injection form.",
+        "judge": "Stage 4: score each motion against its prompt (kinematic or VLM judge).",
+        "pairs": "Stage 5: build the MotionPrefer dataset and Algorithm 1 preference pairs.",
+        "train": "Stage 6: LoRA preference fine-tuning (IPO by default) as a trainer job.",
+        "evaluate": "Stage 7: compare base and tuned models on held-out prompts and HumanML3D metrics.",
+    }
+
+    @click.pass_obj
+    @handle_errors
+    def command(obj: Ctx, **kwargs) -> None:
+        from atom.pipeline.runner import print_summary, run
+
+        ctx = run(_load(kwargs), obj, only=stage, show_progress=not kwargs.get("quiet"))
+        print_summary(ctx)
+
+    command.__doc__ = docs[stage] + "\n\nUses the outputs of earlier stages recorded in the run's manifest."
+    cli.command(stage)(config_options(command))

@@ -1,0 +1,1 @@
+"""The controller's pipeline: prompts -> generate -> render -> judge -> pairs -> train -> evaluate."""

@@ -1,0 +1,103 @@
+"""What the embedded run needs before stage 1, made once and cached in the store:
+the procedural world corpus, the tiny base model pretrained on it, and the embedded evaluator."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+import click
+
+from atom.pipeline.config import PipelineConfig
+from atom.store import ArtifactStore
+
+log = logging.getLogger("atom.pipeline")
+
+
+def _say(msg: str, show: bool) -> None:
+    log.info(msg)
+    if show:
+        click.echo(msg, err=True)
+
+
+def world_prefix(cfg: PipelineConfig) -> str:
+    return f"datasets/world-s{cfg.world.seed}-n{cfg.world.clips}"
+
+
+def ensure_dataset(store: ArtifactStore, cfg: PipelineConfig, show: bool = True) -> str:
+    """The store prefix of the HumanML3D-layout dataset: a user's directory (uploaded once) or the
+    procedural world, built on first use."""
+    if cfg.world.dataset:
+        root = Path(cfg.world.dataset)
+        if not (root / "texts").is_dir() or not (root / "new_joint_vecs").is_dir():
+            raise FileNotFoundError(f"{root} is not a HumanML3D directory (needs texts/ and new_joint_vecs/)")
+        prefix = f"datasets/{root.resolve().name}"
+        if not store.exists(f"{prefix}/test.txt"):
+            _say(f"uploading {root} to the store under {prefix}/ ...", show)
+            store.put_tree(prefix, root)
+        return prefix
+    prefix = world_prefix(cfg)
+    if store.exists(f"{prefix}/DONE"):
+        return prefix
+    from atom.motion.world.corpus import build_corpus
+
+    _say(f"building the procedural motion world ({cfg.world.clips} clips, seed {cfg.world.seed}) ...", show)
+    with tempfile.TemporaryDirectory() as tmp:
+        build_corpus(Path(tmp) / "world", cfg.world.clips, cfg.world.seed)
+        store.put_tree(prefix, Path(tmp) / "world")
+    store.put_bytes(f"{prefix}/DONE", b"ok\n")  # written last: a half-uploaded corpus is rebuilt
+    return prefix
+
+
+def local_dataset(store: ArtifactStore, prefix: str, cache_root: Path | None = None) -> Path:
+    """A local copy of a dataset in the store (services and training read files)."""
+    cache_root = cache_root or Path(tempfile.gettempdir()) / "atom-datasets"
+    local = cache_root / prefix.replace("/", "_")
+    if (local / "DONE").exists() or (local / "test.txt").exists() and not store.exists(f"{prefix}/DONE"):
+        return local
+    store.get_tree(prefix, local)
+    return local
+
+
+def base_model_prefix(cfg: PipelineConfig) -> str:
+    return f"models/base-tiny-s{cfg.world.seed}-n{cfg.world.clips}"
+
+
+def ensure_base_model(store: ArtifactStore, cfg: PipelineConfig, dataset: str, show: bool = True) -> str:
+    if cfg.model.base:
+        return cfg.model.base
+    if cfg.model.checkpoint:
+        from atom.mgpt.checkpoint import import_motiongpt_checkpoint
+
+        prefix = "models/motiongpt-base"
+        if not store.exists(f"{prefix}/bundle.json"):
+            _say(f"importing {cfg.model.checkpoint} into the store ...", show)
+            import_motiongpt_checkpoint(cfg.model.checkpoint, cfg.model.t5_dir, store, prefix)
+        return prefix
+    prefix = base_model_prefix(cfg)
+    if store.exists(f"{prefix}/bundle.json"):
+        return prefix
+    from services.generator.pretrain import PretrainConfig, pretrain
+
+    _say(f"pretraining the tiny base model on the world (first run only, about {cfg.model.pretrain_minutes:.0f} min) ...", show)
+    root = local_dataset(store, dataset)
+    pretrain(root, store, prefix, PretrainConfig(time_budget_s=cfg.model.pretrain_minutes * 60, seed=cfg.seed))
+    return prefix
+
+
+def evaluator_prefix(dataset: str) -> str:
+    return f"models/evaluator-{dataset.rsplit('/', 1)[-1]}"
+
+
+def ensure_evaluator(store: ArtifactStore, cfg: PipelineConfig, dataset: str, show: bool = True) -> str:
+    prefix = evaluator_prefix(dataset)
+    if cfg.eval.evaluator != "embedded" or store.exists(f"{prefix}/config.json"):
+        return prefix
+    from services.evaluator.embedded import EmbeddedConfig, train_embedded_evaluator
+
+    _say("training the embedded text/motion evaluator (first run only) ...", show)
+    root = local_dataset(store, dataset)
+    model = train_embedded_evaluator(root, EmbeddedConfig(seed=cfg.seed))
+    model.save(store, prefix)
+    return prefix

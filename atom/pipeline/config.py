@@ -1,0 +1,233 @@
+"""The pipeline's configuration: one dataclass tree, loaded from YAML/TOML and overridden by flags.
+
+Defaults are the embedded run (procedural world, tiny pretrained base model, kinematic judge)
+sized to finish in about half an hour on a 2-core laptop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from atom.motion.events import TASKS
+
+FORMS = ("frame_by_frame", "full_image", "trajectory_image")
+ALGORITHMS = ("ipo", "dpo", "kto")
+JUDGES = ("kinematic", "vlm")
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names the key."""
+
+
+@dataclass
+class WorldConfig:
+    clips: int = 4000          # size of the procedural corpus built on first use
+    seed: int = 0
+    dataset: str = ""          # a HumanML3D directory to use instead of the world
+
+
+@dataclass
+class ModelConfig:
+    base: str = ""             # store prefix of a model bundle; "" = the tiny base, pretrained on first use
+    checkpoint: str = ""       # path to a released MotionGPT checkpoint (motiongpt_s3_h3d.tar)
+    t5_dir: str = ""           # local flan-t5-base directory, needed with `checkpoint`
+    pretrain_minutes: float = 10.0
+
+
+@dataclass
+class PromptConfig:
+    tasks: list[str] = field(default_factory=lambda: list(TASKS))
+    per_task: int = 60         # training prompts per sub-task
+    eval_per_task: int = 30    # held-out prompts per sub-task
+    backend: str = "offline"   # "offline" | "llm"
+
+
+@dataclass
+class GenerateConfig:
+    samples_per_prompt: int = 8
+    eval_samples_per_prompt: int = 4
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    max_length: int = 0
+    batch_prompts: int = 8     # prompts per Generate request (the unit of fan-out and retry)
+    concurrency: int = 2       # requests in flight per service
+
+
+@dataclass
+class RenderConfig:
+    form: str = "full_image"
+    interval: int = 8
+    size: int = 256
+    style: str = "skeleton"
+    people_samples: int = 12   # with the kinematic judge, only this many motions are rendered (for people)
+
+
+@dataclass
+class JudgeConfig:
+    backend: str = "kinematic"
+    model: str = "gpt-4o"
+    budget_usd: float = 5.0
+    batch: int = 16
+
+
+@dataclass
+class PairConfig:
+    theta: float = 0.0
+    score_filter: bool = True
+    min_chosen_score: float = 3.0
+    mixed_size: int = 0        # 0 = every pair
+
+
+@dataclass
+class TrainConfig:
+    algorithm: str = "ipo"
+    beta: float = 0.1
+    learning_rate: float = 1e-3
+    batch_size: int = 32
+    epochs: int = 20
+    max_steps: int = 0
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q", "v"])
+
+
+@dataclass
+class EvalConfig:
+    replications: int = 20
+    general_texts: int = 0     # 0 = the whole test split
+    mm_texts: int = 100
+    mm_samples: int = 30
+    evaluator: str = "embedded"
+
+
+@dataclass
+class PipelineConfig:
+    run: str = "default"
+    seed: int = 0
+    world: WorldConfig = field(default_factory=WorldConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    prompts: PromptConfig = field(default_factory=PromptConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    pairs: PairConfig = field(default_factory=PairConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def digest(self, *sections: str) -> str:
+        """A short hash of the named sections (all when none): the key that says whether a stage's
+        earlier output still matches its inputs."""
+        d = self.to_dict()
+        part = {k: d[k] for k in sections} if sections else d
+        part = {**part, "seed": self.seed}
+        return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()[:16]
+
+    def validate(self) -> "PipelineConfig":
+        def bad(key, msg):
+            raise ConfigError(f"config '{key}': {msg}")
+
+        if not self.run or "/" in self.run or self.run.startswith("."):
+            bad("run", f"{self.run!r} is not a valid run name (letters, digits, - and _)")
+        for t in self.prompts.tasks:
+            if t not in TASKS:
+                bad("prompts.tasks", f"unknown task {t!r}; expected some of {', '.join(TASKS)}")
+        if not self.prompts.tasks:
+            bad("prompts.tasks", "name at least one task")
+        for key, value, lo in [("prompts.per_task", self.prompts.per_task, 1),
+                               ("prompts.eval_per_task", self.prompts.eval_per_task, 1),
+                               ("generate.samples_per_prompt", self.generate.samples_per_prompt, 2),
+                               ("generate.eval_samples_per_prompt", self.generate.eval_samples_per_prompt, 1),
+                               ("generate.batch_prompts", self.generate.batch_prompts, 1),
+                               ("generate.concurrency", self.generate.concurrency, 1),
+                               ("render.interval", self.render.interval, 1),
+                               ("train.batch_size", self.train.batch_size, 1),
+                               ("train.epochs", self.train.epochs, 1),
+                               ("eval.replications", self.eval.replications, 1),
+                               ("world.clips", self.world.clips, 100)]:
+            if value < lo:
+                bad(key, f"must be >= {lo}, got {value}")
+        if not 32 <= self.render.size <= 2048:
+            bad("render.size", f"must be within 32..2048, got {self.render.size}")
+        if self.render.form not in FORMS:
+            bad("render.form", f"unknown form {self.render.form!r}; expected one of {', '.join(FORMS)}")
+        if self.judge.backend not in JUDGES:
+            bad("judge.backend", f"unknown judge {self.judge.backend!r}; expected one of {', '.join(JUDGES)}")
+        if self.train.algorithm not in ALGORITHMS:
+            bad("train.algorithm", f"unknown algorithm {self.train.algorithm!r}; expected one of {', '.join(ALGORITHMS)}")
+        if self.judge.budget_usd < 0:
+            bad("judge.budget_usd", "must be >= 0")
+        if self.model.checkpoint and not self.model.t5_dir:
+            bad("model.t5_dir", "a MotionGPT checkpoint needs the flan-t5-base directory for its config and tokenizer")
+        return self
+
+
+def _merge(obj, data: dict, where: str) -> None:
+    names = {f.name: f for f in dataclasses.fields(obj)}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else key
+        if key not in names:
+            raise ConfigError(f"config '{path}': unknown key; known keys here: {', '.join(names)}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config '{path}': expected a table/mapping")
+            _merge(current, value, path)
+        else:
+            setattr(obj, key, _coerce(value, current, path))
+
+
+def _coerce(value, current, path: str):
+    if isinstance(current, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"config '{path}': expected true/false, got {value!r}")
+    if isinstance(current, list):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(f"config '{path}': expected a list")
+        return value
+    try:
+        return type(current)(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"config '{path}': expected {type(current).__name__}, got {value!r}") from None
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> PipelineConfig:
+    """Defaults, then the file (YAML or TOML), then `overrides` ({"judge.backend": "vlm", ...})."""
+    cfg = PipelineConfig()
+    if path:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        text = path.read_text()
+        try:
+            data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+        except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+            raise ConfigError(f"config file {path} does not parse: {exc}") from None
+        if data is not None and not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at the top")
+        _merge(cfg, data or {}, "")
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        *parents, leaf = dotted.split(".")
+        nested: dict = {leaf: value}
+        for p in reversed(parents):
+            nested = {p: nested}
+        _merge(cfg, nested, "")
+    return cfg.validate()

@@ -1,0 +1,102 @@
+"""Spread work over a service's replicas with bounded concurrency, and lose nothing.
+
+Work is cut into chunks; each chunk is one streaming request, sent to the next replica
+(ServiceClient round-robins). At most `concurrency` requests are in flight, which is the
+backpressure: the controller never queues more work on a service than it can take. When a replica
+dies mid-stream, the items of that chunk that have not come back are sent again (to another
+replica); results are keyed, so an item that arrives twice is kept once. Services make resends
+cheap: their outputs are content-addressed and cached.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Callable, Generic, Hashable, Iterator, Sequence, TypeVar
+
+import grpc
+
+log = logging.getLogger("atom.fanout")
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# Worth resending elsewhere: the replica went away or broke off the stream.
+RESEND_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.ABORTED,
+                grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL)
+
+
+class FanOutError(RuntimeError):
+    """Some items could not be done after every attempt."""
+
+
+@dataclass
+class FanOutStats:
+    requests: int = 0
+    resent_items: int = 0
+    duplicates: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FanOut(Generic[T, R]):
+    call: Callable[[Sequence[T]], Iterator[R]]   # one streaming request for a chunk of items
+    expected: Callable[[T], list[Hashable]]      # the result keys an item must produce
+    result_key: Callable[[R], Hashable]
+    chunk_size: int = 8
+    concurrency: int = 2
+    max_attempts: int = 4
+    on_result: Callable[[R], None] | None = None  # called once per new result, in this thread's order
+    stats: FanOutStats = field(default_factory=FanOutStats)
+
+    def _done(self, item: T, results: dict) -> bool:
+        return all(k in results for k in self.expected(item))
+
+    def run(self, items: Sequence[T], done: dict | None = None) -> dict[Hashable, R]:
+        """Results by key for every item. `done` holds results known from an earlier run: items
+        whose expected results are all there are not sent again."""
+        results: dict[Hashable, R] = dict(done or {})
+        lock = threading.Lock()
+        todo = [it for it in items if not self._done(it, results)]
+        queue: list[tuple[list[T], int]] = [(todo[i:i + self.chunk_size], 1) for i in range(0, len(todo), self.chunk_size)]
+
+        def send(chunk: list[T]) -> None:
+            for result in self.call(chunk):
+                key = self.result_key(result)
+                with lock:
+                    if key in results:
+                        self.stats.duplicates += 1
+                        continue
+                    results[key] = result
+                if self.on_result:
+                    self.on_result(result)
+
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="fanout") as pool:
+            running: dict[Future, tuple[list[T], int]] = {}
+            while queue or running:
+                while queue and len(running) < self.concurrency:
+                    chunk, attempt = queue.pop(0)
+                    self.stats.requests += 1
+                    running[pool.submit(send, chunk)] = (chunk, attempt)
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    chunk, attempt = running.pop(fut)
+                    exc = fut.exception()
+                    with lock:
+                        missing = [it for it in chunk if not self._done(it, results)]
+                    if exc is None and not missing:
+                        continue
+                    if exc is not None and not (isinstance(exc, grpc.RpcError) and exc.code() in RESEND_CODES):
+                        for f in running:
+                            f.cancel()
+                        raise exc
+                    reason = f"{exc.code().name}: {exc.details()}" if exc is not None else "stream ended early"
+                    if attempt >= self.max_attempts:
+                        self.stats.failures.append(reason)
+                        raise FanOutError(f"{len(missing)} items still not done after {attempt} attempts; last error {reason}")
+                    log.warning("resending %d items after %s", len(missing), reason)
+                    self.stats.resent_items += len(missing)
+                    queue.append((missing, attempt + 1))
+        return results

@@ -1,0 +1,152 @@
+"""Run the pipeline, or one stage of it, against embedded or given services."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import click
+
+from atom.cli.context import Ctx
+from atom.pipeline import bootstrap, metrics, stages
+from atom.pipeline.config import PipelineConfig
+from atom.pipeline.context import RunContext
+from atom.pipeline.manifest import STAGES, Manifest
+from atom.runtime.client import connect
+from atom.runtime.ports import SERVICES
+from atom.store import ArtifactNotFound, open_store
+from atom.v1 import common_pb2
+
+log = logging.getLogger("atom.pipeline")
+
+
+class StageNotReady(ArtifactNotFound):
+    def __init__(self, stage: str, needs: str):
+        super().__init__(f"stage '{needs}' output")
+        self.args = (f"stage '{stage}' needs the output of stage '{needs}', which has not finished for this run; "
+                     f"run `atomctl {needs}` (or `atomctl run-pipeline`) first",)
+
+
+def _clients(stack: ExitStack, cli: Ctx, store_url: str, log_dir: Path) -> dict:
+    """Clients for every service: given endpoints, or services started here on loopback."""
+    missing = [s for s in SERVICES if not cli.endpoint(s)]
+    endpoints = {s: cli.endpoint(s) for s in SERVICES if cli.endpoint(s)}
+    if missing:
+        from atom.runtime.launch import LocalServices
+
+        group = stack.enter_context(LocalServices(store_url, missing, log_dir=log_dir, log_level=cli.log_level))
+        group.wait_ready()
+        endpoints.update(group.endpoints())
+    clients = {s: connect(s, endpoints[s]) for s in SERVICES}
+    for c in clients.values():
+        stack.callback(c.close)
+        c.wait_ready(60)
+    return clients
+
+
+def general_texts(ctx: RunContext) -> list[common_pb2.Prompt]:
+    """The test split's first caption per clip, as prompts of the 'general' task."""
+    store = ctx.store
+    try:
+        ids = [l.strip() for l in store.get_bytes(f"{ctx.dataset}/test.txt").decode().splitlines() if l.strip()]
+    except ArtifactNotFound:
+        return []
+    if ctx.cfg.eval.general_texts:
+        ids = ids[: ctx.cfg.eval.general_texts]
+    out = []
+    for clip_id in ids:
+        try:
+            line = store.get_bytes(f"{ctx.dataset}/texts/{clip_id}.txt").decode().splitlines()[0]
+        except (ArtifactNotFound, IndexError):
+            continue
+        text = line.split("#", 1)[0].strip()
+        pid = "g-" + hashlib.sha256(f"{clip_id}|{text}".encode()).hexdigest()[:12]
+        out.append(common_pb2.Prompt(prompt_id=pid, text=text, task="general"))
+    return out
+
+
+def run(cfg: PipelineConfig, cli: Ctx, until: str = "evaluate", only: str | None = None,
+        show_progress: bool = True) -> RunContext:
+    """Run the stages up to `until` (or just `only`), skipping those already done for this config."""
+    store = open_store(cli.store_url)
+    store.ping()
+    t0 = time.monotonic()
+    with ExitStack() as stack:
+        if cli.metrics_port:
+            from atom.runtime.telemetry import serve_metrics
+
+            server = serve_metrics(cli.metrics_port)
+            stack.callback(server.shutdown)
+        # Services start while the base model and dataset are prepared.
+        manifest = Manifest.load(store, cfg.run, cfg.to_dict())
+        dataset = bootstrap.ensure_dataset(store, cfg, show_progress)
+        clients = _clients(stack, cli, cli.store_url, Path(".atom/logs"))
+        ctx = RunContext(cfg=cfg, store=store, clients=clients, manifest=manifest, show_progress=show_progress,
+                         dataset=dataset)
+        ctx.base_model = bootstrap.ensure_base_model(store, cfg, dataset, show_progress)
+        wanted = [only] if only else list(STAGES[: STAGES.index(until) + 1])
+
+        def need(stage: str, prev: str) -> dict:
+            if prev not in wanted and manifest.stage(prev).get("state") != "done":
+                raise StageNotReady(stage, prev)
+            return manifest.outputs(prev)
+
+        out: dict[str, dict] = {}
+        for stage in wanted:
+            if stage == "prompts":
+                out["prompts"] = stages.compose_prompts(ctx)
+            elif stage == "generate":
+                out["generate"] = stages.generate_stage(ctx, out.get("prompts") or need(stage, "prompts"))
+            elif stage == "render":
+                out["render"] = stages.render_stage(ctx, out.get("generate") or need(stage, "generate"))
+            elif stage == "judge":
+                out["judge"] = stages.judge_stage(ctx, out.get("prompts") or need(stage, "prompts"),
+                                                  out.get("generate") or need(stage, "generate"),
+                                                  out.get("render") or need(stage, "render"))
+                metrics.judge_cost.labels(cfg.run).set(out["judge"].get("cost_usd", 0.0))
+                metrics.judge_calls.labels(cfg.run).set(out["judge"].get("paid_calls", 0))
+            elif stage == "pairs":
+                out["pairs"] = stages.pairs_stage(ctx, out.get("prompts") or need(stage, "prompts"),
+                                                  out.get("judge") or need(stage, "judge"))
+            elif stage == "train":
+                out["train"] = stages.train_stage(ctx, out.get("pairs") or need(stage, "pairs"))
+            elif stage == "evaluate":
+                ctx.evaluator_model = bootstrap.ensure_evaluator(store, cfg, dataset, show_progress)
+                out["evaluate"] = stages.evaluate_stage(ctx, out.get("prompts") or need(stage, "prompts"),
+                                                        out.get("train") or need(stage, "train"), general_texts(ctx))
+        ctx.summary["stages"] = out
+        ctx.summary["seconds"] = round(time.monotonic() - t0, 1)
+        metrics.push(cfg.run)
+        return ctx
+
+
+def print_summary(ctx: RunContext) -> None:
+    out = ctx.summary.get("stages", {})
+    echo = click.echo
+    echo("")
+    echo(f"run '{ctx.run}' (seed {ctx.cfg.seed}) in {ctx.summary.get('seconds', 0):.0f}s; store {ctx.store.url}")
+    if "prompts" in out:
+        echo(f"  prompts   {out['prompts']['items']} training ({out['prompts']['per_task']}), "
+             f"{out['prompts']['eval_items']} held-out")
+    if "generate" in out:
+        echo(f"  generate  {out['generate']['items']} motions ({out['generate']['unique_motions']} distinct)")
+    if "render" in out:
+        echo(f"  render    {out['render']['items']} motions rendered -> {out['render']['renders']}")
+    if "judge" in out:
+        j = out["judge"]
+        echo(f"  judge     {j['scored']} scored, {j['errors']} errors, {j['paid_calls']} paid calls, "
+             f"{j['cache_hits']} cache hits, {j['prompt_tokens'] + j['completion_tokens']} tokens, ${j['cost_usd']:.4f}")
+    if "pairs" in out:
+        echo(f"  pairs     {out['pairs']['items']} pairs {out['pairs']['pairs_per_task']} -> {out['pairs']['pairs']}")
+    if "train" in out:
+        t = out["train"]
+        echo(f"  train     {t['items']} steps, final loss {t['final_loss']:.4f}, margin {t['final_margin']:.3f}, "
+             f"accuracy {t['final_accuracy']:.2f} -> {t['adapter']}")
+    if "evaluate" in out:
+        e = out["evaluate"]
+        echo(f"  evaluate  report -> {e['report_md']} (+ {e['report_json']}, {len(e['plots'])} plots)")
+        echo("")
+        echo(ctx.store.get_bytes(e["report_md"]).decode())

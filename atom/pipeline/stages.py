@@ -1,0 +1,325 @@
+"""The seven stages of AToM, each through a service's gRPC API. Every stage reads its inputs from
+the store, writes its outputs to the store, and records them in the run manifest."""
+
+from __future__ import annotations
+
+import logging
+
+from atom.pipeline.context import RunContext, from_dict, to_dict
+from atom.pipeline.fanout import FanOut
+from atom.v1 import (common_pb2, evaluator_pb2, generator_pb2, judge_pb2, renderer_pb2, trainer_pb2)
+
+log = logging.getLogger("atom.pipeline")
+
+
+# --- 1. prompts --------------------------------------------------------------------------------
+def compose_prompts(ctx: RunContext) -> dict:
+    cfg = ctx.cfg
+    with ctx.stage("prompts", cfg.digest("prompts")) as box:
+        if box["skip"]:
+            return box["outputs"]
+        judge = ctx.clients["judge"]
+        train = judge.call("ComposePrompts", judge_pb2.ComposePromptsRequest(
+            tasks=cfg.prompts.tasks, per_task=cfg.prompts.per_task, seed=cfg.seed, backend=cfg.prompts.backend),
+            timeout=600).prompts
+        seen = {p.text.lower() for p in train}
+        # Held-out prompts: another seed, and none whose text the training set already has.
+        held = judge.call("ComposePrompts", judge_pb2.ComposePromptsRequest(
+            tasks=cfg.prompts.tasks, per_task=cfg.prompts.eval_per_task * 2, seed=cfg.seed + 1_000_003,
+            backend=cfg.prompts.backend), timeout=600).prompts
+        per_task: dict[str, int] = {}
+        eval_prompts = []
+        for p in held:
+            if p.text.lower() in seen or per_task.get(p.task, 0) >= cfg.prompts.eval_per_task:
+                continue
+            per_task[p.task] = per_task.get(p.task, 0) + 1
+            eval_prompts.append(p)
+        ctx.store.put_jsonl(ctx.key("prompts.jsonl"), [to_dict(p) for p in train])
+        ctx.store.put_jsonl(ctx.key("eval-prompts.jsonl"), [to_dict(p) for p in eval_prompts])
+        counts = {t: sum(p.task == t for p in train) for t in cfg.prompts.tasks}
+        box["outputs"] = {"train": ctx.key("prompts.jsonl"), "eval": ctx.key("eval-prompts.jsonl"),
+                          "items": len(train), "per_task": counts, "eval_items": len(eval_prompts)}
+        return box["outputs"]
+
+
+def load_prompts(ctx: RunContext, key: str) -> list[common_pb2.Prompt]:
+    return [from_dict(d, common_pb2.Prompt) for d in ctx.store.get_jsonl(key)]
+
+
+# --- 2. generate -------------------------------------------------------------------------------
+def generate_motions(ctx: RunContext, prompts: list[common_pb2.Prompt], samples: int, adapter: str = "",
+                     label: str = "generate", seed: int | None = None) -> list[dict]:
+    """Motions for every (prompt, sample). Returns rows {prompt_id, sample_index, sample_seed, motion, ...}
+    in prompt order. Work already in the store comes back as cached; nothing is generated twice."""
+    cfg = ctx.cfg
+    gen = cfg.generate
+    sampling = generator_pb2.SamplingParams(temperature=gen.temperature, top_k=gen.top_k, top_p=gen.top_p,
+                                            max_length=gen.max_length)
+    model = common_pb2.ModelRef(base=ctx.base_model, adapter=adapter)
+    bar = ctx.progress(label, len(prompts) * samples)
+
+    def call(chunk):
+        req = generator_pb2.GenerateRequest(prompts=chunk, samples_per_prompt=samples, model=model,
+                                            sampling=sampling, seed=cfg.seed if seed is None else seed)
+        return ctx.clients["generator"].stream("Generate", req, timeout=3600)
+
+    fan = FanOut(call=call, expected=lambda p: [(p.prompt_id, i) for i in range(samples)],
+                 result_key=lambda m: (m.prompt_id, m.sample_index), chunk_size=gen.batch_prompts,
+                 concurrency=gen.concurrency * len(ctx.clients["generator"].addresses),
+                 on_result=lambda _m: bar.advance())
+    try:
+        results = fan.run(prompts)
+    finally:
+        bar.close()
+    rows = []
+    for p in prompts:
+        for i in range(samples):
+            m = results[(p.prompt_id, i)]
+            rows.append({"prompt_id": p.prompt_id, "text": p.text, "task": p.task, "sample_index": i,
+                         "sample_seed": m.sample_seed, "motion": m.motion.key, "num_frames": m.num_frames,
+                         "num_tokens": m.num_tokens, "model_id": m.model_id})
+    ctx.summary.setdefault("fanout", {})[label] = {"requests": fan.stats.requests, "resent": fan.stats.resent_items,
+                                                  "duplicates": fan.stats.duplicates}
+    return rows
+
+
+def generate_stage(ctx: RunContext, prompts_out: dict) -> dict:
+    cfg = ctx.cfg
+    with ctx.stage("generate", cfg.digest("prompts", "generate", "model", "world") + ctx.base_model) as box:
+        if box["skip"]:
+            return box["outputs"]
+        prompts = load_prompts(ctx, prompts_out["train"])
+        rows = generate_motions(ctx, prompts, cfg.generate.samples_per_prompt)
+        ctx.store.put_jsonl(ctx.key("motions.jsonl"), rows)
+        box["outputs"] = {"motions": ctx.key("motions.jsonl"), "items": len(rows),
+                          "unique_motions": len({r["motion"] for r in rows})}
+        return box["outputs"]
+
+
+# --- 3. render ---------------------------------------------------------------------------------
+def render_options(ctx: RunContext, form: str | None = None) -> renderer_pb2.RenderOptions:
+    r = ctx.cfg.render
+    return renderer_pb2.RenderOptions(form=form or r.form, interval=r.interval, width=r.size, height=r.size,
+                                      style=r.style, camera="follow")
+
+
+def render_motions(ctx: RunContext, motion_keys: list[str], form: str | None = None, label: str = "render") -> dict:
+    options = render_options(ctx, form)
+    bar = ctx.progress(label, len(motion_keys))
+
+    def call(chunk):
+        req = renderer_pb2.RenderRequest(motions=[common_pb2.ArtifactRef(key=k) for k in chunk], options=options)
+        return ctx.clients["renderer"].stream("Render", req, timeout=3600)
+
+    fan = FanOut(call=call, expected=lambda k: [k], result_key=lambda r: r.motion.key, chunk_size=8,
+                 concurrency=2 * len(ctx.clients["renderer"].addresses), on_result=lambda _r: bar.advance())
+    try:
+        results = fan.run(list(dict.fromkeys(motion_keys)))
+    finally:
+        bar.close()
+    return {k: {"images": [i.key for i in r.images], "frames": list(r.frame_indices), "render_key": r.render_key}
+            for k, r in results.items()}
+
+
+def render_stage(ctx: RunContext, gen_out: dict) -> dict:
+    cfg = ctx.cfg
+    with ctx.stage("render", gen_out["motions"] + cfg.digest("render", "judge")) as box:
+        if box["skip"]:
+            return box["outputs"]
+        rows = ctx.store.get_jsonl(gen_out["motions"])
+        keys = list(dict.fromkeys(r["motion"] for r in rows))
+        if cfg.judge.backend != "vlm":
+            # The kinematic judge reads joints; render a few motions so people can look at them.
+            keys = keys[: cfg.render.people_samples]
+        renders = render_motions(ctx, keys)
+        videos = render_motions(ctx, keys[:3], form="video", label="video")
+        ctx.store.put_json(ctx.key("renders.json"), {"form": cfg.render.form, "renders": renders, "videos": videos})
+        box["outputs"] = {"renders": ctx.key("renders.json"), "items": len(renders)}
+        return box["outputs"]
+
+
+# --- 4. judge ----------------------------------------------------------------------------------
+def judge_config(ctx: RunContext) -> judge_pb2.JudgeConfig:
+    j = ctx.cfg.judge
+    return judge_pb2.JudgeConfig(backend=j.backend, model=j.model, form=ctx.cfg.render.form,
+                                 interval=ctx.cfg.render.interval, budget_usd=j.budget_usd)
+
+
+def judge_motions(ctx: RunContext, rows: list[dict], prompts: dict[str, common_pb2.Prompt],
+                  renders: dict | None = None, label: str = "judge") -> dict[str, judge_pb2.Judgement]:
+    """Judgements keyed by item id '<prompt_id>:<motion>' (the same motion for the same prompt is
+    one question, asked once)."""
+    items = {}
+    for r in rows:
+        item_id = f"{r['prompt_id']}:{r['motion']}"
+        images = [common_pb2.ArtifactRef(key=k) for k in (renders or {}).get(r["motion"], {}).get("images", [])]
+        items[item_id] = judge_pb2.ScoreItem(item_id=item_id, prompt=prompts[r["prompt_id"]],
+                                             motion=common_pb2.ArtifactRef(key=r["motion"]), images=images)
+    config = judge_config(ctx)
+    bar = ctx.progress(label, len(items))
+
+    def call(chunk):
+        return ctx.clients["judge"].stream("Score", judge_pb2.ScoreRequest(items=chunk, judge=config), timeout=3600)
+
+    fan = FanOut(call=call, expected=lambda it: [it.item_id], result_key=lambda j: j.item_id,
+                 chunk_size=ctx.cfg.judge.batch, concurrency=2 * len(ctx.clients["judge"].addresses),
+                 on_result=lambda _j: bar.advance())
+    try:
+        return fan.run(list(items.values()))
+    finally:
+        bar.close()
+
+
+def judgement_summary(judgements) -> dict:
+    js = list(judgements)
+    return {"items": len(js), "scored": sum(j.ok for j in js), "errors": sum(not j.ok for j in js),
+            "paid_calls": sum((not j.cache_hit) and j.ok and j.cost_usd > 0 for j in js),
+            "cache_hits": sum(j.cache_hit for j in js),
+            "prompt_tokens": sum(j.prompt_tokens for j in js), "completion_tokens": sum(j.completion_tokens for j in js),
+            "cost_usd": round(sum(j.cost_usd for j in js if not j.cache_hit), 6)}
+
+
+def judge_stage(ctx: RunContext, prompts_out: dict, gen_out: dict, render_out: dict) -> dict:
+    cfg = ctx.cfg
+    with ctx.stage("judge", gen_out["motions"] + cfg.digest("judge", "render")) as box:
+        if box["skip"]:
+            return box["outputs"]
+        prompts = {p.prompt_id: p for p in load_prompts(ctx, prompts_out["train"])}
+        rows = ctx.store.get_jsonl(gen_out["motions"])
+        renders = ctx.store.get_json(render_out["renders"])["renders"] if cfg.judge.backend == "vlm" else None
+        judgements = judge_motions(ctx, rows, prompts, renders)
+        out = []
+        for r in rows:
+            j = judgements[f"{r['prompt_id']}:{r['motion']}"]
+            out.append({**r, "ok": j.ok, "score": j.score if j.ok else None, "rationale": j.rationale,
+                        "judge_id": j.judge_id, "error": j.error})
+        ctx.store.put_jsonl(ctx.key("judgements.jsonl"), out)
+        box["outputs"] = {"judgements": ctx.key("judgements.jsonl"), **judgement_summary(judgements.values())}
+        return box["outputs"]
+
+
+# --- 5. pairs ----------------------------------------------------------------------------------
+def pairs_stage(ctx: RunContext, prompts_out: dict, judge_out: dict) -> dict:
+    cfg = ctx.cfg
+    with ctx.stage("pairs", judge_out["judgements"] + cfg.digest("pairs")) as box:
+        if box["skip"]:
+            return box["outputs"]
+        prompts = {p.prompt_id: p for p in load_prompts(ctx, prompts_out["train"])}
+        records = []
+        for r in ctx.store.get_jsonl(judge_out["judgements"]):
+            if not r["ok"]:
+                continue  # no score, no preference: never a guessed score
+            p = prompts[r["prompt_id"]]
+            records.append({"prompt_id": r["prompt_id"], "prompt": r["text"], "task": r["task"],
+                            "labels": to_dict(p.labels), "motion": r["motion"], "score": r["score"],
+                            "judge_id": r["judge_id"], "rationale": r["rationale"], "sample_index": r["sample_index"]})
+        dataset_key = f"datasets/{ctx.run}/motionprefer.jsonl"
+        ctx.store.put_jsonl(dataset_key, records)
+        resp = ctx.clients["trainer"].call("BuildPairs", trainer_pb2.BuildPairsRequest(
+            dataset=common_pb2.ArtifactRef(key=dataset_key), theta=cfg.pairs.theta,
+            no_score_filter=not cfg.pairs.score_filter, min_chosen_score=cfg.pairs.min_chosen_score,
+            mixed_size=cfg.pairs.mixed_size, seed=cfg.seed, output_prefix=f"datasets/{ctx.run}"), timeout=600)
+        sets = {ref.key.rsplit("/", 1)[-1]: ref.key for ref in resp.pair_sets}
+        mixed = next((k for name, k in sets.items() if "mixed" in name), None)
+        if mixed is None:
+            raise RuntimeError(f"trainer returned no mixed pair set (got {sorted(sets)})")
+        box["outputs"] = {"dataset": dataset_key, "pairs": mixed, "pair_sets": sets,
+                          "items": int(sum(resp.pairs_per_task.values())),
+                          "pairs_per_task": dict(resp.pairs_per_task), "prompts_per_task": dict(resp.prompts_per_task),
+                          "motions_per_task": dict(resp.motions_per_task)}
+        return box["outputs"]
+
+
+# --- 6. train ----------------------------------------------------------------------------------
+def training_config(ctx: RunContext) -> trainer_pb2.TrainingConfig:
+    t = ctx.cfg.train
+    return trainer_pb2.TrainingConfig(
+        algorithm=t.algorithm, beta=t.beta, learning_rate=t.learning_rate, batch_size=t.batch_size, epochs=t.epochs,
+        max_steps=t.max_steps, lora_r=t.lora_r, lora_alpha=t.lora_alpha,
+        lora_dropout=t.lora_dropout if t.lora_dropout > 0 else -1.0, target_modules=t.target_modules,
+        seed=ctx.cfg.seed, scheduler="cosine")
+
+
+def train_stage(ctx: RunContext, pairs_out: dict) -> dict:
+    cfg = ctx.cfg
+    with ctx.stage("train", pairs_out["pairs"] + cfg.digest("train") + ctx.base_model) as box:
+        if box["skip"]:
+            return box["outputs"]
+        trainer = ctx.clients["trainer"]
+        job = trainer.call("StartTraining", trainer_pb2.StartTrainingRequest(
+            base=common_pb2.ModelRef(base=ctx.base_model), pairs=common_pb2.ArtifactRef(key=pairs_out["pairs"]),
+            config=training_config(ctx), output_prefix=f"models/{ctx.run}"), timeout=120)
+        bar = ctx.progress("train", max(job.metrics.total_steps, 1))
+        last_step = job.metrics.step
+        bar.advance(last_step)
+        final = job
+        try:
+            for event in trainer.stream("WatchJob", trainer_pb2.JobRef(job_id=job.job_id), timeout=24 * 3600):
+                final = event.job
+                if final.metrics.total_steps and bar.total != final.metrics.total_steps:
+                    bar.total = final.metrics.total_steps
+                if final.metrics.step > last_step:
+                    bar.advance(final.metrics.step - last_step)
+                    last_step = final.metrics.step
+                if final.state in (common_pb2.JOB_STATE_SUCCEEDED, common_pb2.JOB_STATE_FAILED,
+                                   common_pb2.JOB_STATE_CANCELLED):
+                    break
+        finally:
+            bar.close()
+        if final.state != common_pb2.JOB_STATE_SUCCEEDED:
+            raise RuntimeError(f"training job {job.job_id} ended {common_pb2.JobState.Name(final.state)}: {final.error}")
+        m = final.metrics
+        box["outputs"] = {"job_id": job.job_id, "adapter": final.adapter.key, "items": int(m.step),
+                          "final_loss": m.loss, "final_margin": m.margin, "final_accuracy": m.accuracy,
+                          "resumed": final.resumed}
+        return box["outputs"]
+
+
+# --- 7. evaluate -------------------------------------------------------------------------------
+def evaluate_stage(ctx: RunContext, prompts_out: dict, train_out: dict, general_texts: list[common_pb2.Prompt]) -> dict:
+    """Held-out prompts judged for base and tuned, plus HumanML3D-style metrics on the test split."""
+    cfg = ctx.cfg
+    inputs = prompts_out["eval"] + train_out["adapter"] + cfg.digest("eval", "judge", "generate") + ctx.base_model
+    with ctx.stage("evaluate", inputs) as box:
+        if box["skip"]:
+            return box["outputs"]
+        eval_prompts = load_prompts(ctx, prompts_out["eval"])
+        by_id = {p.prompt_id: p for p in eval_prompts + general_texts}
+        models = {"base": "", "atom": train_out["adapter"]}
+        refs = []
+        judged_summary = {}
+        for name, adapter in models.items():
+            # The same seeds for both models: differences come from the weights, not the dice.
+            rows = generate_motions(ctx, eval_prompts, cfg.generate.eval_samples_per_prompt, adapter,
+                                    label=f"gen-{name}", seed=cfg.seed + 7)
+            judgements = judge_motions(ctx, rows, by_id, label=f"judge-{name}")
+            judged_summary[name] = judgement_summary(judgements.values())
+            samples = []
+            for r in rows:
+                j = judgements[f"{r['prompt_id']}:{r['motion']}"]
+                samples.append({**r, "kind": "judge", "score": j.score if j.ok else None})
+            if general_texts:
+                grows = generate_motions(ctx, general_texts, 1, adapter, label=f"gen-gt-{name}", seed=cfg.seed + 11)
+                samples += [{**r, "kind": "general"} for r in grows]
+                mm = general_texts[: cfg.eval.mm_texts]
+                if cfg.eval.mm_samples > 1 and mm:
+                    mrows = generate_motions(ctx, mm, cfg.eval.mm_samples, adapter, label=f"gen-mm-{name}",
+                                             seed=cfg.seed + 13)
+                    samples += [{**r, "kind": "multimodality"} for r in mrows]
+            key = ctx.key(f"eval-samples-{name}.jsonl")
+            ctx.store.put_jsonl(key, samples)
+            refs.append(evaluator_pb2.ModelSamples(name=name, samples=common_pb2.ArtifactRef(key=key)))
+        evaluator = cfg.eval.evaluator if cfg.eval.evaluator != "embedded" else f"embedded:{ctx.evaluator_model}"
+        report = None
+        for event in ctx.clients["evaluator"].stream("Evaluate", evaluator_pb2.EvaluateRequest(
+                models=refs, dataset=ctx.dataset, split="test", evaluator=evaluator,
+                replications=cfg.eval.replications, seed=cfg.seed, output_prefix=f"reports/{ctx.run}",
+                baseline="base"), timeout=3600):
+            if event.HasField("report"):
+                report = event.report
+        if report is None:
+            raise RuntimeError("the evaluator finished without a report")
+        box["outputs"] = {"report_json": report.json.key, "report_md": report.markdown.key,
+                          "plots": [p.key for p in report.plots], "items": len(refs),
+                          "judge": judged_summary}
+        return box["outputs"]
