@@ -1,0 +1,323 @@
+"""The VLM judge: rendered frames + prompt + task rules to any OpenAI-compatible chat endpoint,
+one strict score back.
+
+Per question: cache lookup (judgements/<key>.json; a hit costs nothing) -> budget reservation of
+the call's estimated cost (refused with BudgetExceeded before anything is sent if it could pass
+the cap) -> rate limits (requests and tokens per minute) -> concurrency limit -> the HTTP call,
+with our own counted retries on 429 / 5xx / timeouts -> strict reply parsing -> cache record.
+
+`score_batch` yields judgements in input order (workers run ahead concurrently; a slow first
+item delays what is yielded, not what is computed). A batch that runs out of budget yields what
+finished plus error_kind='budget' judgements for the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterable, Iterator, Sequence
+
+import openai
+
+from atom.store import ArtifactStore, StoreError
+from services.judge.budget import BudgetExceeded, BudgetLedger, CostModel, Reservation, TokenBucket
+from services.judge.cache import JudgementCache, cache_key, frame_hashes
+from services.judge.client import (
+    JudgeConfigError,
+    JudgeRequestError,
+    JudgeUnavailable,
+    Retrier,
+    RetryPolicy,
+    install_log_redaction,
+    make_client,
+    redact,
+    remove_log_redaction,
+    resolve_api_key,
+)
+from services.judge.instructions import INSTRUCTION_VERSION, build_messages, response_format, text_bytes
+from services.judge.parse import JudgeReplyError, parse_reply
+from services.judge.records import JudgeInputError, JudgeItem, Judgement
+
+log = logging.getLogger(__name__)
+
+_FORMAT_FALLBACK = {"json_schema": "json_object", "json_object": "none"}
+
+Progress = Callable[[int, int, Judgement], None]
+
+
+@dataclass(frozen=True)
+class VLMConfig:
+    model: str = "gpt-4o"
+    base_url: str | None = None  # None: OpenAI; else any OpenAI-compatible endpoint (vLLM, Ollama, ...)
+    key_file: str | None = None
+    allow_no_key: bool = False  # self-hosted endpoints without auth
+    timeout_s: float = 60.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    seed: int = 0  # seeds the backoff jitter
+    concurrency: int = 4
+    requests_per_minute: float | None = None
+    tokens_per_minute: float | None = None
+    cost: CostModel = field(default_factory=CostModel)
+    budget_usd: float | None = None  # cap over this judge's lifetime; a batch can add its own
+    response_format: str = "json_schema"  # json_schema | json_object | none; falls back on a 400
+    image_detail: str = "auto"
+    temperature: float | None = 0.0
+    max_tokens_param: str = "max_completion_tokens"  # older servers only know "max_tokens"
+    charge_timeouts: bool = True  # a timed-out call may still be billed: count its estimate
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise JudgeConfigError(f"concurrency must be >= 1, got {self.concurrency}")
+        if self.timeout_s <= 0:
+            raise JudgeConfigError(f"timeout_s must be > 0, got {self.timeout_s}")
+        if self.response_format not in ("json_schema", "json_object", "none"):
+            raise JudgeConfigError(f"response_format must be json_schema, json_object or none, got "
+                                   f"{self.response_format!r}")
+        if self.max_tokens_param not in ("max_completion_tokens", "max_tokens"):
+            raise JudgeConfigError("max_tokens_param must be max_completion_tokens or max_tokens")
+
+
+@dataclass
+class JudgeStats:
+    http_calls: int = 0
+    retries: int = 0
+    cache_hits: int = 0
+    reply_errors: int = 0
+    budget_refusals: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    spent_usd: float = 0.0
+
+
+class VLMJudge:
+    def __init__(self, config: VLMConfig, store: ArtifactStore | None = None, *,
+                 client: openai.OpenAI | None = None, env: dict | None = None,
+                 sleep: Callable[[float], None] | None = None):
+        self.config = config
+        self._secret = resolve_api_key(config.key_file, env, required=not config.allow_no_key)
+        self._log_filter = install_log_redaction(self._secret)
+        self._client = client or make_client(config.base_url, self._secret, config.timeout_s)
+        self.cache = JudgementCache(store) if store is not None else None
+        self.ledger = BudgetLedger(config.budget_usd)
+        # The buckets always wait in real time (`sleep` only replaces the retry backoff's waits).
+        self.rpm = TokenBucket(config.requests_per_minute)
+        self.tpm = TokenBucket(config.tokens_per_minute)
+        self._sem = threading.BoundedSemaphore(config.concurrency)
+        self.retrier = Retrier(config.retry, config.seed, sleep, self._secret, on_retry=lambda: self._count(retries=1))
+        self.stats = JudgeStats()
+        self._lock = threading.Lock()
+        self._format_mode = config.response_format
+
+    @property
+    def judge_id(self) -> str:
+        return f"vlm:{self.config.model}:{INSTRUCTION_VERSION}"
+
+    def __repr__(self) -> str:
+        return f"VLMJudge(model={self.config.model!r}, base_url={self.config.base_url!r}, key=***)"
+
+    def close(self) -> None:
+        remove_log_redaction(self._log_filter)
+        self._client.close()
+
+    def __enter__(self) -> "VLMJudge":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- keys -------------------------------------------------------------------------------
+    def key_for(self, item: JudgeItem) -> str:
+        return cache_key(self.config.model, INSTRUCTION_VERSION, item.prompt.task, item.prompt.text,
+                         frame_hashes(item.images), item.form, item.interval)
+
+    # -- one question -----------------------------------------------------------------------
+    def _count(self, **kw) -> None:
+        with self._lock:
+            for k, v in kw.items():
+                setattr(self.stats, k, getattr(self.stats, k) + v)
+
+    def _fail(self, item: JudgeItem, kind: str, message: str, **kw) -> Judgement:
+        return Judgement(item.item_id, None, "", self.judge_id, error=redact(message, self._secret),
+                         error_kind=kind, **kw)
+
+    def score(self, item: JudgeItem, ledgers: Sequence[BudgetLedger] | None = None) -> Judgement:
+        """Judge one item. Never raises for a judging failure: the Judgement's error says why."""
+        ledgers = list(ledgers) if ledgers is not None else [self.ledger]
+        try:
+            item.check_images()
+        except JudgeInputError as exc:
+            return self._fail(item, "input", str(exc))
+        key = self.key_for(item)
+        record_key = self.cache.record_key(key) if self.cache else ""
+        if self.cache is not None:
+            rec = self.cache.get(key)
+            if rec is not None:
+                self._count(cache_hits=1)
+                return Judgement(item.item_id, int(rec["score"]), rec.get("rationale", ""), self.judge_id,
+                                 cache_hit=True, cache_key=key, record_key=record_key,
+                                 extra={"original_cost_usd": rec.get("cost_usd", 0.0)})
+        try:
+            reply, usage, attempts, spent = self._ask(item, ledgers)
+        except BudgetExceeded as exc:
+            self._count(budget_refusals=1)
+            return self._fail(item, "budget", str(exc), cache_key=key,
+                              attempts=getattr(exc, "attempts", 0), cost_usd=getattr(exc, "spent", 0.0))
+        except JudgeUnavailable as exc:
+            return self._fail(item, "unavailable", str(exc), attempts=exc.attempts, cache_key=key,
+                              cost_usd=getattr(exc, "spent", 0.0))
+        except JudgeRequestError as exc:
+            return self._fail(item, "auth" if exc.auth else "request", str(exc), attempts=exc.attempts,
+                              cache_key=key, cost_usd=getattr(exc, "spent", 0.0))
+        p_tok, c_tok = usage
+        base = dict(judge_id=self.judge_id, prompt_tokens=p_tok, completion_tokens=c_tok, cost_usd=spent,
+                    attempts=attempts, cache_key=key)
+        record = {
+            "key": key, "judge_id": self.judge_id, "model": self.config.model,
+            "instruction_version": INSTRUCTION_VERSION, "task": item.prompt.task,
+            "prompt_id": item.prompt.prompt_id, "prompt_text": item.prompt.text,
+            "labels": item.prompt.labels.to_dict(), "form": item.form, "interval": item.interval,
+            "frame_hashes": frame_hashes(item.images), "prompt_tokens": p_tok, "completion_tokens": c_tok,
+            "cost_usd": spent, "reply": redact(reply or "", self._secret)[:4000], "created_unix": time.time(),
+        }
+        try:
+            score, rationale = parse_reply(reply, item.prompt.task)
+        except JudgeReplyError as exc:
+            self._count(reply_errors=1)
+            record.update(score=None, rationale="", error=str(exc))
+            self._save(key, record)  # kept for audit; a record without a score is re-asked next time
+            return Judgement(item.item_id, None, "", error=redact(f"unreadable reply: {exc}", self._secret),
+                             error_kind="reply", record_key=record_key, extra={"reply": record["reply"][:500]},
+                             **base)
+        record.update(score=score, rationale=rationale, error="")
+        self._save(key, record)
+        return Judgement(item.item_id, score, rationale, record_key=record_key, **base)
+
+    def _save(self, key: str, record: dict) -> None:
+        if self.cache is None:
+            return
+        try:
+            self.cache.put(key, record)
+        except StoreError as exc:  # the answer is still good; only the reuse is lost
+            log.warning("could not cache judgement %s: %s", key, exc)
+
+    def _reserve(self, ledgers: Sequence[BudgetLedger], usd: float) -> list[tuple[BudgetLedger, Reservation]]:
+        held = []
+        try:
+            for led in ledgers:
+                held.append((led, led.reserve(usd)))
+        except BudgetExceeded:
+            for led, res in held:
+                led.release(res)
+            raise
+        return held
+
+    def _ask(self, item: JudgeItem, ledgers: Sequence[BudgetLedger]):
+        """(reply text, (prompt tokens, completion tokens), HTTP calls made, usd spent) or raises;
+        raised errors carry .attempts and .spent."""
+        cfg = self.config
+        spent = 0.0
+        made = 0  # HTTP calls for this item, over retries and format fallbacks
+        while True:
+            mode = self._format_mode
+            messages = build_messages(item.prompt.task, item.prompt.text, item.images, item.form, item.interval,
+                                      cfg.image_detail)
+            est_p, est_c, est_usd = cfg.cost.estimate(text_bytes(messages), len(item.images), len(messages))
+            kwargs: dict = {"model": cfg.model, "messages": messages, cfg.max_tokens_param: est_c}
+            if cfg.temperature is not None:
+                kwargs["temperature"] = cfg.temperature
+            rf = response_format(item.prompt.task, mode)
+            if rf is not None:
+                kwargs["response_format"] = rf
+
+            def attempt(n: int):
+                nonlocal spent, made
+                held = self._reserve(ledgers, est_usd)
+                self.rpm.acquire(1)
+                self.tpm.acquire(est_p + est_c)
+                with self._sem:
+                    self._count(http_calls=1)
+                    made += 1
+                    try:
+                        resp = self._client.chat.completions.create(**kwargs)
+                    except openai.APITimeoutError:
+                        charge = est_usd if cfg.charge_timeouts else 0.0
+                        for led, res in held:
+                            led.settle(res, charge)
+                        spent += charge
+                        self._count(spent_usd=charge)
+                        raise
+                    except BaseException:
+                        for led, res in held:
+                            led.release(res)
+                        raise
+                usage = resp.usage
+                if usage is not None and usage.prompt_tokens is not None:
+                    p_tok, c_tok = int(usage.prompt_tokens), int(usage.completion_tokens or 0)
+                    usd = cfg.cost.cost(p_tok, c_tok)
+                else:  # no usage reported: assume the bound was spent
+                    p_tok, c_tok, usd = est_p, est_c, est_usd
+                for led, res in held:
+                    led.settle(res, usd)
+                self.tpm.give_back(est_p + est_c - p_tok - c_tok)
+                spent += usd
+                self._count(prompt_tokens=p_tok, completion_tokens=c_tok, spent_usd=usd)
+                content = resp.choices[0].message.content if resp.choices else None
+                return content, (p_tok, c_tok)
+
+            try:
+                (content, usage), _ = self.retrier.run(attempt)
+            except (BudgetExceeded, JudgeUnavailable, JudgeRequestError) as exc:
+                exc.attempts, exc.spent = made, spent  # type: ignore[union-attr]
+                if not isinstance(exc, JudgeRequestError):
+                    raise
+                fallback = _FORMAT_FALLBACK.get(mode)
+                if exc.status == 400 and fallback and "response_format" in str(exc):
+                    # The endpoint does not support this structured-output mode: step down once
+                    # for the whole judge and ask again; the strict parser still guards the score.
+                    log.warning("endpoint refused response_format=%s; falling back to %s", mode, fallback)
+                    with self._lock:
+                        if self._format_mode == mode:
+                            self._format_mode = fallback
+                    continue
+                raise
+            return content, usage, made, spent
+
+    # -- batches ----------------------------------------------------------------------------
+    def score_batch(self, items: Iterable[JudgeItem], progress: Progress | None = None,
+                    budget_usd: float | None = None) -> Iterator[Judgement]:
+        """Judge many items concurrently; yields one Judgement per item, in input order.
+
+        budget_usd caps this batch's new spend (on top of the judge's lifetime cap). Items that
+        ask the same question (same cache key) are asked once; the others get a copy marked as a
+        cache hit with no cost. Closing the iterator early cancels the items not yet started."""
+        items = list(items)
+        ledgers = [self.ledger] + ([BudgetLedger(budget_usd)] if budget_usd is not None else [])
+        pool = ThreadPoolExecutor(max_workers=self.config.concurrency, thread_name_prefix="vlm-judge")
+        plan: list[tuple[bool, Future]] = []
+        first: dict[str, Future] = {}
+        try:
+            for it in items:
+                try:
+                    key = self.key_for(it)
+                except Exception:  # bad images: score() reports it as an input error
+                    key = None
+                if key is not None and key in first:
+                    plan.append((True, first[key]))
+                    continue
+                fut = pool.submit(self.score, it, ledgers)
+                if key is not None:
+                    first[key] = fut
+                plan.append((False, fut))
+            for i, ((dup, fut), it) in enumerate(zip(plan, items), 1):
+                j = fut.result()
+                if dup:
+                    j = replace(j, item_id=it.item_id, cache_hit=j.ok, cost_usd=0.0, prompt_tokens=0,
+                                completion_tokens=0, attempts=0, extra=dict(j.extra, duplicate_of=j.item_id))
+                if progress is not None:
+                    progress(i, len(items), j)
+                yield j
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
