@@ -211,8 +211,8 @@ def pairs_stage(ctx: RunContext, prompts_out: dict, judge_out: dict) -> dict:
                 continue  # no score, no preference: never a guessed score
             p = prompts[r["prompt_id"]]
             records.append({"prompt_id": r["prompt_id"], "prompt": r["text"], "task": r["task"],
-                            "labels": to_dict(p.labels), "motion": r["motion"], "score": r["score"],
-                            "judge_id": r["judge_id"], "rationale": r["rationale"], "sample_index": r["sample_index"]})
+                            "labels": to_dict(p.labels), "motion_key": r["motion"], "score": r["score"],
+                            "judge_id": r["judge_id"], "rationale": r["rationale"]})
         dataset_key = f"datasets/{ctx.run}/motionprefer.jsonl"
         ctx.store.put_jsonl(dataset_key, records)
         resp = ctx.clients["trainer"].call("BuildPairs", trainer_pb2.BuildPairsRequest(

@@ -1,15 +1,162 @@
-"""The judge's gRPC servicer. RPCs not filled in yet answer UNIMPLEMENTED (the generated base)."""
+"""The judge's gRPC servicer: ComposePrompts and Score (streamed), kinematic or VLM per request.
+
+VLM settings come from the environment so a deployment configures them once:
+ATOM_JUDGE_BASE_URL (any OpenAI-compatible endpoint; empty = OpenAI), ATOM_JUDGE_MODEL,
+ATOM_JUDGE_API_KEY / OPENAI_API_KEY / ATOM_JUDGE_API_KEY_FILE, ATOM_JUDGE_BUDGET_USD (lifetime
+cap of this process), ATOM_JUDGE_CONCURRENCY, ATOM_JUDGE_USD_PER_1K_INPUT / _OUTPUT.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
+
+from atom.motion.events import EventLabel, LabelGroup, check_task
+from atom.motion.record import MotionFormatError, MotionRecord
+from atom.runtime import telemetry
+from atom.runtime.errors import InvalidArgument, require
 from atom.runtime.server import ServiceSpec
 from atom.store import open_store
-from atom.v1 import judge_pb2_grpc
+from atom.v1 import common_pb2, judge_pb2, judge_pb2_grpc
+from services.judge.compose import compose_prompts
+from services.judge.kinematic import KinematicJudge
+from services.judge.records import JudgeItem, Judgement, PromptRecord
+
+log = logging.getLogger("atom.judge")
+
+JUDGE_CALLS = telemetry.counter("atom_judge_calls_total", "Judgements made (cache hits excluded)", ("judge",))
+JUDGE_CACHE_HITS = telemetry.counter("atom_judge_cache_hits_total", "Judgements answered from the cache", ("judge",))
+JUDGE_COST = telemetry.counter("atom_judge_cost_usd_total", "Judge spend in USD", ("judge",))
+JUDGE_TOKENS = telemetry.counter("atom_judge_tokens_total", "Judge tokens", ("judge", "kind"))
+JUDGE_ERRORS = telemetry.counter("atom_judge_errors_total", "Items with no score, by error kind", ("judge", "kind"))
+
+
+def _env(name: str, default: str = "") -> str:
+    # An empty variable (as compose passes unset settings) means "not set".
+    return os.environ.get(name) or default
+
+
+def prompt_from_proto(p: common_pb2.Prompt, field: str) -> PromptRecord:
+    require(bool(p.text.strip()), f"{field}.text", "is empty")
+    try:
+        check_task(p.labels.task or p.task)
+    except ValueError as exc:
+        raise InvalidArgument(f"{field}.labels.task", str(exc)) from None
+    require(len(p.labels.events) > 0, f"{field}.labels.events", "a prompt needs its label group to be judged")
+    labels = LabelGroup(p.labels.task or p.task, tuple(EventLabel(e.event, max(1, e.count)) for e in p.labels.events))
+    return PromptRecord(p.prompt_id, p.text, p.task or labels.task, labels)
+
+
+def prompt_to_proto(p: PromptRecord) -> common_pb2.Prompt:
+    return common_pb2.Prompt(prompt_id=p.prompt_id, text=p.text, task=p.task, labels=common_pb2.LabelGroup(
+        task=p.labels.task, events=[common_pb2.EventLabel(event=e.event, count=e.count) for e in p.labels.events]))
+
+
+def judgement_to_proto(j: Judgement) -> judge_pb2.Judgement:
+    return judge_pb2.Judgement(
+        item_id=j.item_id, ok=j.ok, score=float(j.score) if j.ok else 0.0, rationale=j.rationale, judge_id=j.judge_id,
+        prompt_tokens=j.prompt_tokens, completion_tokens=j.completion_tokens, cost_usd=j.cost_usd,
+        cache_hit=j.cache_hit, error=j.error, record=common_pb2.ArtifactRef(key=j.record_key) if j.record_key else None)
 
 
 class JudgeServicer(judge_pb2_grpc.JudgeServicer):
     def __init__(self, store_url: str):
         self.store = open_store(store_url)
+        self.kinematic = KinematicJudge(self.store)
+        self._vlm = {}
+        self._lock = threading.Lock()
+
+    # -- prompts ------------------------------------------------------------------------------
+    def ComposePrompts(self, request, context):
+        tasks = list(request.tasks) or ["integrity", "temporal", "frequency"]
+        for i, t in enumerate(tasks):
+            try:
+                check_task(t)
+            except ValueError as exc:
+                raise InvalidArgument(f"tasks[{i}]", str(exc)) from None
+        require(0 < request.per_task <= 10_000, "per_task", f"must be within 1..10000, got {request.per_task}")
+        backend = request.backend or "offline"
+        if backend == "offline":
+            prompts = compose_prompts(tasks, request.per_task, request.seed)
+        elif backend == "llm":
+            from services.judge.llm_compose import LLMComposeConfig, LLMComposer
+
+            composer = LLMComposer(LLMComposeConfig(model=request.llm_model or _env("ATOM_JUDGE_MODEL", "gpt-4o"),
+                                                    base_url=_env("ATOM_JUDGE_BASE_URL") or None))
+            result = composer.compose(tasks, request.per_task, request.seed)
+            prompts = result.prompts
+        else:
+            raise InvalidArgument("backend", f"unknown backend {backend!r}; use 'offline' or 'llm'")
+        return judge_pb2.ComposePromptsResponse(prompts=[prompt_to_proto(p) for p in prompts])
+
+    # -- scoring ------------------------------------------------------------------------------
+    def _vlm_judge(self, model: str):
+        from services.judge.budget import CostModel
+        from services.judge.vlm import VLMConfig, VLMJudge
+
+        with self._lock:
+            if model not in self._vlm:
+                cost = CostModel(usd_per_1k_input=float(_env("ATOM_JUDGE_USD_PER_1K_INPUT", "0.0025")),
+                                 usd_per_1k_output=float(_env("ATOM_JUDGE_USD_PER_1K_OUTPUT", "0.01")))
+                budget = _env("ATOM_JUDGE_BUDGET_USD")
+                cfg = VLMConfig(model=model, base_url=_env("ATOM_JUDGE_BASE_URL") or None,
+                                concurrency=int(_env("ATOM_JUDGE_CONCURRENCY", "4")), cost=cost,
+                                budget_usd=float(budget) if budget else None,
+                                allow_no_key=_env("ATOM_JUDGE_ALLOW_NO_KEY") in ("1", "true"))
+                self._vlm[model] = VLMJudge(cfg, self.store)
+            return self._vlm[model]
+
+    def _load_joints(self, key: str, field: str):
+        try:
+            return MotionRecord.from_bytes(self.store.get_bytes(key), key).joints
+        except MotionFormatError as exc:
+            raise InvalidArgument(field, str(exc)) from None
+
+    def Score(self, request, context):
+        cfg = request.judge
+        backend = cfg.backend or "kinematic"
+        require(backend in ("kinematic", "vlm"), "judge.backend", f"unknown judge {backend!r}; use kinematic or vlm")
+        require(len(request.items) > 0, "items", "no items to judge")
+        form = (cfg.form or "frame_by_frame").replace("_", "-")
+        items = []
+        for i, it in enumerate(request.items):
+            field = f"items[{i}]"
+            require(bool(it.item_id), f"{field}.item_id", "is empty")
+            prompt = prompt_from_proto(it.prompt, f"{field}.prompt")
+            if backend == "kinematic":
+                require(bool(it.motion.key), f"{field}.motion.key", "the kinematic judge needs the motion")
+                joints = self._load_joints(it.motion.key, f"{field}.motion")
+                items.append(JudgeItem(it.item_id, prompt, joints=joints))
+            else:
+                require(len(it.images) > 0, f"{field}.images", "the VLM judge needs renders (Renderer.Render) of the motion")
+                images = [self.store.get_bytes(ref.key) for ref in it.images]
+                items.append(JudgeItem(it.item_id, prompt, images=images, form=form, interval=cfg.interval or 8))
+        if backend == "kinematic":
+            results = self.kinematic.score_batch(items)
+            judge_name = "kinematic"
+        else:
+            judge = self._vlm_judge(cfg.model or _env("ATOM_JUDGE_MODEL", "gpt-4o"))
+            results = judge.score_batch(items, budget_usd=cfg.budget_usd or None)
+            judge_name = judge.judge_id
+        try:
+            for j in results:
+                if not context.is_active():
+                    return  # cancelled or past its deadline: stop paying for answers nobody reads
+                if j.cache_hit:
+                    JUDGE_CACHE_HITS.labels(judge_name).inc()
+                elif j.ok:
+                    JUDGE_CALLS.labels(judge_name).inc()
+                if not j.ok:
+                    JUDGE_ERRORS.labels(judge_name, j.error_kind or "unknown").inc()
+                JUDGE_COST.labels(judge_name).inc(0 if j.cache_hit else j.cost_usd)
+                JUDGE_TOKENS.labels(judge_name, "prompt").inc(j.prompt_tokens)
+                JUDGE_TOKENS.labels(judge_name, "completion").inc(j.completion_tokens)
+                yield judgement_to_proto(j)
+        finally:
+            close = getattr(results, "close", None)
+            if close:
+                close()
 
 
 def build_spec(store_url: str) -> ServiceSpec:

@@ -1,18 +1,139 @@
-"""The trainer's gRPC servicer. RPCs not filled in yet answer UNIMPLEMENTED (the generated base)."""
+"""The trainer's gRPC servicer: BuildPairs, and LoRA preference training as jobs
+(StartTraining, WatchJob streamed, CancelJob, GetJob). Jobs live in the store, so a restarted
+trainer knows them, and starting the same config again resumes from the last checkpoint."""
 
 from __future__ import annotations
 
+import logging
+import math
+import threading
+
+from atom.mgpt.bundle import load_bundle
+from atom.runtime import telemetry
+from atom.runtime.errors import InvalidArgument, require
 from atom.runtime.server import ServiceSpec
-from atom.store import open_store
-from atom.v1 import trainer_pb2_grpc
+from atom.store import ArtifactNotFound, open_store
+from atom.v1 import common_pb2, trainer_pb2, trainer_pb2_grpc
+from services.trainer.config import LoraSettings, TrainConfig, TrainConfigError
+from services.trainer.jobs import JobManager, JobNotFound, JobStatus
+from services.trainer.pairs import PairConfig, build_pair_sets
+
+log = logging.getLogger("atom.trainer")
+
+TRAIN_LOSS = telemetry.gauge("atom_train_loss", "Loss of the latest training step", ("job",))
+TRAIN_STEP = telemetry.gauge("atom_train_step", "Latest training step", ("job",))
+TRAIN_MARGIN = telemetry.gauge("atom_train_margin", "Mean chosen-minus-rejected log-ratio margin", ("job",))
+PAIRS_BUILT = telemetry.counter("atom_pairs_built_total", "Preference pairs built", ("task",))
+
+_STATES = {"PENDING": common_pb2.JOB_STATE_PENDING, "RUNNING": common_pb2.JOB_STATE_RUNNING,
+           "SUCCEEDED": common_pb2.JOB_STATE_SUCCEEDED, "FAILED": common_pb2.JOB_STATE_FAILED,
+           "CANCELLED": common_pb2.JOB_STATE_CANCELLED}
+
+
+def _num(x) -> float:
+    return float(x) if x is not None and math.isfinite(x) else 0.0
+
+
+def job_to_proto(s: JobStatus) -> trainer_pb2.Job:
+    return trainer_pb2.Job(
+        job_id=s.job_id, state=_STATES.get(s.state, common_pb2.JOB_STATE_UNSPECIFIED),
+        metrics=trainer_pb2.TrainingMetrics(step=s.step, total_steps=s.total_steps, epoch=s.epoch, loss=_num(s.loss),
+                                            margin=_num(s.margin), accuracy=_num(s.accuracy), learning_rate=_num(s.lr)),
+        adapter=common_pb2.ArtifactRef(key=s.adapter_prefix) if s.adapter_prefix else None,
+        error=s.error, resumed=s.resumed_from_step > 0)
+
+
+def config_from_request(req: trainer_pb2.StartTrainingRequest) -> TrainConfig:
+    c = req.config
+    require(bool(req.base.base), "base.base", "name the base model bundle (a store prefix such as models/base-tiny)")
+    require(not req.base.adapter, "base.adapter", "training starts from a base model without an adapter")
+    require(bool(req.pairs.key), "pairs.key", "is empty; build pairs first (Trainer.BuildPairs)")
+    require(bool(req.output_prefix), "output_prefix", "is empty; e.g. models/run-1")
+    try:
+        lora = LoraSettings(r=c.lora_r or 8, alpha=c.lora_alpha or 16,
+                            dropout=0.0 if c.lora_dropout < 0 else (c.lora_dropout or 0.05),
+                            target_modules=tuple(c.target_modules) or ("q", "v"))
+        return TrainConfig(pairs_key=req.pairs.key, output_prefix=req.output_prefix.rstrip("/"), base_model=req.base.base,
+                           loss=c.algorithm or "ipo", beta=c.beta or 0.1, lr=c.learning_rate or 1e-3,
+                           batch_size=c.batch_size or 32, epochs=c.epochs or 20, max_steps=c.max_steps or None,
+                           schedule=c.scheduler or "cosine", warmup_ratio=c.warmup_ratio, seed=c.seed, lora=lora)
+    except TrainConfigError as exc:
+        raise InvalidArgument("config", str(exc)) from None
 
 
 class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
     def __init__(self, store_url: str):
         self.store = open_store(store_url)
+        self.jobs = JobManager(self.store, self._load_model, max_concurrent=1)
+        resumed = self.jobs.resume_interrupted()
+        if resumed:
+            log.info("resuming %d interrupted jobs: %s", len(resumed), resumed)
+
+    def _load_model(self, config: TrainConfig):
+        # A fresh copy per job: LoRA is attached to it in place.
+        return load_bundle(self.store, config.base_model).lm
+
+    def BuildPairs(self, request, context):
+        require(bool(request.dataset.key), "dataset.key", "is empty; write the MotionPrefer JSONL first")
+        require(bool(request.output_prefix), "output_prefix", "is empty; e.g. datasets/run-1")
+        require(request.theta >= 0, "theta", f"must be >= 0, got {request.theta}")
+        if not self.store.exists(request.dataset.key):
+            raise ArtifactNotFound(request.dataset.key, self.store.url)
+        cfg = PairConfig.with_min_chosen_score(request.min_chosen_score or None, theta=request.theta,
+                                               score_filter=not request.no_score_filter)
+        sets = build_pair_sets(self.store, request.dataset.key, request.output_prefix, cfg,
+                               mixed_size=request.mixed_size, seed=request.seed)
+        resp = trainer_pb2.BuildPairsResponse(stats=common_pb2.ArtifactRef(key=sets.stats_key))
+        for f in sets.files:
+            resp.pair_sets.append(common_pb2.ArtifactRef(key=f.key, media_type="application/x-ndjson"))
+            if f.name != "mixed":
+                resp.pairs_per_task[f.name] = f.pairs
+                PAIRS_BUILT.labels(f.name).inc(f.pairs)
+        for row in sets.stats:
+            if row.task != "total":
+                resp.prompts_per_task[row.task] = row.prompts
+                resp.motions_per_task[row.task] = row.motions
+        return resp
+
+    def StartTraining(self, request, context):
+        config = config_from_request(request)
+        if not self.store.exists(config.pairs_key):
+            raise ArtifactNotFound(config.pairs_key, self.store.url)
+        if not self.store.exists(f"{config.base_model}/bundle.json"):
+            raise ArtifactNotFound(f"{config.base_model}/bundle.json", self.store.url)
+        job_id = self.jobs.start(config)
+        return job_to_proto(self.jobs.get(job_id))
+
+    def _status(self, job_id: str) -> JobStatus:
+        require(bool(job_id), "job_id", "is empty")
+        try:
+            return self.jobs.get(job_id)
+        except JobNotFound:
+            raise ArtifactNotFound(f"jobs/{job_id}", "this trainer") from None
+
+    def GetJob(self, request, context):
+        return job_to_proto(self._status(request.job_id))
+
+    def CancelJob(self, request, context):
+        self._status(request.job_id)
+        return job_to_proto(self.jobs.cancel(request.job_id))
+
+    def WatchJob(self, request, context):
+        self._status(request.job_id)
+        stop = threading.Event()
+        context.add_callback(stop.set)  # the client went away: stop watching, not the job
+        for status in self.jobs.watch(request.job_id, stop=stop):
+            if status.loss is not None:
+                TRAIN_LOSS.labels(status.job_id).set(_num(status.loss))
+                TRAIN_MARGIN.labels(status.job_id).set(_num(status.margin))
+            TRAIN_STEP.labels(status.job_id).set(status.step)
+            yield trainer_pb2.JobEvent(job=job_to_proto(status), message=status.message)
+
+    def shutdown(self) -> None:
+        self.jobs.shutdown()
 
 
 def build_spec(store_url: str) -> ServiceSpec:
     servicer = TrainerServicer(store_url)
     return ServiceSpec(name="trainer", servicer=servicer, add_to_server=trainer_pb2_grpc.add_TrainerServicer_to_server,
-                       full_name="atom.v1.Trainer")
+                       full_name="atom.v1.Trainer", on_shutdown=servicer.shutdown)
