@@ -234,7 +234,10 @@ def start_service(spec: ServiceSpec, cfg: ServeConfig) -> RunningService:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=cfg.max_workers, thread_name_prefix=f"{spec.name}-rpc"),
         interceptors=[_Observed(spec.name)],
-        options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 16 << 20)],
+        options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 16 << 20),
+                 # Clients re-resolve when a connection ages out, so replicas added by a scale-up
+                 # get traffic; the long grace lets streams in flight (training watches) finish.
+                 ("grpc.max_connection_age_ms", 300_000), ("grpc.max_connection_age_grace_ms", 24 * 3600_000)],
     )
     spec.add_to_server(spec.servicer, server)
     common_pb2_grpc.add_InfoServicer_to_server(_InfoServicer(spec, cfg.store_url), server)

@@ -25,17 +25,29 @@ class Gait:
     heel_raise: float  # toe-down tilt at lift, rad (push-off)
     lead: float  # how far ahead (frames after landing) the footprint is aimed
     first_foot: int  # 0 left, 1 right
+    lead_extra: float = 0.0  # the first foot aims this many frames further ahead (side steps)
+    width: float = 1.0  # stance width factor for all but the final steps (turning feet need room)
+    bulge: float = 0.0  # outward bow of the swing path at mid-swing, metres
 
 
-def plan_steps(n: int, gait: Gait, start: int = 1) -> list[tuple[int, int, int]]:
-    """Alternating steps that fit in n frames, at least one per foot."""
+def raise_frames(gait: Gait) -> int:
+    """Frames the heel takes to rise before the foot leaves the floor."""
+    return max(2, gait.swing // 2)
+
+
+def plan_steps(n: int, gait: Gait, start: int | None = None, settle: int = 3) -> list[tuple[int, int, int]]:
+    """Alternating steps that fit in n frames, at least one per foot.
+
+    The first lift waits for the heel to rise from standing (so motion starts from rest); the
+    last landing leaves `settle` frames of standing, in which the weight shift fades out.
+    """
     steps: list[tuple[int, int, int]] = []
-    t = float(start)
+    t = float(raise_frames(gait) + 1 if start is None else start)
     foot = gait.first_foot
     while True:
         lift = int(round(t))
         land = lift + gait.swing
-        if land > n - 2:
+        if land > n - 1 - settle:
             break
         steps.append((foot, lift, land))
         foot = 1 - foot
@@ -45,13 +57,20 @@ def plan_steps(n: int, gait: Gait, start: int = 1) -> list[tuple[int, int, int]]
     return steps
 
 
-def nominal_toes(style: Style, root_xz: np.ndarray, heading: np.ndarray, t: np.ndarray, foot: int) -> tuple[np.ndarray, np.ndarray]:
-    """Standing toe spot (x, z) and yaw of `foot` for the root state at frames t."""
-    toes = style.stand_toes()[foot]
-    r = rot_y(heading[t])
-    rel = r @ toes
-    xz = root_xz[t] + rel[..., [0, 2]]
-    yaw = heading[t] + SIDE[foot] * style.toe_out
+def nominal_toes(style: Style, root_xz: np.ndarray, heading: np.ndarray, t: np.ndarray, foot: int,
+                 width: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Standing toe spot (x, z) and yaw of `foot` for the root state at frames t.
+
+    The foot's middle, not its toe, is what sits beside the root, so turning feet swivel about
+    their middles and the heels do not swing into each other.
+    """
+    toe = style.stand_toes()[foot].copy()
+    toe[0] *= width
+    out = SIDE[foot] * style.toe_out
+    half = 0.5 * float(style.body.offsets[10, 2])
+    middle = toe - half * np.array([np.sin(out), 0.0, np.cos(out)])
+    yaw = heading[t] + out
+    xz = root_xz[t] + (rot_y(heading[t]) @ middle)[..., [0, 2]] + half * np.stack([np.sin(yaw), np.cos(yaw)], -1)
     return xz, yaw
 
 
@@ -75,12 +94,13 @@ def step_feet(track: Track, style: Style, gait: Gait, steps: list[tuple[int, int
         toe[:, [0, 2]] = spot_xz
         yaw[:] = spot_yaw
         for i, (_, lift, land) in mine:
-            aim = n - 1 if i == last[foot] else min(n - 1, int(round(land + gait.lead)))
-            new_xz, new_yaw = nominal_toes(style, root_xz, heading, np.array([aim]), foot)
+            lead = gait.lead + (gait.lead_extra if foot == gait.first_foot else 0.0)
+            aim = n - 1 if i == last[foot] else min(n - 1, int(round(land + lead)))
+            width = 1.0 if i == last[foot] else gait.width
+            new_xz, new_yaw = nominal_toes(style, root_xz, heading, np.array([aim]), foot, width)
             new_xz, new_yaw = new_xz[0], float(new_yaw[0])
             # Push-off: the heel rises about the planted toe just before the foot leaves.
-            raise_frames = max(2, gait.swing // 2)
-            r0 = max(0, lift - raise_frames)
+            r0 = max(0, lift - raise_frames(gait))
             k = np.arange(r0, lift + 1)
             pitch[k] = gait.heel_raise * ease((k - r0) / max(lift - r0, 1))
             # Swing: an arc from the old spot to the new one, heel back down by landing.
@@ -89,6 +109,13 @@ def step_feet(track: Track, style: Style, gait: Gait, steps: list[tuple[int, int
             e = ease(s)[:, None]
             toe[k, 0] = spot_xz[0] + (new_xz[0] - spot_xz[0]) * e[:, 0]
             toe[k, 2] = spot_xz[1] + (new_xz[1] - spot_xz[1]) * e[:, 0]
+            if gait.bulge > 0.0:
+                # Bow the path away from the other foot (outward of the heading mid-swing).
+                yaw_mid = heading[(lift + land) // 2]
+                out = SIDE[foot] * np.array([np.cos(yaw_mid), -np.sin(yaw_mid)])
+                b = gait.bulge * np.sin(np.pi * s)
+                toe[k, 0] += b * out[0]
+                toe[k, 2] += b * out[1]
             # Lift peaks early in the swing, as real toes clear the floor after push-off.
             toe[k, 1] = gait.clearance * np.sin(np.pi * s ** 0.8)
             dyaw = (new_yaw - spot_yaw + np.pi) % (2 * np.pi) - np.pi
@@ -128,7 +155,8 @@ def body_sway(track: Track, style: Style, amount: float, arm_swing: float, twist
     track.spine[:, 2] += 1.6 * twist * lead
     # Arms swing opposite to the legs: left arm back when the left foot is ahead.
     for limb in (0, 1):
-        swing = -SIDE[limb] * arm_swing * lead  # left: -lead, right: +lead
+        # Left arm swings back when the left foot is ahead; a long stride saturates the swing.
+        swing = -SIDE[limb] * 0.75 * np.tanh(arm_swing * lead / 0.75)
         base = track.wrist[:, limb]
         ang = np.arctan2(base[:, 2], -base[:, 1]) + swing
         radius = np.hypot(base[:, 1], base[:, 2])

@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 
 from atom.motion.events import EVENT_NAMES
+from atom.motion.world.body import rot_y
 from atom.motion.world.gait import Gait, body_sway, plan_steps, step_feet
 from atom.motion.world.track import LEFT, RIGHT, SIDE, Style, Track, arm_direction, ease, keys
 
@@ -133,7 +134,7 @@ def walk_backward(style, rng, n):
 def run(style: Style, rng: np.random.Generator, n: int) -> Track:
     s = style.body.height_scale
     cadence = _u(rng, 2.6, 3.1) * style.tempo
-    step = _u(rng, 0.85, 1.2) * s * style.vigour
+    step = _u(rng, 0.8, 1.1) * s * style.vigour
     half = FPS / cadence
     swing = int(round(1.3 * half))  # longer than half a cycle: both feet off the floor at times
     gait = Gait(half_cycle=half, swing=swing, clearance=_u(rng, 0.16, 0.26) * s,
@@ -168,11 +169,13 @@ def sidestep(style: Style, rng: np.random.Generator, n: int, side: int) -> Track
     half = FPS / cadence
     swing = int(round(0.85 * half))
     gait = Gait(half_cycle=half, swing=swing, clearance=_u(rng, 0.04, 0.07) * s, heel_raise=_u(rng, 0.1, 0.25),
-                lead=(2 * half - swing) / 2.0, first_foot=side)
+                lead=(2 * half - swing) / 2.0, first_foot=side, lead_extra=half)
     tr = Track.standing(style, n)
     steps = plan_steps(n, gait)
-    n_steps = len(steps)
-    distance = _u(rng, 0.18, 0.28) * s * style.vigour * n_steps
+    # Step-together: the leading foot reaches out a half cycle ahead, the other closes up;
+    # the feet never cross as long as each cycle covers less than the stance is wide.
+    cycles = len(steps) / 2.0
+    distance = _u(rng, 0.24, 0.38) * s * style.vigour * cycles
     _walk_path(tr, steps, np.array([SIDE[side], 0.0]), distance, ramp=1.5 * half)
     step_feet(tr, style, gait, steps)
     body_sway(tr, style, amount=0.01, arm_swing=0.1, twist=0.0)
@@ -193,12 +196,18 @@ def sidestep_right(style, rng, n):
     return sidestep(style, rng, n, RIGHT)
 
 
-def _turning(style: Style, rng: np.random.Generator, n: int, angle: float, cadence: float, arms_out: float) -> Track:
+def turn(style: Style, rng: np.random.Generator, n: int, sign: float) -> Track:
+    """Turn on the spot in a few steps: the inside foot opens first, the last steps square up."""
     s = style.body.height_scale
-    half = FPS / cadence
+    angle = sign * _u(rng, 75.0, 110.0) * DEG
+    # Two steps per foot (three when short) so no single step has to swivel the whole turn.
+    k = 4 if n >= 26 else 3
+    # Fit k steps: heel raise (~0.43 half), k - 1 half cycles, one swing (0.85 half), 4 to settle.
+    half = (n - 5) / (k - 1 + 0.85 + 0.43)
     swing = int(round(0.85 * half))
     gait = Gait(half_cycle=half, swing=swing, clearance=_u(rng, 0.04, 0.07) * s, heel_raise=_u(rng, 0.15, 0.3),
-                lead=(2 * half - swing) / 2.0, first_foot=LEFT if angle > 0 else RIGHT)
+                lead=(2 * half - swing) / 2.0, first_foot=LEFT if angle > 0 else RIGHT, width=1.5,
+                bulge=0.05 * s)
     tr = Track.standing(style, n)
     steps = plan_steps(n, gait)
     t_end = max(st[2] for st in steps)
@@ -210,15 +219,10 @@ def _turning(style: Style, rng: np.random.Generator, n: int, angle: float, caden
     _head_follow(tr)
     body_sway(tr, style, amount=0.008, arm_swing=0.1, twist=0.0)
     busy = _busy(tr)
+    arms_out = _u(rng, 0, 8) * DEG
     for limb in (LEFT, RIGHT):
         f, a, r = _hang(style)
         tr.wrist[:, limb] = _arm_targets(style, f, a + arms_out * busy, r, limb)
-    return tr
-
-
-def turn(style: Style, rng: np.random.Generator, n: int, sign: float) -> Track:
-    angle = sign * _u(rng, 75.0, 110.0) * DEG
-    tr = _turning(style, rng, n, angle, cadence=_u(rng, 1.9, 2.4) * style.tempo, arms_out=_u(rng, 0, 8) * DEG)
     tr.params = {"angle_deg": round(float(np.degrees(angle)), 2)}
     return tr
 
@@ -232,10 +236,52 @@ def turn_right(style, rng, n):
 
 
 def spin(style: Style, rng: np.random.Generator, n: int) -> Track:
+    """A full turn on the ball of one foot, the other foot tucked up beside the standing leg."""
+    s = style.body.height_scale
     sign = 1.0 if rng.random() < 0.5 else -1.0
     angle = sign * _u(rng, 345.0, 375.0) * DEG
-    tr = _turning(style, rng, n, angle, cadence=_u(rng, 2.4, 3.0) * style.tempo, arms_out=_u(rng, 12, 30) * DEG)
-    tr.params = {"angle_deg": round(float(np.degrees(angle)), 2)}
+    pivot = LEFT if sign > 0 else RIGHT  # spin over the foot on the inside of the turn
+    free = 1 - pivot
+    tr = Track.standing(style, n)
+    t_prep = 1 + (n - 2) * _u(rng, 0.1, 0.16)
+    t_stop = n - 1 - (n - 2) * _u(rng, 0.12, 0.18)
+    times = [0, t_prep, t_stop, n - 1]
+    tr.heading[:] = keys(n, times, [0, 0, angle, angle])
+    toes = style.stand_toes()
+    t_p = toes[pivot, [0, 2]]
+    # The root circles the pivot toe, drawn in over it while spinning (weight on that foot).
+    k = keys(n, times, [1.0, 0.3, 0.3, 1.0])
+    rel = np.stack([k * toes[pivot, 0], np.zeros(n), np.full(n, toes[pivot, 2])], axis=1)
+    r = rot_y(tr.heading)
+    tr.root[:, [0, 2]] = t_p - np.einsum("tij,tj->ti", r, rel)[:, [0, 2]]
+    tr.root[:, 1] -= keys(n, times, [0, 0.03, 0.03, 0]) * s
+    # Pivot foot: toe fixed, swivelling on its ball.
+    tr.toe[:, pivot, [0, 2]] = t_p
+    tr.foot_yaw[:, pivot] = tr.heading + SIDE[pivot] * style.toe_out
+    tr.foot_pitch[:, pivot] = keys(n, times, [0, 0.35, 0.35, 0])
+    # Free foot: lifted beside the standing knee, carried round with the body, set down at the end.
+    t = np.arange(n, dtype=np.float64)
+    lift = keys(n, [0, t_prep, t_prep + 3, t_stop - 3, t_stop, n - 1], [0, 0, 1, 1, 0, 0])
+    free_rel = np.tile(toes[free], (n, 1))
+    free_rel[:, 0] -= SIDE[free] * 0.05 * s * lift
+    free_rel[:, 1] = _u(rng, 0.12, 0.2) * s * lift
+    free_rel[:, 2] -= 0.05 * s * lift
+    carried = tr.root * [1, 0, 1] + np.einsum("tij,tj->ti", r, free_rel)
+    # Planted before and after: blend from the start spot into the carried path and back out.
+    start_spot = np.array([toes[free, 0], 0.0, toes[free, 2]])
+    end_spot = carried[-1] * [1, 0, 1]
+    first_half = t < 0.5 * (t_prep + t_stop)
+    spot = np.where(first_half[:, None], start_spot, end_spot)
+    tr.toe[:, free] = spot + (carried - spot) * lift[:, None]
+    tr.foot_yaw[:, free] = tr.heading + SIDE[free] * style.toe_out
+    tr.foot_pitch[:, free] = 0.4 * lift
+    tr.contact[:, free] = lift <= 1e-6
+    _head_follow(tr)
+    f, a, r_ = _hang(style)
+    out = _u(rng, 15.0, 35.0) * DEG
+    for limb in (LEFT, RIGHT):
+        _set_arm(tr, style, limb, times, [f, f, f, f], [a, a + out, a + out, a], [r_] * 4)
+    tr.params = {"angle_deg": round(float(np.degrees(angle)), 2), "pivot": "left" if pivot == LEFT else "right"}
     return tr
 
 
@@ -253,8 +299,8 @@ def jump(style: Style, rng: np.random.Generator, n: int, forward: bool) -> Track
     distance = _u(rng, 0.45, 0.9) * s * style.vigour if forward else _u(rng, -0.03, 0.03) * s
     # Phase lengths share what the flight leaves, in natural proportions.
     rest = n - flight - 2
-    crouch = max(4, int(round(rest * 0.34)))
-    push = max(2, int(round(rest * 0.12)))
+    crouch = max(4, int(round(rest * 0.3)))
+    push = max(3, int(round(rest * 0.17)))
     absorb = max(3, int(round(rest * 0.2)))
     start = 1
     t_bottom = start + crouch
@@ -307,11 +353,13 @@ def jump(style: Style, rng: np.random.Generator, n: int, forward: bool) -> Track
     tr.pelvis[:, 0] = 0.5 * trunk
     tr.spine[:, 0] += 0.5 * trunk
     tr.head[:, 0] -= 0.4 * trunk
-    swing_up = _u(rng, 55.0, 85.0) * DEG
+    swing_up = _u(rng, 45.0, 70.0) * DEG
+    swing_back = -_u(rng, 25.0, 40.0) * DEG
     f, a, r = _hang(style)
     for limb in (LEFT, RIGHT):
-        _set_arm(tr, style, limb, [0, start, t_bottom, t_off + 1, t_land, t_absorbed, t_end],
-                 [f, f, -_u(rng, 35, 50) * DEG, swing_up, 0.7 * swing_up, 20 * DEG, f],
+        # Arms go back in the crouch and swing through during the push into the flight.
+        _set_arm(tr, style, limb, [0, start, t_bottom - 1, t_off + 3, t_land, t_absorbed, t_end],
+                 [f, f, swing_back, swing_up, 0.7 * swing_up, 20 * DEG, f],
                  [a] * 7, [r] * 7)
     tr.params = {"distance": round(distance, 3), "flight_frames": flight, "height": round(G * t_f * t_f / 8.0, 3)}
     return tr
@@ -391,8 +439,8 @@ def sit_down(style: Style, rng: np.random.Generator, n: int) -> Track:
 def bow(style: Style, rng: np.random.Generator, n: int) -> Track:
     s = style.body.height_scale
     tr = Track.standing(style, n)
-    pel = _u(rng, 28.0, 40.0) * DEG
-    spi = _u(rng, 20.0, 35.0) * DEG
+    pel = _u(rng, 30.0, 45.0) * DEG
+    spi = _u(rng, 25.0, 40.0) * DEG
     hold = (n - 2) * _u(rng, 0.1, 0.25)
     down = (n - 2 - hold) * _u(rng, 0.45, 0.55)
     times = [0, 1, 1 + down, 1 + down + hold, n - 1]
@@ -419,7 +467,7 @@ def bow(style: Style, rng: np.random.Generator, n: int) -> Track:
 def kick(style: Style, rng: np.random.Generator, n: int) -> Track:
     s = style.body.height_scale
     body = style.body
-    leg = int(rng.integers(2))
+    leg = style.hand
     other = 1 - leg
     tr = Track.standing(style, n)
     toes = style.stand_toes()
@@ -448,6 +496,9 @@ def kick(style: Style, rng: np.random.Generator, n: int) -> Track:
     foot = np.array([0.0, body.offsets[10 + leg, 1], body.offsets[10 + leg, 2]])
     toe_keys = np.array([a + np.array([0.0, foot[1] * np.cos(p) - foot[2] * np.sin(p), foot[1] * np.sin(p) + foot[2] * np.cos(p)])
                          for a, p in zip(ankles, pitches)])
+    # On the floor the toe stays put (the heel may be up): no sliding before lift-off or after.
+    toe_keys[1] = toe_keys[0]
+    toe_keys[5] = toe_keys[6] = toe_keys[0]
     toe_keys[[0, 1, 5, 6], 1] = 0.0
     tr.toe[:, leg] = keys(n, times, toe_keys)
     tr.foot_pitch[:, leg] = keys(n, times, pitches)
@@ -467,28 +518,30 @@ def kick(style: Style, rng: np.random.Generator, n: int) -> Track:
 
 
 def wave(style: Style, rng: np.random.Generator, n: int) -> Track:
-    hand = int(rng.integers(2))
+    """Hand up beside the head, forearm swinging side to side a few times, hand down."""
+    s = style.body.height_scale
+    hand = style.hand
     tr = Track.standing(style, n)
-    f, a, r = _hang(style)
-    up_abd = _u(rng, 105.0, 130.0) * DEG
-    up_flex = _u(rng, 15.0, 40.0) * DEG
-    reach = _u(rng, 0.6, 0.72)
-    amp = _u(rng, 14.0, 24.0) * DEG
+    side = SIDE[hand]
+    up = np.array([side * _u(rng, 0.18, 0.3), _u(rng, 0.2, 0.3), _u(rng, 0.0, 0.15)]) * s
+    amp = _u(rng, 0.07, 0.12) * s
     freq = _u(rng, 1.6, 2.6) * style.tempo
     t_up = 1 + (n - 2) * _u(rng, 0.2, 0.27)
     t_down = n - 1 - (n - 2) * _u(rng, 0.2, 0.27)
     times = [0, 1, t_up, t_down, n - 1]
     t = np.arange(n, dtype=np.float64)
     env = keys(n, times, [0, 0, 1, 1, 0])
-    osc = amp * np.sin(2 * np.pi * freq * (t - t_up) / FPS) * np.clip((t - t_up + 3) / 3, 0, 1) * (env > 0.5)
-    osc = osc * np.clip((t_down - t + 3) / 3, 0, 1)
-    flex = f + (up_flex - f) * env
-    abd = a + (up_abd - a) * env + osc
-    rch = r + (reach - r) * env
-    tr.wrist[:, hand] = _arm_targets(style, flex, abd, rch, hand)
-    tr.elbow_pole[:, hand] = (1 - env[:, None]) * tr.elbow_pole[:, hand] + env[:, None] * np.array([SIDE[hand] * 0.6, -1.0, 0.1])
-    tr.head[:, 1] += SIDE[hand] * 10 * DEG * env * (rng.random() < 0.5)
-    tr.spine[:, 1] += -SIDE[hand] * 3 * DEG * env
+    # Side-to-side swing, faded in and out over a few frames at the top.
+    fade = np.clip((t - t_up + 3) / 3, 0, 1) * np.clip((t_down - t + 3) / 3, 0, 1)
+    osc = amp * np.sin(2 * np.pi * freq * (t - t_up) / FPS) * fade
+    hang = style.hang_target()[hand]
+    target = hang * (1 - env[:, None]) + up * env[:, None]
+    target[:, 0] += osc
+    target[:, 1] -= 0.3 * np.abs(osc)  # the hand pivots on the elbow, so it dips at the sides
+    tr.wrist[:, hand] = target
+    tr.elbow_pole[:, hand] = (1 - env[:, None]) * tr.elbow_pole[:, hand] + env[:, None] * np.array([side * 0.7, -1.0, 0.0])
+    tr.head[:, 1] += side * 10 * DEG * env * (rng.random() < 0.5)
+    tr.spine[:, 1] += -side * 3 * DEG * env
     tr.params = {"hand": "left" if hand == LEFT else "right", "frequency_hz": round(freq, 3)}
     return tr
 
@@ -596,7 +649,7 @@ PRIMITIVES: dict[str, Primitive] = {
         Primitive("kick", kick, (22, 32), 18),
         Primitive("clap", clap, (10, 14), 7, grouped=True),  # per clap; plus raise and lower
         Primitive("bow", bow, (30, 46), 24),
-        Primitive("spin", spin, (34, 50), 28),
+        Primitive("spin", spin, (34, 52), 26),
     )
 }
 

@@ -104,6 +104,7 @@ class Style:
     posture: float  # habitual trunk pitch (rad), small
     tempo: float  # >1 moves faster
     vigour: float  # >1 moves bigger
+    hand: int = 1  # the hand and foot this figure waves and kicks with (0 left, 1 right)
 
     @property
     def stand_height(self) -> float:
@@ -137,6 +138,7 @@ def random_style(body: Body, rng: np.random.Generator) -> Style:
         posture=float(np.radians(rng.uniform(-2.0, 5.0))),
         tempo=float(rng.uniform(0.88, 1.12)),
         vigour=float(rng.uniform(0.88, 1.12)),
+        hand=int(rng.random() < 0.8),  # most people are right-handed
     )
 
 
@@ -259,6 +261,13 @@ def pose_track(track: Track, body: Body) -> tuple[np.ndarray, np.ndarray, np.nda
     bound = ankle_t[..., 1] - hip_rel[..., 1] + np.sqrt(np.maximum(reach * reach - dxz2, 0.0))
     bound = np.where(track.contact, bound, np.inf)
     y = _softmin(np.concatenate([track.root[:, 1:2], bound], axis=1), k=0.006)
+    # A foot touching down can lower the bound from one frame to the next. Spread each drop over
+    # its neighbours (max filter, then average), which keeps y under every bound, made smooth.
+    drop = track.root[:, 1] - y
+    w = 3
+    padded = np.concatenate([np.zeros(w), drop, np.zeros(w)])
+    dilated = np.max(np.lib.stride_tricks.sliding_window_view(padded, 2 * w + 1), axis=1)
+    y = track.root[:, 1] - smooth(dilated, 2 * w + 1)
     root = track.root.copy()
     root[:, 1] = y
 

@@ -1,0 +1,89 @@
+"""Records that cross the evaluator's boundary, and the interface every text/motion evaluator meets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+FEATURE_DIM = 263
+GENERAL = "general"
+# The paper's table order; other task names follow alphabetically.
+TASK_ORDER = ("temporal", "frequency", "integrity", GENERAL)
+
+
+class SampleError(ValueError):
+    """A sample record is malformed (no motion, wrong shapes, bad score)."""
+
+
+@runtime_checkable
+class TextMotionEvaluator(Protocol):
+    """Maps captions and motions into one embedding space (Guo et al. or the embedded one)."""
+
+    name: str
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_motions(self, features: Sequence[np.ndarray]) -> np.ndarray:
+        """Un-normalised (T, 263) HumanML3D features -> (N, D) embeddings."""
+        ...
+
+    def describe(self) -> dict: ...
+
+
+@dataclass
+class ModelSample:
+    """One generated motion for a prompt: what `evaluate` consumes per model.
+
+    Give `features` (un-normalised, (T, 263)) or `joints` ((T, 22, 3), converted with the
+    HumanML3D feature extraction). `score` is the judge's score for this motion, if judged.
+    Several samples with the same `prompt_id` are generations for one prompt.
+    """
+
+    text: str
+    task: str
+    prompt_id: str
+    features: np.ndarray | None = None
+    joints: np.ndarray | None = None
+    score: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.features is None and self.joints is None:
+            raise SampleError(f"sample for prompt {self.prompt_id!r} has neither features nor joints")
+        if self.features is not None:
+            self.features = np.asarray(self.features, np.float32)
+            if self.features.ndim != 2 or self.features.shape[1] != FEATURE_DIM:
+                raise SampleError(
+                    f"sample for prompt {self.prompt_id!r}: features must be (T, {FEATURE_DIM}), "
+                    f"got {self.features.shape}"
+                )
+        if self.score is not None:
+            self.score = float(self.score)
+            if not np.isfinite(self.score):
+                raise SampleError(f"sample for prompt {self.prompt_id!r}: score must be finite")
+        if not self.task:
+            raise SampleError(f"sample for prompt {self.prompt_id!r} has no task")
+
+
+@dataclass
+class RealSample:
+    """A real (ground-truth) clip with its captions; `texts` may be pre-tagged 'word/POS' strings."""
+
+    clip_id: str
+    texts: tuple[str, ...]
+    features: np.ndarray
+    tags: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.texts = tuple(self.texts)
+        if not self.texts:
+            raise SampleError(f"real clip {self.clip_id!r} has no caption")
+        self.features = np.asarray(self.features, np.float32)
+        if self.features.ndim != 2 or self.features.shape[1] != FEATURE_DIM:
+            raise SampleError(f"real clip {self.clip_id!r}: features must be (T, {FEATURE_DIM}), got {self.features.shape}")
+
+
+def order_tasks(tasks) -> list[str]:
+    tasks = set(tasks)
+    return [t for t in TASK_ORDER if t in tasks] + sorted(tasks - set(TASK_ORDER))

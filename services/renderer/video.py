@@ -1,0 +1,75 @@
+"""H.264 mp4 encoding of rendered frames with the ffmpeg that imageio-ffmpeg bundles."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Iterable
+
+import numpy as np
+
+from atom.motion.skeleton import FPS
+
+
+class VideoError(RuntimeError):
+    """ffmpeg failed to write or read a video; the message carries ffmpeg's reason."""
+
+
+def encode_mp4(frames: Iterable[np.ndarray], width: int, height: int, fps: int = FPS) -> bytes:
+    """Encode (H, W, 3) uint8 frames as H.264 (yuv420p, faststart) and return the mp4 bytes.
+
+    Single-threaded x264 keeps the output identical from run to run (x264's frame threads can
+    change rate-control decisions) and leaves the other cores to other renders.
+    """
+    import imageio_ffmpeg
+
+    if width % 2 or height % 2:
+        raise ValueError(f"H.264 (yuv420p) needs even frame sizes, got {width}x{height}")
+    fd, path = tempfile.mkstemp(suffix=".mp4", prefix="atom-render-")
+    os.close(fd)
+    try:
+        writer = imageio_ffmpeg.write_frames(
+            path, (width, height), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
+            macro_block_size=1, quality=None, ffmpeg_log_level="error",
+            output_params=["-crf", "20", "-preset", "veryfast", "-threads", "1",
+                           "-movflags", "+faststart", "-map_metadata", "-1", "-fflags", "+bitexact"],
+        )
+        try:
+            writer.send(None)  # start ffmpeg
+            count = 0
+            for frame in frames:
+                frame = np.ascontiguousarray(frame, dtype=np.uint8)
+                if frame.shape != (height, width, 3):
+                    raise ValueError(f"frame {count} has shape {frame.shape}, expected {(height, width, 3)}")
+                writer.send(frame)
+                count += 1
+        finally:
+            writer.close()
+        if count == 0:
+            raise ValueError("a video needs at least one frame")
+        with open(path, "rb") as fh:
+            return fh.read()
+    except (OSError, RuntimeError) as exc:
+        raise VideoError(f"ffmpeg could not encode the video: {exc}") from None
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def mp4_frame_count(data: bytes) -> int:
+    """Number of video frames in mp4 bytes (decodes the stream, so it is exact)."""
+    import imageio_ffmpeg
+
+    fd, path = tempfile.mkstemp(suffix=".mp4", prefix="atom-probe-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        try:
+            frames, _ = imageio_ffmpeg.count_frames_and_secs(path)
+        except RuntimeError as exc:
+            raise VideoError(f"not a readable video: {exc}") from None
+        return int(frames)
+    finally:
+        os.unlink(path)

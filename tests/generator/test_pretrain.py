@@ -1,0 +1,53 @@
+"""Pretraining end to end on a small world corpus with the tiny config (seconds)."""
+
+import numpy as np
+import pytest
+
+from atom.mgpt.bundle import load_bundle
+from atom.store import LocalStore
+from services.generator.pretrain import PretrainConfig, PretrainError, pretrain
+from services.generator.sampling import sample_motions
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    from atom.motion.world.corpus import build_corpus
+
+    root = tmp_path_factory.mktemp("world")
+    build_corpus(root, 24, seed=3)
+    return root
+
+
+def test_pretrain_tiny_saves_a_working_bundle(tmp_path, corpus):
+    store = LocalStore(tmp_path / "store")
+    seen = []
+    res = pretrain(corpus, store, "models/tiny-world", PretrainConfig.tiny(),
+                   progress=lambda stage, done, total, msg: seen.append((stage, done, total)))
+    assert {s for s, _, _ in seen} >= {"data", "vqvae", "lm", "save"}
+    assert res.num_train_clips > 10 and res.codes_used > 1 and np.isfinite(res.lm_eval_loss)
+    assert res.vocab_size > 515 + 3
+    bundle = load_bundle(store, "models/tiny-world")
+    assert bundle.info["source"] == "pretrain" and bundle.info["config"]["vq_steps"] == 30
+    out = sample_motions(bundle, ["a person walks forward"], [0], max_tokens=6)
+    assert out[0].joints.shape[1:] == (22, 3) and out[0].valid
+
+    # Same corpus, config and seed -> the same weights.
+    store2 = LocalStore(tmp_path / "store2")
+    pretrain(corpus, store2, "models/tiny-world", PretrainConfig.tiny())
+    a = store.get_bytes("models/tiny-world/vqvae.safetensors")
+    b = store2.get_bytes("models/tiny-world/vqvae.safetensors")
+    assert a == b
+
+
+def test_config_validation_and_roundtrip():
+    cfg = PretrainConfig.tiny(seed=4)
+    assert PretrainConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(PretrainError, match="multiple of 4"):
+        PretrainConfig(vq_window=30)
+    with pytest.raises(PretrainError, match="unknown"):
+        PretrainConfig.from_dict({"bogus": 1})
+
+
+def test_missing_corpus(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        pretrain(tmp_path / "nope", LocalStore(tmp_path / "s"), "models/x", PretrainConfig.tiny())

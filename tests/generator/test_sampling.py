@@ -1,0 +1,102 @@
+import numpy as np
+import pytest
+import torch
+
+from atom.motion.features import features_to_joints
+from services.generator.sampling import SamplingConfig, _draw, _filter_probs, derive_seed, sample_motions
+
+CAPS = ["a person walks forward", "a man jumps in place, then squats and waves", "someone kicks",
+        "a person turns left", "a person waves two times"]
+
+
+def test_same_prompt_and_seed_same_motion_whatever_the_batch(tiny_bundle):
+    caps = CAPS * 2
+    seeds = list(range(100, 110))
+    ref = sample_motions(tiny_bundle, caps, seeds, max_tokens=12, batch_size=32)
+    for bs in (1, 3, 7):
+        other = sample_motions(tiny_bundle, caps, seeds, max_tokens=12, batch_size=bs)
+        assert [m.tokens.tolist() for m in other] == [m.tokens.tolist() for m in ref]
+    # A different batch composition: the sample reappears alone and among other prompts.
+    alone = sample_motions(tiny_bundle, [caps[6]], [seeds[6]], max_tokens=12)[0]
+    mixed = sample_motions(tiny_bundle, ["someone claps", caps[6], "x y z"], [5, seeds[6], 9], max_tokens=12)[1]
+    assert alone.tokens.tolist() == ref[6].tokens.tolist() == mixed.tokens.tolist()
+    assert np.array_equal(alone.joints, ref[6].joints)
+    # Different seeds give different motions.
+    assert len({tuple(m.tokens.tolist()) for m in ref}) == len(ref)
+
+
+def test_outputs_are_consistent_motions(tiny_bundle):
+    ms = sample_motions(tiny_bundle, CAPS[:2], [1, 2], max_tokens=6)
+    for m in ms:
+        n = len(m.tokens)
+        assert 1 <= n <= 6 and m.tokens.dtype == np.int32 and m.tokens.max() < 512
+        assert m.features.shape == (4 * n, 263) and m.joints.shape == (4 * n, 22, 3)
+        assert m.valid and m.raw_ids[0] == tiny_bundle.lm.tokenizer.motion_token_id(512)
+        # Joints are the features' joints (de-normalised features, float32 vs float64 paths).
+        assert np.allclose(m.joints, features_to_joints(m.features), atol=1e-3)
+        # The features are the VQ decoding of the tokens, de-normalised.
+        dec = tiny_bundle.vqvae.decode(torch.tensor(m.tokens[None], dtype=torch.long))[0].numpy()
+        assert np.allclose(m.features, dec * tiny_bundle.std + tiny_bundle.mean, atol=1e-5)
+
+
+def test_end_token_stops_a_row(tiny_bundle):
+    lm = tiny_bundle.lm
+    end = lm.tokenizer.motion_token_id(513)
+
+    def love_ending(module, inputs, logits):
+        logits = logits.clone()
+        logits[..., end] += 100.0
+        return logits
+
+    hook = lm.model.lm_head.register_forward_hook(love_ending)
+    try:
+        ms = sample_motions(tiny_bundle, CAPS[:3], [1, 2, 3], max_tokens=20, min_tokens=2)
+        # The end token is forbidden before min_tokens codes, then it wins.
+        assert all(m.finished for m in ms) and {len(m.tokens) for m in ms} == {2}
+        ms0 = sample_motions(tiny_bundle, CAPS[:1], [1], max_tokens=20, min_tokens=0)
+        assert ms0[0].tokens.size == 0 and not ms0[0].valid and "no motion tokens" in ms0[0].reason
+        assert ms0[0].joints.shape == (0, 22, 3) and ms0[0].features.shape == (0, 263)
+    finally:
+        hook.remove()
+
+
+def test_unconstrained_mode_parses_motion_text(tiny_bundle):
+    ms = sample_motions(tiny_bundle, CAPS[:3], [4, 5, 6], max_tokens=8, constrained=False)
+    for m in ms:
+        assert len(m.tokens) <= 8  # anything goes, but the result is always well-formed
+        assert m.joints.shape == (4 * len(m.tokens), 22, 3)
+        assert m.valid == (len(m.tokens) > 0)
+
+
+def test_filters():
+    logits = torch.tensor([3.0, 2.0, 1.0, 0.0, -1.0])
+    p = _filter_probs(logits, SamplingConfig(top_k=2))
+    assert (p[2:] == 0).all() and abs(p.sum().item() - 1) < 1e-12
+    p = _filter_probs(logits, SamplingConfig(top_p=0.5))
+    assert p[0] == 1.0  # the top token alone holds over half the mass
+    p = _filter_probs(logits, SamplingConfig(temperature=100.0))
+    assert p.max() - p.min() < 0.05
+    g = torch.Generator().manual_seed(0)
+    draws = [_draw(torch.tensor([0.0, 0.25, 0.75], dtype=torch.float64), g) for _ in range(2000)]
+    assert 0 not in draws and 0.70 < draws.count(2) / 2000 < 0.80
+    with pytest.raises(ValueError):
+        SamplingConfig(temperature=0)
+    with pytest.raises(ValueError):
+        SamplingConfig(top_p=0)
+
+
+def test_bad_input(tiny_bundle):
+    with pytest.raises(ValueError, match="one seed per prompt"):
+        sample_motions(tiny_bundle, CAPS[:2], [1])
+    with pytest.raises(TypeError):
+        sample_motions(tiny_bundle, "a person walks", [1])
+    with pytest.raises(ValueError, match="empty caption"):
+        sample_motions(tiny_bundle, ["  "], [1])
+
+
+def test_derive_seed_is_stable():
+    assert derive_seed(7, "a man jumps", 3) == derive_seed(7, "a man jumps", 3)
+    assert derive_seed(7, "a man jumps", 3) != derive_seed(7, "a man jumps", 4)
+    assert derive_seed(7, "a man jumps", 3) != derive_seed(8, "a man jumps", 3)
+    assert 0 <= derive_seed(-1, "x", 0) < 2**63
+    assert derive_seed(0, "x", 0) == 5246107913457513103  # fixed forever: stored motions depend on it
