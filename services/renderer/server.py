@@ -1,15 +1,78 @@
-"""The renderer's gRPC servicer. RPCs not filled in yet answer UNIMPLEMENTED (the generated base)."""
+"""The renderer's gRPC servicer: Render streams one result per motion. Renders are keyed by
+(motion, form, k, size, style, camera) in the store, so a repeated request costs nothing."""
 
 from __future__ import annotations
 
+import logging
+
+from atom.motion.record import MotionFormatError, MotionRecord
+from atom.runtime import telemetry
+from atom.runtime.errors import FailedPrecondition, InvalidArgument, require
 from atom.runtime.server import ServiceSpec
-from atom.store import open_store
-from atom.v1 import renderer_pb2_grpc
+from atom.store import open_store, sha256_hex
+from atom.v1 import common_pb2, renderer_pb2, renderer_pb2_grpc
+from services.renderer.api import render_cached
+from services.renderer.gl import RendererUnavailable
+from services.renderer.options import RenderInputError, RenderOptions, cache_key
+
+log = logging.getLogger("atom.renderer")
+
+FRAMES_RENDERED = telemetry.counter("atom_frames_rendered_total", "Frames drawn (cache hits excluded)", ("form",))
+RENDER_CACHE_HITS = telemetry.counter("atom_render_cache_hits_total", "Renders served from the store", ("form",))
+MAX_MOTIONS = 1024
+
+
+def options_from_proto(o: renderer_pb2.RenderOptions) -> RenderOptions:
+    try:
+        return RenderOptions(form=o.form or "frame_by_frame", interval=o.interval or 8, width=o.width or 256,
+                             height=o.height or 256, style=o.style or "skeleton", camera=o.camera or "follow")
+    except RenderInputError as exc:
+        raise InvalidArgument("options", str(exc)) from None
+
+
+def motion_sha(key: str, data: bytes) -> str:
+    # Motions are content-addressed (motions/<sha256>.npz); anything else is hashed here.
+    name = key.rsplit("/", 1)[-1].split(".", 1)[0]
+    return name if len(name) == 64 and all(c in "0123456789abcdef" for c in name) else sha256_hex(data)
 
 
 class RendererServicer(renderer_pb2_grpc.RendererServicer):
     def __init__(self, store_url: str):
         self.store = open_store(store_url)
+
+    def Render(self, request, context):
+        options = options_from_proto(request.options)
+        require(len(request.motions) > 0, "motions", "no motions to render")
+        require(len(request.motions) <= MAX_MOTIONS, "motions", f"at most {MAX_MOTIONS} per request, got {len(request.motions)}")
+        for i, ref in enumerate(request.motions):
+            require(bool(ref.key), f"motions[{i}].key", "is empty")
+        for i, ref in enumerate(request.motions):
+            if not context.is_active():
+                return
+            data = self.store.get_bytes(ref.key)
+            try:
+                joints = MotionRecord.from_bytes(data, ref.key).joints
+            except MotionFormatError as exc:
+                raise InvalidArgument(f"motions[{i}]", str(exc)) from None
+            sha = motion_sha(ref.key, data)
+            try:
+                out, cached = render_cached(self.store, sha, joints, options)
+            except RenderInputError as exc:
+                raise InvalidArgument(f"motions[{i}]", str(exc)) from None
+            except RendererUnavailable as exc:
+                raise FailedPrecondition(f"headless rendering is unavailable on this host: {exc}") from None
+            except FileNotFoundError as exc:  # style=mesh without SMPL model files
+                raise FailedPrecondition(str(exc)) from None
+            if cached:
+                RENDER_CACHE_HITS.labels(options.form).inc()
+            else:
+                FRAMES_RENDERED.labels(options.form).inc(len(out.frame_indices))
+            prefix = cache_key(sha, options)
+            yield renderer_pb2.RenderResult(
+                motion=ref, form=options.form, cached=cached, render_key=prefix.rstrip("/"),
+                frame_indices=out.frame_indices,
+                images=[common_pb2.ArtifactRef(key=prefix + name, media_type=out.media_type, size=len(img))
+                        for name, img in zip(out.filenames(), out.images)])
 
 
 def build_spec(store_url: str) -> ServiceSpec:
