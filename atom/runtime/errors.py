@@ -23,6 +23,10 @@ class FailedPrecondition(RuntimeError):
     """The request is well-formed but the system is not in a state to serve it."""
 
 
+class Unavailable(RuntimeError):
+    """Something this service depends on (a GL context, an upstream API) cannot be used now."""
+
+
 class ResourceExhausted(RuntimeError):
     """A budget or quota would be exceeded."""
 
@@ -37,7 +41,7 @@ def status_for(exc: BaseException) -> grpc.StatusCode:
     # Order matters: ArtifactNotFound is a KeyError and StoreError; MotionFormatError a ValueError.
     if isinstance(exc, ArtifactNotFound):
         return grpc.StatusCode.NOT_FOUND
-    if isinstance(exc, StoreUnavailable):
+    if isinstance(exc, (StoreUnavailable, Unavailable)):
         return grpc.StatusCode.UNAVAILABLE
     if isinstance(exc, ResourceExhausted) or type(exc).__name__ in ("BudgetExceeded",):
         return grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import types
 
 import numpy as np
 
@@ -120,10 +121,17 @@ def load_pyrender():
 
 
 def create_offscreen(width: int, height: int):
-    """An OffscreenRenderer for the chosen platform, with a clear error when it cannot start."""
+    """An OffscreenRenderer for the chosen platform, with a clear error when it cannot start.
+
+    Its `delete` (also what its finaliser calls) is replaced by `_delete_keeping_display`: pyrender
+    ends with eglTerminate on the EGL display, which all contexts of the process share, so one
+    renderer being closed or garbage-collected would break every other one.
+    """
     pyrender = load_pyrender()
     try:
-        return pyrender.OffscreenRenderer(int(width), int(height))
+        offscreen = pyrender.OffscreenRenderer(int(width), int(height))
+        offscreen.delete = types.MethodType(_delete_keeping_display, offscreen)
+        return offscreen
     except RendererUnavailable:
         raise
     except Exception as exc:
@@ -150,3 +158,30 @@ def release_context(platform) -> None:
         eglMakeCurrent(display, EGL_NO_SURFACE, EGL_NO_SURFACE, EGL_NO_CONTEXT)
     else:
         platform.make_uncurrent()
+
+
+def _delete_keeping_display(offscreen) -> None:
+    """Free an OffscreenRenderer's GL objects and context, but not the shared EGL display."""
+    platform = getattr(offscreen, "_platform", None)
+    if platform is None:
+        return
+    renderer = getattr(offscreen, "_renderer", None)
+    offscreen._platform = offscreen._renderer = None
+    try:
+        platform.make_current()
+        if renderer is not None:
+            renderer.delete()
+    except Exception:  # a context that is already gone has nothing left to free
+        pass
+    finally:
+        release_context(platform)
+        display = getattr(platform, "_egl_display", None)
+        if display is not None:
+            from OpenGL.EGL import eglDestroyContext
+
+            if platform._egl_context is not None:
+                eglDestroyContext(display, platform._egl_context)
+            platform._egl_context = None
+            platform._egl_display = None
+        else:
+            platform.delete_context()

@@ -322,33 +322,11 @@ class SceneRenderer:
         return img
 
     def close(self) -> None:
-        """Free this renderer's GL objects and context.
-
-        Not OffscreenRenderer.delete(): for EGL it also calls eglTerminate on the display, which
-        every renderer in the process shares, and that would break the others.
-        """
+        """Free this renderer's GL objects and context (the shared EGL display stays up)."""
         with self.lock:
-            if self._offscreen is None:
-                return
-            offscreen, self._offscreen = self._offscreen, None
-            platform = offscreen._platform
-            try:
-                platform.make_current()
-                offscreen._renderer.delete()
-            finally:
-                release_context(platform)
-                display = getattr(platform, "_egl_display", None)
-                if display is not None and platform._egl_context is not None:
-                    from OpenGL.EGL import eglDestroyContext
-
-                    eglDestroyContext(display, platform._egl_context)
-                    platform._egl_context = None
-                    platform._egl_display = None
-                else:
-                    platform.delete_context()
-                # pyrender's finaliser would try to delete again; there is nothing left to free.
-                offscreen._platform = None
-                offscreen._renderer = None
+            if self._offscreen is not None:
+                offscreen, self._offscreen = self._offscreen, None
+                offscreen.delete()  # gl._delete_keeping_display
 
     def __enter__(self) -> "SceneRenderer":
         return self

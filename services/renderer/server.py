@@ -7,7 +7,7 @@ import logging
 
 from atom.motion.record import MotionFormatError, MotionRecord
 from atom.runtime import telemetry
-from atom.runtime.errors import FailedPrecondition, InvalidArgument, require
+from atom.runtime.errors import FailedPrecondition, InvalidArgument, Unavailable, require
 from atom.runtime.server import ServiceSpec
 from atom.store import open_store, sha256_hex
 from atom.v1 import common_pb2, renderer_pb2, renderer_pb2_grpc
@@ -60,7 +60,7 @@ class RendererServicer(renderer_pb2_grpc.RendererServicer):
             except RenderInputError as exc:
                 raise InvalidArgument(f"motions[{i}]", str(exc)) from None
             except RendererUnavailable as exc:
-                raise FailedPrecondition(f"headless rendering is unavailable on this host: {exc}") from None
+                raise Unavailable(f"headless rendering is unavailable on this host: {exc}") from None
             except FileNotFoundError as exc:  # style=mesh without SMPL model files
                 raise FailedPrecondition(str(exc)) from None
             if cached:

@@ -102,6 +102,8 @@ def test_video_is_an_mp4_with_every_frame(motion_renderer):
     assert data[4:8] == b"ftyp"
     assert mp4_frame_count(data) == 30
     assert out.frame_indices == list(range(30))
+    again = render(motion, RenderOptions(form="video", width=128, height=96), renderer=motion_renderer)
+    assert again.images[0] == data  # single-threaded x264 with bitexact flags: reproducible bytes
 
 
 def test_fixed_camera_does_not_move(motion_renderer):
@@ -190,3 +192,17 @@ def test_closing_one_renderer_leaves_the_others_working(motion_renderer, walk_mo
     other.close()  # idempotent
     img = motion_renderer.render_frames(walk_motion, [0], SkeletonTemplate(), width=64, height=64)[0]
     assert sum(_red_blue(img)) > 0 or img.std() > 5
+
+
+def test_a_garbage_collected_renderer_leaves_the_others_working(motion_renderer, walk_motion):
+    # pyrender's own finaliser would eglTerminate the display that every context shares.
+    import gc
+
+    from services.renderer.frames import MotionRenderer
+
+    dropped = MotionRenderer()
+    dropped.render_frames(walk_motion, [0], SkeletonTemplate(), width=64, height=64)
+    del dropped
+    gc.collect()
+    img = motion_renderer.render_frames(walk_motion, [0], SkeletonTemplate(), width=64, height=64)[0]
+    assert img.std() > 5
