@@ -106,7 +106,8 @@ def pretrain_cmd(obj: Ctx, world_clips: int | None, seed: int, minutes: float | 
     evaluator = bootstrap.ensure_evaluator(store, cfg, dataset)
     click.echo(f"base model: {base}\nevaluator: {evaluator}\ndataset: {dataset}\n({time.perf_counter() - t0:.0f}s)")
     if quality:
+        from atom.mgpt.bundle import load_bundle
         from services.generator.quality import measure_quality
 
-        report = measure_quality(store, base, bootstrap.local_dataset(store, dataset), seed=seed)
-        click.echo(str(report))
+        report = measure_quality(load_bundle(store, base), bootstrap.local_dataset(store, dataset), seed=seed)
+        click.echo(report.format())

@@ -76,13 +76,19 @@ def ensure_base_model(store: ArtifactStore, cfg: PipelineConfig, dataset: str, s
             import_motiongpt_checkpoint(cfg.model.checkpoint, cfg.model.t5_dir, store, prefix)
         return prefix
     prefix = base_model_prefix(cfg)
+    if cfg.model.pretrain_preset != "default":
+        prefix += f"-{cfg.model.pretrain_preset}"
     if store.exists(f"{prefix}/bundle.json"):
         return prefix
     from services.generator.pretrain import PretrainConfig, pretrain
 
     _say(f"pretraining the tiny base model on the world (first run only, about {cfg.model.pretrain_minutes:.0f} min) ...", show)
     root = local_dataset(store, dataset)
-    pretrain(root, store, prefix, PretrainConfig(time_budget_s=cfg.model.pretrain_minutes * 60, seed=cfg.seed))
+    if cfg.model.pretrain_preset == "tiny":
+        pcfg = PretrainConfig.tiny(seed=cfg.seed)
+    else:
+        pcfg = PretrainConfig(time_budget_s=cfg.model.pretrain_minutes * 60, seed=cfg.seed)
+    pretrain(root, store, prefix, pcfg)
     return prefix
 
 
@@ -92,12 +98,13 @@ def evaluator_prefix(dataset: str) -> str:
 
 def ensure_evaluator(store: ArtifactStore, cfg: PipelineConfig, dataset: str, show: bool = True) -> str:
     prefix = evaluator_prefix(dataset)
-    if cfg.eval.evaluator != "embedded" or store.exists(f"{prefix}/config.json"):
+    if cfg.eval.evaluator != "embedded" or store.exists(f"{prefix}/evaluator.json"):
         return prefix
     from services.evaluator.embedded import EmbeddedConfig, train_embedded_evaluator
 
     _say("training the embedded text/motion evaluator (first run only) ...", show)
     root = local_dataset(store, dataset)
-    model = train_embedded_evaluator(root, EmbeddedConfig(seed=cfg.seed))
+    steps = 40 if cfg.model.pretrain_preset == "tiny" else EmbeddedConfig().steps
+    model = train_embedded_evaluator(root, EmbeddedConfig(seed=cfg.seed, steps=steps))
     model.save(store, prefix)
     return prefix

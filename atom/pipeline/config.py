@@ -39,6 +39,7 @@ class ModelConfig:
     checkpoint: str = ""       # path to a released MotionGPT checkpoint (motiongpt_s3_h3d.tar)
     t5_dir: str = ""           # local flan-t5-base directory, needed with `checkpoint`
     pretrain_minutes: float = 10.0
+    pretrain_preset: str = "default"  # "default" | "tiny" (seconds; for tests and smoke runs)
 
 
 @dataclass
@@ -82,7 +83,7 @@ class JudgeConfig:
 class PairConfig:
     theta: float = 0.0
     score_filter: bool = True
-    min_chosen_score: float = 3.0
+    min_chosen_score: float = 0.0   # 0 = per-task defaults (> 3 on the 0-5 scales, > 2 on frequency's 1-3)
     mixed_size: int = 0        # 0 = every pair
 
 
@@ -168,6 +169,8 @@ class PipelineConfig:
             bad("train.algorithm", f"unknown algorithm {self.train.algorithm!r}; expected one of {', '.join(ALGORITHMS)}")
         if self.judge.budget_usd < 0:
             bad("judge.budget_usd", "must be >= 0")
+        if self.model.pretrain_preset not in ("default", "tiny"):
+            bad("model.pretrain_preset", f"expected default or tiny, got {self.model.pretrain_preset!r}")
         if self.model.checkpoint and not self.model.t5_dir:
             bad("model.t5_dir", "a MotionGPT checkpoint needs the flan-t5-base directory for its config and tokenizer")
         return self

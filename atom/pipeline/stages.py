@@ -245,6 +245,11 @@ def train_stage(ctx: RunContext, pairs_out: dict) -> dict:
     with ctx.stage("train", pairs_out["pairs"] + cfg.digest("train") + ctx.base_model) as box:
         if box["skip"]:
             return box["outputs"]
+        if not pairs_out.get("items"):
+            raise ValueError(
+                f"no preference pairs to train on ({pairs_out.get('pairs_per_task')}): every prompt's samples scored "
+                "alike or none passed the score filter. Generate more samples per prompt, lower --theta, or check "
+                f"the judgements in {ctx.key('judgements.jsonl')}")
         trainer = ctx.clients["trainer"]
         job = trainer.call("StartTraining", trainer_pb2.StartTrainingRequest(
             base=common_pb2.ModelRef(base=ctx.base_model), pairs=common_pb2.ArtifactRef(key=pairs_out["pairs"]),
