@@ -50,14 +50,11 @@ def ensure_dataset(store: ArtifactStore, cfg: PipelineConfig, show: bool = True)
     return prefix
 
 
-def local_dataset(store: ArtifactStore, prefix: str, cache_root: Path | None = None) -> Path:
-    """A local copy of a dataset in the store (services and training read files)."""
-    cache_root = cache_root or Path(tempfile.gettempdir()) / "atom-datasets"
-    local = cache_root / prefix.replace("/", "_")
-    if (local / "DONE").exists() or (local / "test.txt").exists() and not store.exists(f"{prefix}/DONE"):
-        return local
-    store.get_tree(prefix, local)
-    return local
+def local_dataset(store: ArtifactStore, prefix: str) -> Path:
+    """A local copy of a dataset in the store (training reads files)."""
+    from atom.store.localcache import local_tree
+
+    return local_tree(store, prefix)
 
 
 def base_model_prefix(cfg: PipelineConfig) -> str:

@@ -304,13 +304,16 @@ def evaluate_stage(ctx: RunContext, prompts_out: dict, train_out: dict, general_
                 j = judgements[f"{r['prompt_id']}:{r['motion']}"]
                 samples.append({**r, "kind": "judge", "score": j.score if j.ok else None})
             if general_texts:
-                grows = generate_motions(ctx, general_texts, 1, adapter, label=f"gen-gt-{name}", seed=cfg.seed + 11)
-                samples += [{**r, "kind": "general"} for r in grows]
-                mm = general_texts[: cfg.eval.mm_texts]
-                if cfg.eval.mm_samples > 1 and mm:
-                    mrows = generate_motions(ctx, mm, cfg.eval.mm_samples, adapter, label=f"gen-mm-{name}",
+                # HumanML3D-style metrics on the test captions: mm_samples generations for the first
+                # mm_texts captions (MultiModality; R-precision picks one of them per round), one for the rest.
+                mm, rest = general_texts[: cfg.eval.mm_texts], general_texts[cfg.eval.mm_texts:]
+                if rest:
+                    grows = generate_motions(ctx, rest, 1, adapter, label=f"gen-gt-{name}", seed=cfg.seed + 11)
+                    samples += [{**r, "kind": "general"} for r in grows]
+                if mm:
+                    mrows = generate_motions(ctx, mm, max(1, cfg.eval.mm_samples), adapter, label=f"gen-mm-{name}",
                                              seed=cfg.seed + 13)
-                    samples += [{**r, "kind": "multimodality"} for r in mrows]
+                    samples += [{**r, "kind": "general"} for r in mrows]
             key = ctx.key(f"eval-samples-{name}.jsonl")
             ctx.store.put_jsonl(key, samples)
             refs.append(evaluator_pb2.ModelSamples(name=name, samples=common_pb2.ArtifactRef(key=key)))

@@ -31,7 +31,7 @@ def test_trained_evaluator_separates_real_pairs(trained):
     assert gt["clips"] > 32
     # chance is 1/32 and 3/32
     assert gt["r1"]["mean"] > 0.3 and gt["r3"]["mean"] > 0.6
-    assert gt["fid"]["mean"] is not None and gt["order"]["pairs"] > 0
+    assert gt["fid"]["mean"] is not None and gt["order"]["pairs"] > 0 and gt["count"]["pairs"] > 0
     assert trained.describe()["gt"]["split"] == "test"
 
 
