@@ -127,7 +127,7 @@ def render_stage(ctx: RunContext, gen_out: dict) -> dict:
         if box["skip"]:
             return box["outputs"]
         rows = ctx.store.get_jsonl(gen_out["motions"])
-        keys = list(dict.fromkeys(r["motion"] for r in rows))
+        keys = list(dict.fromkeys(r["motion"] for r in rows if r["motion"]))
         if cfg.judge.backend != "vlm":
             # The kinematic judge reads joints; render a few motions so people can look at them.
             keys = keys[: cfg.render.people_samples]
@@ -151,6 +151,8 @@ def judge_motions(ctx: RunContext, rows: list[dict], prompts: dict[str, common_p
     one question, asked once)."""
     items = {}
     for r in rows:
+        if not r["motion"]:
+            continue  # the model produced no motion tokens: nothing to judge
         item_id = f"{r['prompt_id']}:{r['motion']}"
         images = [common_pb2.ArtifactRef(key=k) for k in (renders or {}).get(r["motion"], {}).get("images", [])]
         items[item_id] = judge_pb2.ScoreItem(item_id=item_id, prompt=prompts[r["prompt_id"]],
@@ -190,7 +192,11 @@ def judge_stage(ctx: RunContext, prompts_out: dict, gen_out: dict, render_out: d
         judgements = judge_motions(ctx, rows, prompts, renders)
         out = []
         for r in rows:
-            j = judgements[f"{r['prompt_id']}:{r['motion']}"]
+            j = judgements.get(f"{r['prompt_id']}:{r['motion']}")
+            if j is None:
+                out.append({**r, "ok": False, "score": None, "rationale": "", "judge_id": "",
+                            "error": "the model produced no motion"})
+                continue
             out.append({**r, "ok": j.ok, "score": j.score if j.ok else None, "rationale": j.rationale,
                         "judge_id": j.judge_id, "error": j.error})
         ctx.store.put_jsonl(ctx.key("judgements.jsonl"), out)
@@ -297,12 +303,15 @@ def evaluate_stage(ctx: RunContext, prompts_out: dict, train_out: dict, general_
             # The same seeds for both models: differences come from the weights, not the dice.
             rows = generate_motions(ctx, eval_prompts, cfg.generate.eval_samples_per_prompt, adapter,
                                     label=f"gen-{name}", seed=cfg.seed + 7)
-            judgements = judge_motions(ctx, rows, by_id, label=f"judge-{name}")
+            renders = None
+            if cfg.judge.backend == "vlm":  # the VLM judge sees renders, not joints
+                renders = render_motions(ctx, [r["motion"] for r in rows if r["motion"]], label=f"render-{name}")
+            judgements = judge_motions(ctx, rows, by_id, renders, label=f"judge-{name}")
             judged_summary[name] = judgement_summary(judgements.values())
             samples = []
             for r in rows:
-                j = judgements[f"{r['prompt_id']}:{r['motion']}"]
-                samples.append({**r, "kind": "judge", "score": j.score if j.ok else None})
+                j = judgements.get(f"{r['prompt_id']}:{r['motion']}")
+                samples.append({**r, "kind": "judge", "score": j.score if j is not None and j.ok else None})
             if general_texts:
                 # HumanML3D-style metrics on the test captions: mm_samples generations for the first
                 # mm_texts captions (MultiModality; R-precision picks one of them per round), one for the rest.

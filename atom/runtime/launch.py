@@ -19,6 +19,16 @@ from atom.runtime.ports import GRPC_PORTS, METRICS_PORTS, SERVICES, check_servic
 log = logging.getLogger("atom.launch")
 
 
+def _die_with_parent() -> None:
+    """Linux: the service gets SIGTERM when the process that started it dies, even by SIGKILL,
+    so an interrupted `atomctl run-pipeline` leaves no orphan servers behind."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 @dataclass
 class LocalService:
     name: str
@@ -49,7 +59,7 @@ def start_local_service(name: str, store_url: str, *, port: int = 0, metrics_por
         log_path = log_dir / f"{name}-{port}.log"
         out = open(log_path, "ab")
     proc = subprocess.Popen([sys.executable, "-m", "atom.cli", "serve", name], env=env, stdout=out,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+                            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
     return LocalService(name, port, metrics_port, proc, log_path)
 
 

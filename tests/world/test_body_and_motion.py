@@ -104,14 +104,13 @@ def test_clip_starts_at_origin_facing_plus_z_on_the_floor():
 
 
 def test_consecutive_events_join_smoothly():
-    events = [EventLabel(e) for e in ("run", "squat", "spin", "jump_forward", "wave")]
-    clip = compose(events, np.random.default_rng(6))
-    j = clip.joints.astype(np.float64)
-    acc = np.linalg.norm(np.diff(j, 2, axis=0), axis=-1).max(axis=1)
-    boundaries = [o.start for o in clip.occurrences[1:]]
-    near = np.unique(np.clip(np.concatenate([np.arange(b - 3, b + 3) for b in boundaries]), 0, len(acc) - 1))
-    # Every event starts and ends standing with eased keys: no kick at the joins.
-    assert acc[near].max() < 0.05
-    # The figure keeps its place: the root moves continuously through every boundary.
-    step = np.linalg.norm(np.diff(j[:, 0], axis=0), axis=1)
-    assert step[near].max() < 0.05
+    # Every event starts and ends standing with eased (zero-velocity) keys, so at each join all
+    # joints are nearly still, though they move fast inside the events themselves.
+    for seed, names in ((6, ("run", "squat", "spin", "jump_forward", "wave")),
+                        (7, ("walk_backward", "kick", "sidestep_left", "bow", "turn_right"))):
+        clip = compose([EventLabel(e) for e in names], np.random.default_rng(seed))
+        j = clip.joints.astype(np.float64)
+        speed = np.linalg.norm(np.diff(j, axis=0), axis=-1).max(axis=1)
+        joins = [o.start for o in clip.occurrences[1:]]
+        assert max(speed[b - 1:b + 1].max() for b in joins) < 0.05  # < 1 m/s at every join
+        assert speed.max() > 0.15  # ... while the events themselves move

@@ -7,11 +7,11 @@ from typing import Iterable
 
 import numpy as np
 
-from atom.motion.events import EVENTS, EventLabel, check_event
+from atom.motion.events import EventLabel, check_event
 from atom.motion.skeleton import FPS, MAX_FRAMES
 from atom.motion.world.body import Body, random_body
 from atom.motion.world.primitives import PRIMITIVES, idle
-from atom.motion.world.track import Style, Track, concat, pose_track, random_style, smooth
+from atom.motion.world.track import Track, concat, pose_track, random_style, smooth
 
 MIN_FRAMES = 40  # HumanML3D evaluation keeps motions of at least 40 frames
 MAX_COUNT = 5
@@ -208,4 +208,4 @@ def compose(events, rng: np.random.Generator, body: Body | None = None, max_fram
     )
 
 
-__all__ = ["compose", "WorldClip", "Occurrence", "CompositionError", "EVENTS"]
+__all__ = ["compose", "WorldClip", "Occurrence", "CompositionError", "MIN_FRAMES", "MAX_COUNT"]

@@ -74,6 +74,37 @@ def nominal_toes(style: Style, root_xz: np.ndarray, heading: np.ndarray, t: np.n
     return xz, yaw
 
 
+def _footprints(style: Style, gait: Gait, steps, root_xz, heading, n) -> list[tuple[np.ndarray, float]]:
+    """Where each step lands (toe x, z and yaw), in step order.
+
+    A footprint that would land closer than 0.8 of a stance width to the other foot's (inside
+    it, or across it) is pushed outward: feet never cross, whatever the root path does. The
+    final step of each foot is exact, so every stepping motion ends in the standing stance.
+    """
+    last = {foot: max(i for i, s in enumerate(steps) if s[0] == foot) for foot in (0, 1)}
+    current = {}
+    for foot in (0, 1):
+        xz, yaw = nominal_toes(style, root_xz, heading, np.array([0]), foot)
+        current[foot] = xz[0]
+    min_sep = 1.6 * style.foot_width  # toes this far apart keep the (toed-out) heels apart too
+    out = []
+    for i, (foot, lift, land) in enumerate(steps):
+        lead = gait.lead + (gait.lead_extra if foot == gait.first_foot else 0.0)
+        aim = n - 1 if i == last[foot] else min(n - 1, int(round(land + lead)))
+        width = 1.0 if i == last[foot] else gait.width
+        xz, yaw = nominal_toes(style, root_xz, heading, np.array([aim]), foot, width)
+        xz, yaw = xz[0].copy(), float(yaw[0])
+        if i != last[foot]:
+            h = heading[aim]
+            left = np.array([np.cos(h), -np.sin(h)])
+            sep = SIDE[foot] * float(np.dot(xz - current[1 - foot], left))
+            if sep < min_sep:
+                xz += (min_sep - sep) * SIDE[foot] * left
+        current[foot] = xz
+        out.append((xz, yaw))
+    return out
+
+
 def step_feet(track: Track, style: Style, gait: Gait, steps: list[tuple[int, int, int]]) -> None:
     """Fill the track's toe, foot yaw, foot pitch and contact channels from a step plan.
 
@@ -82,7 +113,7 @@ def step_feet(track: Track, style: Style, gait: Gait, steps: list[tuple[int, int
     n = track.n
     root_xz = track.root[:, [0, 2]]
     heading = track.heading
-    last = {foot: max(i for i, s in enumerate(steps) if s[0] == foot) for foot in (0, 1)}
+    prints = _footprints(style, gait, steps, root_xz, heading, n)
     for foot in (0, 1):
         mine = [(i, s) for i, s in enumerate(steps) if s[0] == foot]
         xz0, yaw0 = nominal_toes(style, root_xz, heading, np.array([0]), foot)
@@ -94,11 +125,7 @@ def step_feet(track: Track, style: Style, gait: Gait, steps: list[tuple[int, int
         toe[:, [0, 2]] = spot_xz
         yaw[:] = spot_yaw
         for i, (_, lift, land) in mine:
-            lead = gait.lead + (gait.lead_extra if foot == gait.first_foot else 0.0)
-            aim = n - 1 if i == last[foot] else min(n - 1, int(round(land + lead)))
-            width = 1.0 if i == last[foot] else gait.width
-            new_xz, new_yaw = nominal_toes(style, root_xz, heading, np.array([aim]), foot, width)
-            new_xz, new_yaw = new_xz[0], float(new_yaw[0])
+            new_xz, new_yaw = prints[i]
             # Push-off: the heel rises about the planted toe just before the foot leaves.
             r0 = max(0, lift - raise_frames(gait))
             k = np.arange(r0, lift + 1)

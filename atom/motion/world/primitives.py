@@ -74,14 +74,16 @@ def _head_follow(track: Track, lead_frames: int = 4, gain: float = 0.6, limit: f
 def _walk_path(track: Track, steps, direction: np.ndarray, distance: float, ramp: float) -> None:
     """Move the root `distance` along `direction` (heading frame), easing in and out.
 
-    The motion ends when the last step lands, so the finishing steps bring the feet together.
+    The body sets off as the first heel rises and comes to rest as the last step lands, so the
+    feet are under it at both ends and the finishing steps bring them together.
     """
     n = track.n
+    t_start = max(0.0, min(s[1] for s in steps) - 2.0)
     t_end = max(s[2] for s in steps)
     t = np.arange(n, dtype=np.float64)
-    r = min(ramp, t_end / 2.0)
+    r = min(ramp, (t_end - t_start) / 2.0)
     # Speed: eased up over `r` frames, flat, eased down to zero at t_end.
-    v = ease(t / r) - ease((t - (t_end - r)) / r)
+    v = ease((t - t_start) / r) - ease((t - (t_end - r)) / r)
     v[t >= t_end] = 0.0
     pos = np.concatenate([[0.0], np.cumsum(v[:-1])])
     pos *= distance / max(pos[-1], 1e-9)
@@ -92,7 +94,7 @@ def _walk_path(track: Track, steps, direction: np.ndarray, distance: float, ramp
 def walk(style: Style, rng: np.random.Generator, n: int, backward: bool = False) -> Track:
     s = style.body.height_scale
     cadence = (_u(rng, 1.5, 1.9) if backward else _u(rng, 1.7, 2.1)) * style.tempo  # steps / s
-    step = (_u(rng, 0.33, 0.48) if backward else _u(rng, 0.55, 0.72)) * s * style.vigour
+    step = (_u(rng, 0.32, 0.45) if backward else _u(rng, 0.5, 0.66)) * s * style.vigour
     half = FPS / cadence
     swing = int(round(0.8 * half))
     gait = Gait(half_cycle=half, swing=swing, clearance=_u(rng, 0.05, 0.09) * s,
@@ -103,7 +105,8 @@ def walk(style: Style, rng: np.random.Generator, n: int, backward: bool = False)
     t_end = max(st[2] for st in steps)
     speed = step * cadence / FPS  # metres per frame at cruise
     ramp = 1.2 * half
-    distance = speed * max(t_end - ramp, 1.0)
+    t_go = min(st[1] for st in steps) - 2
+    distance = speed * max(t_end - t_go - ramp, 1.0)
     _walk_path(tr, steps, np.array([0.0, -1.0 if backward else 1.0]), distance, ramp)
     step_feet(tr, style, gait, steps)
     lean = _u(rng, 2.0, 5.0) * DEG if not backward else _u(rng, 3.0, 7.0) * DEG
@@ -144,7 +147,8 @@ def run(style: Style, rng: np.random.Generator, n: int) -> Track:
     t_end = max(st[2] for st in steps)
     speed = step * cadence / FPS
     ramp = 2.2 * half
-    distance = speed * max(t_end - ramp, 1.0)
+    t_go = min(st[1] for st in steps) - 2
+    distance = speed * max(t_end - t_go - ramp, 1.0)
     _walk_path(tr, steps, np.array([0.0, 1.0]), distance, ramp)
     step_feet(tr, style, gait, steps)
     busy = _busy(tr)
@@ -165,17 +169,19 @@ def run(style: Style, rng: np.random.Generator, n: int) -> Track:
 
 def sidestep(style: Style, rng: np.random.Generator, n: int, side: int) -> Track:
     s = style.body.height_scale
-    cadence = _u(rng, 1.6, 2.1) * style.tempo
-    half = FPS / cadence
+    # Brisk shuffling steps; at least two step-together cycles (four steps), quicker when short.
+    half = FPS / (_u(rng, 1.9, 2.5) * style.tempo)
+    if (n - 5) / half - 1.28 + 1 < 4:
+        half = (n - 5) / (3 + 1.28)
     swing = int(round(0.85 * half))
     gait = Gait(half_cycle=half, swing=swing, clearance=_u(rng, 0.04, 0.07) * s, heel_raise=_u(rng, 0.1, 0.25),
-                lead=(2 * half - swing) / 2.0, first_foot=side, lead_extra=half)
+                lead=(2 * half - swing) / 2.0, first_foot=side, lead_extra=0.75 * half)
     tr = Track.standing(style, n)
     steps = plan_steps(n, gait)
     # Step-together: the leading foot reaches out a half cycle ahead, the other closes up;
     # the feet never cross as long as each cycle covers less than the stance is wide.
     cycles = len(steps) / 2.0
-    distance = _u(rng, 0.24, 0.38) * s * style.vigour * cycles
+    distance = _u(rng, 0.2, 0.3) * s * style.vigour * cycles
     _walk_path(tr, steps, np.array([SIDE[side], 0.0]), distance, ramp=1.5 * half)
     step_feet(tr, style, gait, steps)
     body_sway(tr, style, amount=0.01, arm_swing=0.1, twist=0.0)
@@ -212,7 +218,8 @@ def turn(style: Style, rng: np.random.Generator, n: int, sign: float) -> Track:
     steps = plan_steps(n, gait)
     t_end = max(st[2] for st in steps)
     # The body turns a little ahead of the feet and finishes as the last step lands.
-    t0, t1 = 1.0, max(t_end - 1.0, 3.0)
+    t0 = max(1.0, min(st[1] for st in steps) - 2.0)
+    t1 = max(t_end - 1.0, t0 + 2.0)
     t = np.arange(n)
     tr.heading[:] = angle * ease((t - t0) / (t1 - t0))
     step_feet(tr, style, gait, steps)
