@@ -36,7 +36,7 @@ class FanOutError(RuntimeError):
 class FanOutStats:
     requests: int = 0
     resent_items: int = 0
-    duplicates: int = 0
+    redelivered: int = 0  # results that came back twice after a resend (kept once)
     failures: list[str] = field(default_factory=list)
 
 
@@ -67,7 +67,7 @@ class FanOut(Generic[T, R]):
                 key = self.result_key(result)
                 with lock:
                     if key in results:
-                        self.stats.duplicates += 1
+                        self.stats.redelivered += 1
                         continue
                     results[key] = result
                 if self.on_result:

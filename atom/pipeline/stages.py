@@ -79,7 +79,7 @@ def generate_motions(ctx: RunContext, prompts: list[common_pb2.Prompt], samples:
                          "sample_seed": m.sample_seed, "motion": m.motion.key, "num_frames": m.num_frames,
                          "num_tokens": m.num_tokens, "model_id": m.model_id})
     ctx.summary.setdefault("fanout", {})[label] = {"requests": fan.stats.requests, "resent": fan.stats.resent_items,
-                                                  "duplicates": fan.stats.duplicates}
+                                                  "redelivered": fan.stats.redelivered}
     return rows
 
 

@@ -76,5 +76,5 @@ def test_replica_killed_mid_run_loses_nothing(tmp_path):
     assert all(store.exists(i) for r in renders.values() for i in r["images"])
     judged = store.get_jsonl(out["judge"]["judgements"])
     assert len(judged) == len(rows) and all(j["ok"] for j in judged if j["motion"])
-    fan = ctx.summary["fanout"]
-    assert fan["generate"]["duplicates"] == 0
+    # Work of the killed generator was resent to the other replica; what came back twice was kept once.
+    assert ctx.summary["fanout"]["generate"]["resent"] > 0
