@@ -111,4 +111,44 @@ def _register_stage(cli: click.Group, stage: str) -> None:
         print_summary(ctx)
 
     command.__doc__ = docs[stage] + "\n\nUses the outputs of earlier stages recorded in the run's manifest."
-    cli.command(stage)(config_options(command))
+    if stage == "judge":
+        # `atomctl judge` runs the stage; `atomctl judge agree` compares two judges.
+        group = click.group("judge", invoke_without_command=True)(config_options(_judge_group(command)))
+        group.add_command(judge_agree)
+        cli.add_command(group)
+    else:
+        cli.command(stage)(config_options(command))
+
+
+def _judge_group(stage_command):
+    @click.pass_context
+    def judge(ctx: click.Context, **kwargs) -> None:
+        if ctx.invoked_subcommand is None:
+            ctx.invoke(stage_command, **kwargs)
+
+    judge.__doc__ = stage_command.__doc__ + "\n\n`atomctl judge agree --help`: compare two judges on the same motions."
+    return judge
+
+
+@click.command("agree")
+@click.option("--run", "run_name", default="default", show_default=True, help="The run whose judged motions to use.")
+@click.option("--a", "judge_a", default="kinematic", show_default=True,
+              help="First judge: kinematic, vlm, or human:FILE (CSV or JSONL of item_id,score).")
+@click.option("--b", "judge_b", default="vlm", show_default=True, help="Second judge, same forms as --a.")
+@click.option("--limit", type=int, default=0, help="Use only the first N motions (0 = all).")
+@click.option("--judge-model", default="gpt-4o", show_default=True, help="Model for the vlm judge.")
+@click.option("--form", type=click.Choice(["frame_by_frame", "full_image", "trajectory_image"]), default="full_image",
+              show_default=True, help="Injection form for the vlm judge.")
+@click.option("--interval", type=int, default=8, show_default=True, help="Frame sampling interval for the vlm judge.")
+@click.option("--budget", "budget_usd", type=float, default=5.0, show_default=True, help="Cap on new VLM spend.")
+@click.pass_obj
+@handle_errors
+def judge_agree(obj: Ctx, run_name: str, judge_a: str, judge_b: str, limit: int, judge_model: str, form: str,
+                interval: int, budget_usd: float) -> None:
+    """Score the same motions with two judges and print their agreement: exact-match rate,
+    within-one rate, Spearman, Cohen's kappa and the confusion matrix. Item ids are
+    '<prompt_id>:<motion key>', as in runs/<run>/judgements.jsonl."""
+    from atom.pipeline.agree import run_agreement
+
+    click.echo(run_agreement(obj, run_name, judge_a, judge_b, limit=limit, model=judge_model, form=form,
+                             interval=interval, budget_usd=budget_usd))
