@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import queue
+
+import numpy as np
 import threading
 
 from atom.motion.record import MotionFormatError, MotionRecord
@@ -19,6 +21,8 @@ from services.evaluator.report import evaluate
 from services.evaluator.subsets import build_subsets
 
 log = logging.getLogger("atom.evaluator")
+
+MIN_EVAL_FRAMES = 16  # enough for the embedded evaluator (8) and Guo's (4-frame units, two strided convs)
 
 EVALUATIONS = telemetry.counter("atom_evaluations_total", "Evaluations finished", ())
 JUDGE_MEAN = telemetry.gauge("atom_eval_judge_score", "Mean judge score of the last evaluation", ("model", "task"))
@@ -51,7 +55,7 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
     def _samples(self, m: evaluator_pb2.ModelSamples, field: str) -> tuple[list[ModelSample], int]:
         require(bool(m.name), f"{field}.name", "is empty")
         require(bool(m.samples.key), f"{field}.samples.key", "is empty")
-        out, skipped = [], 0
+        out, skipped, padded = [], 0, 0
         for n, row in enumerate(self.store.get_jsonl(m.samples.key), 1):
             if not row.get("motion"):
                 skipped += 1  # the model produced no motion for this sample
@@ -59,13 +63,19 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
             try:
                 rec = MotionRecord.from_bytes(self.store.get_bytes(row["motion"]), row["motion"])
                 feats = rec.features if len(rec.features) else None
+                if feats is not None and len(feats) < MIN_EVAL_FRAMES:
+                    # The encoders need a few frames; a very short motion is held on its last pose so
+                    # it still counts (and scores as the near-static motion it is).
+                    pad = np.repeat(feats[-1:], MIN_EVAL_FRAMES - len(feats), axis=0)
+                    feats = np.concatenate([feats, pad])
+                    padded += 1
                 out.append(ModelSample(text=row["text"], task=row["task"], prompt_id=row["prompt_id"],
                                        features=feats, joints=None if feats is not None else rec.joints,
                                        score=row.get("score")))
             except (KeyError, MotionFormatError, ValueError) as exc:
                 raise InvalidArgument(f"{field}.samples", f"{m.samples.key} line {n}: {exc}") from None
         require(len(out) > 0, f"{field}.samples", f"{m.samples.key} holds no usable samples")
-        return out, skipped
+        return out, (skipped, padded)
 
     def Evaluate(self, request, context):
         require(len(request.models) > 0, "models", "name at least one model's samples")
@@ -108,9 +118,12 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
         if "error" in result:
             raise result["error"]
         report = result["report"]
-        for name, n in skipped.items():
+        for name, (n, padded) in skipped.items():
             if n:
                 report.notes.append(f"{name}: {n} samples had no motion (the model produced no tokens) and were left out")
+            if padded:
+                report.notes.append(f"{name}: {padded} motions shorter than {MIN_EVAL_FRAMES} frames were held on "
+                                    "their last pose to that length")
         keys = report.save(self.store, request.output_prefix, plots=True)
         for row in report.judge:
             mean = getattr(getattr(row, "score", None), "mean", None)
