@@ -46,7 +46,7 @@ class ModelConfig:
 class PromptConfig:
     tasks: list[str] = field(default_factory=lambda: list(TASKS))
     per_task: int = 60         # training prompts per sub-task
-    eval_per_task: int = 30    # held-out prompts per sub-task
+    eval_per_task: int = 40    # held-out prompts per sub-task (>= 32: R-precision uses groups of 32)
     backend: str = "offline"   # "offline" | "llm"
 
 
