@@ -21,6 +21,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from atom.mgpt.lm import LMError, MotionLM
+from atom.mgpt.tokenizer import NUM_CODES
 from atom.mgpt.vqvae import VQVAE, VQVAEConfig
 
 BUNDLE_FORMAT = 1
@@ -41,6 +42,9 @@ class ModelBundle:
 
     def __post_init__(self) -> None:
         dim = self.vqvae.config.input_dim
+        if self.vqvae.config.num_codes > NUM_CODES:
+            raise BundleError(f"the VQ-VAE has {self.vqvae.config.num_codes} codes but the motion vocabulary "
+                              f"has {NUM_CODES} code tokens; use at most {NUM_CODES} codes")
         self.mean = np.asarray(self.mean, dtype=np.float32).reshape(-1)
         self.std = np.asarray(self.std, dtype=np.float32).reshape(-1)
         for name, arr in (("mean", self.mean), ("std", self.std)):

@@ -4,6 +4,12 @@ The codebook is a buffer named `codebook` (num_codes, code_dim): it is learnt by
 averages of the encoder outputs assigned to each code, not by gradients. Codes that no input chose
 in a training step (EMA usage below one) are re-seeded from random encoder outputs of that step, so
 the codebook does not collapse onto a few entries.
+
+"Dead" is relative to the batch: a code is dead when its EMA usage falls below `reset_fraction`
+of the mean usage per code. With T2M-GPT's batch (256 windows x 16 codes = 4096 vectors for 512
+codes, mean 8) the default 1/8 gives its fixed threshold of 1.0; with the small batches of CPU
+pretraining a fixed 1.0 would re-seed half the codebook every step and rare poses (arms raised
+overhead) would never keep a code.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ def _after_load(module: "EMAQuantizer", incompatible) -> None:
 
 
 class EMAQuantizer(nn.Module):
-    def __init__(self, num_codes: int = 512, code_dim: int = 512, mu: float = 0.99):
+    def __init__(self, num_codes: int = 512, code_dim: int = 512, mu: float = 0.99, reset_fraction: float = 0.125):
         super().__init__()
         if num_codes < 2 or code_dim < 1:
             raise ValueError(f"quantizer needs num_codes >= 2 and code_dim >= 1, got {num_codes}, {code_dim}")
@@ -31,6 +37,7 @@ class EMAQuantizer(nn.Module):
         self.num_codes = num_codes
         self.code_dim = code_dim
         self.mu = mu
+        self.reset_fraction = reset_fraction
         self.register_buffer("codebook", torch.zeros(num_codes, code_dim))
         # Training statistics only: not part of the released state dict (which holds just the codebook).
         self.register_buffer("code_sum", torch.zeros(num_codes, code_dim), persistent=False)
@@ -60,13 +67,19 @@ class EMAQuantizer(nn.Module):
         std = 0.01 / (self.code_dim ** 0.5)
         return out + torch.randn_like(out) * std
 
+    def _threshold(self, n: int) -> float:
+        return max(self.reset_fraction * n / self.num_codes, 1e-3)
+
     @torch.no_grad()
     def _init_codebook(self, x: torch.Tensor) -> None:
         cand = self._tile(x)
         idx = torch.randperm(cand.shape[0], device=x.device)[: self.num_codes]
         self.codebook.copy_(cand[idx])
-        self.code_sum.copy_(self.codebook)
-        self.code_count.fill_(1.0)
+        # Start every code at the threshold: a code no input picks in the first step is re-seeded
+        # at once, before the encoder's early drift can strand it (as T2M-GPT's 1.0 does).
+        c = self._threshold(x.shape[0])
+        self.code_sum.copy_(self.codebook * c)
+        self.code_count.fill_(c)
         self.initialized.fill_(True)
 
     @torch.no_grad()
@@ -79,12 +92,14 @@ class EMAQuantizer(nn.Module):
         self.code_count.mul_(self.mu).add_(step_count, alpha=1 - self.mu)
         cand = self._tile(x)
         rand = cand[torch.randperm(cand.shape[0], device=x.device)[: self.num_codes]]
-        alive = (self.code_count >= 1.0).to(x.dtype)[:, None]
+        threshold = self._threshold(x.shape[0])
+        alive = (self.code_count >= threshold).to(x.dtype)[:, None]
         self.codebook.copy_(alive * self.code_sum / self.code_count.clamp_min(1e-8)[:, None] + (1 - alive) * rand)
-        # A re-seeded code starts its statistics afresh from its new vector.
+        # A re-seeded code starts its statistics afresh from its new vector (sum = vector x count,
+        # so the running mean is the vector itself).
         dead = alive[:, 0] == 0
-        self.code_sum[dead] = rand[dead]
-        self.code_count[dead] = 1.0
+        self.code_sum[dead] = rand[dead] * threshold
+        self.code_count[dead] = threshold
         prob = step_count / max(x.shape[0], 1)
         return torch.exp(-(prob * torch.log(prob + 1e-7)).sum())
 

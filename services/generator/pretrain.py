@@ -39,7 +39,12 @@ class PretrainConfig:
     vq_window: int = 64  # frames per training window (multiple of 4)
     vq_lr: float = 1e-3
     commit_weight: float = 0.02
+    recon_loss: str = "l2"  # "l2" or "l1" (smooth L1, T2M-GPT's): L2 keeps rare extreme poses
+    vq_reset_fraction: float = 0.125  # dead-code threshold as a fraction of the mean code usage
     pos_weight: float = 0.5  # extra weight on the joint-position dims 4:67
+    vel_weight: float = 0.0  # extra weight on the joint-velocity dims 193:259 (fast arm motions)
+    root_weight: float = 0.1  # extra weight on the root dims 0:4 (4 of 263 dims: without it the
+    # tokeniser learns to ignore sideways and turning root motion, and side-steps vanish)
     t5: T5Size = field(default_factory=lambda: T5Size(d_model=128, d_ff=256, num_layers=2, num_decoder_layers=2,
                                                       num_heads=4, d_kv=32, dropout_rate=0.1))
     lm_steps: int = 1500
@@ -60,6 +65,8 @@ class PretrainConfig:
             if getattr(self, name) < 1:
                 raise PretrainError(f"{name} must be >= 1, got {getattr(self, name)}")
         format_prompt("x", self.template)
+        if self.recon_loss not in ("l1", "l2"):
+            raise PretrainError(f"recon_loss must be 'l1' or 'l2', got {self.recon_loss!r}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -147,9 +154,13 @@ def _lr_at(step: int, total: int, warmup: int, base: float) -> float:
 
 def _vq_loss(vq: VQVAE, x: torch.Tensor, cfg: PretrainConfig):
     out = vq(x)
-    rec = F.smooth_l1_loss(out.recon, x)
-    pos = F.smooth_l1_loss(out.recon[..., 4:67], x[..., 4:67])
-    return rec + cfg.pos_weight * pos + cfg.commit_weight * out.commit_loss, rec, out
+    fn = F.mse_loss if cfg.recon_loss == "l2" else F.smooth_l1_loss
+    rec = fn(out.recon, x)
+    pos = fn(out.recon[..., 4:67], x[..., 4:67])
+    root = fn(out.recon[..., :4], x[..., :4])
+    vel = fn(out.recon[..., 193:259], x[..., 193:259])
+    loss = rec + cfg.pos_weight * pos + cfg.root_weight * root + cfg.vel_weight * vel + cfg.commit_weight * out.commit_loss
+    return loss, rec, out
 
 
 def train_vqvae(corpus: Corpus, cfg: PretrainConfig, progress: Progress = _noop, deadline: float | None = None) -> VQVAE:
@@ -161,6 +172,7 @@ def train_vqvae(corpus: Corpus, cfg: PretrainConfig, progress: Progress = _noop,
         window = max(cfg.vq.frames_per_token, min(len(f) for f in corpus.features) // cfg.vq.frames_per_token * cfg.vq.frames_per_token)
         eligible = list(range(len(corpus.features)))
     vq = VQVAE(cfg.vq)
+    vq.quantizer.reset_fraction = cfg.vq_reset_fraction
     vq.train()
     opt = torch.optim.AdamW(vq.parameters(), lr=cfg.vq_lr, betas=(0.9, 0.99), weight_decay=0.0)
     every = max(1, cfg.vq_steps // 20)

@@ -117,8 +117,9 @@ def _base_model(model):
 
 @torch.no_grad()
 def sample_token_ids(lm: MotionLM, texts: Sequence[str], seeds: Sequence[int], cfg: SamplingConfig,
-                     model=None) -> list[tuple[list[int], bool]]:
-    """Formatted prompt texts -> per row (generated token ids, wrote an end token?). One batch."""
+                     model=None, num_codes: int = NUM_CODES) -> list[tuple[list[int], bool]]:
+    """Formatted prompt texts -> per row (generated token ids, wrote an end token?). One batch.
+    In constrained mode only codes below `num_codes` (the VQ codebook size) can be drawn."""
     from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
     net = _base_model(model if model is not None else lm.model)
@@ -139,7 +140,7 @@ def sample_token_ids(lm: MotionLM, texts: Sequence[str], seeds: Sequence[int], c
         code_lo = tok.motion_token_id(0)
         vocab = net.get_output_embeddings().weight.shape[0]
         allowed = torch.zeros(vocab, dtype=torch.bool)
-        allowed[code_lo: code_lo + NUM_CODES] = True
+        allowed[code_lo: code_lo + min(num_codes, NUM_CODES)] = True
         allowed[end_tok] = True
         out: list[list[int]] = [[] for _ in range(b)]
         ended = [False] * b
@@ -234,8 +235,10 @@ def sample_motions(bundle: ModelBundle, prompts: Sequence[str], seeds: Sequence[
     texts = [format_prompt(p, tmpl) for p in prompts]
     raw: list[tuple[list[int], bool]] = []
     for lo in range(0, len(texts), cfg.batch_size):
-        raw += sample_token_ids(lm, texts[lo: lo + cfg.batch_size], seeds[lo: lo + cfg.batch_size], cfg, model)
-    codes = [_codes_from_ids(lm, ids)[: cfg.max_tokens] for ids, _ in raw]
+        raw += sample_token_ids(lm, texts[lo: lo + cfg.batch_size], seeds[lo: lo + cfg.batch_size], cfg, model,
+                                bundle.vqvae.config.num_codes)
+    top = bundle.vqvae.config.num_codes - 1  # unconstrained text may name codes the codebook lacks
+    codes = [[min(c, top) for c in _codes_from_ids(lm, ids)[: cfg.max_tokens]] for ids, _ in raw]
     decoded = decode_tokens(bundle, codes)
     out = []
     for p, s, (ids, ended), c, (feats, joints) in zip(prompts, seeds, raw, codes, decoded):

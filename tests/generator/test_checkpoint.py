@@ -163,3 +163,21 @@ def test_missing_and_garbage_files(tmp_path, flan):
     path, _, _ = _lightning_checkpoint(tmp_path / "ok.tar", flan)
     with pytest.raises(CheckpointError, match="config.json"):
         load_motiongpt(path, tmp_path, np.zeros(263), np.ones(263), vq_config=SMALL_VQ)
+
+
+def test_checkpoint_bundle_survives_the_store(tmp_path, flan):
+    from atom.mgpt.bundle import load_bundle, save_bundle
+    from atom.store import LocalStore
+
+    path, _, _ = _lightning_checkpoint(tmp_path / "m.tar", flan)
+    bundle = load_motiongpt(path, flan, np.zeros(263), np.ones(263), vq_config=SMALL_VQ)
+    store = LocalStore(tmp_path / "store")
+    save_bundle(store, "models/motiongpt-base", bundle)
+    again = load_bundle(store, "models/motiongpt-base")
+    assert again.lm.tokenizer.kind == "hf" and len(again.lm.tokenizer) == len(bundle.lm.tokenizer)
+    assert again.lm.model.lm_head.weight is not again.lm.model.shared.weight
+    ii, am = bundle.lm.encode_prompts(["a man jumps"])
+    labels = bundle.lm.encode_motion([[3, 1, 4]])
+    with torch.no_grad():
+        assert torch.allclose(bundle.lm.sequence_logprobs(ii, am, labels), again.lm.sequence_logprobs(ii, am, labels),
+                              atol=1e-5)
