@@ -47,7 +47,7 @@ def main() -> None:
     ap.add_argument("--model", default="models/base-world")
     ap.add_argument("--motions", type=int, default=32, help="motions per measurement")
     ap.add_argument("--tokens", type=int, default=24, help="motion tokens per sample (4 frames each)")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=2, help="best of N runs per batch size")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)

@@ -49,10 +49,12 @@ class PretrainConfig:
                                                       num_heads=4, d_kv=32, dropout_rate=0.1))
     lm_steps: int = 1500
     lm_batch_size: int = 32
-    lm_lr: float = 1e-3
-    warmup_steps: int = 100
+    lm_lr: float = 3e-3
+    warmup_steps: int = 150
     token_offsets: tuple[int, ...] = (0, 2)  # frame shifts: each clip is tokenised once per shift
-    threads: int = 2
+    # One thread by default: with two, a machine shared with other busy processes slowed training
+    # about tenfold here (OpenMP threads spin-waiting for each other); idle machines may pass 2.
+    threads: int = 1
     template: str = DEFAULT_TEMPLATE
     split: str = "train"
     eval_split: str = "val"
