@@ -12,7 +12,9 @@ Pipeline: caption -> prompt template -> T5 -> motion tokens -> VQ decoder -> nor
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import threading
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -26,6 +28,8 @@ from atom.motion.skeleton import FEATURE_DIM, FRAMES_PER_TOKEN, MAX_FRAMES, NUM_
 
 DEFAULT_MAX_TOKENS = MAX_FRAMES // FRAMES_PER_TOKEN  # 49 codes = 196 frames, HumanML3D's longest clip
 _SEED_MASK = (1 << 63) - 1
+# Held while a model is temporarily cast to float64: no other sampling call may see it half-cast.
+_CAST_LOCK = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -37,8 +41,15 @@ class SamplingConfig:
     min_tokens: int = 1  # the end token is not allowed before this many codes (constrained mode)
     constrained: bool = True  # sample only motion codes / end after a forced start token
     batch_size: int = 32
+    # "auto": float64 for a float32 model on the CPU, else the model's own dtype. In float32 the
+    # decoder's matrix products round differently for 1 row and for 32 (different kernels), about
+    # 3e-6 in the logits, which flipped 1 draw in ~800 between batch sizes; in float64 the
+    # difference is ~1e-15 and no flip was seen. On a CPU float64 costs no time for small models.
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.precision not in ("auto", "float32", "float64"):
+            raise ValueError(f"precision must be 'auto', 'float32' or 'float64', got {self.precision!r}")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if self.top_k < 0:
@@ -120,9 +131,24 @@ def sample_token_ids(lm: MotionLM, texts: Sequence[str], seeds: Sequence[int], c
                      model=None, num_codes: int = NUM_CODES) -> list[tuple[list[int], bool]]:
     """Formatted prompt texts -> per row (generated token ids, wrote an end token?). One batch.
     In constrained mode only codes below `num_codes` (the VQ codebook size) can be drawn."""
+    net = _base_model(model if model is not None else lm.model)
+    param = next(net.parameters())
+    cast = cfg.precision == "float64" or (
+        cfg.precision == "auto" and param.device.type == "cpu" and param.dtype == torch.float32)
+    orig = param.dtype
+    with _CAST_LOCK if cast else contextlib.nullcontext():
+        if cast:
+            net.to(torch.float64)
+        try:
+            return _sample_batch(lm, net, texts, seeds, cfg, num_codes)
+        finally:
+            if cast:
+                net.to(orig)  # exact: every value came from `orig`
+
+
+def _sample_batch(lm: MotionLM, net, texts, seeds, cfg: SamplingConfig, num_codes: int) -> list[tuple[list[int], bool]]:
     from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
-    net = _base_model(model if model is not None else lm.model)
     was_training = net.training
     net.eval()
     try:
@@ -156,7 +182,7 @@ def sample_token_ids(lm: MotionLM, texts: Sequence[str], seeds: Sequence[int], c
                         past_key_values=cache, use_cache=True)
             else:
                 logits = net(encoder_outputs=(enc,), attention_mask=mask, decoder_input_ids=cur,
-                             past_key_values=cache, use_cache=True).logits[:, -1].float().cpu()
+                             past_key_values=cache, use_cache=True).logits[:, -1].double().cpu()
                 nxt = []
                 for r, row in enumerate(active):
                     lg = logits[r]

@@ -107,7 +107,6 @@ def test_bad_adapters(setup):
             pass
     # An adapter made for a differently sized model does not fit.
     other = make_tiny_bundle(seed=0)
-    from gen_tiny_models import TINY_T5
     from atom.mgpt.lm import MotionLM, T5Size
     big = MotionLM.create(other.lm.tokenizer, T5Size(d_model=48, d_ff=64, num_layers=2, num_decoder_layers=2,
                                                      num_heads=2, d_kv=24), seed=0)

@@ -17,7 +17,7 @@ from atom.mgpt.tokenizer import (
 from atom.mgpt.vqvae import VQVAE, VQVAEConfig
 from atom.store import LocalStore
 
-from gen_tiny_models import CAPTIONS, TINY_T5, TINY_VQ, make_tiny_bundle
+from gen_tiny_models import CAPTIONS, TINY_VQ, make_tiny_bundle
 
 
 def _expected_full_size_keys():

@@ -26,7 +26,13 @@ def test_same_prompt_and_seed_same_motion_whatever_the_batch(tiny_bundle):
 
 
 def test_outputs_are_consistent_motions(tiny_bundle):
+    before = {k: v.clone() for k, v in tiny_bundle.lm.model.state_dict().items()}
     ms = sample_motions(tiny_bundle, CAPS[:2], [1, 2], max_tokens=6)
+    # Sampling decodes in float64 on the CPU; the model comes back exactly as it was.
+    after = tiny_bundle.lm.model.state_dict()
+    assert all(after[k].dtype == v.dtype and torch.equal(after[k], v) for k, v in before.items())
+    f32 = sample_motions(tiny_bundle, CAPS[:2], [1, 2], max_tokens=6, config=SamplingConfig(max_tokens=6, precision="float32"))
+    assert all(len(m.tokens) >= 1 for m in f32)
     for m in ms:
         n = len(m.tokens)
         assert 1 <= n <= 6 and m.tokens.dtype == np.int32 and m.tokens.max() < 512
