@@ -72,7 +72,7 @@ def services_up(obj: Ctx, only: tuple[str, ...], log_dir: Path) -> None:
                 for name, svcs in group.services.items():
                     for s in svcs:
                         if s.proc.poll() is not None:
-                            raise CommandError(group._died(s), EXIT_UNAVAILABLE)
+                            raise CommandError(group.died_message(s), EXIT_UNAVAILABLE)
         except KeyboardInterrupt:
             pass
     finally:

@@ -39,7 +39,7 @@ def _scores(clients, store, rows, prompts, spec: str, model: str, form: str, int
 
 def run_agreement(cli: Ctx, run: str, judge_a: str, judge_b: str, *, limit: int = 0, model: str = "gpt-4o",
                   form: str = "full_image", interval: int = 8, budget_usd: float = 5.0) -> str:
-    from atom.pipeline.runner import _clients
+    from atom.pipeline.runner import service_clients
     from services.judge.agree import agreement_by_id
 
     store = open_store(cli.store_url)
@@ -56,7 +56,7 @@ def run_agreement(cli: Ctx, run: str, judge_a: str, judge_b: str, *, limit: int 
         rows = rows[:limit]
     prompts = {d["prompt_id"]: from_dict(d, common_pb2.Prompt) for d in store.get_jsonl(prompts_key)}
     with ExitStack() as stack:
-        clients = _clients(stack, cli, cli.store_url, Path(".atom/logs"))
+        clients = service_clients(stack, cli)
         a = _scores(clients, store, rows, prompts, judge_a, model, form, interval, budget_usd)
         b = _scores(clients, store, rows, prompts, judge_b, model, form, interval, budget_usd)
     return agreement_by_id(a, b, names=(judge_a, judge_b)).render()

@@ -30,14 +30,14 @@ class StageNotReady(ArtifactNotFound):
                      f"run `atomctl {needs}` (or `atomctl run-pipeline`) first",)
 
 
-def _clients(stack: ExitStack, cli: Ctx, store_url: str, log_dir: Path) -> dict:
+def service_clients(stack: ExitStack, cli: Ctx, log_dir: Path = Path(".atom/logs")) -> dict:
     """Clients for every service: given endpoints, or services started here on loopback."""
     missing = [s for s in SERVICES if not cli.endpoint(s)]
     endpoints = {s: cli.endpoint(s) for s in SERVICES if cli.endpoint(s)}
     if missing:
         from atom.runtime.launch import LocalServices
 
-        group = stack.enter_context(LocalServices(store_url, missing, log_dir=log_dir, log_level=cli.log_level))
+        group = stack.enter_context(LocalServices(cli.store_url, missing, log_dir=log_dir, log_level=cli.log_level))
         group.wait_ready()
         endpoints.update(group.endpoints())
     clients = {s: connect(s, endpoints[s]) for s in SERVICES}
@@ -83,7 +83,7 @@ def run(cfg: PipelineConfig, cli: Ctx, until: str = "evaluate", only: str | None
         # Services start while the base model and dataset are prepared.
         manifest = Manifest.load(store, cfg.run, cfg.to_dict())
         dataset = bootstrap.ensure_dataset(store, cfg, show_progress)
-        clients = _clients(stack, cli, cli.store_url, Path(".atom/logs"))
+        clients = service_clients(stack, cli)
         ctx = RunContext(cfg=cfg, store=store, clients=clients, manifest=manifest, show_progress=show_progress,
                          dataset=dataset)
         ctx.base_model = bootstrap.ensure_base_model(store, cfg, dataset, show_progress)

@@ -42,6 +42,21 @@ def compose_prompts(ctx: RunContext) -> dict:
         return box["outputs"]
 
 
+def fan_out(ctx: RunContext, label: str, service: str, items: list, total: int, call, expected, result_key,
+            chunk_size: int, per_replica: int) -> dict:
+    """Send `items` in chunks to every replica of `service` (FanOut), with a progress bar; the
+    fan-out's request/resend counts go to the run summary under `label`."""
+    bar = ctx.progress(label, total)
+    fan = FanOut(call=call, expected=expected, result_key=result_key, chunk_size=chunk_size,
+                 concurrency=per_replica * len(ctx.clients[service].addresses), on_result=lambda _r: bar.advance())
+    try:
+        return fan.run(items)
+    finally:
+        bar.close()
+        ctx.summary.setdefault("fanout", {})[label] = {"requests": fan.stats.requests, "resent": fan.stats.resent_items,
+                                                      "redelivered": fan.stats.redelivered}
+
+
 def load_prompts(ctx: RunContext, key: str) -> list[common_pb2.Prompt]:
     return [from_dict(d, common_pb2.Prompt) for d in ctx.store.get_jsonl(key)]
 
@@ -56,21 +71,16 @@ def generate_motions(ctx: RunContext, prompts: list[common_pb2.Prompt], samples:
     sampling = generator_pb2.SamplingParams(temperature=gen.temperature, top_k=gen.top_k, top_p=gen.top_p,
                                             max_length=gen.max_length)
     model = common_pb2.ModelRef(base=ctx.base_model, adapter=adapter)
-    bar = ctx.progress(label, len(prompts) * samples)
 
     def call(chunk):
         req = generator_pb2.GenerateRequest(prompts=chunk, samples_per_prompt=samples, model=model,
                                             sampling=sampling, seed=cfg.seed if seed is None else seed)
         return ctx.clients["generator"].stream("Generate", req, timeout=3600)
 
-    fan = FanOut(call=call, expected=lambda p: [(p.prompt_id, i) for i in range(samples)],
-                 result_key=lambda m: (m.prompt_id, m.sample_index), chunk_size=gen.batch_prompts,
-                 concurrency=gen.concurrency * len(ctx.clients["generator"].addresses),
-                 on_result=lambda _m: bar.advance())
-    try:
-        results = fan.run(prompts)
-    finally:
-        bar.close()
+    results = fan_out(ctx, label, "generator", prompts, len(prompts) * samples, call,
+                      expected=lambda p: [(p.prompt_id, i) for i in range(samples)],
+                      result_key=lambda m: (m.prompt_id, m.sample_index), chunk_size=gen.batch_prompts,
+                      per_replica=gen.concurrency)
     rows = []
     for p in prompts:
         for i in range(samples):
@@ -78,8 +88,6 @@ def generate_motions(ctx: RunContext, prompts: list[common_pb2.Prompt], samples:
             rows.append({"prompt_id": p.prompt_id, "text": p.text, "task": p.task, "sample_index": i,
                          "sample_seed": m.sample_seed, "motion": m.motion.key, "num_frames": m.num_frames,
                          "num_tokens": m.num_tokens, "model_id": m.model_id})
-    ctx.summary.setdefault("fanout", {})[label] = {"requests": fan.stats.requests, "resent": fan.stats.resent_items,
-                                                  "redelivered": fan.stats.redelivered}
     return rows
 
 
@@ -105,18 +113,14 @@ def render_options(ctx: RunContext, form: str | None = None) -> renderer_pb2.Ren
 
 def render_motions(ctx: RunContext, motion_keys: list[str], form: str | None = None, label: str = "render") -> dict:
     options = render_options(ctx, form)
-    bar = ctx.progress(label, len(motion_keys))
+    keys = list(dict.fromkeys(motion_keys))
 
     def call(chunk):
         req = renderer_pb2.RenderRequest(motions=[common_pb2.ArtifactRef(key=k) for k in chunk], options=options)
         return ctx.clients["renderer"].stream("Render", req, timeout=3600)
 
-    fan = FanOut(call=call, expected=lambda k: [k], result_key=lambda r: r.motion.key, chunk_size=8,
-                 concurrency=2 * len(ctx.clients["renderer"].addresses), on_result=lambda _r: bar.advance())
-    try:
-        results = fan.run(list(dict.fromkeys(motion_keys)))
-    finally:
-        bar.close()
+    results = fan_out(ctx, label, "renderer", keys, len(keys), call, expected=lambda k: [k],
+                      result_key=lambda r: r.motion.key, chunk_size=8, per_replica=2)
     return {k: {"images": [i.key for i in r.images], "frames": list(r.frame_indices), "render_key": r.render_key}
             for k, r in results.items()}
 
@@ -158,18 +162,12 @@ def judge_motions(ctx: RunContext, rows: list[dict], prompts: dict[str, common_p
         items[item_id] = judge_pb2.ScoreItem(item_id=item_id, prompt=prompts[r["prompt_id"]],
                                              motion=common_pb2.ArtifactRef(key=r["motion"]), images=images)
     config = judge_config(ctx)
-    bar = ctx.progress(label, len(items))
 
     def call(chunk):
         return ctx.clients["judge"].stream("Score", judge_pb2.ScoreRequest(items=chunk, judge=config), timeout=3600)
 
-    fan = FanOut(call=call, expected=lambda it: [it.item_id], result_key=lambda j: j.item_id,
-                 chunk_size=ctx.cfg.judge.batch, concurrency=2 * len(ctx.clients["judge"].addresses),
-                 on_result=lambda _j: bar.advance())
-    try:
-        return fan.run(list(items.values()))
-    finally:
-        bar.close()
+    return fan_out(ctx, label, "judge", list(items.values()), len(items), call, expected=lambda it: [it.item_id],
+                   result_key=lambda j: j.item_id, chunk_size=ctx.cfg.judge.batch, per_replica=2)
 
 
 def judgement_summary(judgements) -> dict:

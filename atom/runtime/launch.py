@@ -86,9 +86,6 @@ class LocalServices:
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         deadline = time.monotonic() + timeout_s
         for name, group in self.services.items():
-            for svc in group:
-                if svc.proc.poll() is not None:
-                    raise RuntimeError(self._died(svc))
             client = connect(name, [s.address for s in group], attempts=1)
             try:
                 while True:
@@ -97,7 +94,7 @@ class LocalServices:
                         break
                     for svc in group:
                         if svc.proc.poll() is not None:
-                            raise RuntimeError(self._died(svc))
+                            raise RuntimeError(self.died_message(svc))
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"{name} not healthy after {timeout_s:.0f}s: {status}")
                     time.sleep(0.1)
@@ -105,7 +102,7 @@ class LocalServices:
                 client.close()
 
     @staticmethod
-    def _died(svc: LocalService) -> str:
+    def died_message(svc: LocalService) -> str:
         tail = ""
         if svc.log_path and svc.log_path.exists():
             tail = "\n" + "\n".join(svc.log_path.read_text(errors="replace").splitlines()[-15:])

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from atom.store.jsonl import encode_jsonl, iter_jsonl
+
 CHUNK = 1 << 20
 _KEY_RE = re.compile(r"^[A-Za-z0-9._\-=+@,]+(/[A-Za-z0-9._\-=+@,]+)*$")
 
@@ -108,19 +110,10 @@ class ArtifactStore(ABC):
             raise StoreError(f"artifact {key!r} in {self.url} is not valid JSON ({exc}); delete it to regenerate") from None
 
     def put_jsonl(self, key: str, rows) -> ArtifactInfo:
-        data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode()
-        return self.put_bytes(key, data, "application/x-ndjson")
+        return self.put_bytes(key, encode_jsonl(rows), "application/x-ndjson")
 
     def get_jsonl(self, key: str) -> list:
-        rows = []
-        for n, line in enumerate(self.get_bytes(key).decode().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except ValueError as exc:
-                raise StoreError(f"artifact {key!r} line {n} is not valid JSON ({exc})") from None
-        return rows
+        return [obj for _where, obj in iter_jsonl(self.get_bytes(key), f"artifact {key!r}", StoreError)]
 
     def put_file(self, key: str, path: str | Path, content_type: str = "application/octet-stream") -> ArtifactInfo:
         return self.put_bytes(key, Path(path).read_bytes(), content_type)

@@ -8,14 +8,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from atom.runtime.net import free_port
+from atom.runtime.net import free_port, port_open
 
 
 def weed_binary() -> str:
@@ -31,16 +30,14 @@ def _wait_port(port: int, timeout_s: float, proc: subprocess.Popen) -> None:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"weed exited early with code {proc.returncode}")
-        with socket.socket() as s:
-            s.settimeout(0.2)
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
+        if port_open("127.0.0.1", port):
+            return
         time.sleep(0.1)
     raise RuntimeError(f"weed did not open the S3 port {port} within {timeout_s}s")
 
 
 @contextmanager
-def s3_server(data_dir: str | Path, bucket_probe: bool = True):
+def s3_server(data_dir: str | Path):
     """Yield the endpoint 'host:port' of a fresh S3 server; stop it on exit."""
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -83,9 +83,9 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
         require(bool(request.output_prefix), "output_prefix", "is empty; e.g. reports/run-1")
         names = [m.name for m in request.models]
         require(len(set(names)) == len(names), "models", f"model names must be distinct, got {names}")
-        models, skipped = {}, {}
+        models, dropped = {}, {}  # per model: (samples with no motion, motions padded to the minimum)
         for i, m in enumerate(request.models):
-            models[m.name], skipped[m.name] = self._samples(m, f"models[{i}]")
+            models[m.name], dropped[m.name] = self._samples(m, f"models[{i}]")
         evaluator = load_evaluator(self.store, request.evaluator or "embedded")
         root = local_tree(self.store, request.dataset)
         real = build_subsets(root, request.split or "test")
@@ -118,7 +118,7 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
         if "error" in result:
             raise result["error"]
         report = result["report"]
-        for name, (n, padded) in skipped.items():
+        for name, (n, padded) in dropped.items():
             if n:
                 report.notes.append(f"{name}: {n} samples had no motion (the model produced no tokens) and were left out")
             if padded:

@@ -13,12 +13,11 @@ import logging
 import os
 from concurrent.futures import CancelledError, wait
 
-from atom.mgpt.bundle import read_manifest
 from atom.motion.record import MotionRecord
 from atom.runtime import telemetry
 from atom.runtime.errors import FailedPrecondition, InvalidArgument, require
 from atom.runtime.server import ServiceSpec
-from atom.store import ArtifactNotFound, open_store, sha256_hex
+from atom.store import open_store, sha256_hex
 from atom.v1 import common_pb2, generator_pb2, generator_pb2_grpc
 from services.generator.adapters import ModelCache
 from services.generator.batcher import Batcher, WorkItem

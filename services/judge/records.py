@@ -6,12 +6,12 @@ Plain dataclasses with dict round-trips so the servicer, the store and JSONL fil
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from atom.motion.events import LabelGroup, check_task
+from atom.store.jsonl import encode_jsonl, iter_jsonl
 
 FORMS = ("frame-by-frame", "full-image", "trajectory-image")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -55,21 +55,18 @@ class PromptRecord:
 
 
 def write_prompts_jsonl(prompts: Iterable[PromptRecord]) -> bytes:
-    return "".join(json.dumps(p.to_dict(), sort_keys=True) + "\n" for p in prompts).encode()
+    return encode_jsonl(p.to_dict() for p in prompts)
 
 
 def read_prompts_jsonl(data: bytes | str | Path) -> list[PromptRecord]:
     if isinstance(data, Path):
         data = data.read_bytes()
-    text = data.decode() if isinstance(data, bytes) else data
     out = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
+    for where, obj in iter_jsonl(data.encode() if isinstance(data, str) else data, "prompts", JudgeInputError):
         try:
-            out.append(PromptRecord.from_dict(json.loads(line)))
+            out.append(PromptRecord.from_dict(obj))
         except (ValueError, JudgeInputError) as exc:
-            raise JudgeInputError(f"prompts line {n}: {exc}") from None
+            raise JudgeInputError(f"{where}: {exc}") from None
     return out
 
 

@@ -7,13 +7,14 @@ because a silently dropped judgement changes which pairs Algorithm 1 builds.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from atom.motion.events import TASKS
 from atom.store import ArtifactInfo, ArtifactStore
+from atom.store.jsonl import encode_jsonl
+from atom.store.jsonl import iter_jsonl as _iter_jsonl
 
 SCHEMA_VERSION = 1
 _FIELDS = ("prompt_id", "prompt", "task", "labels", "motion_key", "score", "judge_id", "rationale", "tokens")
@@ -130,24 +131,12 @@ def check_labels(value, task: str, where: str) -> dict:
 
 
 def to_jsonl(rows: Iterable[dict]) -> bytes:
-    return "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in rows).encode()
+    return encode_jsonl(rows)
 
 
 def iter_jsonl(data: bytes, source: str):
-    """Yield (where, object) per non-blank line; `where` is 'source line N' for error messages."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise MotionPreferFormatError(f"{source}: not UTF-8 text ({exc})") from None
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{source} line {n}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise MotionPreferFormatError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-        yield where, obj
+    """Yield (where, object) per non-blank line; errors are MotionPreferFormatError."""
+    return _iter_jsonl(data, source, MotionPreferFormatError)
 
 
 def records_to_jsonl(records: Iterable[PreferenceRecord]) -> bytes:

@@ -7,7 +7,7 @@ import time
 
 from atom.runtime.errors import InvalidArgument
 from atom.runtime.server import ServeConfig, ServiceSpec, run_service
-from atom.v1 import common_pb2, renderer_pb2, renderer_pb2_grpc
+from atom.v1 import renderer_pb2, renderer_pb2_grpc
 
 
 class SlowRenderer(renderer_pb2_grpc.RendererServicer):

@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import grpc
-import numpy as np
 import pytest
 
 from atom.mgpt.bundle import save_bundle
