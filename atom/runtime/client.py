@@ -119,13 +119,16 @@ class ServiceClient:
     def info(self, address: str, timeout: float = 2.0) -> common_pb2.ServiceInfo:
         return common_pb2_grpc.InfoStub(self._channels[address]).GetInfo(common_pb2.GetInfoRequest(), timeout=timeout)
 
-    def wait_ready(self, timeout_s: float = 60.0) -> None:
-        """Block until every address reports SERVING."""
+    def wait_ready(self, timeout_s: float = 60.0, check: Callable[[], None] | None = None) -> None:
+        """Block until every address reports SERVING. `check` runs between polls and may raise
+        (e.g. when the process behind an address has died) to stop waiting early."""
         deadline = time.monotonic() + timeout_s
         while True:
             status = self.health(timeout=1.0)
             if all(s == "SERVING" for s in status.values()):
                 return
+            if check is not None:
+                check()
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.service} not ready after {timeout_s:.0f}s: {status}")
             time.sleep(0.1)

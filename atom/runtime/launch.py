@@ -86,20 +86,14 @@ class LocalServices:
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         deadline = time.monotonic() + timeout_s
         for name, group in self.services.items():
-            client = connect(name, [s.address for s in group], attempts=1)
-            try:
-                while True:
-                    status = client.health(timeout=1.0)
-                    if all(v == "SERVING" for v in status.values()):
-                        break
-                    for svc in group:
-                        if svc.proc.poll() is not None:
-                            raise RuntimeError(self.died_message(svc))
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"{name} not healthy after {timeout_s:.0f}s: {status}")
-                    time.sleep(0.1)
-            finally:
-                client.close()
+
+            def alive(group=group) -> None:
+                for svc in group:
+                    if svc.proc.poll() is not None:
+                        raise RuntimeError(self.died_message(svc))
+
+            with connect(name, [s.address for s in group], attempts=1) as client:
+                client.wait_ready(max(0.0, deadline - time.monotonic()), check=alive)
 
     @staticmethod
     def died_message(svc: LocalService) -> str:
