@@ -29,3 +29,10 @@ def test_overrides_and_errors(tmp_path):
     toml.write_text('seed = 4\n[judge]\nbackend = "vlm"\n')
     assert load_config(toml).judge.backend == "vlm"
     assert load_config().digest("prompts") != load_config(overrides={"seed": 1}).digest("prompts")
+
+
+def test_logprobs_mode_is_checked():
+    assert load_config().train.logprobs == "sum"
+    assert load_config(overrides={"train.logprobs": "mean"}).train.logprobs == "mean"
+    with pytest.raises(ConfigError, match="train.logprobs"):
+        load_config(overrides={"train.logprobs": "max"})

@@ -90,6 +90,11 @@ class PairConfig:
 @dataclass
 class TrainConfig:
     algorithm: str = "ipo"
+    # Summed over the motion's tokens: TRL's per-token mean for IPO ("mean", what the official
+    # release used) regresses a 5-nat margin per token, which drove the tiny base model far from
+    # its reference (FID 0.64 -> 12.2, every judge score down); summed, the same 5 nats spread
+    # over the whole motion.
+    logprobs: str = "sum"
     beta: float = 0.1
     learning_rate: float = 1e-3
     batch_size: int = 32
@@ -165,6 +170,8 @@ class PipelineConfig:
             bad("render.form", f"unknown form {self.render.form!r}; expected one of {', '.join(FORMS)}")
         if self.judge.backend not in JUDGES:
             bad("judge.backend", f"unknown judge {self.judge.backend!r}; expected one of {', '.join(JUDGES)}")
+        if self.train.logprobs not in ("sum", "mean"):
+            bad("train.logprobs", f"must be 'sum' or 'mean', got {self.train.logprobs!r}")
         if self.train.algorithm not in ALGORITHMS:
             bad("train.algorithm", f"unknown algorithm {self.train.algorithm!r}; expected one of {', '.join(ALGORITHMS)}")
         if self.judge.budget_usd < 0:

@@ -53,10 +53,13 @@ def config_from_request(req: trainer_pb2.StartTrainingRequest) -> TrainConfig:
         lora = LoraSettings(r=c.lora_r or 8, alpha=c.lora_alpha or 16,
                             dropout=0.0 if c.lora_dropout < 0 else (c.lora_dropout or 0.05),
                             target_modules=tuple(c.target_modules) or ("q", "v"))
+        require(c.logprobs in ("", "sum", "mean"), "config.logprobs", f"must be 'sum', 'mean' or empty, got {c.logprobs!r}")
+        average = {"": None, "sum": False, "mean": True}[c.logprobs]
         return TrainConfig(pairs_key=req.pairs.key, output_prefix=req.output_prefix.rstrip("/"), base_model=req.base.base,
                            loss=c.algorithm or "ipo", beta=c.beta or 0.1, lr=c.learning_rate or 1e-3,
                            batch_size=c.batch_size or 32, epochs=c.epochs or 20, max_steps=c.max_steps or None,
-                           schedule=c.scheduler or "cosine", warmup_ratio=c.warmup_ratio, seed=c.seed, lora=lora)
+                           schedule=c.scheduler or "cosine", warmup_ratio=c.warmup_ratio, seed=c.seed, lora=lora,
+                           average_logprobs=average)
     except TrainConfigError as exc:
         raise InvalidArgument("config", str(exc)) from None
 

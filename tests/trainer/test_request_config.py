@@ -1,0 +1,31 @@
+"""Trainer.StartTraining's config message -> TrainConfig: defaults, the log-prob mode, bad values."""
+
+import pytest
+
+from atom.runtime.errors import InvalidArgument
+from atom.v1 import common_pb2, trainer_pb2
+from services.trainer.server import config_from_request
+
+
+def request(**config) -> trainer_pb2.StartTrainingRequest:
+    return trainer_pb2.StartTrainingRequest(base=common_pb2.ModelRef(base="models/base"),
+                                            pairs=common_pb2.ArtifactRef(key="datasets/r/pairs.jsonl"),
+                                            config=trainer_pb2.TrainingConfig(**config), output_prefix="models/r")
+
+
+def test_empty_config_gives_the_paper_defaults_with_tokenwise_mean_for_ipo():
+    cfg = config_from_request(request())
+    assert (cfg.loss, cfg.beta, cfg.lr, cfg.batch_size, cfg.epochs) == ("ipo", 0.1, 1e-3, 32, 20)
+    assert cfg.uses_average_logprobs
+    assert not config_from_request(request(algorithm="dpo")).uses_average_logprobs
+
+
+@pytest.mark.parametrize("mode, average", [("sum", False), ("mean", True)])
+def test_logprobs_mode_overrides_the_algorithm_default(mode, average):
+    assert config_from_request(request(logprobs=mode)).uses_average_logprobs is average
+    assert config_from_request(request(algorithm="kto", logprobs=mode)).uses_average_logprobs is average
+
+
+def test_unknown_logprobs_mode_names_the_field():
+    with pytest.raises(InvalidArgument, match="config.logprobs"):
+        config_from_request(request(logprobs="max"))
