@@ -79,13 +79,19 @@ def ensure_base_model(store: ArtifactStore, cfg: PipelineConfig, dataset: str, s
         return prefix
     from services.generator.pretrain import PretrainConfig, pretrain
 
-    _say(f"pretraining the tiny base model on the world (first run only, about {cfg.model.pretrain_minutes:.0f} min) ...", show)
+    _say(f"pretraining the tiny base model on the world (first run only; about 9 min on 2 cores, "
+         f"capped at {cfg.model.pretrain_minutes:g} min) ...", show)
     root = local_dataset(store, dataset)
     if cfg.model.pretrain_preset == "tiny":
         pcfg = PretrainConfig.tiny(seed=cfg.seed)
     else:
         pcfg = PretrainConfig(time_budget_s=cfg.model.pretrain_minutes * 60, seed=cfg.seed)
-    pretrain(root, store, prefix, pcfg)
+    result = pretrain(root, store, prefix, pcfg)
+    if result.stopped_early:
+        _say(f"warning: pretraining hit its {cfg.model.pretrain_minutes:g}-minute cap after {result.vq_steps_done} "
+             f"VQ-VAE and {result.lm_steps_done} language-model steps ({pcfg.vq_steps} and {pcfg.lm_steps} planned); "
+             "the base model, and so every result, now depends on this machine's speed. Raise "
+             "model.pretrain_minutes for the reproducible model.", show)
     return prefix
 
 

@@ -113,6 +113,9 @@ class PretrainResult:
     seconds_vq: float
     seconds_lm: float
     seconds_total: float
+    vq_steps_done: int = 0
+    lm_steps_done: int = 0
+    stopped_early: bool = False  # the time budget cut a stage short
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -166,7 +169,8 @@ def _vq_loss(vq: VQVAE, x: torch.Tensor, cfg: PretrainConfig):
     return loss, rec, out
 
 
-def train_vqvae(corpus: Corpus, cfg: PretrainConfig, progress: Progress = _noop, deadline: float | None = None) -> VQVAE:
+def train_vqvae(corpus: Corpus, cfg: PretrainConfig, progress: Progress = _noop,
+                deadline: float | None = None) -> tuple[VQVAE, int]:
     rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
     window = cfg.vq_window
@@ -198,7 +202,7 @@ def train_vqvae(corpus: Corpus, cfg: PretrainConfig, progress: Progress = _noop,
         if deadline is not None and time.monotonic() > deadline:
             progress("vqvae", step + 1, cfg.vq_steps, "time budget reached, stopping early")
             break
-    return vq.eval()
+    return vq.eval(), step + 1
 
 
 @torch.no_grad()
@@ -256,7 +260,7 @@ def _eval_lm(lm: MotionLM, pairs, captions, batch_size: int = 64) -> float:
 
 
 def train_lm(tokenizer: WordTokenizer, pairs, captions, cfg: PretrainConfig, progress: Progress = _noop,
-             deadline: float | None = None) -> tuple[MotionLM, float]:
+             deadline: float | None = None) -> tuple[MotionLM, float, int]:
     lm = MotionLM.create(tokenizer, cfg.t5, seed=cfg.seed, template=cfg.template)
     lm.model.train()
     rng = np.random.default_rng(cfg.seed + 1)
@@ -284,7 +288,7 @@ def train_lm(tokenizer: WordTokenizer, pairs, captions, cfg: PretrainConfig, pro
             break
     lm.set_dropout(0.0)
     lm.model.eval()
-    return lm, float(ema if ema is not None else float("nan"))
+    return lm, float(ema if ema is not None else float("nan")), step + 1
 
 
 def pretrain(dataset_root, store, out_prefix: str, config: PretrainConfig | None = None,
@@ -310,7 +314,7 @@ def pretrain(dataset_root, store, out_prefix: str, config: PretrainConfig | None
         progress("data", len(train.ids), len(train.ids), f"{len(train.ids)} training clips, {len(held.ids)} held out")
         budget = cfg.time_budget_s
         vq_deadline = None if budget is None else t0 + 0.4 * budget
-        vq = train_vqvae(train, cfg, progress, vq_deadline)
+        vq, vq_steps = train_vqvae(train, cfg, progress, vq_deadline)
         t_vq = time.monotonic() - t0
         vq_loss, perplexity, used = eval_vqvae(vq, held, cfg)
         progress("vqvae", cfg.vq_steps, cfg.vq_steps, f"held-out recon {vq_loss:.4f}, {used} codes used")
@@ -320,7 +324,7 @@ def pretrain(dataset_root, store, out_prefix: str, config: PretrainConfig | None
         all_caps = [format_prompt(c, cfg.template) for caps in train.captions for c in caps]
         tokenizer = WordTokenizer.build(all_caps)
         lm_deadline = None if budget is None else t0 + budget
-        lm, train_loss = train_lm(tokenizer, pairs, train.captions, cfg, progress, lm_deadline)
+        lm, train_loss, lm_steps = train_lm(tokenizer, pairs, train.captions, cfg, progress, lm_deadline)
         eval_loss = _eval_lm(lm, held_pairs, held.captions)
         t_lm = time.monotonic() - t0 - t_vq
         progress("lm", cfg.lm_steps, cfg.lm_steps, f"held-out loss {eval_loss:.3f}")
@@ -328,7 +332,10 @@ def pretrain(dataset_root, store, out_prefix: str, config: PretrainConfig | None
         info = {"name": out_prefix.rstrip("/").rsplit("/", 1)[-1], "source": "pretrain",
                 "dataset": str(dataset_root), "config": cfg.to_dict(),
                 "metrics": {"vq_recon_loss": vq_loss, "vq_perplexity": perplexity, "codes_used": used,
-                            "lm_train_loss": train_loss, "lm_eval_loss": eval_loss}}
+                            "lm_train_loss": train_loss, "lm_eval_loss": eval_loss,
+                            # Fewer than configured when the time budget cut training short: the
+                            # model then depends on the machine's speed, not only on the seed.
+                            "vq_steps_done": vq_steps, "lm_steps_done": lm_steps}}
         bundle = ModelBundle(vqvae=vq, lm=lm, mean=mean, std=std, info=info)
         save_bundle(store, out_prefix, bundle)
         progress("save", 1, 1, f"saved to {out_prefix}")
@@ -336,6 +343,7 @@ def pretrain(dataset_root, store, out_prefix: str, config: PretrainConfig | None
                               num_captions=len(all_caps), vocab_size=len(tokenizer), vq_recon_loss=vq_loss,
                               vq_perplexity=perplexity, codes_used=used, lm_train_loss=train_loss,
                               lm_eval_loss=eval_loss, seconds_vq=t_vq, seconds_lm=t_lm,
-                              seconds_total=time.monotonic() - t0)
+                              seconds_total=time.monotonic() - t0, vq_steps_done=vq_steps, lm_steps_done=lm_steps,
+                              stopped_early=vq_steps < cfg.vq_steps or lm_steps < cfg.lm_steps)
     finally:
         torch.set_num_threads(old_threads)

@@ -28,6 +28,8 @@ def test_pretrain_tiny_saves_a_working_bundle(tmp_path, corpus):
     assert res.vocab_size > 515 + 3
     bundle = load_bundle(store, "models/tiny-world")
     assert bundle.info["source"] == "pretrain" and bundle.info["config"]["vq_steps"] == 30
+    assert (res.vq_steps_done, res.lm_steps_done, res.stopped_early) == (30, 30, False)
+    assert bundle.info["metrics"]["vq_steps_done"] == 30 and bundle.info["metrics"]["lm_steps_done"] == 30
     out = sample_motions(bundle, ["a person walks forward"], [0], max_tokens=6)
     assert out[0].joints.shape[1:] == (22, 3) and out[0].valid
 
@@ -37,6 +39,15 @@ def test_pretrain_tiny_saves_a_working_bundle(tmp_path, corpus):
     a = store.get_bytes("models/tiny-world/vqvae.safetensors")
     b = store2.get_bytes("models/tiny-world/vqvae.safetensors")
     assert a == b
+
+
+def test_a_time_budget_that_runs_out_is_reported(tmp_path, corpus):
+    from dataclasses import replace
+
+    store = LocalStore(tmp_path / "store")
+    res = pretrain(corpus, store, "models/cut", replace(PretrainConfig.tiny(), time_budget_s=1e-6))
+    assert res.stopped_early and res.vq_steps_done == 1 and res.lm_steps_done == 1
+    assert load_bundle(store, "models/cut").info["metrics"]["lm_steps_done"] == 1
 
 
 def test_config_validation_and_roundtrip():
