@@ -53,7 +53,7 @@ class PromptConfig:
 @dataclass
 class GenerateConfig:
     samples_per_prompt: int = 8
-    eval_samples_per_prompt: int = 4
+    eval_samples_per_prompt: int = 8  # with 4, two seeds put the integrity gain at +0.03 and +0.29
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
