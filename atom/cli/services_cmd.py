@@ -65,16 +65,17 @@ def services_up(obj: Ctx, only: tuple[str, ...], log_dir: Path) -> None:
             for s in svcs:
                 click.echo(f"{name:<10} grpc 127.0.0.1:{s.port}  metrics http://127.0.0.1:{s.metrics_port}/metrics")
         click.echo(f"store {obj.store_url}; logs in {log_dir}; Ctrl-C to stop")
+        # Ctrl-C and SIGTERM only set a flag. A KeyboardInterrupt raised at an arbitrary point
+        # could land inside Popen.poll() between taking and releasing its wait lock, and the
+        # p.wait() in group.stop() below then blocked forever (seen once in the test suite).
         stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
-            while not stop.wait(0.5):
-                for name, svcs in group.services.items():
-                    for s in svcs:
-                        if s.proc.poll() is not None:
-                            raise CommandError(group.died_message(s), EXIT_UNAVAILABLE)
-        except KeyboardInterrupt:
-            pass
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        while not stop.wait(0.5):
+            for name, svcs in group.services.items():
+                for s in svcs:
+                    if s.proc.poll() is not None:
+                        raise CommandError(group.died_message(s), EXIT_UNAVAILABLE)
     finally:
         click.echo("stopping services ...")
         group.stop()
