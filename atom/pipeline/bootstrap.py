@@ -86,7 +86,9 @@ def ensure_base_model(store: ArtifactStore, cfg: PipelineConfig, dataset: str, s
         pcfg = PretrainConfig.tiny(seed=cfg.seed)
     else:
         pcfg = PretrainConfig(time_budget_s=cfg.model.pretrain_minutes * 60, seed=cfg.seed)
-    result = pretrain(root, store, prefix, pcfg)
+    # The store prefix, not the local cache path: the bundle manifest is the model's identity
+    # (it is hashed into every motion's key), and the cache path differs from store to store.
+    result = pretrain(root, store, prefix, pcfg, dataset_name=dataset)
     if result.stopped_early:
         _say(f"warning: pretraining hit its {cfg.model.pretrain_minutes:g}-minute cap after {result.vq_steps_done} "
              f"VQ-VAE and {result.lm_steps_done} language-model steps ({pcfg.vq_steps} and {pcfg.lm_steps} planned); "

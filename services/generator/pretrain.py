@@ -292,9 +292,11 @@ def train_lm(tokenizer: WordTokenizer, pairs, captions, cfg: PretrainConfig, pro
 
 
 def pretrain(dataset_root, store, out_prefix: str, config: PretrainConfig | None = None,
-             progress: Progress | None = None) -> PretrainResult:
+             progress: Progress | None = None, dataset_name: str | None = None) -> PretrainResult:
     """Train the VQ-VAE and the T5 on `dataset_root` (HumanML3D layout) and save the bundle under
-    `out_prefix` (e.g. "models/base-world") in `store`."""
+    `out_prefix` (e.g. "models/base-world") in `store`. `dataset_name` (default: the path) is what
+    the bundle records as its data; pass a stable name when dataset_root is a local cache, whose
+    path would otherwise make two identical models look different."""
     from atom.motion.humanml3d import HumanML3D
 
     cfg = config or PretrainConfig()
@@ -330,7 +332,7 @@ def pretrain(dataset_root, store, out_prefix: str, config: PretrainConfig | None
         progress("lm", cfg.lm_steps, cfg.lm_steps, f"held-out loss {eval_loss:.3f}")
 
         info = {"name": out_prefix.rstrip("/").rsplit("/", 1)[-1], "source": "pretrain",
-                "dataset": str(dataset_root), "config": cfg.to_dict(),
+                "dataset": dataset_name or str(dataset_root), "config": cfg.to_dict(),
                 "metrics": {"vq_recon_loss": vq_loss, "vq_perplexity": perplexity, "codes_used": used,
                             "lm_train_loss": train_loss, "lm_eval_loss": eval_loss,
                             # Fewer than configured when the time budget cut training short: the

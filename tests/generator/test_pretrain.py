@@ -33,12 +33,20 @@ def test_pretrain_tiny_saves_a_working_bundle(tmp_path, corpus):
     out = sample_motions(bundle, ["a person walks forward"], [0], max_tokens=6)
     assert out[0].joints.shape[1:] == (22, 3) and out[0].valid
 
-    # Same corpus, config and seed -> the same weights.
-    store2 = LocalStore(tmp_path / "store2")
-    pretrain(corpus, store2, "models/tiny-world", PretrainConfig.tiny())
+    # Same corpus, config and seed -> the same weights; and, with a stable dataset name, the same
+    # manifest from a copy of the corpus elsewhere (the manifest is the model's identity).
+    import shutil
+
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(corpus, copy)
+    store2, store3 = LocalStore(tmp_path / "store2"), LocalStore(tmp_path / "store3")
+    pretrain(corpus, store2, "models/tiny-world", PretrainConfig.tiny(), dataset_name="datasets/w")
+    pretrain(copy, store3, "models/tiny-world", PretrainConfig.tiny(), dataset_name="datasets/w")
     a = store.get_bytes("models/tiny-world/vqvae.safetensors")
     b = store2.get_bytes("models/tiny-world/vqvae.safetensors")
     assert a == b
+    assert store2.get_bytes("models/tiny-world/bundle.json") == store3.get_bytes("models/tiny-world/bundle.json")
+    assert load_bundle(store2, "models/tiny-world").info["dataset"] == "datasets/w"
 
 
 def test_a_time_budget_that_runs_out_is_reported(tmp_path, corpus):
