@@ -72,7 +72,7 @@ def services_up(obj: Ctx, only: tuple[str, ...], log_dir: Path) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         while not stop.wait(0.5):
-            for name, svcs in group.services.items():
+            for svcs in group.services.values():
                 for s in svcs:
                     if s.proc.poll() is not None:
                         raise CommandError(group.died_message(s), EXIT_UNAVAILABLE)

@@ -19,6 +19,7 @@ from atom.motion.events import TASKS
 
 FORMS = ("frame_by_frame", "full_image", "trajectory_image")
 ALGORITHMS = ("ipo", "dpo", "kto")
+LOGPROBS = ("sum", "mean")
 JUDGES = ("kinematic", "vlm")
 
 
@@ -170,8 +171,8 @@ class PipelineConfig:
             bad("render.form", f"unknown form {self.render.form!r}; expected one of {', '.join(FORMS)}")
         if self.judge.backend not in JUDGES:
             bad("judge.backend", f"unknown judge {self.judge.backend!r}; expected one of {', '.join(JUDGES)}")
-        if self.train.logprobs not in ("sum", "mean"):
-            bad("train.logprobs", f"must be 'sum' or 'mean', got {self.train.logprobs!r}")
+        if self.train.logprobs not in LOGPROBS:
+            bad("train.logprobs", f"unknown mode {self.train.logprobs!r}; expected one of {', '.join(LOGPROBS)}")
         if self.train.algorithm not in ALGORITHMS:
             bad("train.algorithm", f"unknown algorithm {self.train.algorithm!r}; expected one of {', '.join(ALGORITHMS)}")
         if self.judge.budget_usd < 0:

@@ -10,6 +10,13 @@ import numpy as np
 
 from atom.motion.skeleton import FPS
 
+# imageio-ffmpeg starts ffmpeg with preexec_fn=os.setpgrp, which makes Python fork() the whole
+# process; gRPC's fork handlers then run in a server with live threads, and in a full run one of
+# 12 encodes failed with a broken pipe while gRPC logged "epoll_wait error: Bad file descriptor".
+# Without preexec_fn (this switch, read at every ffmpeg start), subprocess uses vfork/exec, which
+# runs no fork handlers.
+os.environ.setdefault("IMAGEIO_FFMPEG_NO_PREVENT_SIGINT", "1")
+
 
 class VideoError(RuntimeError):
     """ffmpeg failed to write or read a video; the message carries ffmpeg's reason."""
@@ -21,11 +28,6 @@ def encode_mp4(frames: Iterable[np.ndarray], width: int, height: int, fps: int =
     Single-threaded x264 keeps the output identical from run to run (x264's frame threads can
     change rate-control decisions) and leaves the other cores to other renders.
     """
-    # imageio-ffmpeg starts ffmpeg with preexec_fn=os.setpgrp, which makes Python fork() the
-    # whole process; gRPC's fork handlers then run in a server with live threads, and in a full
-    # run one of 12 encodes failed with a broken pipe while gRPC logged "epoll_wait error: Bad
-    # file descriptor". Without preexec_fn, subprocess uses vfork/exec, which runs no fork handlers.
-    os.environ.setdefault("IMAGEIO_FFMPEG_NO_PREVENT_SIGINT", "1")
     import imageio_ffmpeg
 
     if width % 2 or height % 2:

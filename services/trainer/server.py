@@ -43,6 +43,10 @@ def job_to_proto(s: JobStatus) -> trainer_pb2.Job:
         error=s.error, resumed=s.resumed_from_step > 0)
 
 
+# TrainingConfig.logprobs -> TrainConfig.average_logprobs ("" leaves it to the loss's convention).
+LOGPROBS = {"": None, "sum": False, "mean": True}
+
+
 def config_from_request(req: trainer_pb2.StartTrainingRequest) -> TrainConfig:
     c = req.config
     require(bool(req.base.base), "base.base", "name the base model bundle (a store prefix such as models/base-tiny)")
@@ -53,13 +57,12 @@ def config_from_request(req: trainer_pb2.StartTrainingRequest) -> TrainConfig:
         lora = LoraSettings(r=c.lora_r or 8, alpha=c.lora_alpha or 16,
                             dropout=0.0 if c.lora_dropout < 0 else (c.lora_dropout or 0.05),
                             target_modules=tuple(c.target_modules) or ("q", "v"))
-        require(c.logprobs in ("", "sum", "mean"), "config.logprobs", f"must be 'sum', 'mean' or empty, got {c.logprobs!r}")
-        average = {"": None, "sum": False, "mean": True}[c.logprobs]
+        require(c.logprobs in LOGPROBS, "config.logprobs", f"must be 'sum', 'mean' or empty, got {c.logprobs!r}")
         return TrainConfig(pairs_key=req.pairs.key, output_prefix=req.output_prefix.rstrip("/"), base_model=req.base.base,
                            loss=c.algorithm or "ipo", beta=c.beta or 0.1, lr=c.learning_rate or 1e-3,
                            batch_size=c.batch_size or 32, epochs=c.epochs or 20, max_steps=c.max_steps or None,
                            schedule=c.scheduler or "cosine", warmup_ratio=c.warmup_ratio, seed=c.seed, lora=lora,
-                           average_logprobs=average)
+                           average_logprobs=LOGPROBS[c.logprobs])
     except TrainConfigError as exc:
         raise InvalidArgument("config", str(exc)) from None
 
