@@ -7,6 +7,8 @@ tuned model sample with the same seeds, so the per-prompt differences come from 
 
   python benchmarks/ablate_training.py --store .atom/store --name sum --set average_logprobs=false
   python benchmarks/ablate_training.py --store .atom/store --name mean1 --set average_logprobs=true --set beta=1
+  python benchmarks/ablate_training.py --store .atom/store --name rpo --set average_logprobs=false --set rpo_alpha=1
+  python benchmarks/ablate_training.py --store .atom/store --name all --set lora.target_modules=q,k,v,o,wi_0,wi_1,wo
   python benchmarks/ablate_training.py --store .atom/store --name x --eval-only --adapter models/default/adapter
 
 Prints, per sub-task, base -> tuned mean judge score and the paired difference with its 95% CI,
@@ -84,7 +86,7 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-prompts", default="runs/default/eval-prompts.jsonl")
     ap.add_argument("--name", required=True, help="the adapter goes to models/ablate-<name>/adapter")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                    help="a services.trainer.config.TrainConfig field, e.g. beta=0.05 (repeat)")
+                    help="a services.trainer.config.TrainConfig field, e.g. beta=0.05 or lora.r=16 (repeat)")
     ap.add_argument("--eval-only", action="store_true", help="evaluate an existing adapter (--adapter)")
     ap.add_argument("--adapter", default="", help="adapter prefix to evaluate (default models/ablate-<name>/adapter)")
     ap.add_argument("--general", type=int, default=300, help="test captions for FID")
@@ -93,12 +95,20 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     store = open_store(a.store)
-    overrides = dict(item.split("=", 1) for item in a.set)
+    overrides: dict = {}
+    for item in a.set:
+        key, value = item.split("=", 1)
+        if key.startswith("lora."):  # lora.r=16, lora.target_modules=q,k,v,o
+            field_name = key.split(".", 1)[1]
+            overrides.setdefault("lora", {})[field_name] = (
+                value.split(",") if field_name == "target_modules" else parse_value(value))
+        else:
+            overrides[key] = parse_value(value)
     prefix = f"models/ablate-{a.name}"
     t0 = time.monotonic()
     if not a.eval_only:
         config = TrainConfig(base_model=a.base, pairs_key=a.pairs, output_prefix=prefix,
-                             **{k: parse_value(v) for k, v in overrides.items()})
+                             **overrides)
         result = train_preference(load_bundle(store, a.base).lm, store, config)
         final = {k: round(v, 3) for k, v in result.final_metrics.items() if isinstance(v, float)}
         print(f"[{a.name}] {result.steps} steps in {result.seconds:.0f}s, final {json.dumps(final)}", flush=True)

@@ -36,3 +36,9 @@ def test_logprobs_mode_is_checked():
     assert load_config(overrides={"train.logprobs": "mean"}).train.logprobs == "mean"
     with pytest.raises(ConfigError, match="train.logprobs"):
         load_config(overrides={"train.logprobs": "max"})
+
+
+def test_rpo_alpha_is_checked():
+    assert load_config(overrides={"train.rpo_alpha": "0.5"}).train.rpo_alpha == 0.5
+    with pytest.raises(ConfigError, match="train.rpo_alpha"):
+        load_config(overrides={"train.rpo_alpha": "-1"})

@@ -97,6 +97,7 @@ class TrainConfig:
     # over the whole motion.
     logprobs: str = "sum"
     beta: float = 0.1
+    rpo_alpha: float = 0.0     # weight of the chosen motions' per-token NLL (RPO); 0 = the paper's loss
     learning_rate: float = 1e-3
     batch_size: int = 32
     epochs: int = 8            # the paper: 20 over 80K pairs; 8 x ~2,600 pairs is ~650 steps
@@ -175,6 +176,8 @@ class PipelineConfig:
             bad("train.logprobs", f"unknown mode {self.train.logprobs!r}; expected one of {', '.join(LOGPROBS)}")
         if self.train.algorithm not in ALGORITHMS:
             bad("train.algorithm", f"unknown algorithm {self.train.algorithm!r}; expected one of {', '.join(ALGORITHMS)}")
+        if self.train.rpo_alpha < 0:
+            bad("train.rpo_alpha", f"must be >= 0, got {self.train.rpo_alpha}")
         if self.judge.budget_usd < 0:
             bad("judge.budget_usd", "must be >= 0")
         if self.model.pretrain_preset not in ("default", "tiny"):

@@ -241,7 +241,7 @@ def training_config(ctx: RunContext) -> trainer_pb2.TrainingConfig:
         algorithm=t.algorithm, beta=t.beta, learning_rate=t.learning_rate, batch_size=t.batch_size, epochs=t.epochs,
         max_steps=t.max_steps, lora_r=t.lora_r, lora_alpha=t.lora_alpha,
         lora_dropout=t.lora_dropout if t.lora_dropout > 0 else -1.0, target_modules=t.target_modules,
-        seed=ctx.cfg.seed, scheduler="cosine", logprobs=t.logprobs)
+        seed=ctx.cfg.seed, scheduler="cosine", logprobs=t.logprobs, rpo_alpha=t.rpo_alpha)
 
 
 def train_stage(ctx: RunContext, pairs_out: dict) -> dict:

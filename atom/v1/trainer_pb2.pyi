@@ -61,7 +61,7 @@ class BuildPairsResponse(_message.Message):
     def __init__(self, pair_sets: _Optional[_Iterable[_Union[_common_pb2.ArtifactRef, _Mapping]]] = ..., pairs_per_task: _Optional[_Mapping[str, int]] = ..., prompts_per_task: _Optional[_Mapping[str, int]] = ..., motions_per_task: _Optional[_Mapping[str, int]] = ..., stats: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ...) -> None: ...
 
 class TrainingConfig(_message.Message):
-    __slots__ = ("algorithm", "beta", "learning_rate", "batch_size", "epochs", "max_steps", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "seed", "scheduler", "warmup_ratio", "logprobs")
+    __slots__ = ("algorithm", "beta", "learning_rate", "batch_size", "epochs", "max_steps", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "seed", "scheduler", "warmup_ratio", "logprobs", "rpo_alpha")
     ALGORITHM_FIELD_NUMBER: _ClassVar[int]
     BETA_FIELD_NUMBER: _ClassVar[int]
     LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +76,7 @@ class TrainingConfig(_message.Message):
     SCHEDULER_FIELD_NUMBER: _ClassVar[int]
     WARMUP_RATIO_FIELD_NUMBER: _ClassVar[int]
     LOGPROBS_FIELD_NUMBER: _ClassVar[int]
+    RPO_ALPHA_FIELD_NUMBER: _ClassVar[int]
     algorithm: str
     beta: float
     learning_rate: float
@@ -90,7 +91,8 @@ class TrainingConfig(_message.Message):
     scheduler: str
     warmup_ratio: float
     logprobs: str
-    def __init__(self, algorithm: _Optional[str] = ..., beta: _Optional[float] = ..., learning_rate: _Optional[float] = ..., batch_size: _Optional[int] = ..., epochs: _Optional[int] = ..., max_steps: _Optional[int] = ..., lora_r: _Optional[int] = ..., lora_alpha: _Optional[int] = ..., lora_dropout: _Optional[float] = ..., target_modules: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., scheduler: _Optional[str] = ..., warmup_ratio: _Optional[float] = ..., logprobs: _Optional[str] = ...) -> None: ...
+    rpo_alpha: float
+    def __init__(self, algorithm: _Optional[str] = ..., beta: _Optional[float] = ..., learning_rate: _Optional[float] = ..., batch_size: _Optional[int] = ..., epochs: _Optional[int] = ..., max_steps: _Optional[int] = ..., lora_r: _Optional[int] = ..., lora_alpha: _Optional[int] = ..., lora_dropout: _Optional[float] = ..., target_modules: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., scheduler: _Optional[str] = ..., warmup_ratio: _Optional[float] = ..., logprobs: _Optional[str] = ..., rpo_alpha: _Optional[float] = ...) -> None: ...
 
 class StartTrainingRequest(_message.Message):
     __slots__ = ("base", "pairs", "config", "output_prefix")

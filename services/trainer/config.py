@@ -63,6 +63,9 @@ class TrainConfig:
     # release trained that way), summed log-probs for DPO and KTO.
     average_logprobs: bool | None = None
     label_smoothing: float = 0.0  # DPO only (conservative DPO)
+    # Weight of the chosen motions' per-token NLL added to the loss (RPO; TRL's rpo_alpha).
+    # 0 is the paper's plain preference loss.
+    rpo_alpha: float = 0.0
     kto_desirable_weight: float = 1.0
     kto_undesirable_weight: float = 1.0
     lr: float = 1e-3
@@ -106,6 +109,8 @@ class TrainConfig:
             raise TrainConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if not _finite(self.label_smoothing) or not 0.0 <= self.label_smoothing < 0.5:
             raise TrainConfigError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing!r}")
+        if not _finite(self.rpo_alpha) or self.rpo_alpha < 0:
+            raise TrainConfigError(f"rpo_alpha must be a number >= 0, got {self.rpo_alpha!r}")
         if self.label_smoothing and self.loss != "dpo":
             raise TrainConfigError("label_smoothing applies to loss 'dpo' only; set it to 0")
         if len(self.adam_betas) != 2 or not all(_finite(b) and 0 <= b < 1 for b in self.adam_betas):

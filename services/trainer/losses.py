@@ -117,6 +117,19 @@ def kto_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_cho
     return LossOutput(loss, metrics)
 
 
+def chosen_nll(policy_chosen_sum: torch.Tensor, chosen_tokens: torch.Tensor) -> torch.Tensor:
+    """The chosen motions' negative log-likelihood per token, averaged over the batch: the term
+    that RPO (Pang et al. 2024; TRL's `rpo_alpha`) adds to the preference loss. It keeps the
+    chosen motions likely, so the margin is not won only by making the rejected ones unlikely,
+    and it pins the chosen motion's exact length (its end token) rather than a direction."""
+    if policy_chosen_sum.ndim != 1 or policy_chosen_sum.shape != chosen_tokens.shape:
+        raise LossInputError(
+            f"chosen log-probs and token counts must be 1-D of one shape, got "
+            f"{tuple(policy_chosen_sum.shape)} and {tuple(chosen_tokens.shape)}"
+        )
+    return (-policy_chosen_sum / chosen_tokens.clamp(min=1).to(policy_chosen_sum.dtype)).mean()
+
+
 def preference_loss(name: str, policy_chosen: torch.Tensor, policy_rejected: torch.Tensor,
                     ref_chosen: torch.Tensor, ref_rejected: torch.Tensor, *, beta: float,
                     label_smoothing: float = 0.0, policy_mismatched: torch.Tensor | None = None,

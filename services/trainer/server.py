@@ -62,7 +62,7 @@ def config_from_request(req: trainer_pb2.StartTrainingRequest) -> TrainConfig:
                            loss=c.algorithm or "ipo", beta=c.beta or 0.1, lr=c.learning_rate or 1e-3,
                            batch_size=c.batch_size or 32, epochs=c.epochs or 20, max_steps=c.max_steps or None,
                            schedule=c.scheduler or "cosine", warmup_ratio=c.warmup_ratio, seed=c.seed, lora=lora,
-                           average_logprobs=LOGPROBS[c.logprobs])
+                           average_logprobs=LOGPROBS[c.logprobs], rpo_alpha=c.rpo_alpha)
     except TrainConfigError as exc:
         raise InvalidArgument("config", str(exc)) from None
 

@@ -24,9 +24,10 @@ from typing import Callable, Protocol, Sequence
 
 import torch
 
+from atom.mgpt.lm import IGNORE_INDEX
 from atom.store import ArtifactNotFound, ArtifactStore, sha256_hex
 from services.trainer.config import TrainConfig
-from services.trainer.losses import LossOutput, preference_loss
+from services.trainer.losses import LossOutput, chosen_nll, preference_loss
 from services.trainer.lora import (
     attach_lora,
     disable_dropout,
@@ -191,8 +192,12 @@ def _logprobs(lm: PreferenceLM, ids, mask, labels, average: bool) -> torch.Tenso
     if average:
         # Per-token mean, as TRL does for IPO: the margin target 1/(2 beta) then does not scale
         # with motion length.
-        lp = lp / (labels != -100).sum(-1).clamp(min=1).to(lp.dtype)
+        lp = lp / _token_counts(labels).to(lp.dtype)
     return lp
+
+
+def _token_counts(labels: torch.Tensor) -> torch.Tensor:
+    return (labels != IGNORE_INDEX).sum(-1).clamp(min=1)
 
 
 def batch_loss(lm: PreferenceLM, peft_model, examples: Sequence[Example], config: TrainConfig,
@@ -205,7 +210,8 @@ def batch_loss(lm: PreferenceLM, peft_model, examples: Sequence[Example], config
     ids2, mask2 = torch.cat([ids, ids]), torch.cat([mask, mask])
     average = config.uses_average_logprobs
 
-    policy = _logprobs(lm, ids2, mask2, labels, average)
+    summed = _logprobs(lm, ids2, mask2, labels, average=False)
+    policy = summed / _token_counts(labels).to(summed.dtype) if average else summed
     with torch.no_grad(), reference_policy(peft_model):
         ref = _logprobs(lm, ids2, mask2, labels, average)
     kwargs = {}
@@ -217,11 +223,17 @@ def batch_loss(lm: PreferenceLM, peft_model, examples: Sequence[Example], config
             kwargs["policy_mismatched"] = _logprobs(lm, ids, mask, mm_labels, average)
             with reference_policy(peft_model):
                 kwargs["ref_mismatched"] = _logprobs(lm, ids, mask, mm_labels, average)
-    return preference_loss(
+    out = preference_loss(
         config.loss, policy[:b], policy[b:], ref[:b], ref[b:], beta=config.beta,
         label_smoothing=config.label_smoothing, desirable_weight=config.kto_desirable_weight,
         undesirable_weight=config.kto_undesirable_weight, **kwargs,
     )
+    if config.rpo_alpha:
+        nll = chosen_nll(summed[:b], _token_counts(labels[:b]))
+        out = LossOutput(out.loss + config.rpo_alpha * nll,
+                         {**out.metrics, "loss": float(out.loss.detach() + config.rpo_alpha * nll.detach()),
+                          "chosen_nll": float(nll.detach())})
+    return out
 
 
 @torch.no_grad()

@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from services.trainer.losses import LossInputError, dpo_loss, ipo_loss, kto_loss, preference_loss
+from services.trainer.losses import LossInputError, chosen_nll, dpo_loss, ipo_loss, kto_loss, preference_loss
 
 BETA = 0.5
 
@@ -114,3 +114,14 @@ def test_dispatch_and_bad_inputs():
         ipo_loss(args[0], args[1][:1], args[2], args[3])
     with pytest.raises(LossInputError, match="1-D"):
         ipo_loss(*(a.reshape(1, 2) for a in args))
+
+
+def test_chosen_nll_is_the_per_token_nll_averaged_over_the_batch():
+    # -(-6 / 3) = 2 and -(-2 / 4) = 0.5 -> mean 1.25; gradient -1/(B n) per example
+    lp = torch.tensor([-6.0, -2.0], dtype=torch.float64, requires_grad=True)
+    out = chosen_nll(lp, torch.tensor([3, 4]))
+    assert out.item() == pytest.approx(1.25)
+    out.backward()
+    assert lp.grad.tolist() == pytest.approx([-1 / 6, -1 / 8])
+    with pytest.raises(LossInputError, match="one shape"):
+        chosen_nll(lp, torch.tensor([3]))

@@ -29,3 +29,10 @@ def test_logprobs_mode_overrides_the_algorithm_default(mode, average):
 def test_unknown_logprobs_mode_names_the_field():
     with pytest.raises(InvalidArgument, match="config.logprobs"):
         config_from_request(request(logprobs="max"))
+
+
+def test_rpo_alpha_passes_through_and_a_negative_one_is_refused():
+    assert config_from_request(request()).rpo_alpha == 0.0
+    assert config_from_request(request(rpo_alpha=0.5)).rpo_alpha == 0.5
+    with pytest.raises(InvalidArgument, match="rpo_alpha"):
+        config_from_request(request(rpo_alpha=-1))

@@ -115,6 +115,23 @@ def test_h_is_exactly_zero_at_init_and_the_batch_margin_matches_a_manual_computa
     assert out.loss.item() == pytest.approx(((h - 5.0) ** 2).mean().item(), rel=1e-5)
 
 
+def test_rpo_alpha_adds_the_chosen_per_token_nll_to_the_loss(tiny_lm):
+    lm = tiny_lm()
+    disable_dropout(lm.model)
+    peft_model = attach_lora(lm.model, LoraSettings())
+    randomise_lora_b(peft_model)
+    ex = resolve_examples(None, make_pairs(3), lm.format_prompt)
+    with eval_mode(peft_model), torch.no_grad():
+        plain = batch_loss(lm, peft_model, ex, config(), torch.device("cpu"))
+        rpo = batch_loss(lm, peft_model, ex, config(rpo_alpha=0.5), torch.device("cpu"))
+        lengths = torch.tensor([len(e.chosen) + 3 for e in ex])  # <start> codes <end> </s>
+        nll = -(logprobs(lm, ex) / lengths).mean().item()
+    assert "chosen_nll" not in plain.metrics and rpo.metrics["chosen_nll"] == pytest.approx(nll, rel=1e-5)
+    assert rpo.metrics["margin"] == plain.metrics["margin"]
+    assert rpo.loss.item() == pytest.approx(plain.loss.item() + 0.5 * nll, rel=1e-5)
+    assert rpo.metrics["loss"] == pytest.approx(rpo.loss.item(), rel=1e-6)
+
+
 def test_training_raises_the_margin_and_the_adapter_reloads_with_peft(tiny_lm, store):
     pairs = make_pairs(4)
     save_pairs(store, "datasets/t/pairs.jsonl", pairs)
@@ -239,7 +256,8 @@ def test_config_validation_roundtrip_and_fingerprint():
     assert TrainConfig.from_dict(d).lora.r == 4
     for bad, pattern in [({"loss": "ppo"}, "loss must be"), ({"lr": 0}, "lr must be"),
                          ({"batch_size": 0}, "batch_size"), ({"prompt_template": "no slot"}, "prompt_template"),
-                         ({"label_smoothing": 0.1}, "dpo' only"), ({"max_steps": 0}, "max_steps")]:
+                         ({"label_smoothing": 0.1}, "dpo' only"), ({"max_steps": 0}, "max_steps"),
+                         ({"rpo_alpha": -1}, "rpo_alpha")]:
         with pytest.raises(TrainConfigError, match=pattern):
             config(**bad)
     with pytest.raises(TrainConfigError, match="unknown training config fields"):
