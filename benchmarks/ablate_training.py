@@ -41,9 +41,6 @@ from services.judge.records import read_prompts_jsonl  # noqa: E402
 from services.trainer.config import TrainConfig  # noqa: E402
 from services.trainer.train import train_preference  # noqa: E402
 
-SAMPLES = 4
-
-
 def parse_value(text: str):
     for kind in (int, float):
         try:
@@ -53,14 +50,14 @@ def parse_value(text: str):
     return {"true": True, "false": False}.get(text.lower(), text)
 
 
-def judge_scores(pool: AdapterPool, prompts, adapter: str | None, seed: int) -> dict[str, dict[str, float]]:
+def judge_scores(pool: AdapterPool, prompts, adapter: str | None, seed: int, samples: int) -> dict[str, dict[str, float]]:
     """Mean kinematic-judge score per prompt, by task."""
-    texts = [p.text for p in prompts for _ in range(SAMPLES)]
-    seeds = [seed + SAMPLES * k + i for k in range(len(prompts)) for i in range(SAMPLES)]
+    texts = [p.text for p in prompts for _ in range(samples)]
+    seeds = [seed + samples * k + i for k in range(len(prompts)) for i in range(samples)]
     judge = KinematicJudge()
     scores: dict[str, dict[str, list[float]]] = {}
     for k, motion in enumerate(pool.sample(texts, seeds, adapter=adapter)):
-        prompt = prompts[k // SAMPLES]
+        prompt = prompts[k // samples]
         if not len(motion.tokens):
             continue
         j = judge.score_labels(prompt.labels, motion.joints)
@@ -91,6 +88,7 @@ def main(argv=None) -> int:
     ap.add_argument("--adapter", default="", help="adapter prefix to evaluate (default models/ablate-<name>/adapter)")
     ap.add_argument("--general", type=int, default=300, help="test captions for FID")
     ap.add_argument("--seed", type=int, default=1000)
+    ap.add_argument("--samples", type=int, default=4, help="motions per held-out prompt and model")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -123,7 +121,7 @@ def main(argv=None) -> int:
                                     for c in test_ids])
     results = {}
     for model, adapter in (("base", None), ("tuned", a.adapter or f"{prefix}/adapter")):
-        results[model] = (judge_scores(pool, prompts, adapter, a.seed),
+        results[model] = (judge_scores(pool, prompts, adapter, a.seed, a.samples),
                           general_fid(pool, evaluator, real, texts, adapter, a.seed + 100_000))
     parts = [f"[{a.name}]"]
     for task in TASKS:
