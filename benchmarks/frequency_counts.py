@@ -1,0 +1,116 @@
+"""Frequency diagnosis: per requested repetition count, what the base model and adapters produce.
+
+For the frequency prompts of a run (held-out by default), samples each model with the same seeds
+and prints, per requested count, mean motion tokens, mean judge score and how often the detected
+count of the named event is right, too low or too high. Then the ceiling the motion tokenizer
+allows: the same count check on the world's test clips before and after a VQ round trip.
+
+  python benchmarks/frequency_counts.py --store .atom/store --adapter models/default/adapter
+  python benchmarks/frequency_counts.py --store .atom/store --prompts runs/default/prompts.jsonl
+
+It needs a store in which `atomctl run-pipeline` has run (base model, world, prompts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from atom.mgpt.bundle import ModelBundle, load_bundle  # noqa: E402
+from atom.motion.events import LabelGroup  # noqa: E402
+from atom.motion.features import features_to_joints  # noqa: E402
+from atom.store import open_store  # noqa: E402
+from services.generator.adapters import AdapterPool  # noqa: E402
+from services.judge.kinematic import KinematicJudge  # noqa: E402
+from services.judge.records import read_prompts_jsonl  # noqa: E402
+
+
+def detected_count(judge: KinematicJudge, labels: LabelGroup, joints: np.ndarray) -> tuple[int, float]:
+    """(how many times the judge saw the prompt's event, its score)."""
+    j = judge.score_labels(labels, joints)
+    want = labels.events[0].event
+    return sum(d["count"] for d in j.extra.get("detected", []) if d["event"] == want), float(j.score or 0)
+
+
+def summary(rows: dict[int, list[tuple]]) -> str:
+    """rows[count] = [(tokens or None, detected, score or None), ...] -> one line per count."""
+    parts = []
+    for count, v in sorted(rows.items()):
+        got = np.array([r[1] for r in v])
+        line = f"count {count}: n={len(v)}"
+        if v[0][0] is not None:
+            line += f" tokens {np.mean([r[0] for r in v]):.1f} score {np.mean([r[2] for r in v]):.2f}"
+        line += (f" right {np.mean(got == count):.2f} fewer {np.mean(got < count):.2f}"
+                 f" more {np.mean(got > count):.2f}")
+        parts.append(line)
+    return " | ".join(parts)
+
+
+def model_counts(pool: AdapterPool, prompts, adapter: str | None, samples: int, seed: int) -> str:
+    judge = KinematicJudge()
+    texts = [p.text for p in prompts for _ in range(samples)]
+    seeds = [seed + samples * k + i for k in range(len(prompts)) for i in range(samples)]
+    rows: dict[int, list[tuple]] = defaultdict(list)
+    for k, motion in enumerate(pool.sample(texts, seeds, adapter=adapter)):
+        labels = prompts[k // samples].labels
+        got, score = detected_count(judge, labels, motion.joints)
+        rows[labels.events[0].count].append((len(motion.tokens), got, score))
+    return summary(rows)
+
+
+def tokenizer_ceiling(store, bundle: ModelBundle, dataset: str) -> tuple[str, str]:
+    """Count check on the world's single-event test clips: raw joints, and after encode->decode."""
+    judge = KinematicJudge()
+    k = bundle.vqvae.config.frames_per_token
+    raw: dict[int, list[tuple]] = defaultdict(list)
+    rec: dict[int, list[tuple]] = defaultdict(list)
+    for clip in store.get_bytes(f"{dataset}/test.txt").decode().split():
+        meta = store.get_json(f"{dataset}/labels/{clip}.json")
+        if meta.get("kind") == "sequence" or len(meta["events"]) != 1:
+            continue
+        labels = LabelGroup.from_dict({"task": "frequency", "events": meta["events"]})
+        feats = np.load(io.BytesIO(store.get_bytes(f"{dataset}/new_joint_vecs/{clip}.npy")))
+        feats = feats[: len(feats) // k * k]
+        with torch.no_grad():
+            codes = bundle.vqvae.encode(torch.from_numpy(bundle.normalize(feats))[None].float())
+            back = bundle.denormalize(bundle.vqvae.decode(codes)[0].numpy())
+        count = labels.events[0].count
+        raw[count].append((None, detected_count(judge, labels, features_to_joints(feats))[0], None))
+        rec[count].append((None, detected_count(judge, labels, features_to_joints(back))[0], None))
+    return summary(raw), summary(rec)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--store", default=".atom/store")
+    ap.add_argument("--base", default="models/base-tiny-s0-n4000")
+    ap.add_argument("--dataset", default="datasets/world-s0-n4000")
+    ap.add_argument("--prompts", default="runs/default/eval-prompts.jsonl")
+    ap.add_argument("--adapter", action="append", default=[], help="adapter prefix to compare (repeat)")
+    ap.add_argument("--samples", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    store = open_store(a.store)
+    bundle = load_bundle(store, a.base)
+    pool = AdapterPool(bundle, store)
+    prompts = [p for p in read_prompts_jsonl(store.get_bytes(a.prompts)) if p.task == "frequency"]
+    for adapter in [None, *a.adapter]:
+        print(f"{adapter or 'base'}: {model_counts(pool, prompts, adapter, a.samples, a.seed)}", flush=True)
+    raw, rec = tokenizer_ceiling(store, bundle, a.dataset)
+    print(f"world test clips, raw joints: {raw}")
+    print(f"world test clips, VQ round trip: {rec}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
