@@ -192,12 +192,16 @@ def _logprobs(lm: PreferenceLM, ids, mask, labels, average: bool) -> torch.Tenso
     if average:
         # Per-token mean, as TRL does for IPO: the margin target 1/(2 beta) then does not scale
         # with motion length.
-        lp = lp / _token_counts(labels).to(lp.dtype)
+        lp = _per_token(lp, labels)
     return lp
 
 
 def _token_counts(labels: torch.Tensor) -> torch.Tensor:
     return (labels != IGNORE_INDEX).sum(-1).clamp(min=1)
+
+
+def _per_token(lp: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return lp / _token_counts(labels).to(lp.dtype)
 
 
 def batch_loss(lm: PreferenceLM, peft_model, examples: Sequence[Example], config: TrainConfig,
@@ -210,8 +214,9 @@ def batch_loss(lm: PreferenceLM, peft_model, examples: Sequence[Example], config
     ids2, mask2 = torch.cat([ids, ids]), torch.cat([mask, mask])
     average = config.uses_average_logprobs
 
+    # The summed log-probs are kept apart: the RPO term needs them whatever the loss takes.
     summed = _logprobs(lm, ids2, mask2, labels, average=False)
-    policy = summed / _token_counts(labels).to(summed.dtype) if average else summed
+    policy = _per_token(summed, labels) if average else summed
     with torch.no_grad(), reference_policy(peft_model):
         ref = _logprobs(lm, ids2, mask2, labels, average)
     kwargs = {}
