@@ -31,6 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from atom.mgpt.bundle import load_bundle  # noqa: E402
 from atom.motion.events import TASKS  # noqa: E402
+from atom.pipeline.bootstrap import base_model_prefix, evaluator_prefix, world_prefix  # noqa: E402
+from atom.pipeline.config import PipelineConfig  # noqa: E402
 from atom.store import open_store  # noqa: E402
 from services.evaluator.alignment import paired_difference  # noqa: E402
 from services.evaluator.embedded import EmbeddedEvaluator  # noqa: E402
@@ -41,6 +43,11 @@ from services.judge.records import read_prompts_jsonl  # noqa: E402
 from services.trainer.config import TrainConfig  # noqa: E402
 from services.trainer.train import train_preference  # noqa: E402
 
+# The stores' default names, as the embedded pipeline names them.
+DEFAULT_BASE = base_model_prefix(PipelineConfig())
+DEFAULT_DATASET = world_prefix(PipelineConfig())
+
+
 def parse_value(text: str):
     for kind in (int, float):
         try:
@@ -50,14 +57,20 @@ def parse_value(text: str):
     return {"true": True, "false": False}.get(text.lower(), text)
 
 
-def judge_scores(pool: AdapterPool, prompts, adapter: str | None, seed: int, samples: int) -> dict[str, dict[str, float]]:
-    """Mean kinematic-judge score per prompt, by task."""
+def sample_held_out(pool: AdapterPool, prompts, adapter: str | None, seed: int, samples: int):
+    """(prompt, motion) for `samples` motions per prompt; the seeds depend only on the prompt's
+    position and the sample index, so base and adapters are sampled with the same dice."""
     texts = [p.text for p in prompts for _ in range(samples)]
     seeds = [seed + samples * k + i for k in range(len(prompts)) for i in range(samples)]
+    for k, motion in enumerate(pool.sample(texts, seeds, adapter=adapter)):
+        yield prompts[k // samples], motion
+
+
+def judge_scores(pool: AdapterPool, prompts, adapter: str | None, seed: int, samples: int) -> dict[str, dict[str, float]]:
+    """Mean kinematic-judge score per prompt, by task."""
     judge = KinematicJudge()
     scores: dict[str, dict[str, list[float]]] = {}
-    for k, motion in enumerate(pool.sample(texts, seeds, adapter=adapter)):
-        prompt = prompts[k // samples]
+    for prompt, motion in sample_held_out(pool, prompts, adapter, seed, samples):
         if not len(motion.tokens):
             continue
         j = judge.score_labels(prompt.labels, motion.joints)
@@ -76,9 +89,9 @@ def general_fid(pool: AdapterPool, evaluator: EmbeddedEvaluator, real: np.ndarra
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--store", default=".atom/store")
-    ap.add_argument("--base", default="models/base-tiny-s0-n4000")
-    ap.add_argument("--dataset", default="datasets/world-s0-n4000")
-    ap.add_argument("--evaluator", default="models/evaluator-world-s0-n4000")
+    ap.add_argument("--base", default=DEFAULT_BASE)
+    ap.add_argument("--dataset", default=DEFAULT_DATASET)
+    ap.add_argument("--evaluator", default="", help="default: the embedded evaluator of --dataset")
     ap.add_argument("--pairs", default="datasets/default/pairs-mixed.jsonl")
     ap.add_argument("--eval-prompts", default="runs/default/eval-prompts.jsonl")
     ap.add_argument("--name", required=True, help="the adapter goes to models/ablate-<name>/adapter")
@@ -105,8 +118,7 @@ def main(argv=None) -> int:
     prefix = f"models/ablate-{a.name}"
     t0 = time.monotonic()
     if not a.eval_only:
-        config = TrainConfig(base_model=a.base, pairs_key=a.pairs, output_prefix=prefix,
-                             **overrides)
+        config = TrainConfig(base_model=a.base, pairs_key=a.pairs, output_prefix=prefix, **overrides)
         result = train_preference(load_bundle(store, a.base).lm, store, config)
         final = {k: round(v, 3) for k, v in result.final_metrics.items() if isinstance(v, float)}
         print(f"[{a.name}] {result.steps} steps in {result.seconds:.0f}s, final {json.dumps(final)}", flush=True)
@@ -116,7 +128,7 @@ def main(argv=None) -> int:
     test_ids = [l.strip() for l in store.get_bytes(f"{a.dataset}/test.txt").decode().splitlines() if l.strip()]
     test_ids = test_ids[: a.general]
     texts = [store.get_bytes(f"{a.dataset}/texts/{c}.txt").decode().splitlines()[0].split("#")[0] for c in test_ids]
-    evaluator = EmbeddedEvaluator.load(store, a.evaluator)
+    evaluator = EmbeddedEvaluator.load(store, a.evaluator or evaluator_prefix(a.dataset))
     real = evaluator.embed_motions([np.load(io.BytesIO(store.get_bytes(f"{a.dataset}/new_joint_vecs/{c}.npy")))
                                     for c in test_ids])
     results = {}

@@ -28,6 +28,7 @@ from atom.mgpt.bundle import ModelBundle, load_bundle  # noqa: E402
 from atom.motion.events import LabelGroup  # noqa: E402
 from atom.motion.features import features_to_joints  # noqa: E402
 from atom.store import open_store  # noqa: E402
+from benchmarks.ablate_training import DEFAULT_BASE, DEFAULT_DATASET, sample_held_out  # noqa: E402
 from services.generator.adapters import AdapterPool  # noqa: E402
 from services.judge.kinematic import KinematicJudge  # noqa: E402
 from services.judge.records import read_prompts_jsonl  # noqa: E402
@@ -40,38 +41,32 @@ def detected_count(judge: KinematicJudge, labels: LabelGroup, joints: np.ndarray
     return sum(d["count"] for d in j.extra.get("detected", []) if d["event"] == want), float(j.score or 0)
 
 
-def summary(rows: dict[int, list[tuple]]) -> str:
-    """rows[count] = [(tokens or None, detected, score or None), ...] -> one line per count."""
-    parts = []
-    for count, v in sorted(rows.items()):
-        got = np.array([r[1] for r in v])
-        line = f"count {count}: n={len(v)}"
-        if v[0][0] is not None:
-            line += f" tokens {np.mean([r[0] for r in v]):.1f} score {np.mean([r[2] for r in v]):.2f}"
-        line += (f" right {np.mean(got == count):.2f} fewer {np.mean(got < count):.2f}"
-                 f" more {np.mean(got > count):.2f}")
-        parts.append(line)
-    return " | ".join(parts)
+def count_line(count: int, detected: list[int], extra: str = "") -> str:
+    got = np.array(detected)
+    return (f"count {count}: n={len(got)}{extra} right {np.mean(got == count):.2f} "
+            f"fewer {np.mean(got < count):.2f} more {np.mean(got > count):.2f}")
 
 
 def model_counts(pool: AdapterPool, prompts, adapter: str | None, samples: int, seed: int) -> str:
     judge = KinematicJudge()
-    texts = [p.text for p in prompts for _ in range(samples)]
-    seeds = [seed + samples * k + i for k in range(len(prompts)) for i in range(samples)]
-    rows: dict[int, list[tuple]] = defaultdict(list)
-    for k, motion in enumerate(pool.sample(texts, seeds, adapter=adapter)):
-        labels = prompts[k // samples].labels
-        got, score = detected_count(judge, labels, motion.joints)
-        rows[labels.events[0].count].append((len(motion.tokens), got, score))
-    return summary(rows)
+    rows: dict[int, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for prompt, motion in sample_held_out(pool, prompts, adapter, seed, samples):
+        got, score = detected_count(judge, prompt.labels, motion.joints)
+        row = rows[prompt.labels.events[0].count]
+        row["tokens"].append(len(motion.tokens))
+        row["score"].append(score)
+        row["detected"].append(got)
+    return " | ".join(
+        count_line(c, r["detected"], f" tokens {np.mean(r['tokens']):.1f} score {np.mean(r['score']):.2f}")
+        for c, r in sorted(rows.items()))
 
 
 def tokenizer_ceiling(store, bundle: ModelBundle, dataset: str) -> tuple[str, str]:
     """Count check on the world's single-event test clips: raw joints, and after encode->decode."""
     judge = KinematicJudge()
     k = bundle.vqvae.config.frames_per_token
-    raw: dict[int, list[tuple]] = defaultdict(list)
-    rec: dict[int, list[tuple]] = defaultdict(list)
+    raw: dict[int, list[int]] = defaultdict(list)
+    rec: dict[int, list[int]] = defaultdict(list)
     for clip in store.get_bytes(f"{dataset}/test.txt").decode().split():
         meta = store.get_json(f"{dataset}/labels/{clip}.json")
         if meta.get("kind") == "sequence" or len(meta["events"]) != 1:
@@ -83,16 +78,17 @@ def tokenizer_ceiling(store, bundle: ModelBundle, dataset: str) -> tuple[str, st
             codes = bundle.vqvae.encode(torch.from_numpy(bundle.normalize(feats))[None].float())
             back = bundle.denormalize(bundle.vqvae.decode(codes)[0].numpy())
         count = labels.events[0].count
-        raw[count].append((None, detected_count(judge, labels, features_to_joints(feats))[0], None))
-        rec[count].append((None, detected_count(judge, labels, features_to_joints(back))[0], None))
-    return summary(raw), summary(rec)
+        raw[count].append(detected_count(judge, labels, features_to_joints(feats))[0])
+        rec[count].append(detected_count(judge, labels, features_to_joints(back))[0])
+    return (" | ".join(count_line(c, v) for c, v in sorted(raw.items())),
+            " | ".join(count_line(c, v) for c, v in sorted(rec.items())))
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--store", default=".atom/store")
-    ap.add_argument("--base", default="models/base-tiny-s0-n4000")
-    ap.add_argument("--dataset", default="datasets/world-s0-n4000")
+    ap.add_argument("--base", default=DEFAULT_BASE)
+    ap.add_argument("--dataset", default=DEFAULT_DATASET)
     ap.add_argument("--prompts", default="runs/default/eval-prompts.jsonl")
     ap.add_argument("--adapter", action="append", default=[], help="adapter prefix to compare (repeat)")
     ap.add_argument("--samples", type=int, default=4)

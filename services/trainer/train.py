@@ -235,9 +235,8 @@ def batch_loss(lm: PreferenceLM, peft_model, examples: Sequence[Example], config
     )
     if config.rpo_alpha:
         nll = chosen_nll(summed[:b], _token_counts(labels[:b]))
-        out = LossOutput(out.loss + config.rpo_alpha * nll,
-                         {**out.metrics, "loss": float(out.loss.detach() + config.rpo_alpha * nll.detach()),
-                          "chosen_nll": float(nll.detach())})
+        total = out.loss + config.rpo_alpha * nll
+        out = LossOutput(total, {**out.metrics, "loss": float(total.detach()), "chosen_nll": float(nll.detach())})
     return out
 
 
