@@ -37,6 +37,7 @@ from atom.store import open_store  # noqa: E402
 from services.evaluator.alignment import paired_difference  # noqa: E402
 from services.evaluator.embedded import EmbeddedEvaluator  # noqa: E402
 from services.evaluator.metrics import fid  # noqa: E402
+from services.evaluator.records import hold_to_min_length  # noqa: E402
 from services.generator.adapters import AdapterPool  # noqa: E402
 from services.judge.kinematic import KinematicJudge  # noqa: E402
 from services.judge.records import read_prompts_jsonl  # noqa: E402
@@ -81,8 +82,11 @@ def judge_scores(pool: AdapterPool, prompts, adapter: str | None, seed: int, sam
 
 def general_fid(pool: AdapterPool, evaluator: EmbeddedEvaluator, real: np.ndarray, texts: list[str],
                 adapter: str | None, seed: int) -> float:
+    """FID as the evaluator service computes it: a motion with no frames is left out, a short one
+    is held on its last pose (dropping short motions instead flattered the base model, which makes
+    the most of them)."""
     motions = pool.sample(texts, [seed + i for i in range(len(texts))], adapter=adapter)
-    feats = [m.features for m in motions if m.features is not None and len(m.features) >= 16]
+    feats = [hold_to_min_length(m.features)[0] for m in motions if m.features is not None and len(m.features)]
     return fid(real, evaluator.embed_motions(feats))
 
 

@@ -61,12 +61,14 @@ def model_counts(pool: AdapterPool, prompts, adapter: str | None, samples: int, 
         for c, r in sorted(rows.items()))
 
 
-def tokenizer_ceiling(store, bundle: ModelBundle, dataset: str) -> tuple[str, str]:
-    """Count check on the world's single-event test clips: raw joints, and after encode->decode."""
+def tokenizer_ceiling(store, bundle: ModelBundle, dataset: str) -> tuple[str, str, str]:
+    """Count check on the world's single-event test clips: raw joints, after encode->decode, and
+    per event how often the round trip keeps a count of two or more."""
     judge = KinematicJudge()
     k = bundle.vqvae.config.frames_per_token
     raw: dict[int, list[int]] = defaultdict(list)
     rec: dict[int, list[int]] = defaultdict(list)
+    repeated: dict[str, list[bool]] = defaultdict(list)
     for clip in store.get_bytes(f"{dataset}/test.txt").decode().split():
         meta = store.get_json(f"{dataset}/labels/{clip}.json")
         if meta.get("kind") == "sequence" or len(meta["events"]) != 1:
@@ -80,8 +82,11 @@ def tokenizer_ceiling(store, bundle: ModelBundle, dataset: str) -> tuple[str, st
         count = labels.events[0].count
         raw[count].append(detected_count(judge, labels, features_to_joints(feats))[0])
         rec[count].append(detected_count(judge, labels, features_to_joints(back))[0])
+        if count >= 2:
+            repeated[labels.events[0].event].append(rec[count][-1] == count)
     return (" | ".join(count_line(c, v) for c, v in sorted(raw.items())),
-            " | ".join(count_line(c, v) for c, v in sorted(rec.items())))
+            " | ".join(count_line(c, v) for c, v in sorted(rec.items())),
+            " ".join(f"{e} {np.mean(v):.2f} (n={len(v)})" for e, v in sorted(repeated.items())))
 
 
 def main(argv=None) -> int:
@@ -102,9 +107,10 @@ def main(argv=None) -> int:
     prompts = [p for p in read_prompts_jsonl(store.get_bytes(a.prompts)) if p.task == "frequency"]
     for adapter in [None, *a.adapter]:
         print(f"{adapter or 'base'}: {model_counts(pool, prompts, adapter, a.samples, a.seed)}", flush=True)
-    raw, rec = tokenizer_ceiling(store, bundle, a.dataset)
+    raw, rec, by_event = tokenizer_ceiling(store, bundle, a.dataset)
     print(f"world test clips, raw joints: {raw}")
     print(f"world test clips, VQ round trip: {rec}")
+    print(f"VQ round trip keeps a count >= 2, per event: {by_event}")
     return 0
 
 

@@ -112,6 +112,9 @@ class TrainConfig:
 class EvalConfig:
     replications: int = 20
     general_texts: int = 0     # 0 = the whole test split
+    # Generations per test caption (beyond the MultiModality ones); each replication picks one.
+    # With one, every replication reuses the same draw and FID moved ~10% with the sampling seed.
+    general_samples: int = 5
     mm_texts: int = 100
     mm_samples: int = 30
     evaluator: str = "embedded"
@@ -163,6 +166,7 @@ class PipelineConfig:
                                ("train.batch_size", self.train.batch_size, 1),
                                ("train.epochs", self.train.epochs, 1),
                                ("eval.replications", self.eval.replications, 1),
+                               ("eval.general_samples", self.eval.general_samples, 1),
                                ("world.clips", self.world.clips, 100)]:
             if value < lo:
                 bad(key, f"must be >= {lo}, got {value}")

@@ -312,10 +312,12 @@ def evaluate_stage(ctx: RunContext, prompts_out: dict, train_out: dict, general_
                 samples.append({**r, "kind": "judge", "score": j.score if j is not None and j.ok else None})
             if general_texts:
                 # HumanML3D-style metrics on the test captions: mm_samples generations for the first
-                # mm_texts captions (MultiModality; R-precision picks one of them per round), one for the rest.
+                # mm_texts captions (MultiModality), general_samples for the rest; every replication
+                # picks one generation per caption, so FID averages over the sampling as well.
                 mm, rest = general_texts[: cfg.eval.mm_texts], general_texts[cfg.eval.mm_texts:]
                 if rest:
-                    grows = generate_motions(ctx, rest, 1, adapter, label=f"gen-gt-{name}", seed=cfg.seed + 11)
+                    grows = generate_motions(ctx, rest, cfg.eval.general_samples, adapter, label=f"gen-gt-{name}",
+                                             seed=cfg.seed + 11)
                     samples += [{**r, "kind": "general"} for r in grows]
                 if mm:
                     mrows = generate_motions(ctx, mm, max(1, cfg.eval.mm_samples), adapter, label=f"gen-mm-{name}",

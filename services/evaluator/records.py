@@ -13,6 +13,21 @@ GENERAL = "general"
 TASK_ORDER = ("temporal", "frequency", "integrity", GENERAL)
 
 
+# Enough for the embedded evaluator (8) and Guo's (4-frame units, two strided convs).
+MIN_EVAL_FRAMES = 16
+
+
+def hold_to_min_length(features: np.ndarray, min_frames: int = MIN_EVAL_FRAMES) -> tuple[np.ndarray, bool]:
+    """(features, whether padded): a motion shorter than `min_frames` is held on its last pose to
+    that length. The encoders need a few frames, and a very short motion must still count (as the
+    near-static motion it is): leaving it out would flatter a model that makes many of them."""
+    if len(features) == 0:
+        raise SampleError("an empty motion cannot be held to a minimum length")
+    if len(features) >= min_frames:
+        return features, False
+    return np.concatenate([features, np.repeat(features[-1:], min_frames - len(features), axis=0)]), True
+
+
 class SampleError(ValueError):
     """A sample record is malformed (no motion, wrong shapes, bad score)."""
 

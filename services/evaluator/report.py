@@ -479,11 +479,14 @@ def evaluate(
 
 
 def _multimodality_plan(groups, cfg: EvaluationConfig, name: str, task: str, notes: list[str]):
-    eligible = [i for i, g in enumerate(groups) if len(g) >= 2]
-    if not eligible:
+    sizes = sorted((len(g) for g in groups if len(g) >= 2), reverse=True)
+    if not sizes:
         notes.append(f"{name} / {task}: one generation per prompt, no MultiModality")
         return None
-    gens = min(cfg.mm_generations, min(len(groups[i]) for i in eligible))
+    # The most generations that mm_num_texts prompts share: a few prompts sampled 30 times for
+    # MultiModality beside many sampled a few times (for FID) use the 30.
+    gens = min(cfg.mm_generations, sizes[min(cfg.mm_num_texts, len(sizes)) - 1])
+    eligible = [i for i, g in enumerate(groups) if len(g) >= gens]
     if gens < cfg.mm_generations or len(eligible) < cfg.mm_num_texts:
         notes.append(
             f"{name} / {task}: MultiModality over {min(len(eligible), cfg.mm_num_texts)} prompts x {gens} "

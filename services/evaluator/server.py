@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import logging
 import queue
-
-import numpy as np
 import threading
 
 from atom.motion.record import MotionFormatError, MotionRecord
@@ -16,13 +14,11 @@ from atom.runtime.server import ServiceSpec
 from atom.store import ArtifactNotFound, open_store
 from atom.store.localcache import local_tree
 from atom.v1 import common_pb2, evaluator_pb2, evaluator_pb2_grpc
-from services.evaluator.records import ModelSample
+from services.evaluator.records import MIN_EVAL_FRAMES, ModelSample, hold_to_min_length
 from services.evaluator.report import evaluate
 from services.evaluator.subsets import build_subsets
 
 log = logging.getLogger("atom.evaluator")
-
-MIN_EVAL_FRAMES = 16  # enough for the embedded evaluator (8) and Guo's (4-frame units, two strided convs)
 
 EVALUATIONS = telemetry.counter("atom_evaluations_total", "Evaluations finished", ())
 JUDGE_MEAN = telemetry.gauge("atom_eval_judge_score", "Mean judge score of the last evaluation", ("model", "task"))
@@ -63,12 +59,9 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
             try:
                 rec = MotionRecord.from_bytes(self.store.get_bytes(row["motion"]), row["motion"])
                 feats = rec.features if len(rec.features) else None
-                if feats is not None and len(feats) < MIN_EVAL_FRAMES:
-                    # The encoders need a few frames; a very short motion is held on its last pose so
-                    # it still counts (and scores as the near-static motion it is).
-                    pad = np.repeat(feats[-1:], MIN_EVAL_FRAMES - len(feats), axis=0)
-                    feats = np.concatenate([feats, pad])
-                    padded += 1
+                if feats is not None:
+                    feats, held = hold_to_min_length(feats)
+                    padded += held
                 out.append(ModelSample(text=row["text"], task=row["task"], prompt_id=row["prompt_id"],
                                        features=feats, joints=None if feats is not None else rec.joints,
                                        score=row.get("score")))

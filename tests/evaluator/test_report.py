@@ -139,3 +139,16 @@ def test_joints_only_samples_are_converted():
     report = evaluate(models, make_real(ev, rng), ev, replications=2)
     assert report.row("temporal", "base").num_samples == 3
     assert ("motion", 3) in ev.calls
+
+
+def test_multimodality_uses_the_prompts_sampled_most_when_others_have_a_few():
+    from services.evaluator.report import EvaluationConfig, _multimodality_plan
+
+    cfg = EvaluationConfig(mm_num_texts=3, mm_generations=30)
+    groups = [list(range(30))] * 3 + [list(range(5))] * 10 + [[0]] * 4
+    notes = []
+    eligible, gens = _multimodality_plan(groups, cfg, "m", "general", notes)
+    assert (eligible, gens) == ([0, 1, 2], 30) and not notes
+    # Too few prompts with 30: as many generations as mm_num_texts prompts share, with a note.
+    eligible, gens = _multimodality_plan([list(range(30))] + [list(range(5))] * 10, cfg, "m", "general", notes)
+    assert gens == 5 and len(eligible) == 11 and "3 prompts x 5 generations" in notes[-1]
