@@ -18,6 +18,9 @@ from atom.runtime.ports import GRPC_PORTS, METRICS_PORTS, SERVICES, check_servic
 
 log = logging.getLogger("atom.launch")
 
+# The directory that holds the `atom` and `services` packages this process imported.
+CODE_ROOT = str(Path(__file__).resolve().parent.parent.parent)
+
 
 def _die_with_parent() -> None:
     """Linux: the service gets SIGTERM when the process that started it dies, even by SIGKILL,
@@ -52,13 +55,17 @@ def start_local_service(name: str, store_url: str, *, port: int = 0, metrics_por
     env.update({"ATOM_HOST": "127.0.0.1", "ATOM_PORT": str(port), "ATOM_METRICS_PORT": str(metrics_port),
                 "ATOM_STORE_URL": store_url, "ATOM_LOG_LEVEL": log_level, "PYTHONUNBUFFERED": "1"})
     env.update(extra_env or {})
+    # The service imports the code this process runs, whatever the working directory holds: `-P`
+    # keeps `python -m` from putting the cwd first on sys.path (run from inside another checkout,
+    # the services loaded that checkout's code while the controller ran the installed one).
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (CODE_ROOT, env.get("PYTHONPATH", "")) if p)
     log_path = None
     out = subprocess.DEVNULL
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / f"{name}-{port}.log"
         out = open(log_path, "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "atom.cli", "serve", name], env=env, stdout=out,
+    proc = subprocess.Popen([sys.executable, "-P", "-m", "atom.cli", "serve", name], env=env, stdout=out,
                             stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
     return LocalService(name, port, metrics_port, proc, log_path)
 
