@@ -13,6 +13,10 @@ GENERAL = "general"
 TASK_ORDER = ("temporal", "frequency", "integrity", GENERAL)
 
 
+class SampleError(ValueError):
+    """A sample record is malformed (no motion, wrong shapes, bad score)."""
+
+
 # Enough for the embedded evaluator (8) and Guo's (4-frame units, two strided convs).
 MIN_EVAL_FRAMES = 16
 
@@ -26,10 +30,6 @@ def hold_to_min_length(features: np.ndarray, min_frames: int = MIN_EVAL_FRAMES) 
     if len(features) >= min_frames:
         return features, False
     return np.concatenate([features, np.repeat(features[-1:], min_frames - len(features), axis=0)]), True
-
-
-class SampleError(ValueError):
-    """A sample record is malformed (no motion, wrong shapes, bad score)."""
 
 
 @runtime_checkable
