@@ -81,9 +81,10 @@ def tokenizer_ceiling(store, bundle: ModelBundle, dataset: str) -> tuple[str, st
             back = bundle.denormalize(bundle.vqvae.decode(codes)[0].numpy())
         count = labels.events[0].count
         raw[count].append(detected_count(judge, labels, features_to_joints(feats))[0])
-        rec[count].append(detected_count(judge, labels, features_to_joints(back))[0])
+        kept = detected_count(judge, labels, features_to_joints(back))[0]
+        rec[count].append(kept)
         if count >= 2:
-            repeated[labels.events[0].event].append(rec[count][-1] == count)
+            repeated[labels.events[0].event].append(kept == count)
     return (" | ".join(count_line(c, v) for c, v in sorted(raw.items())),
             " | ".join(count_line(c, v) for c, v in sorted(rec.items())),
             " ".join(f"{e} {np.mean(v):.2f} (n={len(v)})" for e, v in sorted(repeated.items())))
