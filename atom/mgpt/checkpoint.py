@@ -1,26 +1,24 @@
-"""Load the released MotionGPT-base checkpoint (`motiongpt_s3_h3d.tar`) safely.
+"""Load the released MotionGPT-base checkpoint (`motiongpt_s3_h3d.tar`) and import it into the store.
 
 The file is a PyTorch Lightning checkpoint: weights under `state_dict` with prefixes `vae.` (the
 VQ-VAE) and `lm.language_model.` (the T5), evaluator copies under `metrics.*` and loss buffers under
-`_losses.*` (ignored), plus the training config as OmegaConf objects. Because of those objects
-`torch.load(weights_only=True)` refuses the file, and `weights_only=False` would run whatever the
-pickle names. This module unpickles with a restricted unpickler instead:
-- an allow-list of globals is resolved for real: torch's tensor/parameter rebuild functions, dtypes,
-  torch.Size, collections.OrderedDict, plain builtin containers and a few numpy array helpers;
-- globals from modules that can run commands or import code (os, subprocess, builtins.eval, ...) make
-  the load fail with a CheckpointError;
-- any other global (OmegaConf's classes, Lightning's, a project's own) becomes an inert placeholder
-  class: its module is never imported and none of its code runs; the arguments are kept for display.
+`_losses.*` (ignored), plus the training config as OmegaConf objects. It is read by
+`atom.safe_pickle.load_torch_checkpoint`, which never runs what the file names.
+
+MotionGPT needs three more things beside the weights, and an import records each with its hash:
+the flan-t5-base directory (config and tokenizer), and the mean/std it de-normalises motions with.
+Those are the VQ-VAE's `meta/mean.npy` and `meta/std.npy` from the T2M release
+(`deps/t2m/t2m/VQVAEV3_CB1024_CMT_H1024_NRES3/meta/` in MotionGPT's layout), not HumanML3D's
+`Mean.npy`/`Std.npy`: the std there is rescaled per feature group, so the dataset's files would
+scale every generated motion wrongly. They are never guessed: given, or found in that layout next
+to the checkpoint, or the import stops and says which flag to pass.
 """
 
 from __future__ import annotations
 
-import builtins
-import collections
-import io
+import hashlib
 import logging
-import pickle
-import types
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +29,14 @@ from atom.mgpt.bundle import ModelBundle
 from atom.mgpt.lm import MotionLM, set_dropout, untie_lm_head
 from atom.mgpt.tokenizer import HFTokenizerAdapter, NUM_MOTION_TOKENS, TokenizerError
 from atom.mgpt.vqvae import VQVAE, VQVAEConfig
+from atom.safe_pickle import Opaque, UnreadableFileError, UnsafeFileError, load_torch_checkpoint
 
 VAE_PREFIX = "vae."
 LM_PREFIX = "lm.language_model."
 IGNORED_PREFIXES = ("metrics.", "_losses.")
+# Where MotionGPT's code reads its normalisation and its T5 (relative to its `deps/` folder).
+MOTIONGPT_META = Path("t2m") / "t2m" / "VQVAEV3_CB1024_CMT_H1024_NRES3" / "meta"
+MOTIONGPT_T5 = Path("flan-t5-base")
 
 
 class CheckpointError(ValueError):
@@ -45,169 +47,20 @@ class UnsafePickleError(CheckpointError):
     """The pickle asks for a global that could run code; it was refused, nothing was executed."""
 
 
-# -- the restricted unpickler ------------------------------------------------------------------------
-
-def _allowed_globals() -> dict[tuple[str, str], Any]:
-    import torch._tensor
-    import torch._utils
-
-    allowed: dict[tuple[str, str], Any] = {}
-    for name in ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_parameter",
-                 "_rebuild_parameter_with_state"):
-        if hasattr(torch._utils, name):
-            allowed[("torch._utils", name)] = getattr(torch._utils, name)
-    allowed[("torch._tensor", "_rebuild_from_type_v2")] = _safe_rebuild_from_type_v2
-    allowed[("torch", "Size")] = torch.Size
-    allowed[("torch", "Tensor")] = torch.Tensor
-    allowed[("torch.nn.parameter", "Parameter")] = torch.nn.Parameter
-    allowed[("torch", "device")] = torch.device
-    allowed[("collections", "OrderedDict")] = collections.OrderedDict
-    for name in ("set", "frozenset", "list", "dict", "tuple", "int", "float", "complex", "bool", "str", "bytes",
-                 "bytearray", "slice"):
-        allowed[("builtins", name)] = getattr(builtins, name)
-    allowed[("_codecs", "encode")] = _latin1_encode  # protocol-2 pickles store bytes this way
-    allowed[("copyreg", "_reconstructor")] = _safe_reconstructor
-    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        allowed[(mod, "_reconstruct")] = _safe_np_reconstruct
-        allowed[(mod, "scalar")] = _safe_np_scalar
-    allowed[("numpy", "ndarray")] = np.ndarray
-    allowed[("numpy", "dtype")] = np.dtype
-    return allowed
-
-
-def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
-    if encoding not in ("latin1", "latin-1", "latin_1"):
-        raise UnsafePickleError(f"pickle asks to encode with codec {encoding!r}; only latin1 is allowed")
-    return text.encode("latin1")
-
-
-def _safe_np_reconstruct(subtype, shape, dtype):
-    if subtype is not np.ndarray:
-        raise UnsafePickleError(f"numpy array subtype {subtype!r} is not allowed")
-    return np.ndarray.__new__(np.ndarray, shape, dtype)
-
-
-def _safe_np_scalar(dtype, data=None):
-    if not isinstance(dtype, np.dtype) or dtype.hasobject:
-        raise UnsafePickleError("numpy object scalars are not allowed")
-    return np.frombuffer(data, dtype=dtype, count=1)[0]
-
-
-def _safe_reconstructor(cls, base, state):
-    if isinstance(cls, type) and issubclass(cls, Opaque):
-        obj = cls.__new__(cls)
-        obj._opaque_args = (state,)
-        return obj
-    if cls in (collections.OrderedDict, dict, list, set) and base in (object, dict, list, set):
-        return cls()
-    raise UnsafePickleError(f"copyreg._reconstructor for {cls!r} is not allowed")
-
-
-def _safe_rebuild_from_type_v2(func, new_type, args, state):
-    if new_type not in (torch.Tensor, torch.nn.Parameter):
-        raise UnsafePickleError(f"tensor subclass {new_type!r} is not allowed")
-    import torch._tensor
-
-    return torch._tensor._rebuild_from_type_v2(func, new_type, args, state)
-
-
-# Modules whose globals can run commands, import or evaluate code. A pickle naming one is refused
-# outright (as a placeholder it would be harmless, but such a file is not a checkpoint).
-_DENIED_MODULES = ("os", "posix", "nt", "subprocess", "sys", "shutil", "socket", "importlib", "runpy", "pickle",
-                   "_pickle", "marshal", "ctypes", "code", "codeop", "pty", "webbrowser", "multiprocessing",
-                   "signal", "io", "_io", "types", "inspect", "builtins", "__builtin__", "operator", "functools",
-                   "pdb", "timeit", "platform", "tempfile", "glob", "pathlib", "urllib", "http", "requests",
-                   "asyncio", "threading", "_thread", "torch.hub", "torch.jit", "torch.package", "torch.ops")
-
-
-class Opaque:
-    """Stand-in for a class the checkpoint names but we do not trust. Records what the pickle
-    passed to it; has no behaviour."""
-
-    _opaque_global = ("?", "?")
-
-    def __new__(cls, *args, **kwargs):
-        obj = object.__new__(cls)
-        obj._opaque_args = args
-        obj._opaque_state = None
-        obj._opaque_items = []
-        return obj
-
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def __setstate__(self, state):
-        self._opaque_state = state
-
-    def __setitem__(self, key, value):
-        self._opaque_items.append((key, value))
-
-    def append(self, value):
-        self._opaque_items.append(value)
-
-    def extend(self, values):
-        self._opaque_items.extend(values)
-
-    def __repr__(self) -> str:
-        mod, name = self._opaque_global
-        return f"<opaque {mod}.{name}>"
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    _allowed: dict[tuple[str, str], Any] | None = None
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.placeholders: dict[tuple[str, str], type] = {}
-
-    def find_class(self, module: str, name: str):
-        if RestrictedUnpickler._allowed is None:
-            RestrictedUnpickler._allowed = _allowed_globals()
-        key = (module, name)
-        if key in RestrictedUnpickler._allowed:
-            return RestrictedUnpickler._allowed[key]
-        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
-            return getattr(torch, name)
-        root = module.split(".")[0]
-        if module in _DENIED_MODULES or root in _DENIED_MODULES or any(module.startswith(m + ".") for m in _DENIED_MODULES):
-            raise UnsafePickleError(
-                f"refusing to load: the pickle asks for {module}.{name}, which can run code. "
-                "This is not a MotionGPT checkpoint, or it has been tampered with; nothing was executed"
-            )
-        if root == "torch":
-            # Other torch globals (modules, optimisers, ...) are not needed for weights.
-            raise UnsafePickleError(f"refusing torch global {module}.{name}: only tensors are loaded from checkpoints")
-        if key not in self.placeholders:
-            self.placeholders[key] = type(name, (Opaque,), {"_opaque_global": key, "__module__": "atom.mgpt.opaque"})
-        return self.placeholders[key]
-
-
-class _RestrictedPickleModule(types.ModuleType):
-    Unpickler = RestrictedUnpickler
-
-    @staticmethod
-    def load(f, **kwargs):
-        return RestrictedUnpickler(f, **kwargs).load()
-
-    @staticmethod
-    def loads(data, **kwargs):
-        return RestrictedUnpickler(io.BytesIO(data), **kwargs).load()
-
-
-restricted_pickle = _RestrictedPickleModule("atom_restricted_pickle")
+__all__ = ["CheckpointError", "Opaque", "UnsafePickleError"]
 
 
 def safe_load(path: str | Path) -> Any:
-    """torch.load through the restricted unpickler (never executes pickled code)."""
+    """The checkpoint's object tree, through the safe loader (never executes pickled code)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; download motiongpt_s3_h3d.tar and give its path")
     try:
-        return torch.load(str(path), map_location="cpu", pickle_module=restricted_pickle, weights_only=False)
-    except CheckpointError:
-        raise
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, KeyError) as exc:
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
+        return load_torch_checkpoint(path)
+    except UnsafeFileError as exc:
+        raise UnsafePickleError(str(exc)) from None
+    except UnreadableFileError as exc:
+        raise CheckpointError(str(exc)) from None
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -303,32 +156,168 @@ def build_lm(lm_sd: dict, t5_dir: str | Path, template: str | None = None) -> Mo
     return MotionLM(model, tokenizer, **({"template": template} if template else {}))
 
 
+def infer_vq_config(vae_sd: dict) -> VQVAEConfig:
+    """The VQ-VAE's size read off its weights (MotionGPT-base: 263 -> 512 wide, 512 codes of 512)."""
+    try:
+        first = vae_sd["encoder.model.0.weight"]
+        codebook = vae_sd["quantizer.codebook"]
+    except KeyError as exc:
+        raise CheckpointError(f"the checkpoint has no {VAE_PREFIX}{exc.args[0]}: not a MotionGPT VQ-VAE") from None
+    down = sum(1 for k in vae_sd if k.startswith("encoder.model.") and k.endswith(".0.weight")
+               and vae_sd[k].ndim == 3 and vae_sd[k].shape[-1] == 4)
+    depth = sum(1 for k in vae_sd if k.startswith("encoder.model.2.1.model.") and k.endswith(".conv1.weight"))
+    if first.ndim != 3 or codebook.ndim != 2 or down < 1 or depth < 1:
+        raise CheckpointError("the VQ-VAE weights do not have MotionGPT's layout (encoder.model.0 [width, 263, 3], "
+                              "quantizer.codebook [codes, dim], strided stages under encoder.model.2..)")
+    return VQVAEConfig(input_dim=int(first.shape[1]), width=int(first.shape[0]), code_dim=int(codebook.shape[1]),
+                       num_codes=int(codebook.shape[0]), down_t=down, res_depth=depth)
+
+
 def _read_norm(value, name: str) -> np.ndarray:
     if isinstance(value, (str, Path)):
         try:
             value = np.load(value, allow_pickle=False)
         except (OSError, ValueError) as exc:
-            raise CheckpointError(f"cannot read {name} from {value} ({exc}); give HumanML3D's {name.title()}.npy") from None
+            raise CheckpointError(f"cannot read {name} from {value} ({exc}); give MotionGPT's meta/{name}.npy "
+                                  "(--mean-std)") from None
     return np.asarray(value, dtype=np.float32)
 
 
 def load_motiongpt(checkpoint: str | Path, t5_dir: str | Path, mean, std,
                    vq_config: VQVAEConfig | None = None, device: str | torch.device = "cpu") -> ModelBundle:
-    """The released MotionGPT checkpoint + a local flan-t5-base directory + HumanML3D Mean/Std
-    (arrays or .npy paths) -> a ModelBundle ready for sampling."""
+    """The released MotionGPT checkpoint + a local flan-t5-base directory + MotionGPT's mean/std
+    (arrays or .npy paths) -> a ModelBundle ready for sampling. The VQ-VAE's size is read off the
+    weights unless `vq_config` is given."""
     sd = read_state_dict(checkpoint)
     vae_sd, lm_sd, other = split_state_dict(sd)
     if not vae_sd or not lm_sd:
         raise CheckpointError(f"{checkpoint}: expected weights under '{VAE_PREFIX}' and '{LM_PREFIX}', found "
                               f"{len(vae_sd)} and {len(lm_sd)}; is this MotionGPT's text-to-motion checkpoint?")
-    vqvae = build_vqvae(vae_sd, vq_config)
+    vqvae = build_vqvae(vae_sd, vq_config or infer_vq_config(vae_sd))
     level = logging.getLogger("transformers").level
     logging.getLogger("transformers").setLevel(logging.ERROR)
     try:
         lm = build_lm(lm_sd, t5_dir)
     finally:
         logging.getLogger("transformers").setLevel(level)
-    info = {"source": "motiongpt-checkpoint", "checkpoint": Path(checkpoint).name,
+    info = {"source": "motiongpt-checkpoint", "checkpoint": Path(checkpoint).name, "decoding": "motiongpt",
             "ignored_keys": len(sd) - len(vae_sd) - len(lm_sd) - len(other), "unknown_keys": other[:20]}
     bundle = ModelBundle(vqvae=vqvae, lm=lm, mean=_read_norm(mean, "mean"), std=_read_norm(std, "std"), info=info)
     return bundle.to(device)
+
+
+# -- importing into the store ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MotionGPTAssets:
+    """The files an import reads, resolved to paths."""
+
+    checkpoint: Path
+    t5_dir: Path
+    mean: Path
+    std: Path
+
+
+def _find_in_deps(start: Path, rel: Path, levels: int = 4) -> Path | None:
+    """`<ancestor>/deps/<rel>` for the checkpoint's folder and its parents (MotionGPT keeps
+    checkpoints/ and deps/ side by side)."""
+    for folder in [start, *start.parents][:levels]:
+        candidate = folder / "deps" / rel
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _meta_dir(given: Path) -> Path:
+    """A --mean-std argument -> the folder holding mean.npy and std.npy. Accepts that folder, or
+    MotionGPT's deps/, deps/t2m/ or deps/t2m/t2m/ above it."""
+    for candidate in (given, given / MOTIONGPT_META, given / Path(*MOTIONGPT_META.parts[1:]),
+                      given / Path(*MOTIONGPT_META.parts[2:]), given / "meta"):
+        if (candidate / "mean.npy").is_file() and (candidate / "std.npy").is_file():
+            return candidate
+    if (given / "Mean.npy").is_file():
+        raise CheckpointError(
+            f"{given} holds HumanML3D's Mean.npy/Std.npy, but MotionGPT de-normalises with its VQ-VAE's meta/mean.npy "
+            f"and meta/std.npy (deps/{MOTIONGPT_META.as_posix()}); the dataset's files would scale every motion "
+            "wrongly. Give that meta folder with --mean-std")
+    raise CheckpointError(f"{given} has no mean.npy/std.npy; give MotionGPT's deps/{MOTIONGPT_META.as_posix()} "
+                          "folder (or deps/ itself) with --mean-std")
+
+
+def find_assets(checkpoint: str | Path, t5_dir: str | Path = "", mean_std: str | Path = "") -> MotionGPTAssets:
+    """Resolve the files an import needs. The T5 folder and the mean/std may be omitted when they
+    sit in MotionGPT's deps/ layout next to the checkpoint; nothing else is ever substituted."""
+    ckpt = Path(checkpoint).expanduser()
+    if not ckpt.is_file():
+        raise CheckpointError(f"checkpoint {ckpt} does not exist; download motiongpt_s3_h3d.tar and give its path")
+    if t5_dir:
+        t5 = Path(t5_dir).expanduser()
+    else:
+        found = _find_in_deps(ckpt.parent, MOTIONGPT_T5)
+        if found is None:
+            raise CheckpointError(f"no flan-t5-base folder given and none at deps/{MOTIONGPT_T5} next to {ckpt}; "
+                                  "pass --t5-dir (google/flan-t5-base: config.json and tokenizer files)")
+        t5 = found
+    if not (t5 / "config.json").is_file():
+        raise CheckpointError(f"{t5} has no config.json: give the local flan-t5-base directory "
+                              "(config.json and tokenizer files from google/flan-t5-base)")
+    if mean_std:
+        meta = _meta_dir(Path(mean_std).expanduser())
+    else:
+        found = _find_in_deps(ckpt.parent, MOTIONGPT_META)
+        if found is None:
+            raise CheckpointError(
+                f"MotionGPT's normalisation files were not given and are not at deps/{MOTIONGPT_META.as_posix()} "
+                f"next to {ckpt}; pass --mean-std with that folder (it comes with MotionGPT's "
+                "prepare/download_t2m_evaluators.sh). HumanML3D's own Mean.npy/Std.npy are not the same files")
+        meta = _meta_dir(found)
+    return MotionGPTAssets(ckpt, t5, meta / "mean.npy", meta / "std.npy")
+
+
+def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def folder_sha256(folder: Path) -> str:
+    """One hash over a folder's files (relative names and contents), independent of its location."""
+    h = hashlib.sha256()
+    for p in sorted(q for q in folder.rglob("*") if q.is_file()):
+        h.update(p.relative_to(folder).as_posix().encode() + b"\0" + file_sha256(p).encode() + b"\n")
+    return h.hexdigest()
+
+
+def asset_record(assets: MotionGPTAssets) -> dict:
+    """What an import read: each file's name, size and sha256 (the T5 folder as one hash)."""
+    rec = {role: {"path": str(p), "bytes": p.stat().st_size, "sha256": file_sha256(p)}
+           for role, p in (("checkpoint", assets.checkpoint), ("mean", assets.mean), ("std", assets.std))}
+    rec["t5_dir"] = {"path": str(assets.t5_dir), "sha256": folder_sha256(assets.t5_dir)}
+    return rec
+
+
+def import_prefix(record: dict) -> str:
+    """The store prefix of an import: keyed by the content of every file it read."""
+    key = "|".join(record[r]["sha256"] for r in ("checkpoint", "t5_dir", "mean", "std"))
+    return "models/motiongpt-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def import_motiongpt_checkpoint(store, assets: MotionGPTAssets, record: dict | None = None) -> str:
+    """Load the released files and save them as a model bundle under a content-keyed prefix (once:
+    an existing bundle there is reused). Returns the prefix."""
+    from atom.mgpt.bundle import bundle_exists, save_bundle
+
+    record = record or asset_record(assets)
+    prefix = import_prefix(record)
+    if bundle_exists(store, prefix):
+        return prefix
+    bundle = load_motiongpt(assets.checkpoint, assets.t5_dir, assets.mean, assets.std)
+    # Names only: the local paths differ from machine to machine and are not the model's identity.
+    bundle.info["assets"] = {role: {k: (Path(v).name if k == "path" else v) for k, v in r.items()}
+                             for role, r in record.items()}
+    bundle.info["normalization"] = f"MotionGPT VQ-VAE meta ({MOTIONGPT_META.as_posix()})"
+    save_bundle(store, prefix, bundle)
+    return prefix

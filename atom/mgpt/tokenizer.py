@@ -61,6 +61,38 @@ def text_to_motion(text: str) -> list[int]:
     return motion_ids_between([int(m) for m in _MOTION_RE.findall(text)])
 
 
+# MotionGPT's parse of a decoded motion string, for `generate.decoding: motiongpt`. It works on the
+# string, so words the model writes between motion tokens matter: a boundary "><" separates two
+# adjacent motion tokens, and each piece between boundaries yields the number at its end.
+MOTIONGPT_FALLBACK = (0,)
+
+
+def parse_motion_string_motiongpt(text: str) -> list[int]:
+    """The codes MotionGPT reads from decoded text (its `motion_string_to_token`):
+
+    - the span from the first `<motion_id_512>` to the first `<motion_id_513>`; when either is
+      missing, when the end comes before the start, or when nothing lies between, `[0]`;
+    - the span is split at "><"; the first and last pieces (holding the start and end tokens)
+      are dropped and each other piece gives the number after its last '_'. So a word between two
+      codes drops the code before it, a word right after the start drops the first code, a word
+      right before the end drops the last code;
+    - indices pass through as written (the mask token 514 included); callers clamp.
+    Where MotionGPT's integer parse would raise (text that ends a piece in something other than a
+    number), this returns `[0]` like its other failures.
+    """
+    start_tok, end_tok = motion_token(MOTION_START), motion_token(MOTION_END)
+    a, b = text.find(start_tok), text.find(end_tok)
+    if a < 0 or b < 0:
+        return list(MOTIONGPT_FALLBACK)
+    inner = text[a + len(start_tok): b] if b >= a + len(start_tok) else ""
+    pieces = (start_tok + inner + end_tok).split("><")[1:-1]
+    try:
+        codes = [int(piece.split("_")[-1].replace(">", "")) for piece in pieces]
+    except ValueError:
+        return list(MOTIONGPT_FALLBACK)
+    return codes or list(MOTIONGPT_FALLBACK)
+
+
 def split_words(text: str) -> list[str]:
     """Lower-case words, apostrophe contractions kept, each punctuation mark its own token."""
     return _SPLIT_RE.findall(text.lower())

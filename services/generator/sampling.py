@@ -6,6 +6,17 @@ batch size: this is what makes a generated motion reproducible (MotionGPT's own 
 global RNG, so its outputs depend on the batch). The decoding loop is ours: the encoder runs once,
 the decoder advances one token per step with its KV cache, finished rows leave the batch.
 
+Two decodings (`SamplingConfig.decoding`):
+- "constrained" (the tiny base model's): a forced start-of-motion token, then only motion codes or
+  the end token can be drawn, at most `max_tokens` codes (49 = 196 frames, HumanML3D's longest).
+- "motiongpt": MotionGPT's own text-to-motion inference, for its released checkpoint. The prompt is
+  `Generate motion: <caption>` with the caption in double quotes half the time (decided by the
+  sample's seed); the whole vocabulary is sampled with transformers' defaults (top-k 50, top-p 1,
+  temperature 1) for at most 127 new tokens (`max_length=128` with the decoder's start token)
+  until `</s>`; the decoded text is parsed by MotionGPT's rule
+  (atom.mgpt.tokenizer.parse_motion_string_motiongpt), which falls back to the single code 0.
+  Sampling stops at the first end-of-motion token as well: the parse never reads past it.
+
 Pipeline: caption -> prompt template -> T5 -> motion tokens -> VQ decoder -> normalised features
 -> de-normalised features -> joints (atom.motion.features.features_to_joints_torch).
 """
@@ -23,10 +34,18 @@ import torch
 
 from atom.mgpt.bundle import ModelBundle
 from atom.mgpt.lm import MotionLM, format_prompt
-from atom.mgpt.tokenizer import MOTION_END, MOTION_START, NUM_CODES, motion_ids_between
+from atom.mgpt.tokenizer import (MOTION_END, MOTION_START, NUM_CODES, motion_ids_between,
+                                  parse_motion_string_motiongpt)
 from atom.motion.skeleton import FEATURE_DIM, FRAMES_PER_TOKEN, MAX_FRAMES, NUM_JOINTS
 
-DEFAULT_MAX_TOKENS = MAX_FRAMES // FRAMES_PER_TOKEN  # 49 codes = 196 frames, HumanML3D's longest clip
+DEFAULT_MAX_TOKENS = MAX_FRAMES // FRAMES_PER_TOKEN  # 49 codes = 196 frames, HumanML3D's longest
+DECODINGS = ("constrained", "motiongpt")
+# MotionGPT's text-to-motion call: generate(max_length=128, do_sample=True) with transformers'
+# default top_k=50; the caption is quoted with probability 0.5 (its `quota_ratio`).
+MOTIONGPT_TEMPLATE = "Generate motion: {caption}"
+MOTIONGPT_TOP_K = 50
+MOTIONGPT_MAX_NEW_TOKENS = 127
+MOTIONGPT_QUOTE_PROB = 0.5
 _SEED_MASK = (1 << 63) - 1
 # Held while a model is temporarily cast to float64: no other sampling call may see it half-cast.
 _CAST_LOCK = threading.RLock()
@@ -37,9 +56,10 @@ class SamplingConfig:
     temperature: float = 1.0
     top_k: int = 0  # 0 = off
     top_p: float = 1.0  # 1 = off
-    max_tokens: int = DEFAULT_MAX_TOKENS  # motion codes per sample, at most
+    # constrained: motion codes per sample, at most; motiongpt: new tokens per sample, at most
+    max_tokens: int = DEFAULT_MAX_TOKENS
     min_tokens: int = 1  # the end token is not allowed before this many codes (constrained mode)
-    constrained: bool = True  # sample only motion codes / end after a forced start token
+    decoding: str = "constrained"  # or "motiongpt" (see the module docstring)
     batch_size: int = 32
     # "auto": float64 for a float32 model on the CPU, else the model's own dtype. In float32 the
     # decoder's matrix products round differently for 1 row and for 32 (different kernels), about
@@ -48,6 +68,8 @@ class SamplingConfig:
     precision: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.decoding not in DECODINGS:
+            raise ValueError(f"decoding must be one of {', '.join(DECODINGS)}, got {self.decoding!r}")
         if self.precision not in ("auto", "float32", "float64"):
             raise ValueError(f"precision must be 'auto', 'float32' or 'float64', got {self.precision!r}")
         if not self.temperature > 0:
@@ -62,6 +84,18 @@ class SamplingConfig:
             raise ValueError(f"min_tokens must lie in 0..max_tokens, got {self.min_tokens}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+    @property
+    def constrained(self) -> bool:
+        return self.decoding == "constrained"
+
+    @classmethod
+    def motiongpt(cls, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, max_tokens: int = 0,
+                  batch_size: int = 32) -> "SamplingConfig":
+        """MotionGPT's decoding; a 0 (or 1.0) keeps MotionGPT's value for that setting."""
+        return cls(temperature=temperature or 1.0, top_k=top_k or MOTIONGPT_TOP_K, top_p=top_p or 1.0,
+                   max_tokens=max_tokens or MOTIONGPT_MAX_NEW_TOKENS, min_tokens=0, decoding="motiongpt",
+                   batch_size=batch_size)
 
 
 @dataclass
@@ -82,6 +116,18 @@ class SampledMotion:
     @property
     def num_frames(self) -> int:
         return int(self.joints.shape[0])
+
+
+def quote_caption(seed: int) -> bool:
+    """MotionGPT's coin for wrapping the caption in double quotes, drawn from the sample's seed
+    (apart from the token draws, so it does not shift them)."""
+    h = hashlib.sha256(f"quote\x1f{int(seed)}".encode()).digest()
+    return int.from_bytes(h[:8], "big") / 2 ** 64 < MOTIONGPT_QUOTE_PROB
+
+
+def motiongpt_prompt(caption: str, seed: int) -> str:
+    caption = caption.strip()
+    return format_prompt(f'"{caption}"' if quote_caption(seed) else caption, MOTIONGPT_TEMPLATE)
 
 
 def derive_seed(base_seed: int, prompt: str, index: int) -> int:
@@ -173,7 +219,8 @@ def _sample_batch(lm: MotionLM, net, texts, seeds, cfg: SamplingConfig, num_code
         active = list(range(b))
         cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
         cur = torch.full((b, 1), lm.start_id, dtype=torch.long, device=device)
-        max_steps = cfg.max_tokens + 2  # start, codes, end
+        # constrained: start, codes, end; motiongpt: generate()'s max_length less the start token
+        max_steps = cfg.max_tokens + 2 if cfg.constrained else cfg.max_tokens
         for step in range(max_steps):
             if cfg.constrained and step == 0:
                 # The start-of-motion token is forced: no draw, so the RNG streams stay aligned.
@@ -214,9 +261,13 @@ def _sample_batch(lm: MotionLM, net, texts, seeds, cfg: SamplingConfig, num_code
         net.train(was_training)
 
 
-def _codes_from_ids(lm: MotionLM, ids: list[int]) -> list[int]:
-    """MotionGPT's rule: the codes between the first start and the first end token."""
-    return lm.tokenizer.decode_motion(ids)
+def codes_from_ids(lm: MotionLM, ids: list[int], cfg: SamplingConfig) -> list[int]:
+    """Generated token ids -> VQ codes. Constrained: the codes between the start and end tokens.
+    MotionGPT: its string parse of the decoded text (special tokens skipped, as its
+    batch_decode does)."""
+    if cfg.constrained:
+        return lm.tokenizer.decode_motion(ids)
+    return parse_motion_string_motiongpt(lm.tokenizer.decode(ids))
 
 
 @torch.no_grad()
@@ -241,30 +292,37 @@ def decode_tokens(bundle: ModelBundle, token_lists: Sequence[Sequence[int]]) -> 
 
 def sample_motions(bundle: ModelBundle, prompts: Sequence[str], seeds: Sequence[int],
                    temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                   max_tokens: int = DEFAULT_MAX_TOKENS, *, batch_size: int = 32, constrained: bool = True,
+                   max_tokens: int = 0, *, batch_size: int = 32, decoding: str = "constrained",
                    min_tokens: int = 1, template: str | None = None, model=None,
                    config: SamplingConfig | None = None) -> list[SampledMotion]:
     """Captions + one seed each -> motions, in input order.
 
     `model` replaces the bundle's T5 (e.g. a PEFT model with an adapter active); `template`
-    overrides the bundle's prompt template. Same (prompt, seed, settings) -> same motion, whatever
-    the batch."""
+    overrides the bundle's prompt template (constrained decoding; MotionGPT's decoding uses its own).
+    `max_tokens` 0 keeps the decoding's default (49 codes; 127 new tokens for MotionGPT's).
+    Same (prompt, seed, settings) -> same motion, whatever the batch."""
     if isinstance(prompts, str):
         raise TypeError("prompts must be a list of captions, not one string")
     if len(prompts) != len(seeds):
         raise ValueError(f"need one seed per prompt: {len(prompts)} prompts, {len(seeds)} seeds")
-    cfg = config or SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, max_tokens=max_tokens,
-                                   min_tokens=min_tokens if constrained else 0, constrained=constrained,
-                                   batch_size=batch_size)
+    if config is None and decoding == "motiongpt":
+        config = SamplingConfig.motiongpt(temperature, top_k, top_p, max_tokens, batch_size)
+    cfg = config or SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p,
+                                   max_tokens=max_tokens or DEFAULT_MAX_TOKENS, min_tokens=min_tokens,
+                                   decoding=decoding, batch_size=batch_size)
     lm = bundle.lm
-    tmpl = template or lm.template
-    texts = [format_prompt(p, tmpl) for p in prompts]
+    if cfg.constrained:
+        tmpl = template or lm.template
+        texts = [format_prompt(p, tmpl) for p in prompts]
+    else:
+        texts = [motiongpt_prompt(p, s) for p, s in zip(prompts, seeds)]
     raw: list[tuple[list[int], bool]] = []
     for lo in range(0, len(texts), cfg.batch_size):
         raw += sample_token_ids(lm, texts[lo: lo + cfg.batch_size], seeds[lo: lo + cfg.batch_size], cfg, model,
                                 bundle.vqvae.config.num_codes)
     top = bundle.vqvae.config.num_codes - 1  # unconstrained text may name codes the codebook lacks
-    codes = [[min(c, top) for c in _codes_from_ids(lm, ids)[: cfg.max_tokens]] for ids, _ in raw]
+    limit = cfg.max_tokens if cfg.constrained else None
+    codes = [[min(max(c, 0), top) for c in codes_from_ids(lm, ids, cfg)[:limit]] for ids, _ in raw]
     decoded = decode_tokens(bundle, codes)
     out = []
     for p, s, (ids, ended), c, (feats, joints) in zip(prompts, seeds, raw, codes, decoded):
@@ -274,5 +332,5 @@ def sample_motions(bundle: ModelBundle, prompts: Sequence[str], seeds: Sequence[
     return out
 
 
-__all__ = ["DEFAULT_MAX_TOKENS", "SampledMotion", "SamplingConfig", "decode_tokens", "derive_seed",
-           "motion_ids_between", "sample_motions", "sample_token_ids"]
+__all__ = ["DECODINGS", "DEFAULT_MAX_TOKENS", "SampledMotion", "SamplingConfig", "codes_from_ids", "decode_tokens",
+           "derive_seed", "motion_ids_between", "motiongpt_prompt", "sample_motions", "sample_token_ids"]

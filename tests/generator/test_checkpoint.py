@@ -102,7 +102,8 @@ def test_loads_lightning_checkpoint_without_running_its_classes(tmp_path, flan):
     assert type(cfg).__name__ == "FakeDictConfig" and type(cfg) is not FakeDictConfig
     assert EXECUTED == [] and FAKE_MODULE not in sys.modules
     assert obj["shapes"] == torch.Size([1, 2]) and obj["dtype"] is torch.float32
-    assert np.array_equal(obj["np"], np.arange(3))
+    # numpy objects are not weights: they come back as inert placeholders, numpy never runs.
+    assert type(obj["np"]).__name__ == "_reconstruct" and not isinstance(obj["np"], np.ndarray)
 
     mean, std = np.zeros(263, np.float32), np.ones(263, np.float32)
     bundle = load_motiongpt(path, flan, mean, std, vq_config=SMALL_VQ)

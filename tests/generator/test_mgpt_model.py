@@ -11,6 +11,7 @@ from atom.mgpt.tokenizer import (
     WordTokenizer,
     motion_ids_between,
     motion_to_text,
+    parse_motion_string_motiongpt,
     split_words,
     text_to_motion,
 )
@@ -93,6 +94,33 @@ def test_motion_text_format():
     assert motion_ids_between([MOTION_START, 4, 514]) == [4, 511]  # no end: all after start, clamped
     with pytest.raises(ValueError):
         motion_to_text([512])
+
+
+def _m(*ks):
+    return "".join(f"<motion_id_{k}>" for k in ks)
+
+
+@pytest.mark.parametrize("text, codes", [
+    # The codes between the first start (512) and the first end (513) token.
+    (_m(512, 7, 8, 9, 513), [7, 8, 9]),
+    ("words " + _m(512, 7, 8, 513) + " more" + _m(512, 1, 513), [7, 8]),
+    # [0] when the start or the end is missing, when the end comes first, or when nothing lies between.
+    (_m(7, 8, 513), [0]),
+    (_m(512, 7, 8), [0]),
+    (_m(513, 512, 7, 513), [0]),
+    (_m(512, 513), [0]),
+    ("no motion at all", [0]),
+    # A word inside drops the code before it (the piece "id_7> walk<motion_id_8" reads as 8) ...
+    (_m(512, 6, 7) + " walk" + _m(8, 9, 513), [6, 8, 9]),
+    # ... right after the start it drops the first code, right before the end the last one.
+    (_m(512) + " a" + _m(7, 8, 9, 513), [8, 9]),
+    (_m(512, 7, 8, 9) + " a" + _m(513), [7, 8]),
+    # The mask token 514 and out-of-codebook indices pass through (callers clamp).
+    (_m(512, 514, 3, 513), [514, 3]),
+])
+def test_motiongpt_parse_rule(text, codes):
+    """MotionGPT's motion_string_to_token on decoded text, case by case (checked against its code)."""
+    assert parse_motion_string_motiongpt(text) == codes
 
 
 def test_word_tokenizer_roundtrip(tmp_path):

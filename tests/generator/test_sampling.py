@@ -66,12 +66,34 @@ def test_end_token_stops_a_row(tiny_bundle):
         hook.remove()
 
 
-def test_unconstrained_mode_parses_motion_text(tiny_bundle):
-    ms = sample_motions(tiny_bundle, CAPS[:3], [4, 5, 6], max_tokens=8, constrained=False)
+def test_motiongpt_decoding(tiny_bundle):
+    """MotionGPT's inference: unforced first token, whole vocabulary with top-k 50, at most 127 new
+    tokens, its parse with the [0] fallback; still one motion per (prompt, seed)."""
+    cfg = SamplingConfig.motiongpt()
+    assert (cfg.top_k, cfg.top_p, cfg.temperature, cfg.max_tokens, cfg.decoding) == (50, 1.0, 1.0, 127, "motiongpt")
+    seeds = list(range(20))
+    ms = sample_motions(tiny_bundle, CAPS * 4, seeds, decoding="motiongpt")
+    tok = tiny_bundle.lm.tokenizer
     for m in ms:
-        assert len(m.tokens) <= 8  # anything goes, but the result is always well-formed
+        assert 1 <= len(m.raw_ids) <= 127
+        ended = m.raw_ids[-1] in (tok.eos_id, tok.motion_token_id(513)) or len(m.raw_ids) == 127
+        assert ended
+        assert len(m.tokens) >= 1 and m.tokens.max() < 512  # the fallback [0] at worst
         assert m.joints.shape == (4 * len(m.tokens), 22, 3)
-        assert m.valid == (len(m.tokens) > 0)
+    # An untrained-for-this decoding often misses the start/end tokens: the fallback is the code 0.
+    assert any(m.tokens.tolist() == [0] for m in ms)
+    again = sample_motions(tiny_bundle, CAPS * 4, seeds, decoding="motiongpt", batch_size=3)
+    assert [m.raw_ids for m in again] == [m.raw_ids for m in ms]
+
+
+def test_motiongpt_prompt_quotes_half_the_captions():
+    from services.generator.sampling import motiongpt_prompt
+
+    prompts = [motiongpt_prompt(" a person jumps ", s) for s in range(2000)]
+    quoted = sum(p == 'Generate motion: "a person jumps"' for p in prompts)
+    plain = sum(p == "Generate motion: a person jumps" for p in prompts)
+    assert quoted + plain == 2000 and 900 < quoted < 1100
+    assert motiongpt_prompt("a person jumps", 7) == motiongpt_prompt("a person jumps", 7)
 
 
 def test_filters():
