@@ -25,11 +25,23 @@ def register(cli: click.Group) -> None:
 @click.option("--port", envvar="ATOM_PORT", type=int, default=None, help="gRPC port (default: the service's own).")
 @click.option("--metrics-port", "service_metrics_port", envvar="ATOM_METRICS_PORT", type=int, default=None,
               help="Prometheus /metrics port (default: the service's own).")
+@click.option("--device", envvar="ATOM_DEVICE", default=None,
+              help="generator, trainer, evaluator: auto (CUDA when available), cpu, cuda or cuda:N (or ATOM_DEVICE).")
+@click.option("--dtype", envvar="ATOM_DTYPE", type=click.Choice(["fp32", "bf16", "fp16"]), default=None,
+              help="generator and trainer: the language model's number format (default fp32; or ATOM_DTYPE).")
 @click.pass_obj
 @handle_errors
-def serve(obj: Ctx, name: str, host: str | None, port: int | None, service_metrics_port: int | None) -> None:
+def serve(obj: Ctx, name: str, host: str | None, port: int | None, service_metrics_port: int | None,
+          device: str | None, dtype: str | None) -> None:
     """Run one service in the foreground (what a container runs). SIGTERM drains calls in flight."""
+    import os
+
+    from atom.runtime.device import DEVICE_ENV, DTYPE_ENV, resolve_compute
     from atom.runtime.registry import build_spec
+
+    if name in ("generator", "trainer", "evaluator"):
+        compute = resolve_compute(device, dtype)  # fails here, before the port opens, if not available
+        os.environ[DEVICE_ENV], os.environ[DTYPE_ENV] = compute.device, compute.dtype
     from atom.runtime.server import ServeConfig, run_service
     from atom.runtime.telemetry import setup_logging
 

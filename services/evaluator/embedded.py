@@ -117,7 +117,7 @@ class MotionEncoder(nn.Module):
     def _mask(h: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         # Zero what lies past each motion, so a conv edge sees the same zeros as its own padding
         # and an embedding does not depend on what else is in the batch.
-        keep = torch.arange(h.shape[-1])[None, :] < valid[:, None]
+        keep = torch.arange(h.shape[-1], device=h.device)[None, :] < valid.to(h.device)[:, None]
         return h * keep[:, None, :].to(h.dtype)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -150,10 +150,16 @@ class EmbeddedEvaluator:
     summary: dict = field(default_factory=dict)
     name: str = "embedded"
     batch_size: int = 128
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         self._index = {w: i for i, w in enumerate(self.vocab)}
         self.model.eval()
+
+    def to(self, device) -> "EmbeddedEvaluator":
+        self.model.to(device)
+        self.device = str(device)
+        return self
 
     # -- encoding ----------------------------------------------------------------------------
     def _text_batch(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -161,7 +167,7 @@ class EmbeddedEvaluator:
         for t in texts:
             ids = [self._index.get(w, 1) for w in text_words(t)] or [1]
             seqs.append(torch.tensor(ids, dtype=torch.long))
-        return pad_sequence(seqs, batch_first=True), torch.tensor([len(s) for s in seqs])
+        return pad_sequence(seqs, batch_first=True).to(self.device), torch.tensor([len(s) for s in seqs])
 
     def _motion_batch(self, features: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         seqs = []
@@ -175,7 +181,7 @@ class EmbeddedEvaluator:
                 raise EmbeddedEvaluatorError(f"motion {i}: features contain NaN or infinite values")
             seqs.append(torch.from_numpy(f[:MAX_FRAMES]))
         lengths = torch.tensor([len(s) for s in seqs])
-        x = (pad_sequence(seqs, batch_first=True) - self.model.mean) / self.model.std
+        x = (pad_sequence(seqs, batch_first=True).to(self.device) - self.model.mean) / self.model.std
         return x, lengths
 
     def _scale(self, z: torch.Tensor) -> torch.Tensor:
@@ -183,13 +189,13 @@ class EmbeddedEvaluator:
 
     @torch.no_grad()
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        out = [self._scale(self.model.text(*self._text_batch(texts[i : i + self.batch_size]))).numpy()
+        out = [self._scale(self.model.text(*self._text_batch(texts[i : i + self.batch_size]))).cpu().numpy()
                for i in range(0, len(texts), self.batch_size)]
         return np.concatenate(out) if out else np.zeros((0, self.config.embed_dim), np.float32)
 
     @torch.no_grad()
     def embed_motions(self, features: Sequence[np.ndarray]) -> np.ndarray:
-        out = [self._scale(self.model.motion(*self._motion_batch(features[i : i + self.batch_size]))).numpy()
+        out = [self._scale(self.model.motion(*self._motion_batch(features[i : i + self.batch_size]))).cpu().numpy()
                for i in range(0, len(features), self.batch_size)]
         return np.concatenate(out) if out else np.zeros((0, self.config.embed_dim), np.float32)
 

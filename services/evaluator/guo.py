@@ -168,6 +168,7 @@ class GuoEvaluator:
     pack_motions: bool = True
     batch_size: int = 64
     name: str = "guo-t2m"
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         self.mean = _stats(self.mean, "mean")
@@ -176,6 +177,12 @@ class GuoEvaluator:
             raise GuoCheckpointError("std must be positive in every dimension")
         for m in (self.text_encoder, self.movement_encoder, self.motion_encoder):
             m.eval()
+
+    def to(self, device) -> "GuoEvaluator":
+        for m in (self.text_encoder, self.movement_encoder, self.motion_encoder):
+            m.to(device)
+        self.device = str(device)
+        return self
 
     @classmethod
     def load(
@@ -232,10 +239,10 @@ class GuoEvaluator:
         for start in range(0, len(texts), self.batch_size):
             enc = [self.vectorizer.encode(caption_tokens(t))
                    for t in texts[start : start + self.batch_size]]
-            words = torch.from_numpy(np.stack([e[0] for e in enc]))
-            pos = torch.from_numpy(np.stack([e[1] for e in enc]))
+            words = torch.from_numpy(np.stack([e[0] for e in enc])).to(self.device)
+            pos = torch.from_numpy(np.stack([e[1] for e in enc])).to(self.device)
             lengths = torch.tensor([e[2] for e in enc])
-            out.append(self.text_encoder(words, pos, lengths).numpy())
+            out.append(self.text_encoder(words, pos, lengths).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, 512), np.float32)
 
     def _prepare(self, features: np.ndarray, i: int) -> np.ndarray:
@@ -258,8 +265,8 @@ class GuoEvaluator:
             batch = np.zeros((len(chunk), MAX_MOTION_LENGTH, FEATURE_DIM), np.float32)
             for j, f in enumerate(chunk):
                 batch[j, : f.shape[0]] = f
-            x = torch.from_numpy(batch[..., :MOVEMENT_INPUT])
+            x = torch.from_numpy(batch[..., :MOVEMENT_INPUT]).to(self.device)
             lengths = torch.tensor([f.shape[0] // UNIT_LENGTH for f in chunk])
             movements = self.movement_encoder(x)
-            out.append(self.motion_encoder(movements, lengths if self.pack_motions else None).numpy())
+            out.append(self.motion_encoder(movements, lengths if self.pack_motions else None).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, 512), np.float32)

@@ -9,6 +9,7 @@ import threading
 
 from atom.motion.record import MotionFormatError, MotionRecord
 from atom.runtime import telemetry
+from atom.runtime.device import resolve_compute
 from atom.runtime.errors import InvalidArgument, require
 from atom.runtime.server import ServiceSpec
 from atom.store import ArtifactNotFound, open_store
@@ -46,6 +47,7 @@ def load_evaluator(store, spec: str):
 class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
     def __init__(self, store_url: str):
         self.store = open_store(store_url)
+        self.compute = resolve_compute()  # the networks compute in float32 whatever ATOM_DTYPE says
         self._lock = threading.Lock()  # one evaluation at a time: it uses every core it has
 
     def _samples(self, m: evaluator_pb2.ModelSamples, field: str) -> tuple[list[ModelSample], int]:
@@ -79,7 +81,7 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
         models, dropped = {}, {}  # per model: (samples with no motion, motions padded to the minimum)
         for i, m in enumerate(request.models):
             models[m.name], dropped[m.name] = self._samples(m, f"models[{i}]")
-        evaluator = load_evaluator(self.store, request.evaluator or "embedded")
+        evaluator = load_evaluator(self.store, request.evaluator or "embedded").to(self.compute.device)
         root = local_tree(self.store, request.dataset)
         real = build_subsets(root, request.split or "test")
         try:
@@ -137,4 +139,5 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
 def build_spec(store_url: str) -> ServiceSpec:
     servicer = EvaluatorServicer(store_url)
     return ServiceSpec(name="evaluator", servicer=servicer,
-                       add_to_server=evaluator_pb2_grpc.add_EvaluatorServicer_to_server, full_name="atom.v1.Evaluator")
+                       add_to_server=evaluator_pb2_grpc.add_EvaluatorServicer_to_server, full_name="atom.v1.Evaluator",
+                       details=lambda: {**servicer.compute.describe(), "evaluator_dtype": "fp32"})

@@ -180,11 +180,12 @@ class AdapterPool:
 class ModelCache:
     """Base bundles by store prefix (LRU, `max_bases`), each with its own AdapterPool."""
 
-    def __init__(self, store, max_bases: int = 2, adapters_per_base: int = 4, device: str = "cpu"):
+    def __init__(self, store, max_bases: int = 2, adapters_per_base: int = 4, device: str = "cpu", dtype=None):
         self.store = store
         self.max_bases = max_bases
         self.adapters_per_base = adapters_per_base
         self.device = device
+        self.dtype = dtype  # the language model's torch dtype; None keeps float32
         self._pools: OrderedDict[str, AdapterPool] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -195,6 +196,8 @@ class ModelCache:
                 self._pools.move_to_end(base_prefix)
                 return self._pools[base_prefix]
         bundle = load_bundle(self.store, base_prefix, device=self.device)  # slow: outside the lock
+        if self.dtype is not None:
+            bundle.lm.model.to(self.dtype)
         with self._lock:
             pool = self._pools.get(base_prefix) or AdapterPool(bundle, self.store, self.adapters_per_base, base_prefix)
             self._pools[base_prefix] = pool

@@ -15,13 +15,14 @@ from concurrent.futures import CancelledError, wait
 
 from atom.motion.record import MotionRecord
 from atom.runtime import telemetry
+from atom.runtime.device import resolve_compute
 from atom.runtime.errors import FailedPrecondition, InvalidArgument, require
 from atom.runtime.server import ServiceSpec
 from atom.store import open_store, sha256_hex
 from atom.v1 import common_pb2, generator_pb2, generator_pb2_grpc
 from services.generator.adapters import ModelCache
 from services.generator.batcher import Batcher, WorkItem
-from services.generator.sampling import DEFAULT_MAX_TOKENS, SamplingConfig, derive_seed
+from services.generator.sampling import DECODINGS, DEFAULT_MAX_TOKENS, SamplingConfig, derive_seed
 
 log = logging.getLogger("atom.generator")
 
@@ -32,8 +33,14 @@ BATCH_SIZE = telemetry.histogram("atom_generator_batch_size", "Samples per model
 MAX_SAMPLES = 10_000
 
 
-def sampling_from_proto(s: generator_pb2.SamplingParams, batch: int) -> SamplingConfig:
+def sampling_from_proto(s: generator_pb2.SamplingParams, batch: int, model_decoding: str = "") -> SamplingConfig:
+    """The request's sampling settings; an empty `decoding` takes the model's own."""
+    decoding = s.decoding or model_decoding or "constrained"
+    if decoding not in DECODINGS:
+        raise InvalidArgument("sampling.decoding", f"unknown decoding {decoding!r}; use one of {', '.join(DECODINGS)}")
     try:
+        if decoding == "motiongpt":
+            return SamplingConfig.motiongpt(s.temperature, s.top_k, s.top_p, s.max_length, batch)
         return SamplingConfig(temperature=s.temperature or 1.0, top_k=s.top_k, top_p=s.top_p or 1.0,
                               max_tokens=s.max_length or DEFAULT_MAX_TOKENS, batch_size=batch)
     except ValueError as exc:
@@ -44,22 +51,32 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServicer):
     def __init__(self, store_url: str, default_base: str = "", max_batch: int = 32):
         self.store = open_store(store_url)
         self.default_base = default_base or os.environ.get("ATOM_GENERATOR_BASE", "")
-        self.models = ModelCache(self.store, device=os.environ.get("ATOM_DEVICE", "cpu"))
+        self.compute = resolve_compute()
+        dtype = None if self.compute.dtype == "fp32" else self.compute.torch_dtype
+        self.models = ModelCache(self.store, device=self.compute.device, dtype=dtype)
         self.max_batch = max_batch
         self.batcher = Batcher(self._run_batch, max_batch=max_batch)
         self._ids: dict[str, str] = {}
+        self._decodings: dict[str, str] = {}
 
     # -- identities -----------------------------------------------------------------------------
     def _model_id(self, prefix: str, manifest_key: str) -> str:
         """A content id: the same name holding other weights is another model."""
         if prefix not in self._ids:
-            self._ids[prefix] = sha256_hex(self.store.get_bytes(manifest_key))[:16]
+            data = self.store.get_bytes(manifest_key)
+            self._ids[prefix] = sha256_hex(data)[:16]
+            if manifest_key.endswith("/bundle.json"):
+                info = json.loads(data).get("info") or {}
+                self._decodings[prefix] = str(info.get("decoding", "")) if isinstance(info, dict) else ""
         return self._ids[prefix]
 
     # -- sampling ---------------------------------------------------------------------------------
     def _run_batch(self, group, items):
         base, adapter, cfg_json, template = group
-        cfg = SamplingConfig(**json.loads(cfg_json))
+        fields = json.loads(cfg_json)
+        constrained = fields.pop("constrained")
+        cfg = SamplingConfig(**fields, **({} if "decoding" in fields else
+                                          {"decoding": "constrained" if constrained else "motiongpt"}))
         pool = self.models.pool(base)
         BATCH_SIZE.observe(len(items))
         return pool.sample([it.prompt for it in items], [it.seed for it in items], adapter=adapter or None,
@@ -82,12 +99,13 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServicer):
         base_id = self._model_id(base, f"{base.rstrip('/')}/bundle.json")
         adapter_id = self._model_id(adapter, f"{adapter}/adapter_model.safetensors") if adapter else ""
         model_id = base_id + (f"+{adapter_id}" if adapter_id else "")
-        cfg = sampling_from_proto(request.sampling, self.max_batch)
-        template = request.sampling.prompt_template
+        cfg = sampling_from_proto(request.sampling, self.max_batch, self._decodings.get(base, ""))
+        template = request.sampling.prompt_template if cfg.constrained else ""
         if template and "{caption}" not in template:
             raise InvalidArgument("sampling.prompt_template", "must contain {caption}")
         cfg_json = json.dumps({k: getattr(cfg, k) for k in ("temperature", "top_k", "top_p", "max_tokens",
-                                                             "min_tokens", "constrained", "batch_size")}, sort_keys=True)
+                                                             "min_tokens", "constrained", "batch_size")}
+                              | ({} if cfg.constrained else {"decoding": cfg.decoding}), sort_keys=True)
         group = (base, adapter, cfg_json, template)
 
         # Samples already in the store first, then the rest through the batcher.
@@ -158,4 +176,5 @@ def build_spec(store_url: str) -> ServiceSpec:
                        add_to_server=generator_pb2_grpc.add_GeneratorServicer_to_server,
                        full_name="atom.v1.Generator", on_shutdown=servicer.shutdown,
                        details=lambda: {"default_base": servicer.default_base,
-                                        "loaded": json.dumps(servicer.models.loaded())})
+                                        "loaded": json.dumps(servicer.models.loaded()),
+                                        **servicer.compute.describe()})

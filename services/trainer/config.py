@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field, fields
 
 LOSSES = ("ipo", "dpo", "kto")
 SCHEDULES = ("cosine", "constant")
-DEVICES = ("auto", "cpu", "cuda")
 
 
 class TrainConfigError(ValueError):
@@ -84,7 +83,12 @@ class TrainConfig:
     # (MotionLM.format_prompt), the one the generator samples with, so training and generation agree.
     prompt_template: str | None = None
     checkpoint_every_steps: int | None = None  # besides the end of every epoch
+    # Where to train: "auto" = what the service was started with (--device / ATOM_DEVICE), else
+    # CUDA when available; "cpu", "cuda", "cuda:N". dtype: "" = the service's (--dtype / ATOM_DTYPE),
+    # else "fp32"; "bf16" / "fp16" run the forward passes under autocast. Neither is part of the
+    # job's identity (fingerprint): a job may resume on another machine.
     device: str = "auto"
+    dtype: str = ""
     lora: LoraSettings = field(default_factory=LoraSettings)
 
     def __post_init__(self) -> None:
@@ -99,8 +103,11 @@ class TrainConfig:
             raise TrainConfigError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.schedule not in SCHEDULES:
             raise TrainConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        if self.device not in DEVICES:
-            raise TrainConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if not isinstance(self.device, str) or not (self.device in ("auto", "cpu", "cuda")
+                                                    or self.device.startswith("cuda:")):
+            raise TrainConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.dtype not in ("", "fp32", "bf16", "fp16"):
+            raise TrainConfigError(f"dtype must be fp32, bf16 or fp16 (or empty: the service's), got {self.dtype!r}")
         for name in ("beta", "lr", "adam_eps", "kto_desirable_weight", "kto_undesirable_weight"):
             value = getattr(self, name)
             if not _finite(value) or value <= 0:
@@ -174,7 +181,8 @@ class TrainConfig:
 
     def fingerprint(self) -> str:
         """sha256 of the canonical JSON of the config: equal configs, equal fingerprints."""
-        canon = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        identity = {k: v for k, v in self.to_dict().items() if k not in ("device", "dtype")}
+        canon = json.dumps(identity, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canon.encode()).hexdigest()
 
 

@@ -8,6 +8,7 @@ import logging
 import math
 import threading
 
+from atom.runtime.device import resolve_compute
 from atom.mgpt.bundle import load_bundle
 from atom.runtime import telemetry
 from atom.runtime.errors import InvalidArgument, require
@@ -70,6 +71,7 @@ def config_from_request(req: trainer_pb2.StartTrainingRequest) -> TrainConfig:
 class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
     def __init__(self, store_url: str):
         self.store = open_store(store_url)
+        self.compute = resolve_compute()  # jobs with device "auto" / dtype "" train here
         self.jobs = JobManager(self.store, self._load_model, max_concurrent=1)
         resumed = self.jobs.resume_interrupted()
         if resumed:
@@ -142,4 +144,5 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
 def build_spec(store_url: str) -> ServiceSpec:
     servicer = TrainerServicer(store_url)
     return ServiceSpec(name="trainer", servicer=servicer, add_to_server=trainer_pb2_grpc.add_TrainerServicer_to_server,
-                       full_name="atom.v1.Trainer", on_shutdown=servicer.shutdown)
+                       full_name="atom.v1.Trainer", on_shutdown=servicer.shutdown,
+                       details=servicer.compute.describe)

@@ -13,6 +13,8 @@ exactly the steps the uninterrupted run would have taken.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import io
 import json
 import logging
@@ -25,6 +27,7 @@ from typing import Callable, Protocol, Sequence
 import torch
 
 from atom.mgpt.lm import IGNORE_INDEX
+from atom.runtime.device import Compute, DeviceError, resolve_compute
 from atom.store import ArtifactNotFound, ArtifactStore, sha256_hex
 from services.trainer.config import TrainConfig
 from services.trainer.losses import LossOutput, chosen_nll, preference_loss
@@ -179,12 +182,19 @@ def resolve_examples(store: ArtifactStore, pairs: Sequence[PreferencePair],
 # -- the model side -----------------------------------------------------------------------------
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("device 'cuda' was asked for but no CUDA device is available; use 'auto' or 'cpu'")
-    return torch.device(name)
+def pick_compute(config: TrainConfig) -> Compute:
+    """The config's device and dtype, where "auto"/"" defer to the service's (atom.runtime.device)."""
+    try:
+        return resolve_compute(None if config.device == "auto" else config.device, config.dtype or None)
+    except DeviceError as exc:
+        raise TrainingError(str(exc)) from None
+
+
+def autocast(device: torch.device, dtype: str):
+    """bf16/fp16 forward passes (weights, LoRA and optimiser state stay float32)."""
+    if dtype in ("", "fp32"):
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if dtype == "bf16" else torch.float16)
 
 
 def _logprobs(lm: PreferenceLM, ids, mask, labels, average: bool) -> torch.Tensor:
@@ -213,6 +223,11 @@ def batch_loss(lm: PreferenceLM, peft_model, examples: Sequence[Example], config
     ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)
     ids2, mask2 = torch.cat([ids, ids]), torch.cat([mask, mask])
     average = config.uses_average_logprobs
+    with autocast(device, config.dtype):
+        return _batch_loss(lm, peft_model, ids, mask, ids2, mask2, labels, b, average, config)
+
+
+def _batch_loss(lm, peft_model, ids, mask, ids2, mask2, labels, b: int, average: bool, config: TrainConfig) -> LossOutput:
 
     # The summed log-probs are kept apart: the RPO term needs them whatever the loss takes.
     summed = _logprobs(lm, ids2, mask2, labels, average=False)
@@ -341,7 +356,9 @@ def train_preference(lm: PreferenceLM, store: ArtifactStore, config: TrainConfig
     total = total_steps_for(config, n)
     epochs = math.ceil(total / spe)
 
-    device = pick_device(config.device)
+    compute = pick_compute(config)
+    device = compute.torch_device
+    config = dataclasses.replace(config, device=compute.device, dtype=compute.dtype)
     torch.manual_seed(config.seed)  # LoRA A's initialisation
     disable_dropout(lm.model)
     peft_model = attach_lora(lm.model, config.lora, base_model_ref=config.base_model)
