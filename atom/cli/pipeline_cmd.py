@@ -36,13 +36,29 @@ def config_options(fn):
         click.option("--lr", "learning_rate", type=float, help="Learning rate (paper: 1e-3)."),
         click.option("--base-model", help="Store prefix of a model bundle to start from (default: tiny base)."),
         click.option("--checkpoint", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-                     help="A released MotionGPT checkpoint (motiongpt_s3_h3d.tar); needs --t5-dir."),
+                     help="A released MotionGPT checkpoint (motiongpt_s3_h3d.tar), imported into the store once."),
         click.option("--t5-dir", type=click.Path(path_type=Path, exists=True, file_okay=False),
-                     help="Local flan-t5-base directory (config + tokenizer) for --checkpoint."),
+                     help="Local flan-t5-base directory (config + tokenizer) for --checkpoint "
+                          "(default: deps/flan-t5-base next to it, MotionGPT's layout)."),
+        click.option("--mean-std", type=click.Path(path_type=Path, exists=True, file_okay=False),
+                     help="MotionGPT's meta/ folder with mean.npy and std.npy (or its deps/ folder) for --checkpoint "
+                          "(default: found next to it). Not HumanML3D's Mean.npy/Std.npy."),
+        click.option("--device", help="Device for generator, trainer and evaluator started here: auto (default), "
+                                      "cpu, cuda or cuda:N."),
+        click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]),
+                     help="The language model's number format on generator and trainer (default fp32)."),
+        click.option("--decoding", type=click.Choice(["constrained", "motiongpt"]),
+                     help="How motions are sampled (default: the model's own; motiongpt for --checkpoint)."),
+        click.option("--evaluator", help="embedded (default) or guo:DIR (Guo et al.'s finest.tar, glove/, meta/; "
+                                         "or MotionGPT's deps/ folder)."),
+        click.option("--protocol", type=click.Choice(["motiongpt", "guo"]),
+                     help="Evaluation protocol (default: motiongpt with the Guo evaluator, else guo)."),
         click.option("--dataset", type=click.Path(path_type=Path, exists=True, file_okay=False),
                      help="A HumanML3D directory to use instead of the procedural world."),
         click.option("--world-clips", type=int, help="Clips in the procedural world corpus."),
         click.option("--replications", type=int, help="Evaluation replications (paper: 20)."),
+        click.option("--set", "set_values", multiple=True, metavar="SECTION.KEY=VALUE",
+                     help="Set any config key, e.g. --set train.beta=0.1 (repeatable; wins over the file and flags)."),
         click.option("--quiet", is_flag=True, help="No progress bars."),
     ]
     for opt in reversed(opts):
@@ -57,9 +73,23 @@ _FLAG_TO_KEY = {
     "judge_model": "judge.model", "budget_usd": "judge.budget_usd", "theta": "pairs.theta",
     "algorithm": "train.algorithm", "epochs": "train.epochs", "max_steps": "train.max_steps",
     "learning_rate": "train.learning_rate", "base_model": "model.base", "checkpoint": "model.checkpoint",
-    "t5_dir": "model.t5_dir", "dataset": "world.dataset", "world_clips": "world.clips",
-    "replications": "eval.replications",
+    "t5_dir": "model.t5_dir", "mean_std": "model.mean_std", "device": "model.device", "dtype": "model.dtype",
+    "decoding": "generate.decoding", "evaluator": "eval.evaluator", "protocol": "eval.protocol",
+    "dataset": "world.dataset", "world_clips": "world.clips", "replications": "eval.replications",
 }
+
+
+def parse_set(values) -> dict:
+    """--set SECTION.KEY=VALUE pairs -> {"section.key": "value"}; the config loader types them."""
+    from atom.pipeline.config import ConfigError
+
+    out = {}
+    for item in values or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected SECTION.KEY=VALUE, e.g. --set train.beta=0.1")
+        out[key.strip()] = value.strip()
+    return out
 
 
 def _load(kwargs: dict):
@@ -67,6 +97,7 @@ def _load(kwargs: dict):
 
     overrides = {key: (str(kwargs[flag]) if isinstance(kwargs[flag], Path) else kwargs[flag])
                  for flag, key in _FLAG_TO_KEY.items() if kwargs.get(flag) is not None}
+    overrides.update(parse_set(kwargs.get("set_values")))
     return load_config(kwargs.get("config_path"), overrides)
 
 

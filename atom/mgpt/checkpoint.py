@@ -275,27 +275,13 @@ def find_assets(checkpoint: str | Path, t5_dir: str | Path = "", mean_std: str |
     return MotionGPTAssets(ckpt, t5, meta / "mean.npy", meta / "std.npy")
 
 
-def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def folder_sha256(folder: Path) -> str:
-    """One hash over a folder's files (relative names and contents), independent of its location."""
-    h = hashlib.sha256()
-    for p in sorted(q for q in folder.rglob("*") if q.is_file()):
-        h.update(p.relative_to(folder).as_posix().encode() + b"\0" + file_sha256(p).encode() + b"\n")
-    return h.hexdigest()
-
-
 def asset_record(assets: MotionGPTAssets) -> dict:
     """What an import read: each file's name, size and sha256 (the T5 folder as one hash)."""
+    from atom.store.filehash import file_sha256, tree_sha256
+
     rec = {role: {"path": str(p), "bytes": p.stat().st_size, "sha256": file_sha256(p)}
            for role, p in (("checkpoint", assets.checkpoint), ("mean", assets.mean), ("std", assets.std))}
-    rec["t5_dir"] = {"path": str(assets.t5_dir), "sha256": folder_sha256(assets.t5_dir)}
+    rec["t5_dir"] = {"path": str(assets.t5_dir), "sha256": tree_sha256(assets.t5_dir)}
     return rec
 
 

@@ -98,7 +98,7 @@ class Caption:
     def from_text(cls, text: str, start: float = 0.0, end: float = 0.0) -> "Caption":
         """A caption with tokens made by the rule-based tagger (atom.motion.postag)."""
         text = text.strip()
-        return cls(text=text, tokens=tuple(postag.tag(text)), start=start, end=end)
+        return cls(text=text, tokens=tuple(postag.tag_builtin(text)), start=start, end=end)
 
     def to_line(self) -> str:
         return f"{self.text}#{' '.join(self.tokens)}#{_format_seconds(self.start)}#{_format_seconds(self.end)}"

@@ -11,13 +11,31 @@ tagger with these conventions, which this module follows:
 The tagger is a lexicon for the motion domain plus context rules (a word after a determiner is a
 noun, after "to" or an auxiliary a verb, ...) plus suffix rules for unknown words. It is meant to
 be good on short third-person motion descriptions, not on general English.
+
+HumanML3D's own tags came from spaCy's `en_core_web_sm` (the dataset's `text_process.py`: hyphens
+removed, non-alphabetic tokens dropped, nouns and verbs other than "left" replaced by their lemma,
+the coarse POS kept). When spaCy and that model are installed (`pip install 'atom[spacy]'`, then
+`python -m spacy download en_core_web_sm`), `tag` uses them with that very rule, so new captions
+are tagged as the evaluator's training captions were; otherwise the built-in tagger. ATOM_TAGGER
+forces one: "spacy" (an error if it is missing), "builtin", or "auto" (the default);
+ATOM_SPACY_MODEL names another spaCy package or a pipeline folder to load instead.
 """
 
 from __future__ import annotations
 
+import os
 import re
 
-__all__ = ["tag", "tag_words", "tokenize", "lemma", "verb_lemma", "noun_lemma"]
+__all__ = ["tag", "tag_builtin", "tag_with_spacy", "describe_tagger", "tag_words", "tokenize", "lemma", "verb_lemma",
+           "noun_lemma"]
+
+TAGGER_ENV = "ATOM_TAGGER"
+SPACY_MODEL_ENV = "ATOM_SPACY_MODEL"
+SPACY_MODEL = "en_core_web_sm"
+
+
+class TaggerError(RuntimeError):
+    """The tagger asked for (ATOM_TAGGER=spacy) is not installed."""
 
 # ----------------------------------------------------------------------------------- lexicon
 
@@ -431,8 +449,63 @@ def _noun_or_verb(w: str, prev_w: str | None, prev_t: str | None, tags: list[str
     return "VERB" if w.endswith("s") else "NOUN"
 
 
+_NLP: dict[str, object] = {}
+
+
+def _spacy_pipeline():
+    """spaCy's en_core_web_sm when installed and not turned off, else None (loaded once)."""
+    mode = os.environ.get(TAGGER_ENV, "auto").strip().lower() or "auto"
+    if mode not in ("auto", "spacy", "builtin"):
+        raise TaggerError(f"{TAGGER_ENV}={mode!r}: use auto, spacy or builtin")
+    if mode == "builtin":
+        return None
+    name = os.environ.get(SPACY_MODEL_ENV, "").strip() or SPACY_MODEL
+    if name not in _NLP:
+        try:
+            import spacy
+
+            _NLP[name] = spacy.load(name, exclude=["parser", "ner"])
+        except (ImportError, OSError, ValueError) as exc:
+            _NLP[name] = None
+            _NLP[f"why:{name}"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+    if _NLP[name] is None and mode == "spacy":
+        raise TaggerError(f"{TAGGER_ENV}=spacy but the spaCy pipeline {name!r} does not load "
+                          f"({_NLP.get(f'why:{name}')}); pip install 'atom[spacy]' and "
+                          f"python -m spacy download {SPACY_MODEL}")
+    return _NLP[name]
+
+
+def describe_tagger() -> str:
+    """Which tagger `tag` uses here, for reports."""
+    nlp = _spacy_pipeline()
+    if nlp is None:
+        return "the built-in rule-based tagger (atom.motion.postag)"
+    meta = getattr(nlp, "meta", {}) or {}
+    name = f"{meta.get('lang', '')}_{meta.get('name', '')}".strip("_") or SPACY_MODEL
+    return f"spaCy {name} {meta.get('version', '')} (HumanML3D's tagging rule)"
+
+
+def tag_with_spacy(caption: str, nlp) -> list[str]:
+    """HumanML3D's text_process rule over a spaCy pipeline's tokens."""
+    out = []
+    for token in nlp(caption.replace("-", "")):
+        word = token.text
+        if not word.isalpha():
+            continue
+        keep = token.lemma_ if token.pos_ in ("NOUN", "VERB") and word != "left" else word
+        out.append(f"{keep}/{token.pos_}")
+    return out
+
+
 def tag(caption: str) -> list[str]:
-    """HumanML3D tokens `word/POS` for a caption. Deterministic; never raises on text."""
+    """HumanML3D tokens `word/POS` for a caption: spaCy's en_core_web_sm when installed (the tagger
+    HumanML3D used), else the built-in tagger. Deterministic for a given installation."""
+    nlp = _spacy_pipeline()
+    return tag_with_spacy(caption, nlp) if nlp is not None else tag_builtin(caption)
+
+
+def tag_builtin(caption: str) -> list[str]:
+    """HumanML3D tokens `word/POS` by the built-in rules. Deterministic; never raises on text."""
     out = []
     for word, pos in tag_words(tokenize(caption)):
         if not word.isalpha():  # HumanML3D drops non-alphabetic tokens

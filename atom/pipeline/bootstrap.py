@@ -1,8 +1,15 @@
-"""What the embedded run needs before stage 1, made once and cached in the store:
-the procedural world corpus, the tiny base model pretrained on it, and the embedded evaluator."""
+"""What a run needs before stage 1, made or imported once and cached in the store.
+
+Embedded: the procedural world corpus, the tiny base model pretrained on it, the embedded
+evaluator. A user's own files (a HumanML3D directory, the released MotionGPT checkpoint with its
+T5 and normalisation files, the Guo et al. evaluator) are imported under a prefix keyed by the
+sha256 of their content, so another file with the same name is another artifact, and each import
+is recorded (`assets`) with what it read, for the report."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import tempfile
 from pathlib import Path
@@ -25,18 +32,51 @@ def world_prefix(cfg: PipelineConfig) -> str:
     return f"datasets/world-s{cfg.world.seed}-n{cfg.world.clips}"
 
 
+ASSET_RECORD = "ASSET.json"  # what an import read, beside what it wrote
+
+# What the readers use of a HumanML3D directory; MotionGPT's tmp/ caches, animations and the
+# like stay behind.
+DATASET_PARTS = ("new_joint_vecs", "new_joints", "texts", "labels")
+DATASET_FILES = ("Mean.npy", "Std.npy", "train.txt", "val.txt", "test.txt", "train_val.txt", "all.txt")
+
+
+def dataset_files(root: Path) -> list[Path]:
+    files = [root / name for name in DATASET_FILES if (root / name).is_file()]
+    for part in DATASET_PARTS:
+        if (root / part).is_dir():
+            files += sorted(p for p in (root / part).rglob("*") if p.is_file())
+    return files
+
+
+def import_dataset(store: ArtifactStore, root: Path, show: bool = True) -> tuple[str, dict]:
+    """A user's HumanML3D directory -> (store prefix keyed by its content, asset record)."""
+    from atom.store.filehash import files_sha256
+
+    if not (root / "texts").is_dir() or not (root / "new_joint_vecs").is_dir():
+        raise FileNotFoundError(f"{root} is not a HumanML3D directory (needs texts/ and new_joint_vecs/)")
+    files = dataset_files(root)
+    digests = files_sha256(files)
+    h = hashlib.sha256()
+    for p, d in zip(files, digests):
+        h.update(p.relative_to(root).as_posix().encode() + b"\0" + d.encode() + b"\n")
+    digest = h.hexdigest()
+    prefix = f"datasets/{root.resolve().name}-{digest[:12]}"
+    record = {"role": "dataset", "name": root.resolve().name, "sha256": digest, "files": len(files),
+              "bytes": sum(p.stat().st_size for p in files)}
+    if not store.exists(f"{prefix}/DONE"):
+        _say(f"uploading {root} ({len(files)} files) to the store under {prefix}/ ...", show)
+        for p in files:
+            store.put_file(f"{prefix}/{p.relative_to(root).as_posix()}", p)
+        store.put_json(f"{prefix}/{ASSET_RECORD}", record)
+        store.put_bytes(f"{prefix}/DONE", b"ok\n")  # written last: a half-uploaded copy is redone
+    return prefix, record
+
+
 def ensure_dataset(store: ArtifactStore, cfg: PipelineConfig, show: bool = True) -> str:
     """The store prefix of the HumanML3D-layout dataset: a user's directory (uploaded once) or the
     procedural world, built on first use."""
     if cfg.world.dataset:
-        root = Path(cfg.world.dataset)
-        if not (root / "texts").is_dir() or not (root / "new_joint_vecs").is_dir():
-            raise FileNotFoundError(f"{root} is not a HumanML3D directory (needs texts/ and new_joint_vecs/)")
-        prefix = f"datasets/{root.resolve().name}"
-        if not store.exists(f"{prefix}/test.txt"):
-            _say(f"uploading {root} to the store under {prefix}/ ...", show)
-            store.put_tree(prefix, root)
-        return prefix
+        return import_dataset(store, Path(cfg.world.dataset).expanduser(), show)[0]
     prefix = world_prefix(cfg)
     if store.exists(f"{prefix}/DONE"):
         return prefix
@@ -61,17 +101,24 @@ def base_model_prefix(cfg: PipelineConfig) -> str:
     return f"models/base-tiny-s{cfg.world.seed}-n{cfg.world.clips}"
 
 
+def import_checkpoint(store: ArtifactStore, cfg: PipelineConfig, show: bool = True) -> str:
+    """The released MotionGPT files -> a bundle under models/motiongpt-<content hash> (once)."""
+    from atom.mgpt.bundle import bundle_exists
+    from atom.mgpt.checkpoint import asset_record, find_assets, import_motiongpt_checkpoint, import_prefix
+
+    assets = find_assets(cfg.model.checkpoint, cfg.model.t5_dir, cfg.model.mean_std)
+    record = asset_record(assets)
+    if not bundle_exists(store, import_prefix(record)):
+        _say(f"importing {assets.checkpoint} (T5 {assets.t5_dir}, normalisation {assets.mean.parent}) into the "
+             "store ...", show)
+    return import_motiongpt_checkpoint(store, assets, record)
+
+
 def ensure_base_model(store: ArtifactStore, cfg: PipelineConfig, dataset: str, show: bool = True) -> str:
     if cfg.model.base:
         return cfg.model.base
     if cfg.model.checkpoint:
-        from atom.mgpt.checkpoint import import_motiongpt_checkpoint
-
-        prefix = "models/motiongpt-base"
-        if not store.exists(f"{prefix}/bundle.json"):
-            _say(f"importing {cfg.model.checkpoint} into the store ...", show)
-            import_motiongpt_checkpoint(cfg.model.checkpoint, cfg.model.t5_dir, store, prefix)
-        return prefix
+        return import_checkpoint(store, cfg, show)
     prefix = base_model_prefix(cfg)
     if cfg.model.pretrain_preset != "default":
         prefix += f"-{cfg.model.pretrain_preset}"
@@ -101,6 +148,58 @@ def evaluator_prefix(dataset: str) -> str:
     return f"models/evaluator-{dataset.rsplit('/', 1)[-1]}"
 
 
+# Guo et al.'s evaluator in MotionGPT's deps/ layout (relative to deps/), and in our flat layout.
+GUO_DEPS_LAYOUT = {"finest.tar": "t2m/t2m/text_mot_match/model/finest.tar",
+                   "meta/mean.npy": "t2m/t2m/Comp_v6_KLD01/meta/mean.npy",
+                   "meta/std.npy": "t2m/t2m/Comp_v6_KLD01/meta/std.npy",
+                   "glove/our_vab_data.npy": "glove/our_vab_data.npy",
+                   "glove/our_vab_words.pkl": "glove/our_vab_words.pkl",
+                   "glove/our_vab_idx.pkl": "glove/our_vab_idx.pkl"}
+
+
+def guo_files(root: Path) -> dict[str, Path]:
+    """The evaluator's six files under `root`: our layout (finest.tar, glove/, meta/) or MotionGPT's
+    deps/ folder (deps/t2m/t2m/text_mot_match/..., deps/t2m/t2m/Comp_v6_KLD01/meta, deps/glove)."""
+    flat = {name: root / name for name in GUO_DEPS_LAYOUT}
+    if all(p.is_file() for p in flat.values()):
+        return flat
+    deps = {name: root / rel for name, rel in GUO_DEPS_LAYOUT.items()}
+    if all(p.is_file() for p in deps.values()):
+        return deps
+    missing = [name for name, p in flat.items() if not p.is_file()]
+    raise FileNotFoundError(
+        f"{root} is not a Guo et al. evaluator folder: missing {', '.join(missing)} (or, in MotionGPT's deps/ "
+        f"layout, {', '.join(GUO_DEPS_LAYOUT.values())}); get them with MotionGPT's "
+        "prepare/download_t2m_evaluators.sh and prepare/download_glove.sh")
+
+
+def import_guo_evaluator(store: ArtifactStore, root: Path, show: bool = True) -> tuple[str, dict]:
+    """The Guo evaluator's files -> (store prefix keyed by their content, asset record)."""
+    from atom.store.filehash import files_sha256
+
+    files = guo_files(root)
+    names = sorted(files)
+    digests = dict(zip(names, files_sha256([files[n] for n in names])))
+    digest = hashlib.sha256("|".join(f"{n}={digests[n]}" for n in names).encode()).hexdigest()
+    prefix = f"models/guo-{digest[:12]}"
+    record = {"role": "evaluator", "name": "guo-t2m", "sha256": digest,
+              "bytes": sum(files[n].stat().st_size for n in names), "parts": {n: digests[n] for n in names}}
+    if not store.exists(f"{prefix}/DONE"):
+        _say(f"importing the Guo et al. evaluator from {root} into the store under {prefix}/ ...", show)
+        for n in names:
+            store.put_file(f"{prefix}/{n}", files[n])
+        store.put_json(f"{prefix}/{ASSET_RECORD}", record)
+        store.put_bytes(f"{prefix}/DONE", b"ok\n")
+    return prefix, record
+
+
+def evaluator_spec(store: ArtifactStore, cfg: PipelineConfig, embedded_prefix: str, show: bool = True) -> str:
+    """What the evaluator service is asked to load: embedded:<prefix> or guo:<store prefix>."""
+    if cfg.eval.evaluator.startswith("guo:"):
+        return "guo:" + import_guo_evaluator(store, Path(cfg.eval.evaluator[4:]).expanduser(), show)[0]
+    return f"embedded:{embedded_prefix}"
+
+
 def ensure_evaluator(store: ArtifactStore, cfg: PipelineConfig, dataset: str, show: bool = True) -> str:
     prefix = evaluator_prefix(dataset)
     if cfg.eval.evaluator != "embedded" or store.exists(f"{prefix}/evaluator.json"):
@@ -113,3 +212,29 @@ def ensure_evaluator(store: ArtifactStore, cfg: PipelineConfig, dataset: str, sh
     model = train_embedded_evaluator(root, EmbeddedConfig(seed=cfg.seed, steps=steps))
     model.save(store, prefix)
     return prefix
+
+
+def collect_assets(store: ArtifactStore, dataset: str, base_model: str, evaluator: str) -> list[dict]:
+    """What a run used, each with its content hash, for the report: the dataset, the base model (and,
+    for an imported MotionGPT checkpoint, each file it was made from) and the evaluator."""
+    from atom.store import ArtifactNotFound, sha256_hex
+
+    def record(prefix: str, role: str) -> dict:
+        try:
+            return store.get_json(f"{prefix}/{ASSET_RECORD}")
+        except ArtifactNotFound:
+            return {"role": role, "name": prefix}
+
+    out = [record(dataset, "dataset")]
+    manifest = store.get_bytes(f"{base_model.rstrip('/')}/bundle.json")
+    out.append({"role": "base_model", "name": base_model, "sha256": sha256_hex(manifest)})
+    info = json.loads(manifest).get("info") or {}
+    for role, rec in (info.get("assets") or {}).items():
+        out.append({"role": f"base_model.{role}", **rec})
+    kind, _, prefix = evaluator.partition(":")
+    if kind == "guo":
+        out.append(record(prefix, "evaluator"))
+    elif prefix:
+        data = store.get_bytes(f"{prefix}/evaluator.json") if store.exists(f"{prefix}/evaluator.json") else b""
+        out.append({"role": "evaluator", "name": evaluator, **({"sha256": sha256_hex(data)} if data else {})})
+    return out

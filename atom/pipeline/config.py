@@ -21,6 +21,10 @@ FORMS = ("frame_by_frame", "full_image", "trajectory_image")
 ALGORITHMS = ("ipo", "dpo", "kto")
 LOGPROBS = ("sum", "mean")
 JUDGES = ("kinematic", "vlm")
+DECODINGS = ("", "constrained", "motiongpt")
+PROTOCOLS = ("", "motiongpt", "guo")
+DEVICES_HINT = "auto, cpu, cuda or cuda:N"
+DTYPES = ("fp32", "bf16", "fp16")
 
 
 class ConfigError(ValueError):
@@ -38,7 +42,12 @@ class WorldConfig:
 class ModelConfig:
     base: str = ""             # store prefix of a model bundle; "" = the tiny base, pretrained on first use
     checkpoint: str = ""       # path to a released MotionGPT checkpoint (motiongpt_s3_h3d.tar)
-    t5_dir: str = ""           # local flan-t5-base directory, needed with `checkpoint`
+    t5_dir: str = ""           # local flan-t5-base directory ("" = deps/flan-t5-base next to the checkpoint)
+    # MotionGPT's meta/{mean,std}.npy folder ("" = deps/t2m/t2m/VQVAEV3_CB1024_CMT_H1024_NRES3/meta
+    # next to the checkpoint); not HumanML3D's Mean.npy/Std.npy, which differ.
+    mean_std: str = ""
+    device: str = "auto"       # generator, trainer, evaluator: auto | cpu | cuda | cuda:N
+    dtype: str = "fp32"        # the language model's format on generator and trainer: fp32 | bf16 | fp16
     pretrain_minutes: float = 20.0  # a cap: the planned steps take about 9 min on 2 cores
     pretrain_preset: str = "default"  # "default" | "tiny" (seconds; for tests and smoke runs)
 
@@ -59,6 +68,7 @@ class GenerateConfig:
     top_k: int = 0
     top_p: float = 1.0
     max_length: int = 0
+    decoding: str = ""         # "" = the model's own: motiongpt for an imported checkpoint, else constrained
     batch_prompts: int = 8     # prompts per Generate request (the unit of fan-out and retry)
     concurrency: int = 2       # requests in flight per service
 
@@ -121,6 +131,9 @@ class EvalConfig:
     mm_texts: int = 100
     mm_samples: int = 30
     evaluator: str = "embedded"
+    # "" = motiongpt with the Guo evaluator (MotionGPT's evaluation, as AToM's Table 5), else guo
+    # (Guo et al.'s original: one generation per caption set, GRU packed by length).
+    protocol: str = ""
 
 
 @dataclass
@@ -189,9 +202,25 @@ class PipelineConfig:
             bad("judge.budget_usd", "must be >= 0")
         if self.model.pretrain_preset not in ("default", "tiny"):
             bad("model.pretrain_preset", f"expected default or tiny, got {self.model.pretrain_preset!r}")
-        if self.model.checkpoint and not self.model.t5_dir:
-            bad("model.t5_dir", "a MotionGPT checkpoint needs the flan-t5-base directory for its config and tokenizer")
+        if self.generate.decoding not in DECODINGS:
+            bad("generate.decoding", f"unknown decoding {self.generate.decoding!r}; expected constrained or motiongpt")
+        if self.eval.protocol not in PROTOCOLS:
+            bad("eval.protocol", f"unknown protocol {self.eval.protocol!r}; expected motiongpt or guo")
+        if self.model.dtype not in DTYPES:
+            bad("model.dtype", f"unknown dtype {self.model.dtype!r}; expected one of {', '.join(DTYPES)}")
+        dev = self.model.device
+        if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
+            bad("model.device", f"unknown device {dev!r}; expected {DEVICES_HINT}")
+        if self.eval.evaluator != "embedded" and not self.eval.evaluator.startswith("guo:"):
+            bad("eval.evaluator", f"unknown evaluator {self.eval.evaluator!r}; expected embedded or guo:<dir>")
         return self
+
+    @property
+    def protocol(self) -> str:
+        """The evaluation protocol in effect: the config's, else motiongpt with the Guo evaluator."""
+        if self.eval.protocol:
+            return self.eval.protocol
+        return "motiongpt" if self.eval.evaluator.startswith("guo:") else "guo"
 
 
 def _merge(obj, data: dict, where: str) -> None:

@@ -61,8 +61,10 @@ class RunContext:
     manifest: Manifest
     show_progress: bool = True
     base_model: str = ""            # store prefix of the base model bundle
-    evaluator_model: str = ""       # store prefix of the embedded evaluator
+    evaluator_spec: str = ""        # what the evaluator loads: embedded:<prefix> | guo:<prefix>
     dataset: str = ""               # store prefix of the HumanML3D-layout dataset
+    test_items: list = field(default_factory=list)  # the motiongpt protocol's test items (atom.evalplan)
+    assets: list = field(default_factory=list)      # what the run used, with content hashes (for the report)
     summary: dict = field(default_factory=dict)
 
     @property

@@ -10,12 +10,14 @@ from pathlib import Path
 
 import click
 
+from atom import evalplan
 from atom.cli.context import Ctx
 from atom.pipeline import bootstrap, metrics, stages
 from atom.pipeline.config import PipelineConfig
 from atom.pipeline.context import RunContext
 from atom.pipeline.manifest import STAGES, Manifest
 from atom.runtime.client import connect
+from atom.runtime.device import DEVICE_ENV, DTYPE_ENV
 from atom.runtime.ports import SERVICES
 from atom.store import ArtifactNotFound, open_store
 from atom.v1 import common_pb2
@@ -30,14 +32,16 @@ class StageNotReady(ArtifactNotFound):
                      f"run `atomctl {needs}` (or `atomctl run-pipeline`) first",)
 
 
-def service_clients(stack: ExitStack, cli: Ctx, log_dir: Path = Path(".atom/logs")) -> dict:
-    """Clients for every service: given endpoints, or services started here on loopback."""
+def service_clients(stack: ExitStack, cli: Ctx, log_dir: Path = Path(".atom/logs"), env: dict | None = None) -> dict:
+    """Clients for every service: given endpoints, or services started here on loopback (with
+    `env` added to their environment)."""
     missing = [s for s in SERVICES if not cli.endpoint(s)]
     endpoints = {s: cli.endpoint(s) for s in SERVICES if cli.endpoint(s)}
     if missing:
         from atom.runtime.launch import LocalServices
 
-        group = stack.enter_context(LocalServices(cli.store_url, missing, log_dir=log_dir, log_level=cli.log_level))
+        group = stack.enter_context(LocalServices(cli.store_url, missing, log_dir=log_dir, log_level=cli.log_level,
+                                                  extra_env=env))
         group.wait_ready()
         endpoints.update(group.endpoints())
     clients = {s: connect(s, endpoints[s]) for s in SERVICES}
@@ -83,7 +87,7 @@ def run(cfg: PipelineConfig, cli: Ctx, until: str = "evaluate", only: str | None
         # Services start while the base model and dataset are prepared.
         manifest = Manifest.load(store, cfg.run, cfg.to_dict())
         dataset = bootstrap.ensure_dataset(store, cfg, show_progress)
-        clients = service_clients(stack, cli)
+        clients = service_clients(stack, cli, env={DEVICE_ENV: cfg.model.device, DTYPE_ENV: cfg.model.dtype})
         ctx = RunContext(cfg=cfg, store=store, clients=clients, manifest=manifest, show_progress=show_progress,
                          dataset=dataset)
         ctx.base_model = bootstrap.ensure_base_model(store, cfg, dataset, show_progress)
@@ -114,7 +118,11 @@ def run(cfg: PipelineConfig, cli: Ctx, until: str = "evaluate", only: str | None
             elif stage == "train":
                 out["train"] = stages.train_stage(ctx, out.get("pairs") or need(stage, "pairs"))
             elif stage == "evaluate":
-                ctx.evaluator_model = bootstrap.ensure_evaluator(store, cfg, dataset, show_progress)
+                embedded = bootstrap.ensure_evaluator(store, cfg, dataset, show_progress)
+                ctx.evaluator_spec = bootstrap.evaluator_spec(store, cfg, embedded, show_progress)
+                ctx.assets = bootstrap.collect_assets(store, dataset, ctx.base_model, ctx.evaluator_spec)
+                if cfg.protocol == "motiongpt":
+                    ctx.test_items = evalplan.store_items(store, dataset, "test")
                 out["evaluate"] = stages.evaluate_stage(ctx, out.get("prompts") or need(stage, "prompts"),
                                                         out.get("train") or need(stage, "train"), general_texts(ctx))
         ctx.summary["stages"] = out

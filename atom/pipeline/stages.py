@@ -3,8 +3,10 @@ the store, writes its outputs to the store, and records them in the run manifest
 
 from __future__ import annotations
 
+import json
 import logging
 
+from atom import evalplan
 from atom.pipeline.context import RunContext, from_dict, to_dict
 from atom.pipeline.fanout import FanOut
 from atom.v1 import (common_pb2, evaluator_pb2, generator_pb2, judge_pb2, renderer_pb2, trainer_pb2)
@@ -69,7 +71,7 @@ def generate_motions(ctx: RunContext, prompts: list[common_pb2.Prompt], samples:
     cfg = ctx.cfg
     gen = cfg.generate
     sampling = generator_pb2.SamplingParams(temperature=gen.temperature, top_k=gen.top_k, top_p=gen.top_p,
-                                            max_length=gen.max_length)
+                                            max_length=gen.max_length, decoding=gen.decoding)
     model = common_pb2.ModelRef(base=ctx.base_model, adapter=adapter)
 
     def call(chunk):
@@ -310,7 +312,9 @@ def evaluate_stage(ctx: RunContext, prompts_out: dict, train_out: dict, general_
             for r in rows:
                 j = judgements.get(f"{r['prompt_id']}:{r['motion']}")
                 samples.append({**r, "kind": "judge", "score": j.score if j is not None and j.ok else None})
-            if general_texts:
+            if ctx.test_items:
+                samples += plan_samples(ctx, adapter, name)
+            elif general_texts:
                 # HumanML3D-style metrics on the test captions: mm_samples generations for the first
                 # mm_texts captions (MultiModality), general_samples for the rest; every replication
                 # picks one generation per caption, so FID averages over the sampling as well.
@@ -326,12 +330,16 @@ def evaluate_stage(ctx: RunContext, prompts_out: dict, train_out: dict, general_
             key = ctx.key(f"eval-samples-{name}.jsonl")
             ctx.store.put_jsonl(key, samples)
             refs.append(evaluator_pb2.ModelSamples(name=name, samples=common_pb2.ArtifactRef(key=key)))
-        evaluator = cfg.eval.evaluator if cfg.eval.evaluator != "embedded" else f"embedded:{ctx.evaluator_model}"
         report = None
+        assets = [common_pb2.Asset(role=a.get("role", ""), name=str(a.get("name", "")), sha256=a.get("sha256", ""),
+                                   bytes=int(a.get("bytes", 0) or 0),
+                                   detail=json.dumps({k: v for k, v in a.items()
+                                                      if k not in ("role", "name", "sha256", "bytes")}, sort_keys=True))
+                  for a in ctx.assets]
         for event in ctx.clients["evaluator"].stream("Evaluate", evaluator_pb2.EvaluateRequest(
-                models=refs, dataset=ctx.dataset, split="test", evaluator=evaluator,
+                models=refs, dataset=ctx.dataset, split="test", evaluator=ctx.evaluator_spec,
                 replications=cfg.eval.replications, seed=cfg.seed, output_prefix=f"reports/{ctx.run}",
-                baseline="base"), timeout=3600):
+                baseline="base", protocol=cfg.protocol, base_model=ctx.base_model, assets=assets), timeout=3600):
             if event.HasField("report"):
                 report = event.report
         if report is None:
@@ -340,3 +348,23 @@ def evaluate_stage(ctx: RunContext, prompts_out: dict, train_out: dict, general_
                           "plots": [p.key for p in report.plots], "items": len(refs),
                           "judge": judged_summary}
         return box["outputs"]
+
+
+def plan_samples(ctx: RunContext, adapter: str, name: str) -> list[dict]:
+    """The test-split motions MotionGPT's protocol scores (atom.evalplan): per replication one motion
+    per item for the caption drawn for it, and mm_samples motions for each MultiModality item, every
+    replication sampled afresh (its own Generate seed)."""
+    cfg = ctx.cfg
+    items = ctx.test_items
+    out: list[dict] = []
+    for rep in range(cfg.eval.replications):
+        for kind, draws, n in (("general", evalplan.general_draws(items, rep, cfg.seed), 1),
+                               ("mm", evalplan.mm_draws(items, rep, cfg.seed, cfg.eval.mm_texts), cfg.eval.mm_samples)):
+            if not draws or n < 1:
+                continue
+            prompts = [common_pb2.Prompt(prompt_id=items[d.item].item_id, text=items[d.item].captions[d.caption].text,
+                                         task="general") for d in draws]
+            rows = generate_motions(ctx, prompts, n, adapter, label=f"{kind}-{name}-r{rep}",
+                                    seed=evalplan.generation_seed(cfg.seed, rep, kind))
+            out += [{**r, "kind": kind, "item": r["prompt_id"], "replication": rep} for r in rows]
+    return out

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x61tom/v1/common.proto\x12\x07\x61tom.v1\"L\n\x0b\x41rtifactRef\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x03\x12\x12\n\nmedia_type\x18\x04 \x01(\t\"*\n\nEventLabel\x12\r\n\x05\x65vent\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\"?\n\nLabelGroup\x12\x0c\n\x04task\x18\x01 \x01(\t\x12#\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x13.atom.v1.EventLabel\"\\\n\x06Prompt\x12\x11\n\tprompt_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0c\n\x04task\x18\x03 \x01(\t\x12#\n\x06labels\x18\x04 \x01(\x0b\x32\x13.atom.v1.LabelGroup\")\n\x08ModelRef\x12\x0c\n\x04\x62\x61se\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x61pter\x18\x02 \x01(\t\"G\n\x08Progress\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x0c\n\x04\x64one\x18\x02 \x01(\x03\x12\r\n\x05total\x18\x03 \x01(\x03\x12\x0f\n\x07message\x18\x04 \x01(\t\"\x10\n\x0eGetInfoRequest\"\xa3\x01\n\x0bServiceInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x11\n\tstore_url\x18\x03 \x01(\t\x12\x32\n\x07\x64\x65tails\x18\x04 \x03(\x0b\x32!.atom.v1.ServiceInfo.DetailsEntry\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\x9b\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATE_PENDING\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05\x32@\n\x04Info\x12\x38\n\x07GetInfo\x12\x17.atom.v1.GetInfoRequest\x1a\x14.atom.v1.ServiceInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x61tom/v1/common.proto\x12\x07\x61tom.v1\"L\n\x0b\x41rtifactRef\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x03\x12\x12\n\nmedia_type\x18\x04 \x01(\t\"*\n\nEventLabel\x12\r\n\x05\x65vent\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\"?\n\nLabelGroup\x12\x0c\n\x04task\x18\x01 \x01(\t\x12#\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x13.atom.v1.EventLabel\"\\\n\x06Prompt\x12\x11\n\tprompt_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0c\n\x04task\x18\x03 \x01(\t\x12#\n\x06labels\x18\x04 \x01(\x0b\x32\x13.atom.v1.LabelGroup\"R\n\x05\x41sset\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\r\n\x05\x62ytes\x18\x04 \x01(\x03\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\")\n\x08ModelRef\x12\x0c\n\x04\x62\x61se\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x61pter\x18\x02 \x01(\t\"G\n\x08Progress\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x0c\n\x04\x64one\x18\x02 \x01(\x03\x12\r\n\x05total\x18\x03 \x01(\x03\x12\x0f\n\x07message\x18\x04 \x01(\t\"\x10\n\x0eGetInfoRequest\"\xa3\x01\n\x0bServiceInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x11\n\tstore_url\x18\x03 \x01(\t\x12\x32\n\x07\x64\x65tails\x18\x04 \x03(\x0b\x32!.atom.v1.ServiceInfo.DetailsEntry\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\x9b\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATE_PENDING\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05\x32@\n\x04Info\x12\x38\n\x07GetInfo\x12\x17.atom.v1.GetInfoRequest\x1a\x14.atom.v1.ServiceInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,8 +33,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SERVICEINFO_DETAILSENTRY']._loaded_options = None
   _globals['_SERVICEINFO_DETAILSENTRY']._serialized_options = b'8\001'
-  _globals['_JOBSTATE']._serialized_start=615
-  _globals['_JOBSTATE']._serialized_end=770
+  _globals['_JOBSTATE']._serialized_start=699
+  _globals['_JOBSTATE']._serialized_end=854
   _globals['_ARTIFACTREF']._serialized_start=33
   _globals['_ARTIFACTREF']._serialized_end=109
   _globals['_EVENTLABEL']._serialized_start=111
@@ -43,16 +43,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LABELGROUP']._serialized_end=218
   _globals['_PROMPT']._serialized_start=220
   _globals['_PROMPT']._serialized_end=312
-  _globals['_MODELREF']._serialized_start=314
-  _globals['_MODELREF']._serialized_end=355
-  _globals['_PROGRESS']._serialized_start=357
-  _globals['_PROGRESS']._serialized_end=428
-  _globals['_GETINFOREQUEST']._serialized_start=430
-  _globals['_GETINFOREQUEST']._serialized_end=446
-  _globals['_SERVICEINFO']._serialized_start=449
-  _globals['_SERVICEINFO']._serialized_end=612
-  _globals['_SERVICEINFO_DETAILSENTRY']._serialized_start=566
-  _globals['_SERVICEINFO_DETAILSENTRY']._serialized_end=612
-  _globals['_INFO']._serialized_start=772
-  _globals['_INFO']._serialized_end=836
+  _globals['_ASSET']._serialized_start=314
+  _globals['_ASSET']._serialized_end=396
+  _globals['_MODELREF']._serialized_start=398
+  _globals['_MODELREF']._serialized_end=439
+  _globals['_PROGRESS']._serialized_start=441
+  _globals['_PROGRESS']._serialized_end=512
+  _globals['_GETINFOREQUEST']._serialized_start=514
+  _globals['_GETINFOREQUEST']._serialized_end=530
+  _globals['_SERVICEINFO']._serialized_start=533
+  _globals['_SERVICEINFO']._serialized_end=696
+  _globals['_SERVICEINFO_DETAILSENTRY']._serialized_start=650
+  _globals['_SERVICEINFO_DETAILSENTRY']._serialized_end=696
+  _globals['_INFO']._serialized_start=856
+  _globals['_INFO']._serialized_end=920
 # @@protoc_insertion_point(module_scope)

@@ -62,6 +62,20 @@ class Prompt(_message.Message):
     labels: LabelGroup
     def __init__(self, prompt_id: _Optional[str] = ..., text: _Optional[str] = ..., task: _Optional[str] = ..., labels: _Optional[_Union[LabelGroup, _Mapping]] = ...) -> None: ...
 
+class Asset(_message.Message):
+    __slots__ = ("role", "name", "sha256", "bytes", "detail")
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    role: str
+    name: str
+    sha256: str
+    bytes: int
+    detail: str
+    def __init__(self, role: _Optional[str] = ..., name: _Optional[str] = ..., sha256: _Optional[str] = ..., bytes: _Optional[int] = ..., detail: _Optional[str] = ...) -> None: ...
+
 class ModelRef(_message.Message):
     __slots__ = ("base", "adapter")
     BASE_FIELD_NUMBER: _ClassVar[int]

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from atom.v1 import common_pb2 as atom_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61tom/v1/evaluator.proto\x12\x07\x61tom.v1\x1a\x14\x61tom/v1/common.proto\"C\n\x0cModelSamples\x12\x0c\n\x04name\x18\x01 \x01(\t\x12%\n\x07samples\x18\x02 \x01(\x0b\x32\x14.atom.v1.ArtifactRef\"\xb8\x01\n\x0f\x45valuateRequest\x12%\n\x06models\x18\x01 \x03(\x0b\x32\x15.atom.v1.ModelSamples\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\r\n\x05split\x18\x03 \x01(\t\x12\x11\n\tevaluator\x18\x04 \x01(\t\x12\x14\n\x0creplications\x18\x05 \x01(\x05\x12\x0c\n\x04seed\x18\x06 \x01(\x03\x12\x15\n\routput_prefix\x18\x07 \x01(\t\x12\x10\n\x08\x62\x61seline\x18\x08 \x01(\t\"\x9a\x01\n\x10\x45valuationReport\x12\"\n\x04json\x18\x01 \x01(\x0b\x32\x14.atom.v1.ArtifactRef\x12&\n\x08markdown\x18\x02 \x01(\x0b\x32\x14.atom.v1.ArtifactRef\x12#\n\x05plots\x18\x03 \x03(\x0b\x32\x14.atom.v1.ArtifactRef\x12\x15\n\rmarkdown_text\x18\x04 \x01(\t\"_\n\rEvaluateEvent\x12#\n\x08progress\x18\x01 \x01(\x0b\x32\x11.atom.v1.Progress\x12)\n\x06report\x18\x02 \x01(\x0b\x32\x19.atom.v1.EvaluationReport2K\n\tEvaluator\x12>\n\x08\x45valuate\x12\x18.atom.v1.EvaluateRequest\x1a\x16.atom.v1.EvaluateEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61tom/v1/evaluator.proto\x12\x07\x61tom.v1\x1a\x14\x61tom/v1/common.proto\"C\n\x0cModelSamples\x12\x0c\n\x04name\x18\x01 \x01(\t\x12%\n\x07samples\x18\x02 \x01(\x0b\x32\x14.atom.v1.ArtifactRef\"\xfe\x01\n\x0f\x45valuateRequest\x12%\n\x06models\x18\x01 \x03(\x0b\x32\x15.atom.v1.ModelSamples\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\r\n\x05split\x18\x03 \x01(\t\x12\x11\n\tevaluator\x18\x04 \x01(\t\x12\x14\n\x0creplications\x18\x05 \x01(\x05\x12\x0c\n\x04seed\x18\x06 \x01(\x03\x12\x15\n\routput_prefix\x18\x07 \x01(\t\x12\x10\n\x08\x62\x61seline\x18\x08 \x01(\t\x12\x10\n\x08protocol\x18\t \x01(\t\x12\x12\n\nbase_model\x18\n \x01(\t\x12\x1e\n\x06\x61ssets\x18\x0b \x03(\x0b\x32\x0e.atom.v1.Asset\"\x9a\x01\n\x10\x45valuationReport\x12\"\n\x04json\x18\x01 \x01(\x0b\x32\x14.atom.v1.ArtifactRef\x12&\n\x08markdown\x18\x02 \x01(\x0b\x32\x14.atom.v1.ArtifactRef\x12#\n\x05plots\x18\x03 \x03(\x0b\x32\x14.atom.v1.ArtifactRef\x12\x15\n\rmarkdown_text\x18\x04 \x01(\t\"_\n\rEvaluateEvent\x12#\n\x08progress\x18\x01 \x01(\x0b\x32\x11.atom.v1.Progress\x12)\n\x06report\x18\x02 \x01(\x0b\x32\x19.atom.v1.EvaluationReport2K\n\tEvaluator\x12>\n\x08\x45valuate\x12\x18.atom.v1.EvaluateRequest\x1a\x16.atom.v1.EvaluateEvent0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,11 +35,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELSAMPLES']._serialized_start=58
   _globals['_MODELSAMPLES']._serialized_end=125
   _globals['_EVALUATEREQUEST']._serialized_start=128
-  _globals['_EVALUATEREQUEST']._serialized_end=312
-  _globals['_EVALUATIONREPORT']._serialized_start=315
-  _globals['_EVALUATIONREPORT']._serialized_end=469
-  _globals['_EVALUATEEVENT']._serialized_start=471
-  _globals['_EVALUATEEVENT']._serialized_end=566
-  _globals['_EVALUATOR']._serialized_start=568
-  _globals['_EVALUATOR']._serialized_end=643
+  _globals['_EVALUATEREQUEST']._serialized_end=382
+  _globals['_EVALUATIONREPORT']._serialized_start=385
+  _globals['_EVALUATIONREPORT']._serialized_end=539
+  _globals['_EVALUATEEVENT']._serialized_start=541
+  _globals['_EVALUATEEVENT']._serialized_end=636
+  _globals['_EVALUATOR']._serialized_start=638
+  _globals['_EVALUATOR']._serialized_end=713
 # @@protoc_insertion_point(module_scope)

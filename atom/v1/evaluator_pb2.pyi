@@ -16,7 +16,7 @@ class ModelSamples(_message.Message):
     def __init__(self, name: _Optional[str] = ..., samples: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ...) -> None: ...
 
 class EvaluateRequest(_message.Message):
-    __slots__ = ("models", "dataset", "split", "evaluator", "replications", "seed", "output_prefix", "baseline")
+    __slots__ = ("models", "dataset", "split", "evaluator", "replications", "seed", "output_prefix", "baseline", "protocol", "base_model", "assets")
     MODELS_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     SPLIT_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +25,9 @@ class EvaluateRequest(_message.Message):
     SEED_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_PREFIX_FIELD_NUMBER: _ClassVar[int]
     BASELINE_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    BASE_MODEL_FIELD_NUMBER: _ClassVar[int]
+    ASSETS_FIELD_NUMBER: _ClassVar[int]
     models: _containers.RepeatedCompositeFieldContainer[ModelSamples]
     dataset: str
     split: str
@@ -33,7 +36,10 @@ class EvaluateRequest(_message.Message):
     seed: int
     output_prefix: str
     baseline: str
-    def __init__(self, models: _Optional[_Iterable[_Union[ModelSamples, _Mapping]]] = ..., dataset: _Optional[str] = ..., split: _Optional[str] = ..., evaluator: _Optional[str] = ..., replications: _Optional[int] = ..., seed: _Optional[int] = ..., output_prefix: _Optional[str] = ..., baseline: _Optional[str] = ...) -> None: ...
+    protocol: str
+    base_model: str
+    assets: _containers.RepeatedCompositeFieldContainer[_common_pb2.Asset]
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelSamples, _Mapping]]] = ..., dataset: _Optional[str] = ..., split: _Optional[str] = ..., evaluator: _Optional[str] = ..., replications: _Optional[int] = ..., seed: _Optional[int] = ..., output_prefix: _Optional[str] = ..., baseline: _Optional[str] = ..., protocol: _Optional[str] = ..., base_model: _Optional[str] = ..., assets: _Optional[_Iterable[_Union[_common_pb2.Asset, _Mapping]]] = ...) -> None: ...
 
 class EvaluationReport(_message.Message):
     __slots__ = ("json", "markdown", "plots", "markdown_text")

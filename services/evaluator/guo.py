@@ -256,6 +256,23 @@ class GuoEvaluator:
         return (f[:t] - self.mean) / self.std
 
     @torch.no_grad()
+    def embed_padded_motions(self, features: Sequence[np.ndarray], width: int, pad: np.ndarray) -> np.ndarray:
+        """MotionGPT's way: un-normalised motions padded to `width` frames with the `pad` pose,
+        normalised with this evaluator's mean/std, the motion GRU run unpacked over the whole width
+        (the padding is part of each embedding)."""
+        if width < UNIT_LENGTH:
+            raise ValueError(f"a batch needs at least {UNIT_LENGTH} frames, got width {width}")
+        batch = np.repeat(np.asarray(pad, np.float32).reshape(1, 1, FEATURE_DIM), width, axis=1)
+        batch = np.repeat(batch, len(features), axis=0)
+        for j, f in enumerate(features):
+            f = np.asarray(f, np.float32)
+            if f.ndim != 2 or f.shape[1] != FEATURE_DIM:
+                raise ValueError(f"motion {j}: features must have shape (T, {FEATURE_DIM}), got {f.shape}")
+            batch[j, : min(len(f), width)] = f[:width]
+        x = torch.from_numpy((batch - self.mean) / self.std)[..., :MOVEMENT_INPUT].to(self.device)
+        return self.motion_encoder(self.movement_encoder(x), None).cpu().numpy()
+
+    @torch.no_grad()
     def embed_motions(self, features: Sequence[np.ndarray]) -> np.ndarray:
         """Un-normalised (T, 263) feature sequences -> (N, 512) embeddings."""
         out = []

@@ -54,6 +54,9 @@ class ModelSample:
     Give `features` (un-normalised, (T, 263)) or `joints` ((T, 22, 3), converted with the
     HumanML3D feature extraction). `score` is the judge's score for this motion, if judged.
     Several samples with the same `prompt_id` are generations for one prompt.
+    Under the motiongpt protocol, test-split samples also say which `item` and `replication`
+    they were generated for (`kind` "general", or "mm" for MultiModality), and `num_tokens`
+    how many motion codes the model wrote (-1: unknown).
     """
 
     text: str
@@ -62,6 +65,10 @@ class ModelSample:
     features: np.ndarray | None = None
     joints: np.ndarray | None = None
     score: float | None = None
+    kind: str = ""
+    item: str = ""
+    replication: int = -1
+    num_tokens: int = -1
 
     def __post_init__(self) -> None:
         if self.features is None and self.joints is None:

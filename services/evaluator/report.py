@@ -109,6 +109,7 @@ class Report:
     evaluator: dict
     config: dict
     notes: list[str] = field(default_factory=list)
+    assets: list[dict] = field(default_factory=list)  # what the run used, with content hashes
 
     def row(self, task: str, model: str) -> MetricRow:
         for r in self.rows:
@@ -132,6 +133,7 @@ class Report:
             "evaluator": self.evaluator,
             "config": self.config,
             "notes": self.notes,
+            "assets": self.assets,
         }
 
     def to_json(self) -> str:
@@ -142,7 +144,7 @@ class Report:
         return cls(d["models"], d["tasks"], [MetricRow.from_dict(r) for r in d["rows"]],
                    [JudgeRow.from_dict(j) for j in d["judge"]],
                    [Comparison.from_dict(c) for c in d["comparisons"]], d["evaluator"], d["config"],
-                   list(d.get("notes", [])))
+                   list(d.get("notes", [])), list(d.get("assets", [])))
 
     @classmethod
     def from_json(cls, text: str) -> "Report":
@@ -157,7 +159,9 @@ class Report:
             + (f" (motion GRU {'packed by length // 4' if ev['pack_motions'] else 'unpacked'})"
                if "pack_motions" in ev else "")
             + f"; {self.config.get('replications')} replications, seed {self.config.get('seed')};"
-            " values are mean ± 95% CI (1.96 · population std / √n).",
+            " values are mean ± 95% CI (1.96 · population std / √n)."
+            + (f" {ev['protocol_note']}." if ev.get("protocol_note") else "")
+            + (f" Free-text captions tagged by {ev['tagger']}." if ev.get("tagger") else ""),
             "",
             "## Text-motion metrics",
             "",
@@ -184,6 +188,11 @@ class Report:
                 )
         if self.notes:
             lines += ["", "## Notes", ""] + [f"- {n}" for n in self.notes]
+        if self.assets:
+            lines += ["", "## Assets", "", "| role | name | sha256 | size |", "|---|---|---|---|"]
+            for a in self.assets:
+                size = f"{a['bytes']:,} B" if a.get("bytes") else (f"{a['files']} files" if a.get("files") else "")
+                lines.append(f"| {a.get('role', '')} | {a.get('name', '')} | {a.get('sha256', '')} | {size} |")
         return "\n".join(lines) + "\n"
 
     def save(self, store, prefix: str, plots: bool = True) -> dict[str, str]:
@@ -516,3 +525,64 @@ def _judge_tables(models, names, baseline, tasks) -> tuple[list[JudgeRow], list[
                 continue
             comparisons.append(compare(task, name, baseline, means[(task, name)], base))
     return judge_rows, comparisons
+
+
+# -- MotionGPT's protocol for the test split -----------------------------------------------------
+
+PLAN_KINDS = (GENERAL, "mm")
+
+
+@dataclass
+class TestPlan:
+    """What the motiongpt protocol needs beside the samples: the test items (atom.evalplan), each
+    item's real features, and the generator's mean pose (padding and zero motion)."""
+
+    items: list
+    real: list[np.ndarray]
+    pad: np.ndarray
+
+
+def evaluate_planned(
+    models: Mapping[str, Sequence[ModelSample]],
+    real: Mapping[str, Sequence[RealSample]],
+    evaluator: TextMotionEvaluator,
+    plan: TestPlan,
+    replications: int = 20,
+    seed: int = 0,
+    progress: Progress | None = None,
+    *,
+    reference: Mapping[str, Sequence[RealSample]] | None = None,
+    baseline: str | None = None,
+) -> Report:
+    """`evaluate` for the judged prompts, and MotionGPT's protocol for the test split: the samples
+    of kind "general" / "mm" are scored by services.evaluator.motiongpt_protocol."""
+    from services.evaluator.motiongpt_protocol import general_rounds
+
+    names = list(models)
+    judged = {k: [s for s in v if s.kind not in PLAN_KINDS] for k, v in models.items()}
+    planned = {k: [s for s in v if s.kind in PLAN_KINDS] for k, v in models.items()}
+    notes: list[str] = []
+    if any(judged.values()):
+        report = evaluate({k: v for k, v in judged.items() if v}, real, evaluator, replications, seed, progress,
+                          reference=reference, baseline=baseline)
+    else:
+        cfg = EvaluationConfig(replications=replications, seed=seed)
+        report = Report(names, [], [], [], [], dict(evaluator.describe()),
+                        {**asdict(cfg), "baseline": baseline or names[0], "reference_fid": False})
+    mm_items = {s.item for v in planned.values() for s in v if s.kind == "mm" and s.replication == 0}
+    rounds = general_rounds(planned, plan.items, plan.real, evaluator, plan.pad, replications=replications,
+                            seed=seed, mm_texts=len(mm_items), notes=notes)
+    n = len(plan.items)
+    rows = [MetricRow(GENERAL, name, _summarise(r), n * replications, n) for name, r in rounds.items()]
+    report.rows = sorted([r for r in report.rows if r.task != GENERAL] + rows,
+                         key=lambda r: (order_tasks(set(report.tasks) | {GENERAL}).index(r.task),
+                                        ([REAL] + names).index(r.model)))
+    report.tasks = order_tasks(set(report.tasks) | {GENERAL})
+    report.evaluator["protocol"] = "motiongpt"
+    report.evaluator["protocol_note"] = (
+        "test split: MotionGPT's evaluation (random unit-length crops, the same items' real crops for FID per "
+        f"replication, motions padded per batch of 32 with the model's mean pose); {n} items")
+    report.notes = list(dict.fromkeys(report.notes + notes))
+    if progress:
+        progress("metrics general (motiongpt protocol)", 1, 1)
+    return report

@@ -7,6 +7,12 @@ import logging
 import queue
 import threading
 
+import numpy as np
+
+from atom import evalplan
+from atom.motion import postag
+from atom.motion.humanml3d import HumanML3D
+
 from atom.motion.record import MotionFormatError, MotionRecord
 from atom.runtime import telemetry
 from atom.runtime.device import resolve_compute
@@ -15,9 +21,13 @@ from atom.runtime.server import ServiceSpec
 from atom.store import ArtifactNotFound, open_store
 from atom.store.localcache import local_tree
 from atom.v1 import common_pb2, evaluator_pb2, evaluator_pb2_grpc
-from services.evaluator.records import MIN_EVAL_FRAMES, ModelSample, hold_to_min_length
-from services.evaluator.report import evaluate
+from services.evaluator.motiongpt_protocol import MM_KIND, real_features
+from services.evaluator.records import FEATURE_DIM, GENERAL, MIN_EVAL_FRAMES, ModelSample, hold_to_min_length
+from services.evaluator.report import TestPlan, evaluate, evaluate_planned
+from services.evaluator.stats import DEFAULT_REPLICATIONS
 from services.evaluator.subsets import build_subsets
+
+PROTOCOLS = ("motiongpt", "guo")
 
 log = logging.getLogger("atom.evaluator")
 
@@ -50,27 +60,51 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
         self.compute = resolve_compute()  # the networks compute in float32 whatever ATOM_DTYPE says
         self._lock = threading.Lock()  # one evaluation at a time: it uses every core it has
 
-    def _samples(self, m: evaluator_pb2.ModelSamples, field: str) -> tuple[list[ModelSample], int]:
+    def _samples(self, m: evaluator_pb2.ModelSamples, field: str, planned: bool) -> tuple[list[ModelSample], int]:
+        """The model's sample rows. `planned` (motiongpt protocol): test-split rows keep their
+        plan coordinates and their motions as generated (the protocol cuts and pads them; a row
+        without a motion becomes the zero motion)."""
         require(bool(m.name), f"{field}.name", "is empty")
         require(bool(m.samples.key), f"{field}.samples.key", "is empty")
         out, skipped, padded = [], 0, 0
         for n, row in enumerate(self.store.get_jsonl(m.samples.key), 1):
-            if not row.get("motion"):
+            in_plan = planned and row.get("kind") in (GENERAL, MM_KIND)
+            if not row.get("motion") and not in_plan:
                 skipped += 1  # the model produced no motion for this sample
                 continue
             try:
-                rec = MotionRecord.from_bytes(self.store.get_bytes(row["motion"]), row["motion"])
-                feats = rec.features if len(rec.features) else None
-                if feats is not None:
+                feats, joints = None, None
+                if row.get("motion"):
+                    rec = MotionRecord.from_bytes(self.store.get_bytes(row["motion"]), row["motion"])
+                    feats = rec.features if len(rec.features) else None
+                    joints = None if feats is not None else rec.joints
+                if feats is not None and not in_plan:
                     feats, held = hold_to_min_length(feats)
                     padded += held
                 out.append(ModelSample(text=row["text"], task=row["task"], prompt_id=row["prompt_id"],
-                                       features=feats, joints=None if feats is not None else rec.joints,
-                                       score=row.get("score")))
-            except (KeyError, MotionFormatError, ValueError) as exc:
+                                       features=feats if feats is not None or joints is not None else np.zeros(
+                                           (0, FEATURE_DIM), np.float32), joints=joints, score=row.get("score"),
+                                       kind=row.get("kind", ""), item=str(row.get("item", "")),
+                                       replication=int(row.get("replication", -1)),
+                                       num_tokens=int(row.get("num_tokens", -1))))
+            except (KeyError, MotionFormatError, ValueError, TypeError) as exc:
                 raise InvalidArgument(f"{field}.samples", f"{m.samples.key} line {n}: {exc}") from None
         require(len(out) > 0, f"{field}.samples", f"{m.samples.key} holds no usable samples")
         return out, (skipped, padded)
+
+    def _mean_pose(self, base_model: str) -> np.ndarray:
+        """The generator's mean pose (un-normalised features) from its bundle's norm file."""
+        from safetensors.numpy import load as st_load
+
+        key = f"{base_model.rstrip('/')}/norm.safetensors"
+        try:
+            mean = st_load(self.store.get_bytes(key))["mean"]
+        except ArtifactNotFound:
+            raise ArtifactNotFound(key, self.store.url) from None
+        except Exception as exc:  # safetensors parse errors, a missing "mean"
+            raise InvalidArgument("base_model", f"{key} is not a bundle's norm file ({exc})") from None
+        require(mean.shape == (FEATURE_DIM,), "base_model", f"{key}: mean has shape {mean.shape}, expected ({FEATURE_DIM},)")
+        return mean.astype(np.float32)
 
     def Evaluate(self, request, context):
         require(len(request.models) > 0, "models", "name at least one model's samples")
@@ -78,27 +112,45 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
         require(bool(request.output_prefix), "output_prefix", "is empty; e.g. reports/run-1")
         names = [m.name for m in request.models]
         require(len(set(names)) == len(names), "models", f"model names must be distinct, got {names}")
+        spec = request.evaluator or "embedded"
+        protocol = request.protocol or ("motiongpt" if spec.startswith("guo") else "guo")
+        require(protocol in PROTOCOLS, "protocol", f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
+        planned = protocol == "motiongpt"
+        require(not planned or bool(request.base_model), "base_model",
+                "the motiongpt protocol pads with the generator's mean pose: name its base bundle")
         models, dropped = {}, {}  # per model: (samples with no motion, motions padded to the minimum)
         for i, m in enumerate(request.models):
-            models[m.name], dropped[m.name] = self._samples(m, f"models[{i}]")
-        evaluator = load_evaluator(self.store, request.evaluator or "embedded").to(self.compute.device)
+            models[m.name], dropped[m.name] = self._samples(m, f"models[{i}]", planned)
+        evaluator = load_evaluator(self.store, spec).to(self.compute.device)
         root = local_tree(self.store, request.dataset)
-        real = build_subsets(root, request.split or "test")
+        split = request.split or "test"
+        real = build_subsets(root, split)
         try:
             reference = build_subsets(root, "val")
         except (ValueError, FileNotFoundError, ArtifactNotFound):
             reference = None
+        plan = None
+        if planned:
+            dataset = HumanML3D(root)
+            items = evalplan.motiongpt_items(dataset, split)
+            plan = TestPlan(items, real_features(dataset, items), self._mean_pose(request.base_model))
+        replications = request.replications or DEFAULT_REPLICATIONS
 
         events: queue.Queue = queue.Queue()
         result: dict = {}
 
         def work():
             try:
+                progress = lambda msg, done, total: events.put((msg, done, total))  # noqa: E731
                 with self._lock:
-                    result["report"] = evaluate(
-                        models, real, evaluator, replications=request.replications or 20, seed=request.seed,
-                        progress=lambda msg, done, total: events.put((msg, done, total)),
-                        reference=reference, baseline=request.baseline or None)
+                    if plan is None:
+                        result["report"] = evaluate(models, real, evaluator, replications=replications,
+                                                    seed=request.seed, progress=progress, reference=reference,
+                                                    baseline=request.baseline or None)
+                    else:
+                        result["report"] = evaluate_planned(models, real, evaluator, plan, replications,
+                                                            request.seed, progress, reference=reference,
+                                                            baseline=request.baseline or None)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the RPC thread
                 result["error"] = exc
             finally:
@@ -113,6 +165,11 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
         if "error" in result:
             raise result["error"]
         report = result["report"]
+        report.evaluator.setdefault("protocol", protocol)
+        report.evaluator["tagger"] = postag.describe_tagger()
+        report.assets = [{k: v for k, v in (("role", a.role), ("name", a.name), ("sha256", a.sha256),
+                                            ("bytes", a.bytes), ("detail", a.detail)) if v}
+                         for a in request.assets]
         for name, (n, padded) in dropped.items():
             if n:
                 report.notes.append(f"{name}: {n} samples had no motion (the model produced no tokens) and were left out")
