@@ -302,8 +302,8 @@ def import_motiongpt_checkpoint(store, assets: MotionGPTAssets, record: dict | N
         return prefix
     bundle = load_motiongpt(assets.checkpoint, assets.t5_dir, assets.mean, assets.std)
     # Names only: the local paths differ from machine to machine and are not the model's identity.
-    bundle.info["assets"] = {role: {k: (Path(v).name if k == "path" else v) for k, v in r.items()}
-                             for role, r in record.items()}
+    bundle.info["assets"] = {role: {("name" if k == "path" else k): (Path(v).name if k == "path" else v)
+                                    for k, v in r.items()} for role, r in record.items()}
     bundle.info["normalization"] = f"MotionGPT VQ-VAE meta ({MOTIONGPT_META.as_posix()})"
     save_bundle(store, prefix, bundle)
     return prefix

@@ -4,8 +4,9 @@ The T2M release ships three files per vocabulary prefix (`our_vab`):
   <prefix>_data.npy   (V, 300) float vectors
   <prefix>_words.pkl  list of V words
   <prefix>_idx.pkl    dict word -> row
-The two pickles hold only a list and a dict of str/int, so they are read with an unpickler that
-refuses every global: a tampered file cannot run code.
+The two pickles hold only a list and a dict of str/int (the index written from numpy holds numpy
+integers), so they are read with atom.safe_pickle.load_plain_pickle, which rebuilds containers,
+strings and numbers and refuses every other global: a tampered file cannot run code.
 
 Captions reach the text encoder as 'word/POS' tokens. HumanML3D ships them pre-tagged; free text
 (composed prompts) is tagged by atom.motion.postag, which follows HumanML3D's conventions.
@@ -14,7 +15,6 @@ Captions reach the text encoder as 'word/POS' tokens. HumanML3D ships them pre-t
 from __future__ import annotations
 
 import io
-import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from atom.motion import postag
+from atom.safe_pickle import UnreadableFileError, UnsafeFileError, load_plain_pickle
 
 POS_CLASSES = (
     "VERB", "NOUN", "DET", "ADP", "NUM", "AUX", "PRON", "ADJ", "ADV",
@@ -56,21 +57,12 @@ class GloveFormatError(ValueError):
     """The word-vector files are missing, malformed or inconsistent."""
 
 
-class _ContainersOnly(pickle.Unpickler):
-    def find_class(self, module: str, name: str):  # noqa: D401 - pickle hook
-        raise GloveFormatError(
-            f"refusing to unpickle {module}.{name}: word-list files may hold only lists, dicts, str and int"
-        )
-
-
 def safe_unpickle(data: bytes, what: str):
-    """Unpickle plain containers (list/dict/tuple/str/int/float) and nothing else."""
+    """Unpickle plain containers, strings and numbers (numpy integers included) and nothing else."""
     try:
-        return _ContainersOnly(io.BytesIO(data)).load()
-    except GloveFormatError as exc:
-        raise GloveFormatError(f"{what}: {exc}") from None
-    except Exception as exc:
-        raise GloveFormatError(f"{what}: not a readable pickle ({exc})") from None
+        return load_plain_pickle(data, what)
+    except (UnsafeFileError, UnreadableFileError) as exc:
+        raise GloveFormatError(str(exc)) from None
 
 
 def pos_one_hot(pos: str) -> np.ndarray:

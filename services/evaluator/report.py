@@ -156,8 +156,8 @@ class Report:
             "# Evaluation report",
             "",
             f"Evaluator: {ev.get('name', '?')}"
-            + (f" (motion GRU {'packed by length // 4' if ev['pack_motions'] else 'unpacked'})"
-               if "pack_motions" in ev else "")
+            + (f" ({'event-level prompts: ' if ev.get('protocol_note') else ''}motion GRU "
+               f"{'packed by length // 4' if ev['pack_motions'] else 'unpacked'})" if "pack_motions" in ev else "")
             + f"; {self.config.get('replications')} replications, seed {self.config.get('seed')};"
             " values are mean ± 95% CI (1.96 · population std / √n)."
             + (f" {ev['protocol_note']}." if ev.get("protocol_note") else "")
@@ -580,8 +580,9 @@ def evaluate_planned(
     report.tasks = order_tasks(set(report.tasks) | {GENERAL})
     report.evaluator["protocol"] = "motiongpt"
     report.evaluator["protocol_note"] = (
-        "test split: MotionGPT's evaluation (random unit-length crops, the same items' real crops for FID per "
-        f"replication, motions padded per batch of 32 with the model's mean pose); {n} items")
+        "Test split (general): MotionGPT's evaluation protocol (random unit-length crops, the same items' real "
+        "crops for FID in each replication, outputs of at most one code as the zero motion, motions padded per "
+        f"batch of 32 with the model's mean pose, motion GRU unpacked); {n} items")
     report.notes = list(dict.fromkeys(report.notes + notes))
     if progress:
         progress("metrics general (motiongpt protocol)", 1, 1)
