@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from atom.motion.events import COUNT_WORDS, EVENT_TYPES
-from atom.motion.postag import lemma, tag, tokenize
+from atom.motion.postag import lemma, tag_builtin as tag, tokenize
 
 
 def test_humanml3d_example():
@@ -73,3 +73,35 @@ def test_every_event_phrase_has_its_verb(event):
 def test_deterministic():
     caption = "A person walks in a circle, then jumps up and down twice."
     assert tag(caption) == tag(caption)
+
+
+def test_spacy_tagger_follows_humanml3ds_rule(tmp_path, monkeypatch):
+    """With spaCy, new captions are tagged by HumanML3D's own rule (hyphens removed, non-alphabetic
+    tokens dropped, nouns and verbs lemmatised except "left"). The pipeline here is spaCy's
+    rule-based attribute ruler standing where en_core_web_sm's statistical tagger would be."""
+    import spacy
+
+    from atom.motion import postag
+
+    nlp = spacy.blank("en")
+    ruler = nlp.add_pipe("attribute_ruler")
+    table = {"a": ("DET", "a"), "person": ("NOUN", "person"), "sidesteps": ("VERB", "sidestep"),
+             "then": ("ADV", "then"), "raises": ("VERB", "raise"), "hands": ("NOUN", "hand"), "left": ("NOUN", "left"),
+             "to": ("ADP", "to"), "the": ("DET", "the"), "twice": ("ADV", "twice")}
+    for word, (pos, lemma) in table.items():
+        ruler.add([[{"LOWER": word}]], {"POS": pos, "LEMMA": lemma})
+    nlp.to_disk(tmp_path / "pipeline")
+    monkeypatch.setenv("ATOM_SPACY_MODEL", str(tmp_path / "pipeline"))
+    monkeypatch.setenv("ATOM_TAGGER", "spacy")
+    caption = "A person side-steps to the left, then raises hands twice."
+    assert postag.tag(caption) == ["A/DET", "person/NOUN", "sidestep/VERB", "to/ADP", "the/DET", "left/NOUN",
+                                   "then/ADV", "raise/VERB", "hand/NOUN", "twice/ADV"]
+    assert postag.describe_tagger().startswith("spaCy")
+    monkeypatch.setenv("ATOM_TAGGER", "builtin")
+    assert postag.tag(caption) == postag.tag_builtin(caption) and "built-in" in postag.describe_tagger()
+    monkeypatch.setenv("ATOM_TAGGER", "spacy")
+    monkeypatch.setenv("ATOM_SPACY_MODEL", str(tmp_path / "no-such-pipeline"))
+    with pytest.raises(postag.TaggerError, match="does not load"):
+        postag.tag(caption)
+    monkeypatch.setenv("ATOM_TAGGER", "auto")
+    assert postag.tag(caption) == postag.tag_builtin(caption)  # auto falls back to the built-in tagger
