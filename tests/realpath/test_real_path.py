@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +32,7 @@ generate: {samples_per_prompt: 4, eval_samples_per_prompt: 2}
 render: {size: 96, form: full_image}
 judge: {budget_usd: 100, batch: 8}
 pairs: {score_filter: false}
-train: {epochs: 1, batch_size: 8, algorithm: ipo, beta: 0.1}
+train: {epochs: 1, batch_size: 8}
 eval: {replications: 2, mm_texts: 3, mm_samples: 3}
 """
 TASK_WORDS = {"Task: event integrity": "integrity", "Task: temporal order": "temporal", "Task: frequency": "frequency"}
@@ -69,18 +70,34 @@ def test_image_judge_answers_from_the_images():
     assert json.loads(image_judge(req, 0).content)["score"] == 1
 
 
+def readme_command(root: Path, humanml: Path) -> list[str]:
+    """The `atomctl run-pipeline` command of the README's "Your own data and models" section, with
+    its paths pointed at the files the test built (MotionGPT/ -> the checkout, HumanML3D/HumanML3D ->
+    the dataset)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("### Your own data and models"):]
+    block = section[section.index("```sh") + 5:section.index("```", section.index("```sh") + 5)]
+    lines = " ".join(line.split("#", 1)[0].rstrip().rstrip("\\") for line in block.splitlines())
+    words = shlex.split(lines[lines.index("atomctl run-pipeline"):])
+    out = []
+    for w in words[2:]:
+        w = w.replace("HumanML3D/HumanML3D", str(humanml)).replace("MotionGPT/", f"{root}/")
+        out.append(w)
+    return out
+
+
 def test_real_files_through_run_pipeline(tmp_path, release, humanml):
     (tmp_path / "small.yaml").write_text(SMALL)
     store = tmp_path / "store"
+    root = release["checkpoint"].parents[2]
+    args = readme_command(root, humanml)
+    assert "--checkpoint" in args and "--dataset" in args and f"guo:{release['deps']}" in args
     with FakeOpenAI(image_judge) as judge:
         env = {**os.environ, "ATOM_JUDGE_BASE_URL": judge.base_url, "ATOM_JUDGE_API_KEY": "sk-test-not-a-real-key",
                "ATOM_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
-        # The README's commands: the released files as they lie in a MotionGPT checkout.
-        cmd = [sys.executable, "-m", "atom.cli", "--store", str(store), "run-pipeline",
-               "--checkpoint", str(release["checkpoint"]), "--t5-dir", str(release["t5_dir"]),
-               "--mean-std", str(release["deps"]), "--dataset", str(humanml),
-               "--evaluator", f"guo:{release['deps']}", "--judge", "vlm", "--judge-model", "gpt-4o",
-               "--device", "cpu", "--config", str(tmp_path / "small.yaml"), "--quiet"]
+        # The README's command as written, plus a config that makes every stage small.
+        cmd = [sys.executable, "-m", "atom.cli", "--store", str(store), "run-pipeline", *args,
+               "--config", str(tmp_path / "small.yaml"), "--quiet"]
         res = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1500)
         assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
         calls = list(judge.requests)
@@ -118,3 +135,7 @@ def test_real_files_through_run_pipeline(tmp_path, release, humanml):
     sample = json.loads(next(store.glob("samples/*.json")).read_text())
     motion_meta = next(store.glob("motions/*.npz"))
     assert sample["motion"] and motion_meta.exists()
+    # The README's training flags reached the trainer: the paper's recipe.
+    summary = json.loads((store / "models/real/train_summary.json").read_text())
+    cfg = summary.get("config", summary)
+    assert cfg["loss"] == "ipo" and cfg["beta"] == 0.1 and cfg["average_logprobs"] is True
