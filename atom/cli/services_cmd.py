@@ -110,19 +110,22 @@ def status(obj: Ctx, as_json: bool, timeout: float) -> None:
         try:
             for addr, health in client.health(timeout=timeout).items():
                 version = store = ""
+                details: dict = {}
                 if health == "SERVING":
                     try:
                         info = client.info(addr, timeout=timeout)
-                        version, store = info.version, info.store_url
+                        version, store, details = info.version, info.store_url, dict(info.details)
                     except Exception:  # noqa: BLE001 - status must report, not crash
                         version = "?"
-                rows.append({"service": name, "address": addr, "health": health, "version": version, "store": store})
+                rows.append({"service": name, "address": addr, "health": health, "version": version, "store": store,
+                             "device": details.get("device", ""), "details": details})
         finally:
             client.close()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     else:
         for r in rows:
-            click.echo(f"{r['service']:<10} {r['address']:<22} {r['health']:<12} {r['version']:<8} {r['store']}")
+            click.echo(f"{r['service']:<10} {r['address']:<22} {r['health']:<12} {r['version']:<8} "
+                       f"{r['device'] or '-':<8} {r['store']}")
     if any(r["health"] != "SERVING" for r in rows):
         raise SystemExit(EXIT_UNAVAILABLE)

@@ -6,6 +6,8 @@ import sys
 import time
 import urllib.request
 
+import pytest
+
 from atom.runtime.net import port_open
 from atom.runtime.ports import GRPC_PORTS, METRICS_PORTS
 
@@ -34,6 +36,8 @@ def test_services_up_then_status(tmp_path):
         assert {r["service"] for r in rows} == set(GRPC_PORTS)
         assert all(r["health"] == "SERVING" and r["version"] for r in rows)
         assert all(r["store"] == str(store) for r in rows)
+        # The services that compute report their device (auto: the CPU here, CUDA where there is one).
+        assert all(r["device"] in ("cpu", "cuda:0") for r in rows if r["service"] in ("generator", "trainer", "evaluator"))
         for name, port in METRICS_PORTS.items():
             body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
             assert "atom_grpc_requests_total" in body or "python_info" in body
@@ -53,3 +57,13 @@ def test_status_reports_down_services_with_exit_3():
 def test_bad_endpoint_flag_is_a_usage_error():
     out = _atomctl("--endpoint", "nonsense", "status")
     assert out.returncode == 2 and "expected SERVICE=HOST:PORT" in out.stderr
+
+
+def test_serve_refuses_a_device_it_does_not_have():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: asking for it is not an error here")
+    out = _atomctl("serve", "generator", "--device", "cuda", "--port", "0", "--metrics-port", "0")
+    assert out.returncode == 5, out.stdout + out.stderr
+    assert "no CUDA device" in out.stderr and "Traceback" not in out.stderr

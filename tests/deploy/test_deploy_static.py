@@ -408,6 +408,8 @@ def test_compose_pipeline_reaches_every_service(compose, monkeypatch):
 
 def test_compose_gpu_override():
     override = yaml.safe_load((DEPLOY / "docker-compose.gpu.yml").read_text())
+    for name in GPU_SERVICES:  # a service given a GPU is told to use it
+        assert override["services"][name]["environment"]["ATOM_DEVICE"] == "cuda"
     with_gpu = set()
     for name, svc in override["services"].items():
         devices = svc.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices", [])
@@ -595,6 +597,10 @@ def test_gpu_requests_exactly_where_intended(built, overlay):
                     with_gpu.setdefault(name, {})[kind] = int(value)
     if overlay == "gpu":
         assert set(with_gpu) == GPU_SERVICES
+        for name, pod in pod_specs(built[overlay]):
+            if name in GPU_SERVICES:  # the GPU is used, not just held
+                env = {e["name"]: e.get("value") for c in containers(pod["spec"]) for e in c.get("env", [])}
+                assert env.get("ATOM_DEVICE") == "cuda", name
         assert all(v == {"requests": 1, "limits": 1} for v in with_gpu.values()), with_gpu
     else:
         assert not with_gpu, f"the cpu overlay must request no GPU: {with_gpu}"
