@@ -15,7 +15,7 @@ def config_options(fn):
     opts = [
         click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
                      help="YAML or TOML config file (see configs/default.yaml); flags override it."),
-        click.option("--run", "run", help="Run name; artifacts go to runs/<run>/ (default 'default')."),
+        click.option("--run", "run", help="Run name: runs/<run>/manifest.json and reports/<run>/ (default 'default')."),
         click.option("--seed", type=int, help="Seed for prompts, sampling, pairs and training (default 0)."),
         click.option("--tasks", help="Sub-tasks, comma-separated: integrity,temporal,frequency."),
         click.option("--prompts-per-task", type=int, help="Training prompts per sub-task."),
@@ -106,16 +106,24 @@ def register(cli: click.Group) -> None:
     @config_options
     @click.pass_obj
     @handle_errors
-    def run_pipeline(obj: Ctx, **kwargs) -> None:
+    @click.option("--dry-run", is_flag=True, help="Print which stages would run and why; run nothing.")
+    def run_pipeline(obj: Ctx, dry_run: bool, **kwargs) -> None:
         """Run all seven stages: prompts, generate, render, judge, pairs, train, evaluate.
 
         With no options: the embedded run (procedural world, tiny base model pretrained on first
-        use, kinematic judge, services on loopback). Stages finished earlier for the same config
-        are skipped, so after an interruption the same command continues where it stopped.
+        use, kinematic judge, services on loopback). Each stage's output is kept under a key made
+        of the settings it depends on and the content of its inputs: a stage whose output exists
+        is reused, so after an interruption the same command continues where it stopped, and a
+        changed setting reruns exactly the stages it reaches.
         """
+        from atom.pipeline.runner import dry_run as plan_text
         from atom.pipeline.runner import print_summary, run
 
-        ctx = run(_load(kwargs), obj, show_progress=not kwargs.get("quiet"))
+        cfg = _load(kwargs)
+        if dry_run:
+            click.echo(plan_text(cfg, obj))
+            return
+        ctx = run(cfg, obj, show_progress=not kwargs.get("quiet"))
         print_summary(ctx)
 
     for stage in STAGES:

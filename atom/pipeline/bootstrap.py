@@ -48,8 +48,8 @@ def dataset_files(root: Path) -> list[Path]:
     return files
 
 
-def import_dataset(store: ArtifactStore, root: Path, show: bool = True) -> tuple[str, dict]:
-    """A user's HumanML3D directory -> (store prefix keyed by its content, asset record)."""
+def dataset_record(root: Path) -> tuple[str, dict, list[Path]]:
+    """A user's HumanML3D directory -> (store prefix keyed by its content, asset record, files)."""
     from atom.store.filehash import files_sha256
 
     if not (root / "texts").is_dir() or not (root / "new_joint_vecs").is_dir():
@@ -60,9 +60,14 @@ def import_dataset(store: ArtifactStore, root: Path, show: bool = True) -> tuple
     for p, d in zip(files, digests):
         h.update(p.relative_to(root).as_posix().encode() + b"\0" + d.encode() + b"\n")
     digest = h.hexdigest()
-    prefix = f"datasets/{root.resolve().name}-{digest[:12]}"
     record = {"role": "dataset", "name": root.resolve().name, "sha256": digest, "files": len(files),
               "bytes": sum(p.stat().st_size for p in files)}
+    return f"datasets/{root.resolve().name}-{digest[:12]}", record, files
+
+
+def import_dataset(store: ArtifactStore, root: Path, show: bool = True) -> tuple[str, dict]:
+    """A user's HumanML3D directory uploaded once -> (store prefix, asset record)."""
+    prefix, record, files = dataset_record(root)
     if not store.exists(f"{prefix}/DONE"):
         _say(f"uploading {root} ({len(files)} files) to the store under {prefix}/ ...", show)
         for p in files:
@@ -101,6 +106,19 @@ def base_model_prefix(cfg: PipelineConfig) -> str:
     return f"models/base-tiny-s{cfg.world.seed}-n{cfg.world.clips}"
 
 
+def base_prefix_for(cfg: PipelineConfig) -> str:
+    """Where the run's base model bundle is (or will be): the given prefix, the content-keyed
+    import of a checkpoint, or the tiny model pretrained on the world. Creates nothing."""
+    if cfg.model.base:
+        return cfg.model.base.rstrip("/")
+    if cfg.model.checkpoint:
+        from atom.mgpt.checkpoint import asset_record, find_assets, import_prefix
+
+        return import_prefix(asset_record(find_assets(cfg.model.checkpoint, cfg.model.t5_dir, cfg.model.mean_std)))
+    prefix = base_model_prefix(cfg)
+    return prefix if cfg.model.pretrain_preset == "default" else f"{prefix}-{cfg.model.pretrain_preset}"
+
+
 def import_checkpoint(store: ArtifactStore, cfg: PipelineConfig, show: bool = True) -> str:
     """The released MotionGPT files -> a bundle under models/motiongpt-<content hash> (once)."""
     from atom.mgpt.bundle import bundle_exists
@@ -119,9 +137,7 @@ def ensure_base_model(store: ArtifactStore, cfg: PipelineConfig, dataset: str, s
         return cfg.model.base
     if cfg.model.checkpoint:
         return import_checkpoint(store, cfg, show)
-    prefix = base_model_prefix(cfg)
-    if cfg.model.pretrain_preset != "default":
-        prefix += f"-{cfg.model.pretrain_preset}"
+    prefix = base_prefix_for(cfg)
     if store.exists(f"{prefix}/bundle.json"):
         return prefix
     from services.generator.pretrain import PretrainConfig, pretrain
@@ -173,17 +189,23 @@ def guo_files(root: Path) -> dict[str, Path]:
         "prepare/download_t2m_evaluators.sh and prepare/download_glove.sh")
 
 
-def import_guo_evaluator(store: ArtifactStore, root: Path, show: bool = True) -> tuple[str, dict]:
-    """The Guo evaluator's files -> (store prefix keyed by their content, asset record)."""
+def guo_record(root: Path) -> tuple[str, dict, dict[str, Path]]:
+    """The Guo evaluator's files -> (store prefix keyed by their content, asset record, files)."""
     from atom.store.filehash import files_sha256
 
     files = guo_files(root)
     names = sorted(files)
     digests = dict(zip(names, files_sha256([files[n] for n in names])))
     digest = hashlib.sha256("|".join(f"{n}={digests[n]}" for n in names).encode()).hexdigest()
-    prefix = f"models/guo-{digest[:12]}"
     record = {"role": "evaluator", "name": "guo-t2m", "sha256": digest,
               "bytes": sum(files[n].stat().st_size for n in names), "parts": {n: digests[n] for n in names}}
+    return f"models/guo-{digest[:12]}", record, files
+
+
+def import_guo_evaluator(store: ArtifactStore, root: Path, show: bool = True) -> tuple[str, dict]:
+    """The Guo evaluator's files uploaded once -> (store prefix, asset record)."""
+    prefix, record, files = guo_record(root)
+    names = sorted(files)
     if not store.exists(f"{prefix}/DONE"):
         _say(f"importing the Guo et al. evaluator from {root} into the store under {prefix}/ ...", show)
         for n in names:
@@ -238,3 +260,47 @@ def collect_assets(store: ArtifactStore, dataset: str, base_model: str, evaluato
         data = store.get_bytes(f"{prefix}/evaluator.json") if store.exists(f"{prefix}/evaluator.json") else b""
         out.append({"role": "evaluator", "name": evaluator, **({"sha256": sha256_hex(data)} if data else {})})
     return out
+
+
+# -- identities of the run-level inputs, for the stage keys -----------------------------------------
+
+
+def dataset_prefix_for(cfg: PipelineConfig) -> str:
+    return dataset_record(Path(cfg.world.dataset).expanduser())[0] if cfg.world.dataset else world_prefix(cfg)
+
+
+def evaluator_spec_for(cfg: PipelineConfig, dataset: str) -> str:
+    if cfg.eval.evaluator.startswith("guo:"):
+        return "guo:" + guo_record(Path(cfg.eval.evaluator[4:]).expanduser())[0]
+    return f"embedded:{evaluator_prefix(dataset)}"
+
+
+def _digest_of_keys(store: ArtifactStore, keys: list[str]) -> str | None:
+    from atom.store import sha256_hex
+
+    present = [k for k in keys if store.exists(k)]
+    if not present:
+        return None
+    return hashlib.sha256("|".join(f"{k.rsplit('/', 1)[-1]}={sha256_hex(store.get_bytes(k))}"
+                                   for k in present).encode()).hexdigest()
+
+
+def dataset_digest(store: ArtifactStore, prefix: str) -> str | None:
+    """The dataset's content identity: an import's record holds the hash of every file; the world
+    is identified by its summary, splits and statistics. None while it does not exist."""
+    if not store.exists(f"{prefix}/DONE"):
+        return None
+    return _digest_of_keys(store, [f"{prefix}/{n}" for n in (ASSET_RECORD, "world.json", "train.txt", "val.txt",
+                                                              "test.txt", "Mean.npy", "Std.npy")])
+
+
+def base_model_digest(store: ArtifactStore, prefix: str) -> str | None:
+    """The bundle manifest lists the sha256 of every file of the model: its hash is the model's."""
+    return _digest_of_keys(store, [f"{prefix.rstrip('/')}/bundle.json"])
+
+
+def evaluator_digest(store: ArtifactStore, spec: str) -> str | None:
+    kind, _, prefix = spec.partition(":")
+    if kind == "guo":
+        return _digest_of_keys(store, [f"{prefix}/{ASSET_RECORD}"]) if store.exists(f"{prefix}/DONE") else None
+    return _digest_of_keys(store, [f"{prefix}/evaluator.json", f"{prefix}/model.safetensors"])

@@ -13,9 +13,10 @@ from google.protobuf.json_format import MessageToDict, ParseDict
 
 from atom.pipeline import metrics
 from atom.pipeline.config import PipelineConfig
+from atom.pipeline.graph import BY_NAME, OUTPUTS_FILE, digest_of, explain, stage_inputs, stage_key, stage_prefix
 from atom.pipeline.manifest import Manifest
 from atom.runtime.client import ServiceClient
-from atom.store import ArtifactStore
+from atom.store import ArtifactStore, sha256_hex
 
 log = logging.getLogger("atom.pipeline")
 
@@ -64,6 +65,7 @@ class RunContext:
     evaluator_spec: str = ""        # what the evaluator loads: embedded:<prefix> | guo:<prefix>
     dataset: str = ""               # store prefix of the HumanML3D-layout dataset
     test_items: list = field(default_factory=list)  # the motiongpt protocol's test items (atom.evalplan)
+    context_digests: dict = field(default_factory=dict)  # base_model / dataset / evaluator -> content digest
     assets: list = field(default_factory=list)      # what the run used, with content hashes (for the report)
     summary: dict = field(default_factory=dict)
 
@@ -71,27 +73,48 @@ class RunContext:
     def run(self) -> str:
         return self.cfg.run
 
-    def key(self, name: str) -> str:
-        return f"runs/{self.run}/{name}"
-
     def progress(self, label: str, total: int) -> Progress:
         return Progress(label, total, self.show_progress)
 
+    def stage_inputs(self, name: str, upstream: dict[str, dict]) -> dict:
+        """What stage `name`'s key is made of now: config, code version, upstream output digests
+        (from their outputs records) and run-level input digests."""
+        return stage_inputs(BY_NAME[name], self.cfg.to_dict(), {u: o["digest"] for u, o in upstream.items() if o},
+                            self.context_digests)
+
     @contextmanager
-    def stage(self, name: str, inputs: str):
-        """Run a stage body unless it already finished with these inputs; record it either way.
-        The body sets `box["outputs"]`."""
-        box: dict = {"skip": self.manifest.is_done(name, inputs), "outputs": self.manifest.outputs(name)}
-        if box["skip"]:
-            log.info("stage %s: already done, skipping", name)
+    def stage(self, name: str, upstream: dict[str, dict]):
+        """Run a stage body unless its outputs exist under its content key; record it either way.
+        The body writes under `box["prefix"]`, sets `box["outputs"]` and lists in `box["digest"]`
+        the artifacts whose content is the stage's output (their digest keys what depends on it)."""
+        inputs = self.stage_inputs(name, upstream)
+        key = stage_key(inputs)
+        prefix = stage_prefix(name, key)
+        record = f"{prefix}/{OUTPUTS_FILE}"
+        if self.store.exists(record):
+            done = self.store.get_json(record)
+            outputs = done["outputs"]
+            self.manifest.reuse(name, key, inputs, done)
+            log.info("stage %s: outputs under %s exist, reused", name, prefix)
             if self.show_progress:
-                click.echo(f"{name:<10} done earlier (inputs {inputs}), skipped", err=True)
-            yield box
+                click.echo(f"{name:<10} done earlier ({prefix}), reused", err=True)
+            yield {"skip": True, "outputs": outputs, "prefix": prefix}
             return
-        self.manifest.start(name, inputs)
+        why = explain(inputs, self.manifest.stage(name).get("inputs"))
+        log.info("stage %s runs under %s: %s", name, prefix, "; ".join(why))
+        self.manifest.start(name, key, inputs, why)
+        box: dict = {"skip": False, "outputs": {}, "prefix": prefix, "digest": []}
         t0 = time.monotonic()
         try:
             yield box
+            parts = {k[len(prefix) + 1:] if k.startswith(prefix + "/") else k: sha256_hex(self.store.get_bytes(k))
+                     for k in box["digest"]}
+            if not parts:
+                raise RuntimeError(f"stage {name} named no output artifacts to digest")
+            box["outputs"]["digest"] = digest_of(parts)
+            self.store.put_json(record, {"stage": name, "key": key, "inputs": inputs, "outputs": box["outputs"],
+                                         "finished": time.time(), "seconds": round(time.monotonic() - t0, 3),
+                                         "attempts": self.manifest.stage(name).get("attempts", 1)})
         except BaseException as exc:
             self.manifest.fail(name, f"{type(exc).__name__}: {exc}")
             raise

@@ -1,9 +1,9 @@
-"""runs/<run>/manifest.json: what each stage consumed, produced and whether it finished.
+"""runs/<run>/manifest.json: which stage outputs (by content key, atom.pipeline.graph) the run's
+last invocation used, whether each was made or reused, why it ran, and how long it took.
 
-A stage is skipped on a re-run when the manifest says it finished with the same inputs digest.
-The manifest is rewritten (atomically, by the store) after every state change, so a run killed at
-any point restarts from the last finished stage; inside a stage, the services' caches make the
-resent work free.
+The stage outputs themselves live under stages/<stage>/<key>/ and say on their own whether they
+are complete (outputs.json, written last); the manifest is the run's pointer to them and its log.
+It is rewritten (atomically, by the store) after every state change.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from atom import __version__
 from atom.store import ArtifactNotFound, ArtifactStore
 
-STAGES = ("prompts", "generate", "render", "judge", "pairs", "train", "evaluate")
+from atom.pipeline.graph import STAGES  # noqa: F401 - re-exported: the stage order
 
 
 def versions() -> dict:
@@ -56,19 +56,24 @@ class Manifest:
     def stage(self, name: str) -> dict:
         return self.data["stages"].get(name, {})
 
-    def is_done(self, name: str, inputs: str) -> bool:
-        s = self.stage(name)
-        return s.get("state") == "done" and s.get("inputs") == inputs
-
-    def start(self, name: str, inputs: str) -> None:
+    def start(self, name: str, key: str, inputs: dict, why: list[str]) -> None:
         prev = self.stage(name)
-        self.data["stages"][name] = {"state": "running", "inputs": inputs, "started": time.time(),
-                                     "attempts": prev.get("attempts", 0) + 1}
+        attempts = prev.get("attempts", 0) + 1 if prev.get("key") == key else 1
+        self.data["stages"][name] = {"state": "running", "key": key, "inputs": inputs, "why": why,
+                                     "started": time.time(), "attempts": attempts}
         self.save()
 
     def finish(self, name: str, outputs: dict) -> None:
         s = self.data["stages"][name]
-        s.update(state="done", finished=time.time(), seconds=round(time.time() - s["started"], 3), outputs=outputs)
+        s.update(state="done", reused=False, finished=time.time(), seconds=round(time.time() - s["started"], 3),
+                 outputs=outputs)
+        self.save()
+
+    def reuse(self, name: str, key: str, inputs: dict, record: dict) -> None:
+        """The stage's output exists under its key: point at it, with when and how it was made."""
+        self.data["stages"][name] = {"state": "done", "reused": True, "key": key, "inputs": inputs,
+                                     "outputs": record["outputs"], "finished": record.get("finished", 0.0),
+                                     "seconds": record.get("seconds"), "attempts": record.get("attempts", 1)}
         self.save()
 
     def fail(self, name: str, error: str) -> None:

@@ -15,7 +15,9 @@ from atom.cli.context import Ctx
 from atom.pipeline import bootstrap, metrics, stages
 from atom.pipeline.config import PipelineConfig
 from atom.pipeline.context import RunContext
-from atom.pipeline.manifest import STAGES, Manifest
+from atom.pipeline.graph import BY_NAME, STAGES, needs
+from atom.pipeline.manifest import Manifest
+from atom.pipeline.plan import make_plan
 from atom.runtime.client import connect
 from atom.runtime.device import DEVICE_ENV, DTYPE_ENV
 from atom.runtime.ports import SERVICES
@@ -26,10 +28,11 @@ log = logging.getLogger("atom.pipeline")
 
 
 class StageNotReady(ArtifactNotFound):
-    def __init__(self, stage: str, needs: str):
+    def __init__(self, stage: str, needs: str, why: list[str]):
         super().__init__(f"stage '{needs}' output")
-        self.args = (f"stage '{stage}' needs the output of stage '{needs}', which has not finished for this run; "
-                     f"run `atomctl {needs}` (or `atomctl run-pipeline`) first",)
+        self.args = (f"stage '{stage}' needs the output of stage '{needs}' for this config, which is not in the store "
+                     f"({'; '.join(why)}); run `atomctl {needs}` (or `atomctl run-pipeline`) with the same options "
+                     "first, or `atomctl run-pipeline --dry-run` to see what would run",)
 
 
 def service_clients(stack: ExitStack, cli: Ctx, log_dir: Path = Path(".atom/logs"), env: dict | None = None) -> dict:
@@ -72,9 +75,24 @@ def general_texts(ctx: RunContext) -> list[common_pb2.Prompt]:
     return out
 
 
+def _check_ready(store, cfg: PipelineConfig, manifest: Manifest, stage: str) -> dict[str, dict]:
+    """For a single-stage command: the outputs of the stages it reads, which must exist for this
+    config. Checked before any service starts or any model is built."""
+    conf = cfg.to_dict()
+    planned = make_plan(store, cfg, manifest.data.get("stages", {}))
+    upstream = {}
+    for name in needs(BY_NAME[stage], conf)[1]:
+        step = planned.stage(name)
+        if step.outputs is None:
+            raise StageNotReady(stage, name, step.why)
+        upstream[name] = step.outputs
+    return upstream
+
+
 def run(cfg: PipelineConfig, cli: Ctx, until: str = "evaluate", only: str | None = None,
         show_progress: bool = True) -> RunContext:
-    """Run the stages up to `until` (or just `only`), skipping those already done for this config."""
+    """Run the stages up to `until` (or just `only`); a stage whose output exists under its content
+    key for this config is reused, not run (atom.pipeline.graph)."""
     store = open_store(cli.store_url)
     store.ping()
     t0 = time.monotonic()
@@ -84,51 +102,56 @@ def run(cfg: PipelineConfig, cli: Ctx, until: str = "evaluate", only: str | None
 
             server = serve_metrics(cli.metrics_port)
             stack.callback(server.shutdown)
-        # Services start while the base model and dataset are prepared.
         manifest = Manifest.load(store, cfg.run, cfg.to_dict())
+        wanted = [only] if only else list(STAGES[: STAGES.index(until) + 1])
+        out: dict[str, dict] = _check_ready(store, cfg, manifest, only) if only else {}
+        # Services start while the base model and dataset are prepared.
         dataset = bootstrap.ensure_dataset(store, cfg, show_progress)
         clients = service_clients(stack, cli, env={DEVICE_ENV: cfg.model.device, DTYPE_ENV: cfg.model.dtype})
         ctx = RunContext(cfg=cfg, store=store, clients=clients, manifest=manifest, show_progress=show_progress,
                          dataset=dataset)
         ctx.base_model = bootstrap.ensure_base_model(store, cfg, dataset, show_progress)
-        wanted = [only] if only else list(STAGES[: STAGES.index(until) + 1])
-
-        def need(stage: str, prev: str) -> dict:
-            if prev not in wanted and manifest.stage(prev).get("state") != "done":
-                raise StageNotReady(stage, prev)
-            return manifest.outputs(prev)
-
-        out: dict[str, dict] = {}
+        ctx.context_digests = {"dataset": bootstrap.dataset_digest(store, dataset),
+                               "base_model": bootstrap.base_model_digest(store, ctx.base_model)}
         for stage in wanted:
             if stage == "prompts":
                 out["prompts"] = stages.compose_prompts(ctx)
             elif stage == "generate":
-                out["generate"] = stages.generate_stage(ctx, out.get("prompts") or need(stage, "prompts"))
+                out["generate"] = stages.generate_stage(ctx, out["prompts"])
             elif stage == "render":
-                out["render"] = stages.render_stage(ctx, out.get("generate") or need(stage, "generate"))
+                out["render"] = stages.render_stage(ctx, out["generate"])
             elif stage == "judge":
-                out["judge"] = stages.judge_stage(ctx, out.get("prompts") or need(stage, "prompts"),
-                                                  out.get("generate") or need(stage, "generate"),
-                                                  out.get("render") or need(stage, "render"))
+                out["judge"] = stages.judge_stage(ctx, out["prompts"], out["generate"], out.get("render"))
                 metrics.judge_cost.labels(cfg.run).set(out["judge"].get("cost_usd", 0.0))
                 metrics.judge_calls.labels(cfg.run).set(out["judge"].get("paid_calls", 0))
             elif stage == "pairs":
-                out["pairs"] = stages.pairs_stage(ctx, out.get("prompts") or need(stage, "prompts"),
-                                                  out.get("judge") or need(stage, "judge"))
+                out["pairs"] = stages.pairs_stage(ctx, out["prompts"], out["judge"])
             elif stage == "train":
-                out["train"] = stages.train_stage(ctx, out.get("pairs") or need(stage, "pairs"))
+                out["train"] = stages.train_stage(ctx, out["pairs"])
             elif stage == "evaluate":
                 embedded = bootstrap.ensure_evaluator(store, cfg, dataset, show_progress)
                 ctx.evaluator_spec = bootstrap.evaluator_spec(store, cfg, embedded, show_progress)
+                ctx.context_digests["evaluator"] = bootstrap.evaluator_digest(store, ctx.evaluator_spec)
                 ctx.assets = bootstrap.collect_assets(store, dataset, ctx.base_model, ctx.evaluator_spec)
                 if cfg.protocol == "motiongpt":
                     ctx.test_items = evalplan.store_items(store, dataset, "test")
-                out["evaluate"] = stages.evaluate_stage(ctx, out.get("prompts") or need(stage, "prompts"),
-                                                        out.get("train") or need(stage, "train"), general_texts(ctx))
-        ctx.summary["stages"] = out
+                result = stages.evaluate_stage(ctx, out["prompts"], out["train"], general_texts(ctx))
+                out["evaluate"] = stages.publish_report(ctx, result)
+        ctx.summary["stages"] = {k: v for k, v in out.items() if k in wanted}
         ctx.summary["seconds"] = round(time.monotonic() - t0, 1)
         metrics.push(cfg.run)
         return ctx
+
+
+def dry_run(cfg: PipelineConfig, cli: Ctx) -> str:
+    """The plan for this config, as text: nothing is run, built or started."""
+    store = open_store(cli.store_url)
+    store.ping()
+    try:
+        previous = store.get_json(Manifest(store, cfg.run).key).get("stages", {})
+    except ArtifactNotFound:
+        previous = {}
+    return make_plan(store, cfg, previous).format()
 
 
 def print_summary(ctx: RunContext) -> None:
@@ -136,6 +159,9 @@ def print_summary(ctx: RunContext) -> None:
     echo = click.echo
     echo("")
     echo(f"run '{ctx.run}' (seed {ctx.cfg.seed}) in {ctx.summary.get('seconds', 0):.0f}s; store {ctx.store.url}")
+    reused = [n for n in out if ctx.manifest.stage(n).get("reused")]
+    if reused:
+        echo(f"  reused from earlier runs (same settings and inputs): {', '.join(reused)}")
     if "prompts" in out:
         echo(f"  prompts   {out['prompts']['items']} training ({out['prompts']['per_task']}), "
              f"{out['prompts']['eval_items']} held-out")

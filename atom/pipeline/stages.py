@@ -1,5 +1,6 @@
 """The seven stages of AToM, each through a service's gRPC API. Every stage reads its inputs from
-the store, writes its outputs to the store, and records them in the run manifest."""
+the store and writes its outputs under its content key (stages/<stage>/<key>/, see
+atom.pipeline.graph); the run manifest points at them."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ log = logging.getLogger("atom.pipeline")
 # --- 1. prompts --------------------------------------------------------------------------------
 def compose_prompts(ctx: RunContext) -> dict:
     cfg = ctx.cfg
-    with ctx.stage("prompts", cfg.digest("prompts")) as box:
+    with ctx.stage("prompts", {}) as box:
         if box["skip"]:
             return box["outputs"]
+        out = box["prefix"]
         judge = ctx.clients["judge"]
         train = judge.call("ComposePrompts", judge_pb2.ComposePromptsRequest(
             tasks=cfg.prompts.tasks, per_task=cfg.prompts.per_task, seed=cfg.seed, backend=cfg.prompts.backend),
@@ -36,11 +38,12 @@ def compose_prompts(ctx: RunContext) -> dict:
                 continue
             per_task[p.task] = per_task.get(p.task, 0) + 1
             eval_prompts.append(p)
-        ctx.store.put_jsonl(ctx.key("prompts.jsonl"), [to_dict(p) for p in train])
-        ctx.store.put_jsonl(ctx.key("eval-prompts.jsonl"), [to_dict(p) for p in eval_prompts])
+        ctx.store.put_jsonl(f"{out}/prompts.jsonl", [to_dict(p) for p in train])
+        ctx.store.put_jsonl(f"{out}/eval-prompts.jsonl", [to_dict(p) for p in eval_prompts])
         counts = {t: sum(p.task == t for p in train) for t in cfg.prompts.tasks}
-        box["outputs"] = {"train": ctx.key("prompts.jsonl"), "eval": ctx.key("eval-prompts.jsonl"),
+        box["outputs"] = {"train": f"{out}/prompts.jsonl", "eval": f"{out}/eval-prompts.jsonl",
                           "items": len(train), "per_task": counts, "eval_items": len(eval_prompts)}
+        box["digest"] = [f"{out}/prompts.jsonl", f"{out}/eval-prompts.jsonl"]
         return box["outputs"]
 
 
@@ -95,14 +98,15 @@ def generate_motions(ctx: RunContext, prompts: list[common_pb2.Prompt], samples:
 
 def generate_stage(ctx: RunContext, prompts_out: dict) -> dict:
     cfg = ctx.cfg
-    with ctx.stage("generate", cfg.digest("prompts", "generate", "model", "world") + ctx.base_model) as box:
+    with ctx.stage("generate", {"prompts": prompts_out}) as box:
         if box["skip"]:
             return box["outputs"]
         prompts = load_prompts(ctx, prompts_out["train"])
         rows = generate_motions(ctx, prompts, cfg.generate.samples_per_prompt)
-        ctx.store.put_jsonl(ctx.key("motions.jsonl"), rows)
-        box["outputs"] = {"motions": ctx.key("motions.jsonl"), "items": len(rows),
-                          "unique_motions": len({r["motion"] for r in rows})}
+        key = f"{box['prefix']}/motions.jsonl"
+        ctx.store.put_jsonl(key, rows)
+        box["outputs"] = {"motions": key, "items": len(rows), "unique_motions": len({r["motion"] for r in rows})}
+        box["digest"] = [key]
         return box["outputs"]
 
 
@@ -129,7 +133,7 @@ def render_motions(ctx: RunContext, motion_keys: list[str], form: str | None = N
 
 def render_stage(ctx: RunContext, gen_out: dict) -> dict:
     cfg = ctx.cfg
-    with ctx.stage("render", gen_out["motions"] + cfg.digest("render", "judge")) as box:
+    with ctx.stage("render", {"generate": gen_out}) as box:
         if box["skip"]:
             return box["outputs"]
         rows = ctx.store.get_jsonl(gen_out["motions"])
@@ -139,8 +143,10 @@ def render_stage(ctx: RunContext, gen_out: dict) -> dict:
             keys = keys[: cfg.render.people_samples]
         renders = render_motions(ctx, keys)
         videos = render_motions(ctx, keys[:3], form="video", label="video")
-        ctx.store.put_json(ctx.key("renders.json"), {"form": cfg.render.form, "renders": renders, "videos": videos})
-        box["outputs"] = {"renders": ctx.key("renders.json"), "items": len(renders)}
+        key = f"{box['prefix']}/renders.json"
+        ctx.store.put_json(key, {"form": cfg.render.form, "renders": renders, "videos": videos})
+        box["outputs"] = {"renders": key, "items": len(renders)}
+        box["digest"] = [key]
         return box["outputs"]
 
 
@@ -183,7 +189,7 @@ def judgement_summary(judgements) -> dict:
 
 def judge_stage(ctx: RunContext, prompts_out: dict, gen_out: dict, render_out: dict) -> dict:
     cfg = ctx.cfg
-    with ctx.stage("judge", gen_out["motions"] + cfg.digest("judge", "render")) as box:
+    with ctx.stage("judge", {"prompts": prompts_out, "generate": gen_out, "render": render_out}) as box:
         if box["skip"]:
             return box["outputs"]
         prompts = {p.prompt_id: p for p in load_prompts(ctx, prompts_out["train"])}
@@ -199,15 +205,21 @@ def judge_stage(ctx: RunContext, prompts_out: dict, gen_out: dict, render_out: d
                 continue
             out.append({**r, "ok": j.ok, "score": j.score if j.ok else None, "rationale": j.rationale,
                         "judge_id": j.judge_id, "error": j.error})
-        ctx.store.put_jsonl(ctx.key("judgements.jsonl"), out)
-        box["outputs"] = {"judgements": ctx.key("judgements.jsonl"), **judgement_summary(judgements.values())}
+        key = f"{box['prefix']}/judgements.jsonl"
+        ctx.store.put_jsonl(key, out)
+        box["outputs"] = {"judgements": key, **judgement_summary(judgements.values())}
+        # The verdicts, not their bookkeeping: a cache hit and a paid call for the same answer
+        # give the same pairs.
+        scores = [{"prompt_id": r["prompt_id"], "motion": r["motion"], "ok": r["ok"], "score": r["score"]} for r in out]
+        ctx.store.put_jsonl(f"{box['prefix']}/scores.jsonl", scores)
+        box["digest"] = [f"{box['prefix']}/scores.jsonl"]
         return box["outputs"]
 
 
 # --- 5. pairs ----------------------------------------------------------------------------------
 def pairs_stage(ctx: RunContext, prompts_out: dict, judge_out: dict) -> dict:
     cfg = ctx.cfg
-    with ctx.stage("pairs", judge_out["judgements"] + cfg.digest("pairs")) as box:
+    with ctx.stage("pairs", {"prompts": prompts_out, "judge": judge_out}) as box:
         if box["skip"]:
             return box["outputs"]
         prompts = {p.prompt_id: p for p in load_prompts(ctx, prompts_out["train"])}
@@ -219,12 +231,12 @@ def pairs_stage(ctx: RunContext, prompts_out: dict, judge_out: dict) -> dict:
             records.append({"prompt_id": r["prompt_id"], "prompt": r["text"], "task": r["task"],
                             "labels": to_dict(p.labels), "motion_key": r["motion"], "score": r["score"],
                             "judge_id": r["judge_id"], "rationale": r["rationale"]})
-        dataset_key = f"datasets/{ctx.run}/motionprefer.jsonl"
+        dataset_key = f"{box['prefix']}/motionprefer.jsonl"
         ctx.store.put_jsonl(dataset_key, records)
         resp = ctx.clients["trainer"].call("BuildPairs", trainer_pb2.BuildPairsRequest(
             dataset=common_pb2.ArtifactRef(key=dataset_key), theta=cfg.pairs.theta,
             no_score_filter=not cfg.pairs.score_filter, min_chosen_score=cfg.pairs.min_chosen_score,
-            mixed_size=cfg.pairs.mixed_size, seed=cfg.seed, output_prefix=f"datasets/{ctx.run}"), timeout=600)
+            mixed_size=cfg.pairs.mixed_size, seed=cfg.seed, output_prefix=box["prefix"]), timeout=600)
         sets = {ref.key.rsplit("/", 1)[-1]: ref.key for ref in resp.pair_sets}
         mixed = next((k for name, k in sets.items() if "mixed" in name), None)
         if mixed is None:
@@ -233,6 +245,7 @@ def pairs_stage(ctx: RunContext, prompts_out: dict, judge_out: dict) -> dict:
                           "items": int(sum(resp.pairs_per_task.values())),
                           "pairs_per_task": dict(resp.pairs_per_task), "prompts_per_task": dict(resp.prompts_per_task),
                           "motions_per_task": dict(resp.motions_per_task)}
+        box["digest"] = [mixed]
         return box["outputs"]
 
 
@@ -248,18 +261,18 @@ def training_config(ctx: RunContext) -> trainer_pb2.TrainingConfig:
 
 def train_stage(ctx: RunContext, pairs_out: dict) -> dict:
     cfg = ctx.cfg
-    with ctx.stage("train", pairs_out["pairs"] + cfg.digest("train") + ctx.base_model) as box:
+    with ctx.stage("train", {"pairs": pairs_out}) as box:
         if box["skip"]:
             return box["outputs"]
         if not pairs_out.get("items"):
             raise ValueError(
                 f"no preference pairs to train on ({pairs_out.get('pairs_per_task')}): every prompt's samples scored "
                 "alike or none passed the score filter. Generate more samples per prompt, lower --theta, or check "
-                f"the judgements in {ctx.key('judgements.jsonl')}")
+                "the judgements of the judge stage (runs/<run>/manifest.json names them)")
         trainer = ctx.clients["trainer"]
         job = trainer.call("StartTraining", trainer_pb2.StartTrainingRequest(
             base=common_pb2.ModelRef(base=ctx.base_model), pairs=common_pb2.ArtifactRef(key=pairs_out["pairs"]),
-            config=training_config(ctx), output_prefix=f"models/{ctx.run}"), timeout=120)
+            config=training_config(ctx), output_prefix=box["prefix"]), timeout=120)
         bar = ctx.progress("train", max(job.metrics.total_steps, 1))
         last_step = job.metrics.step
         bar.advance(last_step)
@@ -283,6 +296,8 @@ def train_stage(ctx: RunContext, pairs_out: dict) -> dict:
         box["outputs"] = {"job_id": job.job_id, "adapter": final.adapter.key, "items": int(m.step),
                           "final_loss": m.loss, "final_margin": m.margin, "final_accuracy": m.accuracy,
                           "resumed": final.resumed}
+        box["digest"] = [f"{final.adapter.key.rstrip('/')}/adapter_model.safetensors",
+                         f"{final.adapter.key.rstrip('/')}/adapter_config.json"]
         return box["outputs"]
 
 
@@ -290,8 +305,7 @@ def train_stage(ctx: RunContext, pairs_out: dict) -> dict:
 def evaluate_stage(ctx: RunContext, prompts_out: dict, train_out: dict, general_texts: list[common_pb2.Prompt]) -> dict:
     """Held-out prompts judged for base and tuned, plus HumanML3D-style metrics on the test split."""
     cfg = ctx.cfg
-    inputs = prompts_out["eval"] + train_out["adapter"] + cfg.digest("eval", "judge", "generate") + ctx.base_model
-    with ctx.stage("evaluate", inputs) as box:
+    with ctx.stage("evaluate", {"prompts": prompts_out, "train": train_out}) as box:
         if box["skip"]:
             return box["outputs"]
         eval_prompts = load_prompts(ctx, prompts_out["eval"])
@@ -327,7 +341,7 @@ def evaluate_stage(ctx: RunContext, prompts_out: dict, train_out: dict, general_
                     mrows = generate_motions(ctx, mm, max(1, cfg.eval.mm_samples), adapter, label=f"gen-mm-{name}",
                                              seed=cfg.seed + 13)
                     samples += [{**r, "kind": "general"} for r in mrows]
-            key = ctx.key(f"eval-samples-{name}.jsonl")
+            key = f"{box['prefix']}/eval-samples-{name}.jsonl"
             ctx.store.put_jsonl(key, samples)
             refs.append(evaluator_pb2.ModelSamples(name=name, samples=common_pb2.ArtifactRef(key=key)))
         report = None
@@ -338,7 +352,7 @@ def evaluate_stage(ctx: RunContext, prompts_out: dict, train_out: dict, general_
                   for a in ctx.assets]
         for event in ctx.clients["evaluator"].stream("Evaluate", evaluator_pb2.EvaluateRequest(
                 models=refs, dataset=ctx.dataset, split="test", evaluator=ctx.evaluator_spec,
-                replications=cfg.eval.replications, seed=cfg.seed, output_prefix=f"reports/{ctx.run}",
+                replications=cfg.eval.replications, seed=cfg.seed, output_prefix=box["prefix"],
                 baseline="base", protocol=cfg.protocol, base_model=ctx.base_model, assets=assets), timeout=3600):
             if event.HasField("report"):
                 report = event.report
@@ -347,6 +361,7 @@ def evaluate_stage(ctx: RunContext, prompts_out: dict, train_out: dict, general_
         box["outputs"] = {"report_json": report.json.key, "report_md": report.markdown.key,
                           "plots": [p.key for p in report.plots], "items": len(refs),
                           "judge": judged_summary}
+        box["digest"] = [report.json.key]
         return box["outputs"]
 
 
@@ -368,3 +383,18 @@ def plan_samples(ctx: RunContext, adapter: str, name: str) -> list[dict]:
                                     seed=evalplan.generation_seed(cfg.seed, rep, kind))
             out += [{**r, "kind": kind, "item": r["prompt_id"], "replication": rep} for r in rows]
     return out
+
+
+def publish_report(ctx: RunContext, outputs: dict) -> dict:
+    """Copy the evaluate stage's report (made under its content key) to reports/<run>/, where people
+    look; the returned outputs point there."""
+    dest = f"reports/{ctx.run}"
+    src = outputs["report_json"].rsplit("/", 1)[0]
+
+    def copy(key: str) -> str:
+        target = f"{dest}/{key[len(src) + 1:]}"
+        ctx.store.put_bytes(target, ctx.store.get_bytes(key))
+        return target
+
+    return {**outputs, "report_json": copy(outputs["report_json"]), "report_md": copy(outputs["report_md"]),
+            "plots": [copy(k) for k in outputs.get("plots", [])], "made_under": src}

@@ -76,6 +76,7 @@ class AdapterPool:
         self.store = store
         self.capacity = capacity
         self.base_prefix = base_prefix.strip("/")
+        self.version = ""  # the bundle's content id, when the cache knows it
         self._peft = None
         self._names: OrderedDict[str, str] = OrderedDict()  # adapter prefix -> PEFT adapter name
         self._counter = 0
@@ -189,17 +190,23 @@ class ModelCache:
         self._pools: OrderedDict[str, AdapterPool] = OrderedDict()
         self._lock = threading.Lock()
 
-    def pool(self, base_prefix: str) -> AdapterPool:
+    def pool(self, base_prefix: str, version: str = "") -> AdapterPool:
+        """The pool of the bundle under `base_prefix`; `version` (its content id) reloads the bundle
+        when the prefix now holds another model."""
         base_prefix = _norm(base_prefix)
         with self._lock:
-            if base_prefix in self._pools:
+            pool = self._pools.get(base_prefix)
+            if pool is not None and pool.version == version:
                 self._pools.move_to_end(base_prefix)
-                return self._pools[base_prefix]
+                return pool
         bundle = load_bundle(self.store, base_prefix, device=self.device)  # slow: outside the lock
         if self.dtype is not None:
             bundle.lm.model.to(self.dtype)
         with self._lock:
-            pool = self._pools.get(base_prefix) or AdapterPool(bundle, self.store, self.adapters_per_base, base_prefix)
+            pool = self._pools.get(base_prefix)
+            if pool is None or pool.version != version:
+                pool = AdapterPool(bundle, self.store, self.adapters_per_base, base_prefix)
+                pool.version = version
             self._pools[base_prefix] = pool
             self._pools.move_to_end(base_prefix)
             while len(self._pools) > self.max_bases:

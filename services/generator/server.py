@@ -56,28 +56,27 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServicer):
         self.models = ModelCache(self.store, device=self.compute.device, dtype=dtype)
         self.max_batch = max_batch
         self.batcher = Batcher(self._run_batch, max_batch=max_batch)
-        self._ids: dict[str, str] = {}
-        self._decodings: dict[str, str] = {}
+        self._decodings: dict[str, str] = {}  # model content id -> its own decoding
 
     # -- identities -----------------------------------------------------------------------------
     def _model_id(self, prefix: str, manifest_key: str) -> str:
-        """A content id: the same name holding other weights is another model."""
-        if prefix not in self._ids:
-            data = self.store.get_bytes(manifest_key)
-            self._ids[prefix] = sha256_hex(data)[:16]
-            if manifest_key.endswith("/bundle.json"):
-                info = json.loads(data).get("info") or {}
-                self._decodings[prefix] = str(info.get("decoding", "")) if isinstance(info, dict) else ""
-        return self._ids[prefix]
+        """A content id, read on every request (a small file): the same name holding other weights
+        is another model, and the model cache reloads it."""
+        data = self.store.get_bytes(manifest_key)
+        model_id = sha256_hex(data)[:16]
+        if manifest_key.endswith("/bundle.json") and model_id not in self._decodings:
+            info = json.loads(data).get("info") or {}
+            self._decodings[model_id] = str(info.get("decoding", "")) if isinstance(info, dict) else ""
+        return model_id
 
     # -- sampling ---------------------------------------------------------------------------------
     def _run_batch(self, group, items):
-        base, adapter, cfg_json, template = group
+        base, base_id, adapter, cfg_json, template = group
         fields = json.loads(cfg_json)
         constrained = fields.pop("constrained")
         cfg = SamplingConfig(**fields, **({} if "decoding" in fields else
                                           {"decoding": "constrained" if constrained else "motiongpt"}))
-        pool = self.models.pool(base)
+        pool = self.models.pool(base, version=base_id)
         BATCH_SIZE.observe(len(items))
         return pool.sample([it.prompt for it in items], [it.seed for it in items], adapter=adapter or None,
                            config=cfg, template=template or None)
@@ -99,14 +98,14 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServicer):
         base_id = self._model_id(base, f"{base.rstrip('/')}/bundle.json")
         adapter_id = self._model_id(adapter, f"{adapter}/adapter_model.safetensors") if adapter else ""
         model_id = base_id + (f"+{adapter_id}" if adapter_id else "")
-        cfg = sampling_from_proto(request.sampling, self.max_batch, self._decodings.get(base, ""))
+        cfg = sampling_from_proto(request.sampling, self.max_batch, self._decodings.get(base_id, ""))
         template = request.sampling.prompt_template if cfg.constrained else ""
         if template and "{caption}" not in template:
             raise InvalidArgument("sampling.prompt_template", "must contain {caption}")
         cfg_json = json.dumps({k: getattr(cfg, k) for k in ("temperature", "top_k", "top_p", "max_tokens",
                                                              "min_tokens", "constrained", "batch_size")}
                               | ({} if cfg.constrained else {"decoding": cfg.decoding}), sort_keys=True)
-        group = (base, adapter, cfg_json, template)
+        group = (base, base_id, adapter, cfg_json, template)
 
         # Samples already in the store first, then the rest through the batcher.
         pending = []

@@ -51,7 +51,7 @@ def test_replica_killed_mid_run_loses_nothing(tmp_path):
             # prompts are written after that), so every chunk routed to it hangs and its stage
             # cannot finish without it. Then SIGKILL it once the other replica has delivered work
             # for that stage: the kill lands mid-stage on every machine, however fast.
-            while not store.exists("runs/replicas/prompts.jsonl") and not done.is_set():
+            while not store.list("stages/prompts/") and not done.is_set():
                 time.sleep(0.01)
             for name, _ in plan:
                 os.killpg(first(name).pid, signal.SIGSTOP)
