@@ -79,14 +79,15 @@ class RunContext:
     def stage_inputs(self, name: str, upstream: dict[str, dict]) -> dict:
         """What stage `name`'s key is made of now: config, code version, upstream output digests
         (from their outputs records) and run-level input digests."""
-        return stage_inputs(BY_NAME[name], self.cfg.to_dict(), {u: o["digest"] for u, o in upstream.items() if o},
+        return stage_inputs(BY_NAME[name], self.cfg.to_dict(), {u: o for u, o in upstream.items() if o},
                             self.context_digests)
 
     @contextmanager
     def stage(self, name: str, upstream: dict[str, dict]):
         """Run a stage body unless its outputs exist under its content key; record it either way.
-        The body writes under `box["prefix"]`, sets `box["outputs"]` and lists in `box["digest"]`
-        the artifacts whose content is the stage's output (their digest keys what depends on it)."""
+        The body writes under `box["prefix"]`, sets `box["outputs"]` and names in `box["parts"]`
+        ({part: [artifact keys]}) the artifacts whose content is the stage's output: each part's
+        digest, and one over all, key what depends on it."""
         inputs = self.stage_inputs(name, upstream)
         key = stage_key(inputs)
         prefix = stage_prefix(name, key)
@@ -103,14 +104,17 @@ class RunContext:
         why = explain(inputs, self.manifest.stage(name).get("inputs"))
         log.info("stage %s runs under %s: %s", name, prefix, "; ".join(why))
         self.manifest.start(name, key, inputs, why)
-        box: dict = {"skip": False, "outputs": {}, "prefix": prefix, "digest": []}
+        box: dict = {"skip": False, "outputs": {}, "prefix": prefix, "parts": {}}
         t0 = time.monotonic()
         try:
             yield box
-            parts = {k[len(prefix) + 1:] if k.startswith(prefix + "/") else k: sha256_hex(self.store.get_bytes(k))
-                     for k in box["digest"]}
-            if not parts:
+            if not box["parts"]:
                 raise RuntimeError(f"stage {name} named no output artifacts to digest")
+            # Content only: names relative to the stage's prefix, which holds the key itself.
+            parts = {part: digest_of({k[len(prefix) + 1:] if k.startswith(prefix + "/") else k:
+                                      sha256_hex(self.store.get_bytes(k)) for k in keys})
+                     for part, keys in box["parts"].items()}
+            box["outputs"]["parts"] = parts
             box["outputs"]["digest"] = digest_of(parts)
             self.store.put_json(record, {"stage": name, "key": key, "inputs": inputs, "outputs": box["outputs"],
                                          "finished": time.time(), "seconds": round(time.monotonic() - t0, 3),

@@ -29,7 +29,7 @@ OUTPUTS_FILE = "outputs.json"
 class Stage:
     name: str
     config: tuple[str, ...]  # dotted config keys; a bare section name takes the whole section
-    upstream: tuple[str, ...]  # stages whose outputs it reads
+    upstream: tuple[str, ...]  # stages whose outputs it reads ("stage:part" for one named part of them)
     context: tuple[str, ...] = ()  # run-level inputs: "base_model", "dataset", "evaluator"
     version: int = 1
     what: str = ""
@@ -43,18 +43,18 @@ GRAPH: tuple[Stage, ...] = (
     Stage("prompts", ("seed", "prompts.tasks", "prompts.per_task", "prompts.eval_per_task", "prompts.backend"), (),
           what="event-level prompts, training and held-out"),
     Stage("generate", ("seed", "generate.samples_per_prompt", "generate.temperature", "generate.top_k",
-                       "generate.top_p", "generate.max_length", "generate.decoding"), ("prompts",), ("base_model",),
+                       "generate.top_p", "generate.max_length", "generate.decoding"), ("prompts:train",), ("base_model",),
           what="motions for the training prompts"),
     Stage("render", ("render.form", "render.interval", "render.size", "render.style", "render.people_samples",
                      "judge.backend"), ("generate",),
           what="frames for the VLM judge (a few motions for people with the kinematic judge)"),
-    Stage("judge", ("judge.backend", *_VLM_VIEW), ("prompts", "generate", "render"), what="a score per motion",
+    Stage("judge", ("judge.backend", *_VLM_VIEW), ("prompts:train", "generate", "render"), what="a score per motion",
           vlm_only=(*_VLM_VIEW, "render")),
-    Stage("pairs", ("seed", "pairs"), ("prompts", "judge"), what="MotionPrefer dataset and preference pairs"),
+    Stage("pairs", ("seed", "pairs"), ("prompts:train", "judge"), what="MotionPrefer dataset and preference pairs"),
     Stage("train", ("seed", "train"), ("pairs",), ("base_model",), what="the LoRA adapter"),
     Stage("evaluate", ("seed", "eval", "generate.eval_samples_per_prompt", "generate.temperature", "generate.top_k",
                        "generate.top_p", "generate.max_length", "generate.decoding", "judge.backend", *_VLM_VIEW),
-          ("prompts", "train"), ("base_model", "dataset", "evaluator"), what="the report", vlm_only=_VLM_VIEW),
+          ("prompts:eval", "train"), ("base_model", "dataset", "evaluator"), what="the report", vlm_only=_VLM_VIEW),
 )
 STAGES: tuple[str, ...] = tuple(s.name for s in GRAPH)
 BY_NAME: dict[str, Stage] = {s.name: s for s in GRAPH}
@@ -67,17 +67,29 @@ def config_value(cfg: Mapping[str, Any], dotted: str) -> Any:
     return node
 
 
-def stage_inputs(stage: Stage, cfg: Mapping[str, Any], upstream: Mapping[str, str],
+def upstream_digest(outputs: Mapping[str, Any], edge: str) -> str:
+    """The digest an edge "stage" or "stage:part" reads from that stage's outputs record."""
+    part = edge.partition(":")[2]
+    return outputs["parts"][part] if part else outputs["digest"]
+
+
+def stage_inputs(stage: Stage, cfg: Mapping[str, Any], upstream: Mapping[str, Mapping[str, Any]],
                  context: Mapping[str, str]) -> dict:
-    """Everything the stage's key is made of, in a form that can be stored and compared."""
-    config_keys, upstream_names = needs(stage, cfg)
-    missing = [u for u in upstream_names if u not in upstream] + [c for c in stage.context if c not in context]
+    """Everything the stage's key is made of, in a form that can be stored and compared.
+    `upstream`: stage name -> its outputs record (with "digest" and "parts")."""
+    config_keys, edges = needs(stage, cfg)
+    missing = [e for e in edges if not upstream.get(source(e))] + [c for c in stage.context if c not in context]
     if missing:
         raise KeyError(f"stage {stage.name}: no digest for {', '.join(missing)}")
     return {"stage": stage.name, "version": stage.version,
             "config": {k: config_value(cfg, k) for k in config_keys},
-            "upstream": {u: upstream[u] for u in upstream_names},
+            "upstream": {e: upstream_digest(upstream[source(e)], e) for e in edges},
             "context": {c: context[c] for c in stage.context}}
+
+
+def source(edge: str) -> str:
+    """The stage an upstream edge comes from ("prompts:train" -> "prompts")."""
+    return edge.partition(":")[0]
 
 
 def needs(stage: Stage, cfg: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -85,7 +97,7 @@ def needs(stage: Stage, cfg: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[
     if config_value(cfg, "judge.backend") == "vlm":
         return stage.config, stage.upstream
     return (tuple(k for k in stage.config if k not in stage.vlm_only),
-            tuple(u for u in stage.upstream if u not in stage.vlm_only))
+            tuple(u for u in stage.upstream if source(u) not in stage.vlm_only))
 
 
 def stage_key(inputs: Mapping[str, Any]) -> str:
@@ -121,7 +133,7 @@ def explain(now: Mapping[str, Any], before: Mapping[str, Any] | None) -> list[st
     for group, label in (("upstream", "output of {} changed"), ("context", "{} changed")):
         for k, v in now.get(group, {}).items():
             if before.get(group, {}).get(k) != v:
-                reasons.append(label.format(k.replace("_", " ")))
+                reasons.append(label.format(k.replace("_", " ").replace(":", " ")))
     return reasons or ["same inputs, but its outputs are not in the store"]
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from atom.pipeline import bootstrap
 from atom.pipeline.config import PipelineConfig
-from atom.pipeline.graph import GRAPH, OUTPUTS_FILE, explain, needs, stage_inputs, stage_key, stage_prefix
+from atom.pipeline.graph import GRAPH, OUTPUTS_FILE, explain, needs, source, stage_inputs, stage_key, stage_prefix
 from atom.store import ArtifactStore
 
 
@@ -70,12 +70,13 @@ def plan_stages(store: ArtifactStore, cfg: PipelineConfig, previous: dict, conte
     done: dict[str, dict] = {}  # stage -> outputs, for the stages whose output exists
     steps = []
     for spec in GRAPH:
-        _, upstream = needs(spec, conf)
-        waiting = [u for u in upstream if u not in done] + [c.replace("_", " ") for c in spec.context if c not in context]
+        _, edges = needs(spec, conf)
+        waiting = list(dict.fromkeys(source(e) for e in edges if source(e) not in done))
+        waiting += [c.replace("_", " ") for c in spec.context if c not in context]
         if waiting:
             steps.append(Step(spec.name, "run", "", [f"after {', '.join(waiting)}"]))
             continue
-        inputs = stage_inputs(spec, conf, {u: done[u]["digest"] for u in upstream}, context)
+        inputs = stage_inputs(spec, conf, done, context)
         prefix = stage_prefix(spec.name, stage_key(inputs))
         record = f"{prefix}/{OUTPUTS_FILE}"
         if store.exists(record):

@@ -15,7 +15,7 @@ from atom.cli.context import Ctx
 from atom.pipeline import bootstrap, metrics, stages
 from atom.pipeline.config import PipelineConfig
 from atom.pipeline.context import RunContext
-from atom.pipeline.graph import BY_NAME, STAGES, needs
+from atom.pipeline.graph import BY_NAME, STAGES, needs, source
 from atom.pipeline.manifest import Manifest
 from atom.pipeline.plan import make_plan
 from atom.runtime.client import connect
@@ -81,7 +81,7 @@ def _check_ready(store, cfg: PipelineConfig, manifest: Manifest, stage: str) -> 
     conf = cfg.to_dict()
     planned = make_plan(store, cfg, manifest.data.get("stages", {}))
     upstream = {}
-    for name in needs(BY_NAME[stage], conf)[1]:
+    for name in dict.fromkeys(source(e) for e in needs(BY_NAME[stage], conf)[1]):
         step = planned.stage(name)
         if step.outputs is None:
             raise StageNotReady(stage, name, step.why)

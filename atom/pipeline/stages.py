@@ -43,7 +43,7 @@ def compose_prompts(ctx: RunContext) -> dict:
         counts = {t: sum(p.task == t for p in train) for t in cfg.prompts.tasks}
         box["outputs"] = {"train": f"{out}/prompts.jsonl", "eval": f"{out}/eval-prompts.jsonl",
                           "items": len(train), "per_task": counts, "eval_items": len(eval_prompts)}
-        box["digest"] = [f"{out}/prompts.jsonl", f"{out}/eval-prompts.jsonl"]
+        box["parts"] = {"train": [f"{out}/prompts.jsonl"], "eval": [f"{out}/eval-prompts.jsonl"]}
         return box["outputs"]
 
 
@@ -106,7 +106,7 @@ def generate_stage(ctx: RunContext, prompts_out: dict) -> dict:
         key = f"{box['prefix']}/motions.jsonl"
         ctx.store.put_jsonl(key, rows)
         box["outputs"] = {"motions": key, "items": len(rows), "unique_motions": len({r["motion"] for r in rows})}
-        box["digest"] = [key]
+        box["parts"] = {"all": [key]}
         return box["outputs"]
 
 
@@ -146,7 +146,7 @@ def render_stage(ctx: RunContext, gen_out: dict) -> dict:
         key = f"{box['prefix']}/renders.json"
         ctx.store.put_json(key, {"form": cfg.render.form, "renders": renders, "videos": videos})
         box["outputs"] = {"renders": key, "items": len(renders)}
-        box["digest"] = [key]
+        box["parts"] = {"all": [key]}
         return box["outputs"]
 
 
@@ -212,7 +212,7 @@ def judge_stage(ctx: RunContext, prompts_out: dict, gen_out: dict, render_out: d
         # give the same pairs.
         scores = [{"prompt_id": r["prompt_id"], "motion": r["motion"], "ok": r["ok"], "score": r["score"]} for r in out]
         ctx.store.put_jsonl(f"{box['prefix']}/scores.jsonl", scores)
-        box["digest"] = [f"{box['prefix']}/scores.jsonl"]
+        box["parts"] = {"all": [f"{box['prefix']}/scores.jsonl"]}
         return box["outputs"]
 
 
@@ -245,7 +245,7 @@ def pairs_stage(ctx: RunContext, prompts_out: dict, judge_out: dict) -> dict:
                           "items": int(sum(resp.pairs_per_task.values())),
                           "pairs_per_task": dict(resp.pairs_per_task), "prompts_per_task": dict(resp.prompts_per_task),
                           "motions_per_task": dict(resp.motions_per_task)}
-        box["digest"] = [mixed]
+        box["parts"] = {"all": [mixed]}
         return box["outputs"]
 
 
@@ -296,8 +296,8 @@ def train_stage(ctx: RunContext, pairs_out: dict) -> dict:
         box["outputs"] = {"job_id": job.job_id, "adapter": final.adapter.key, "items": int(m.step),
                           "final_loss": m.loss, "final_margin": m.margin, "final_accuracy": m.accuracy,
                           "resumed": final.resumed}
-        box["digest"] = [f"{final.adapter.key.rstrip('/')}/adapter_model.safetensors",
-                         f"{final.adapter.key.rstrip('/')}/adapter_config.json"]
+        adapter = final.adapter.key.rstrip("/")
+        box["parts"] = {"all": [f"{adapter}/adapter_model.safetensors", f"{adapter}/adapter_config.json"]}
         return box["outputs"]
 
 
@@ -361,7 +361,7 @@ def evaluate_stage(ctx: RunContext, prompts_out: dict, train_out: dict, general_
         box["outputs"] = {"report_json": report.json.key, "report_md": report.markdown.key,
                           "plots": [p.key for p in report.plots], "items": len(refs),
                           "judge": judged_summary}
-        box["digest"] = [report.json.key]
+        box["parts"] = {"all": [report.json.key]}
         return box["outputs"]
 
 

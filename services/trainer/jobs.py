@@ -161,7 +161,7 @@ class JobManager:
         job_id = job_id_for(config)
         with self._cond:
             job = self._jobs.get(job_id)
-            if job is not None and (job.active or job.status.state == SUCCEEDED):
+            if job is not None and (job.active or (job.status.state == SUCCEEDED and self._adapter_present(job))):
                 return job_id
             if job is None:
                 job = _Job(JobStatus(job_id, PENDING, config.to_dict()))
@@ -176,6 +176,11 @@ class JobManager:
             self._persist(job)
             job.thread.start()
         return job_id
+
+    def _adapter_present(self, job: "_Job") -> bool:
+        """A finished job's adapter is still in the store (deleted outputs are trained again)."""
+        prefix = job.status.adapter_prefix
+        return bool(prefix) and self.store.exists(f"{prefix.rstrip('/')}/adapter_model.safetensors")
 
     def get(self, job_id: str) -> JobStatus:
         with self._cond:

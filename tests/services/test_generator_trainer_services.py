@@ -56,6 +56,26 @@ def test_generate_is_reproducible_by_seed(start, store_root, tmp_path):
     assert [m.motion.key for m in _generate(gen.client, seed=8)] != [m.motion.key for m in first]
 
 
+def test_a_bundle_rewritten_under_the_same_prefix_is_reloaded(start, store_root):
+    """The generator knows a model by its content (the bundle manifest's hash), not its name: new
+    weights under the same prefix are loaded, and their motions are not served from the old cache."""
+    import torch
+
+    from atom.store import LocalStore
+
+    gen = start("generator", store_root)
+    first = _generate(gen.client)
+    other = make_tiny_bundle()
+    with torch.no_grad():
+        for p in other.lm.model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    save_bundle(LocalStore(store_root), BASE, other)
+    again = _generate(gen.client)
+    assert not any(m.cached for m in again)
+    assert again[0].model_id != first[0].model_id
+    assert [m.motion.key for m in again] != [m.motion.key for m in first]
+
+
 def test_generate_bad_requests(start, store_root):
     gen = start("generator", store_root)
     with pytest.raises(grpc.RpcError) as err:
