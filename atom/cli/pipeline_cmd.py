@@ -80,7 +80,8 @@ _FLAG_TO_KEY = {
 
 
 def parse_set(values) -> dict:
-    """--set SECTION.KEY=VALUE pairs -> {"section.key": "value"}; the config loader types them."""
+    """--set SECTION.KEY=VALUE pairs -> {"section.key": "value"}; the config loader types them as
+    YAML would (3, 0.5, true, [q, v])."""
     from atom.pipeline.config import ConfigError
 
     out = {}
@@ -92,13 +93,13 @@ def parse_set(values) -> dict:
     return out
 
 
-def _load(kwargs: dict):
-    from atom.pipeline.config import load_config
+def _load(kwargs: dict, with_sources: bool = False):
+    from atom.pipeline.config import load_config_with_sources
 
     overrides = {key: (str(kwargs[flag]) if isinstance(kwargs[flag], Path) else kwargs[flag])
                  for flag, key in _FLAG_TO_KEY.items() if kwargs.get(flag) is not None}
-    overrides.update(parse_set(kwargs.get("set_values")))
-    return load_config(kwargs.get("config_path"), overrides)
+    cfg, sources = load_config_with_sources(kwargs.get("config_path"), overrides, parse_set(kwargs.get("set_values")))
+    return (cfg, sources) if with_sources else cfg
 
 
 def register(cli: click.Group) -> None:
@@ -128,6 +129,21 @@ def register(cli: click.Group) -> None:
 
     for stage in STAGES:
         _register_stage(cli, stage)
+
+    @cli.group("config")
+    def config_group() -> None:
+        """The pipeline's configuration."""
+
+    @config_group.command("show")
+    @config_options
+    @click.pass_obj
+    @handle_errors
+    def config_show(obj: Ctx, **kwargs) -> None:
+        """Print the effective config (defaults, then --config, then flags, then --set), each value
+        with where it came from and what it means. Wrong values fail here, as in every command."""
+        from atom.pipeline.config import show
+
+        click.echo(show(*_load(kwargs, with_sources=True)), nl=False)
 
 
 def _register_stage(cli: click.Group, stage: str) -> None:

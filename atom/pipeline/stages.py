@@ -73,8 +73,8 @@ def generate_motions(ctx: RunContext, prompts: list[common_pb2.Prompt], samples:
     in prompt order. Work already in the store comes back as cached; nothing is generated twice."""
     cfg = ctx.cfg
     gen = cfg.generate
-    sampling = generator_pb2.SamplingParams(temperature=gen.temperature, top_k=gen.top_k, top_p=gen.top_p,
-                                            max_length=gen.max_length, decoding=gen.decoding)
+    sampling = generator_pb2.SamplingParams(temperature=gen.temperature, top_p=gen.top_p, decoding=gen.decoding,
+                                            top_k=gen.top_k, max_length=gen.max_length)  # None: unset
     model = common_pb2.ModelRef(base=ctx.base_model, adapter=adapter)
 
     def call(chunk):
@@ -236,7 +236,7 @@ def pairs_stage(ctx: RunContext, prompts_out: dict, judge_out: dict) -> dict:
         resp = ctx.clients["trainer"].call("BuildPairs", trainer_pb2.BuildPairsRequest(
             dataset=common_pb2.ArtifactRef(key=dataset_key), theta=cfg.pairs.theta,
             no_score_filter=not cfg.pairs.score_filter, min_chosen_score=cfg.pairs.min_chosen_score,
-            mixed_size=cfg.pairs.mixed_size, seed=cfg.seed, output_prefix=box["prefix"]), timeout=600)
+            mixed_size=cfg.pairs.mixed_size, seed=cfg.seed, output_prefix=box["prefix"]), timeout=600)  # None: unset
         sets = {ref.key.rsplit("/", 1)[-1]: ref.key for ref in resp.pair_sets}
         mixed = next((k for name, k in sets.items() if "mixed" in name), None)
         if mixed is None:
@@ -255,7 +255,7 @@ def training_config(ctx: RunContext) -> trainer_pb2.TrainingConfig:
     return trainer_pb2.TrainingConfig(
         algorithm=t.algorithm, beta=t.beta, learning_rate=t.learning_rate, batch_size=t.batch_size, epochs=t.epochs,
         max_steps=t.max_steps, lora_r=t.lora_r, lora_alpha=t.lora_alpha,
-        lora_dropout=t.lora_dropout if t.lora_dropout > 0 else -1.0, target_modules=t.target_modules,
+        lora_dropout=t.lora_dropout, target_modules=t.target_modules,
         seed=ctx.cfg.seed, scheduler="cosine", logprobs=t.logprobs, rpo_alpha=t.rpo_alpha)
 
 

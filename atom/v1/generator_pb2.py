@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from atom.v1 import common_pb2 as atom_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61tom/v1/generator.proto\x12\x07\x61tom.v1\x1a\x14\x61tom/v1/common.proto\"\x82\x01\n\x0eSamplingParams\x12\x13\n\x0btemperature\x18\x01 \x01(\x02\x12\r\n\x05top_k\x18\x02 \x01(\x05\x12\r\n\x05top_p\x18\x03 \x01(\x02\x12\x12\n\nmax_length\x18\x04 \x01(\x05\x12\x17\n\x0fprompt_template\x18\x05 \x01(\t\x12\x10\n\x08\x64\x65\x63oding\x18\x06 \x01(\t\"\xaa\x01\n\x0fGenerateRequest\x12 \n\x07prompts\x18\x01 \x03(\x0b\x32\x0f.atom.v1.Prompt\x12\x1a\n\x12samples_per_prompt\x18\x02 \x01(\x05\x12 \n\x05model\x18\x03 \x01(\x0b\x32\x11.atom.v1.ModelRef\x12)\n\x08sampling\x18\x04 \x01(\x0b\x32\x17.atom.v1.SamplingParams\x12\x0c\n\x04seed\x18\x05 \x01(\x03\"\xbf\x01\n\x0fGeneratedMotion\x12\x11\n\tprompt_id\x18\x01 \x01(\t\x12\x14\n\x0csample_index\x18\x02 \x01(\x05\x12\x13\n\x0bsample_seed\x18\x03 \x01(\x03\x12$\n\x06motion\x18\x04 \x01(\x0b\x32\x14.atom.v1.ArtifactRef\x12\x12\n\nnum_frames\x18\x05 \x01(\x05\x12\x12\n\nnum_tokens\x18\x06 \x01(\x05\x12\x0e\n\x06\x63\x61\x63hed\x18\x07 \x01(\x08\x12\x10\n\x08model_id\x18\x08 \x01(\t\"\x13\n\x11ListModelsRequest\"<\n\x12ListModelsResponse\x12\r\n\x05\x62\x61ses\x18\x01 \x03(\t\x12\x17\n\x0f\x61\x64\x61pters_loaded\x18\x02 \x03(\t2\x94\x01\n\tGenerator\x12@\n\x08Generate\x12\x18.atom.v1.GenerateRequest\x1a\x18.atom.v1.GeneratedMotion0\x01\x12\x45\n\nListModels\x12\x1a.atom.v1.ListModelsRequest\x1a\x1b.atom.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61tom/v1/generator.proto\x12\x07\x61tom.v1\x1a\x14\x61tom/v1/common.proto\"\xc9\x01\n\x0eSamplingParams\x12\x18\n\x0btemperature\x18\x01 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_k\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x03 \x01(\x02H\x02\x88\x01\x01\x12\x17\n\nmax_length\x18\x04 \x01(\x05H\x03\x88\x01\x01\x12\x17\n\x0fprompt_template\x18\x05 \x01(\t\x12\x10\n\x08\x64\x65\x63oding\x18\x06 \x01(\tB\x0e\n\x0c_temperatureB\x08\n\x06_top_kB\x08\n\x06_top_pB\r\n\x0b_max_length\"\xaa\x01\n\x0fGenerateRequest\x12 \n\x07prompts\x18\x01 \x03(\x0b\x32\x0f.atom.v1.Prompt\x12\x1a\n\x12samples_per_prompt\x18\x02 \x01(\x05\x12 \n\x05model\x18\x03 \x01(\x0b\x32\x11.atom.v1.ModelRef\x12)\n\x08sampling\x18\x04 \x01(\x0b\x32\x17.atom.v1.SamplingParams\x12\x0c\n\x04seed\x18\x05 \x01(\x03\"\xbf\x01\n\x0fGeneratedMotion\x12\x11\n\tprompt_id\x18\x01 \x01(\t\x12\x14\n\x0csample_index\x18\x02 \x01(\x05\x12\x13\n\x0bsample_seed\x18\x03 \x01(\x03\x12$\n\x06motion\x18\x04 \x01(\x0b\x32\x14.atom.v1.ArtifactRef\x12\x12\n\nnum_frames\x18\x05 \x01(\x05\x12\x12\n\nnum_tokens\x18\x06 \x01(\x05\x12\x0e\n\x06\x63\x61\x63hed\x18\x07 \x01(\x08\x12\x10\n\x08model_id\x18\x08 \x01(\t\"\x13\n\x11ListModelsRequest\"<\n\x12ListModelsResponse\x12\r\n\x05\x62\x61ses\x18\x01 \x03(\t\x12\x17\n\x0f\x61\x64\x61pters_loaded\x18\x02 \x03(\t2\x94\x01\n\tGenerator\x12@\n\x08Generate\x12\x18.atom.v1.GenerateRequest\x1a\x18.atom.v1.GeneratedMotion0\x01\x12\x45\n\nListModels\x12\x1a.atom.v1.ListModelsRequest\x1a\x1b.atom.v1.ListModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,15 +33,15 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'atom.v1.generator_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SAMPLINGPARAMS']._serialized_start=59
-  _globals['_SAMPLINGPARAMS']._serialized_end=189
-  _globals['_GENERATEREQUEST']._serialized_start=192
-  _globals['_GENERATEREQUEST']._serialized_end=362
-  _globals['_GENERATEDMOTION']._serialized_start=365
-  _globals['_GENERATEDMOTION']._serialized_end=556
-  _globals['_LISTMODELSREQUEST']._serialized_start=558
-  _globals['_LISTMODELSREQUEST']._serialized_end=577
-  _globals['_LISTMODELSRESPONSE']._serialized_start=579
-  _globals['_LISTMODELSRESPONSE']._serialized_end=639
-  _globals['_GENERATOR']._serialized_start=642
-  _globals['_GENERATOR']._serialized_end=790
+  _globals['_SAMPLINGPARAMS']._serialized_end=260
+  _globals['_GENERATEREQUEST']._serialized_start=263
+  _globals['_GENERATEREQUEST']._serialized_end=433
+  _globals['_GENERATEDMOTION']._serialized_start=436
+  _globals['_GENERATEDMOTION']._serialized_end=627
+  _globals['_LISTMODELSREQUEST']._serialized_start=629
+  _globals['_LISTMODELSREQUEST']._serialized_end=648
+  _globals['_LISTMODELSRESPONSE']._serialized_start=650
+  _globals['_LISTMODELSRESPONSE']._serialized_end=710
+  _globals['_GENERATOR']._serialized_start=713
+  _globals['_GENERATOR']._serialized_end=861
 # @@protoc_insertion_point(module_scope)

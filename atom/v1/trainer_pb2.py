@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from atom.v1 import common_pb2 as atom_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x61tom/v1/trainer.proto\x12\x07\x61tom.v1\x1a\x14\x61tom/v1/common.proto\"\xb5\x01\n\x11\x42uildPairsRequest\x12%\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x14.atom.v1.ArtifactRef\x12\r\n\x05theta\x18\x02 \x01(\x01\x12\x17\n\x0fno_score_filter\x18\x03 \x01(\x08\x12\x18\n\x10min_chosen_score\x18\x04 \x01(\x01\x12\x12\n\nmixed_size\x18\x05 \x01(\x05\x12\x0c\n\x04seed\x18\x06 \x01(\x03\x12\x15\n\routput_prefix\x18\x07 \x01(\t\"\xe2\x03\n\x12\x42uildPairsResponse\x12\'\n\tpair_sets\x18\x01 \x03(\x0b\x32\x14.atom.v1.ArtifactRef\x12\x45\n\x0epairs_per_task\x18\x02 \x03(\x0b\x32-.atom.v1.BuildPairsResponse.PairsPerTaskEntry\x12I\n\x10prompts_per_task\x18\x03 \x03(\x0b\x32/.atom.v1.BuildPairsResponse.PromptsPerTaskEntry\x12I\n\x10motions_per_task\x18\x04 \x03(\x0b\x32/.atom.v1.BuildPairsResponse.MotionsPerTaskEntry\x12#\n\x05stats\x18\x05 \x01(\x0b\x32\x14.atom.v1.ArtifactRef\x1a\x33\n\x11PairsPerTaskEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x35\n\x13PromptsPerTaskEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x35\n\x13MotionsPerTaskEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xad\x02\n\x0eTrainingConfig\x12\x11\n\talgorithm\x18\x01 \x01(\t\x12\x0c\n\x04\x62\x65ta\x18\x02 \x01(\x01\x12\x15\n\rlearning_rate\x18\x03 \x01(\x01\x12\x12\n\nbatch_size\x18\x04 \x01(\x05\x12\x0e\n\x06\x65pochs\x18\x05 \x01(\x05\x12\x11\n\tmax_steps\x18\x06 \x01(\x05\x12\x0e\n\x06lora_r\x18\x07 \x01(\x05\x12\x12\n\nlora_alpha\x18\x08 \x01(\x05\x12\x14\n\x0clora_dropout\x18\t \x01(\x01\x12\x16\n\x0etarget_modules\x18\n \x03(\t\x12\x0c\n\x04seed\x18\x0b \x01(\x03\x12\x11\n\tscheduler\x18\x0c \x01(\t\x12\x14\n\x0cwarmup_ratio\x18\r \x01(\x01\x12\x10\n\x08logprobs\x18\x0e \x01(\t\x12\x11\n\trpo_alpha\x18\x0f \x01(\x01\"\x9c\x01\n\x14StartTrainingRequest\x12\x1f\n\x04\x62\x61se\x18\x01 \x01(\x0b\x32\x11.atom.v1.ModelRef\x12#\n\x05pairs\x18\x02 \x01(\x0b\x32\x14.atom.v1.ArtifactRef\x12\'\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x17.atom.v1.TrainingConfig\x12\x15\n\routput_prefix\x18\x04 \x01(\t\"\x18\n\x06JobRef\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x8a\x01\n\x0fTrainingMetrics\x12\x0c\n\x04step\x18\x01 \x01(\x03\x12\x13\n\x0btotal_steps\x18\x02 \x01(\x03\x12\r\n\x05\x65poch\x18\x03 \x01(\x05\x12\x0c\n\x04loss\x18\x04 \x01(\x01\x12\x0e\n\x06margin\x18\x05 \x01(\x01\x12\x10\n\x08\x61\x63\x63uracy\x18\x06 \x01(\x01\x12\x15\n\rlearning_rate\x18\x07 \x01(\x01\"\xa9\x01\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12 \n\x05state\x18\x02 \x01(\x0e\x32\x11.atom.v1.JobState\x12)\n\x07metrics\x18\x03 \x01(\x0b\x32\x18.atom.v1.TrainingMetrics\x12%\n\x07\x61\x64\x61pter\x18\x04 \x01(\x0b\x32\x14.atom.v1.ArtifactRef\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x0f\n\x07resumed\x18\x06 \x01(\x08\"6\n\x08JobEvent\x12\x19\n\x03job\x18\x01 \x01(\x0b\x32\x0c.atom.v1.Job\x12\x0f\n\x07message\x18\x02 \x01(\t2\x95\x02\n\x07Trainer\x12\x45\n\nBuildPairs\x12\x1a.atom.v1.BuildPairsRequest\x1a\x1b.atom.v1.BuildPairsResponse\x12<\n\rStartTraining\x12\x1d.atom.v1.StartTrainingRequest\x1a\x0c.atom.v1.Job\x12\x30\n\x08WatchJob\x12\x0f.atom.v1.JobRef\x1a\x11.atom.v1.JobEvent0\x01\x12*\n\tCancelJob\x12\x0f.atom.v1.JobRef\x1a\x0c.atom.v1.Job\x12\'\n\x06GetJob\x12\x0f.atom.v1.JobRef\x1a\x0c.atom.v1.Jobb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x61tom/v1/trainer.proto\x12\x07\x61tom.v1\x1a\x14\x61tom/v1/common.proto\"\xcf\x01\n\x11\x42uildPairsRequest\x12%\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x14.atom.v1.ArtifactRef\x12\r\n\x05theta\x18\x02 \x01(\x01\x12\x17\n\x0fno_score_filter\x18\x03 \x01(\x08\x12\x1d\n\x10min_chosen_score\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\nmixed_size\x18\x05 \x01(\x05\x12\x0c\n\x04seed\x18\x06 \x01(\x03\x12\x15\n\routput_prefix\x18\x07 \x01(\tB\x13\n\x11_min_chosen_score\"\xe2\x03\n\x12\x42uildPairsResponse\x12\'\n\tpair_sets\x18\x01 \x03(\x0b\x32\x14.atom.v1.ArtifactRef\x12\x45\n\x0epairs_per_task\x18\x02 \x03(\x0b\x32-.atom.v1.BuildPairsResponse.PairsPerTaskEntry\x12I\n\x10prompts_per_task\x18\x03 \x03(\x0b\x32/.atom.v1.BuildPairsResponse.PromptsPerTaskEntry\x12I\n\x10motions_per_task\x18\x04 \x03(\x0b\x32/.atom.v1.BuildPairsResponse.MotionsPerTaskEntry\x12#\n\x05stats\x18\x05 \x01(\x0b\x32\x14.atom.v1.ArtifactRef\x1a\x33\n\x11PairsPerTaskEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x35\n\x13PromptsPerTaskEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x35\n\x13MotionsPerTaskEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xec\x03\n\x0eTrainingConfig\x12\x11\n\talgorithm\x18\x01 \x01(\t\x12\x11\n\x04\x62\x65ta\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x1a\n\rlearning_rate\x18\x03 \x01(\x01H\x01\x88\x01\x01\x12\x17\n\nbatch_size\x18\x04 \x01(\x05H\x02\x88\x01\x01\x12\x13\n\x06\x65pochs\x18\x05 \x01(\x05H\x03\x88\x01\x01\x12\x16\n\tmax_steps\x18\x06 \x01(\x05H\x04\x88\x01\x01\x12\x13\n\x06lora_r\x18\x07 \x01(\x05H\x05\x88\x01\x01\x12\x17\n\nlora_alpha\x18\x08 \x01(\x05H\x06\x88\x01\x01\x12\x19\n\x0clora_dropout\x18\t \x01(\x01H\x07\x88\x01\x01\x12\x16\n\x0etarget_modules\x18\n \x03(\t\x12\x0c\n\x04seed\x18\x0b \x01(\x03\x12\x11\n\tscheduler\x18\x0c \x01(\t\x12\x19\n\x0cwarmup_ratio\x18\r \x01(\x01H\x08\x88\x01\x01\x12\x10\n\x08logprobs\x18\x0e \x01(\t\x12\x16\n\trpo_alpha\x18\x0f \x01(\x01H\t\x88\x01\x01\x42\x07\n\x05_betaB\x10\n\x0e_learning_rateB\r\n\x0b_batch_sizeB\t\n\x07_epochsB\x0c\n\n_max_stepsB\t\n\x07_lora_rB\r\n\x0b_lora_alphaB\x0f\n\r_lora_dropoutB\x0f\n\r_warmup_ratioB\x0c\n\n_rpo_alpha\"\x9c\x01\n\x14StartTrainingRequest\x12\x1f\n\x04\x62\x61se\x18\x01 \x01(\x0b\x32\x11.atom.v1.ModelRef\x12#\n\x05pairs\x18\x02 \x01(\x0b\x32\x14.atom.v1.ArtifactRef\x12\'\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x17.atom.v1.TrainingConfig\x12\x15\n\routput_prefix\x18\x04 \x01(\t\"\x18\n\x06JobRef\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x8a\x01\n\x0fTrainingMetrics\x12\x0c\n\x04step\x18\x01 \x01(\x03\x12\x13\n\x0btotal_steps\x18\x02 \x01(\x03\x12\r\n\x05\x65poch\x18\x03 \x01(\x05\x12\x0c\n\x04loss\x18\x04 \x01(\x01\x12\x0e\n\x06margin\x18\x05 \x01(\x01\x12\x10\n\x08\x61\x63\x63uracy\x18\x06 \x01(\x01\x12\x15\n\rlearning_rate\x18\x07 \x01(\x01\"\xa9\x01\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12 \n\x05state\x18\x02 \x01(\x0e\x32\x11.atom.v1.JobState\x12)\n\x07metrics\x18\x03 \x01(\x0b\x32\x18.atom.v1.TrainingMetrics\x12%\n\x07\x61\x64\x61pter\x18\x04 \x01(\x0b\x32\x14.atom.v1.ArtifactRef\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x0f\n\x07resumed\x18\x06 \x01(\x08\"6\n\x08JobEvent\x12\x19\n\x03job\x18\x01 \x01(\x0b\x32\x0c.atom.v1.Job\x12\x0f\n\x07message\x18\x02 \x01(\t2\x95\x02\n\x07Trainer\x12\x45\n\nBuildPairs\x12\x1a.atom.v1.BuildPairsRequest\x1a\x1b.atom.v1.BuildPairsResponse\x12<\n\rStartTraining\x12\x1d.atom.v1.StartTrainingRequest\x1a\x0c.atom.v1.Job\x12\x30\n\x08WatchJob\x12\x0f.atom.v1.JobRef\x1a\x11.atom.v1.JobEvent0\x01\x12*\n\tCancelJob\x12\x0f.atom.v1.JobRef\x1a\x0c.atom.v1.Job\x12\'\n\x06GetJob\x12\x0f.atom.v1.JobRef\x1a\x0c.atom.v1.Jobb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,27 +39,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BUILDPAIRSRESPONSE_MOTIONSPERTASKENTRY']._loaded_options = None
   _globals['_BUILDPAIRSRESPONSE_MOTIONSPERTASKENTRY']._serialized_options = b'8\001'
   _globals['_BUILDPAIRSREQUEST']._serialized_start=57
-  _globals['_BUILDPAIRSREQUEST']._serialized_end=238
-  _globals['_BUILDPAIRSRESPONSE']._serialized_start=241
-  _globals['_BUILDPAIRSRESPONSE']._serialized_end=723
-  _globals['_BUILDPAIRSRESPONSE_PAIRSPERTASKENTRY']._serialized_start=562
-  _globals['_BUILDPAIRSRESPONSE_PAIRSPERTASKENTRY']._serialized_end=613
-  _globals['_BUILDPAIRSRESPONSE_PROMPTSPERTASKENTRY']._serialized_start=615
-  _globals['_BUILDPAIRSRESPONSE_PROMPTSPERTASKENTRY']._serialized_end=668
-  _globals['_BUILDPAIRSRESPONSE_MOTIONSPERTASKENTRY']._serialized_start=670
-  _globals['_BUILDPAIRSRESPONSE_MOTIONSPERTASKENTRY']._serialized_end=723
-  _globals['_TRAININGCONFIG']._serialized_start=726
-  _globals['_TRAININGCONFIG']._serialized_end=1027
-  _globals['_STARTTRAININGREQUEST']._serialized_start=1030
-  _globals['_STARTTRAININGREQUEST']._serialized_end=1186
-  _globals['_JOBREF']._serialized_start=1188
-  _globals['_JOBREF']._serialized_end=1212
-  _globals['_TRAININGMETRICS']._serialized_start=1215
-  _globals['_TRAININGMETRICS']._serialized_end=1353
-  _globals['_JOB']._serialized_start=1356
-  _globals['_JOB']._serialized_end=1525
-  _globals['_JOBEVENT']._serialized_start=1527
-  _globals['_JOBEVENT']._serialized_end=1581
-  _globals['_TRAINER']._serialized_start=1584
-  _globals['_TRAINER']._serialized_end=1861
+  _globals['_BUILDPAIRSREQUEST']._serialized_end=264
+  _globals['_BUILDPAIRSRESPONSE']._serialized_start=267
+  _globals['_BUILDPAIRSRESPONSE']._serialized_end=749
+  _globals['_BUILDPAIRSRESPONSE_PAIRSPERTASKENTRY']._serialized_start=588
+  _globals['_BUILDPAIRSRESPONSE_PAIRSPERTASKENTRY']._serialized_end=639
+  _globals['_BUILDPAIRSRESPONSE_PROMPTSPERTASKENTRY']._serialized_start=641
+  _globals['_BUILDPAIRSRESPONSE_PROMPTSPERTASKENTRY']._serialized_end=694
+  _globals['_BUILDPAIRSRESPONSE_MOTIONSPERTASKENTRY']._serialized_start=696
+  _globals['_BUILDPAIRSRESPONSE_MOTIONSPERTASKENTRY']._serialized_end=749
+  _globals['_TRAININGCONFIG']._serialized_start=752
+  _globals['_TRAININGCONFIG']._serialized_end=1244
+  _globals['_STARTTRAININGREQUEST']._serialized_start=1247
+  _globals['_STARTTRAININGREQUEST']._serialized_end=1403
+  _globals['_JOBREF']._serialized_start=1405
+  _globals['_JOBREF']._serialized_end=1429
+  _globals['_TRAININGMETRICS']._serialized_start=1432
+  _globals['_TRAININGMETRICS']._serialized_end=1570
+  _globals['_JOB']._serialized_start=1573
+  _globals['_JOB']._serialized_end=1742
+  _globals['_JOBEVENT']._serialized_start=1744
+  _globals['_JOBEVENT']._serialized_end=1798
+  _globals['_TRAINER']._serialized_start=1801
+  _globals['_TRAINER']._serialized_end=2078
 # @@protoc_insertion_point(module_scope)

@@ -34,6 +34,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 
+from atom.settings import EvalSettings
 from services.evaluator.glove import caption_tokens
 
 FEATURE_DIM = 263
@@ -429,7 +430,7 @@ def train_embedded_evaluator(
     *,
     gt_split: str | None = "test",
     reference_split: str | None = "val",
-    gt_replications: int = 20,
+    gt_replications: int = EvalSettings().replications,
 ) -> EmbeddedEvaluator:
     """Train on `config.train_split` of a HumanML3D-layout directory (the procedural world by
     default), then measure the ground-truth figures on `gt_split` (R@k, MM-Dist, Diversity,

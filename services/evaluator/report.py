@@ -20,6 +20,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from atom.settings import EvalSettings
 from services.evaluator import metrics as M
 from services.evaluator.alignment import Comparison, compare, per_prompt_means, task_score
 from services.evaluator.records import (
@@ -32,6 +33,7 @@ from services.evaluator.records import (
 )
 from services.evaluator.stats import NAN_CI, ConfidenceInterval, mean_ci
 
+REPLICATIONS = EvalSettings().replications  # the one place the default is written
 METRICS = ("mm_dist", "r1", "r2", "r3", "fid", "diversity", "mmodality")
 METRIC_TITLES = {
     "mm_dist": "MM-Dist", "r1": "R@1", "r2": "R@2", "r3": "R@3", "fid": "FID",
@@ -49,7 +51,7 @@ class EvaluationInputError(ValueError):
 
 @dataclass(frozen=True)
 class EvaluationConfig:
-    replications: int = 20
+    replications: int = REPLICATIONS
     seed: int = 0
     group_size: int = 32  # R-precision group
     top_k: int = 3
@@ -331,7 +333,7 @@ def ground_truth_metrics(
     evaluator: TextMotionEvaluator,
     real: Sequence[RealSample],
     reference: Sequence[RealSample] | None = None,
-    replications: int = 20,
+    replications: int = REPLICATIONS,
     seed: int = 0,
 ) -> dict[str, ConfidenceInterval]:
     """How well an evaluator separates real data: R@k / MM-Dist of real clips against their own
@@ -360,7 +362,7 @@ def evaluate(
     models: Mapping[str, Sequence[ModelSample]],
     real: Mapping[str, Sequence[RealSample]],
     evaluator: TextMotionEvaluator,
-    replications: int = 20,
+    replications: int = REPLICATIONS,
     seed: int = 0,
     progress: Progress | None = None,
     *,
@@ -547,7 +549,7 @@ def evaluate_planned(
     real: Mapping[str, Sequence[RealSample]],
     evaluator: TextMotionEvaluator,
     plan: TestPlan,
-    replications: int = 20,
+    replications: int = REPLICATIONS,
     seed: int = 0,
     progress: Progress | None = None,
     *,

@@ -24,7 +24,7 @@ from atom.v1 import common_pb2, evaluator_pb2, evaluator_pb2_grpc
 from services.evaluator.motiongpt_protocol import MM_KIND, real_features
 from services.evaluator.records import FEATURE_DIM, GENERAL, MIN_EVAL_FRAMES, ModelSample, hold_to_min_length
 from services.evaluator.report import TestPlan, evaluate, evaluate_planned
-from services.evaluator.stats import DEFAULT_REPLICATIONS
+from atom.settings import EvalSettings
 from services.evaluator.subsets import build_subsets
 
 PROTOCOLS = ("motiongpt", "guo")
@@ -134,7 +134,7 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
             dataset = HumanML3D(root)
             items = evalplan.motiongpt_items(dataset, split)
             plan = TestPlan(items, real_features(dataset, items), self._mean_pose(request.base_model))
-        replications = request.replications or DEFAULT_REPLICATIONS
+        replications = request.replications or EvalSettings().replications
 
         events: queue.Queue = queue.Queue()
         result: dict = {}

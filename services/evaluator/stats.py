@@ -8,7 +8,6 @@ from typing import Sequence
 
 import numpy as np
 
-DEFAULT_REPLICATIONS = 20
 Z_95 = 1.96
 
 

@@ -22,7 +22,8 @@ from atom.store import open_store, sha256_hex
 from atom.v1 import common_pb2, generator_pb2, generator_pb2_grpc
 from services.generator.adapters import ModelCache
 from services.generator.batcher import Batcher, WorkItem
-from services.generator.sampling import DECODINGS, DEFAULT_MAX_TOKENS, SamplingConfig, derive_seed
+from services.generator.sampling import (DECODINGS, DEFAULT_MAX_TOKENS, MOTIONGPT_MAX_NEW_TOKENS, MOTIONGPT_TOP_K,
+                                         SamplingConfig, derive_seed)
 
 log = logging.getLogger("atom.generator")
 
@@ -38,11 +39,16 @@ def sampling_from_proto(s: generator_pb2.SamplingParams, batch: int, model_decod
     decoding = s.decoding or model_decoding or "constrained"
     if decoding not in DECODINGS:
         raise InvalidArgument("sampling.decoding", f"unknown decoding {decoding!r}; use one of {', '.join(DECODINGS)}")
+    def get(name: str, default):
+        return getattr(s, name) if s.HasField(name) else default
+
+    motiongpt = decoding == "motiongpt"
     try:
-        if decoding == "motiongpt":
-            return SamplingConfig.motiongpt(s.temperature, s.top_k, s.top_p, s.max_length, batch)
-        return SamplingConfig(temperature=s.temperature or 1.0, top_k=s.top_k, top_p=s.top_p or 1.0,
-                              max_tokens=s.max_length or DEFAULT_MAX_TOKENS, batch_size=batch)
+        return SamplingConfig(temperature=get("temperature", 1.0),
+                              top_k=get("top_k", MOTIONGPT_TOP_K if motiongpt else 0), top_p=get("top_p", 1.0),
+                              max_tokens=get("max_length", 0) or (MOTIONGPT_MAX_NEW_TOKENS if motiongpt
+                                                                  else DEFAULT_MAX_TOKENS),
+                              min_tokens=0 if motiongpt else 1, decoding=decoding, batch_size=batch)
     except ValueError as exc:
         raise InvalidArgument("sampling", str(exc)) from None
 

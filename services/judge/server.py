@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 
+from atom.settings import RenderSettings
 from atom.motion.events import EventLabel, LabelGroup, check_task
 from atom.motion.record import MotionFormatError, MotionRecord
 from atom.runtime import telemetry
@@ -30,6 +31,7 @@ JUDGE_CACHE_HITS = telemetry.counter("atom_judge_cache_hits_total", "Judgements 
 JUDGE_COST = telemetry.counter("atom_judge_cost_usd_total", "Judge spend in USD", ("judge",))
 JUDGE_TOKENS = telemetry.counter("atom_judge_tokens_total", "Judge tokens", ("judge", "kind"))
 JUDGE_ERRORS = telemetry.counter("atom_judge_errors_total", "Items with no score, by error kind", ("judge", "kind"))
+_RENDER = RenderSettings()  # the defaults of a request's unset form and interval
 
 
 def _env(name: str, default: str = "") -> str:
@@ -118,7 +120,7 @@ class JudgeServicer(judge_pb2_grpc.JudgeServicer):
         backend = cfg.backend or "kinematic"
         require(backend in ("kinematic", "vlm"), "judge.backend", f"unknown judge {backend!r}; use kinematic or vlm")
         require(len(request.items) > 0, "items", "no items to judge")
-        form = (cfg.form or "frame_by_frame").replace("_", "-")
+        form = (cfg.form or _RENDER.form).replace("_", "-")  # the judge's records spell forms with hyphens
         items = []
         for i, it in enumerate(request.items):
             field = f"items[{i}]"
@@ -131,7 +133,7 @@ class JudgeServicer(judge_pb2_grpc.JudgeServicer):
             else:
                 require(len(it.images) > 0, f"{field}.images", "the VLM judge needs renders (Renderer.Render) of the motion")
                 images = [self.store.get_bytes(ref.key) for ref in it.images]
-                items.append(JudgeItem(it.item_id, prompt, images=images, form=form, interval=cfg.interval or 8))
+                items.append(JudgeItem(it.item_id, prompt, images=images, form=form, interval=cfg.interval or _RENDER.interval))
         if backend == "kinematic":
             results = self.kinematic.score_batch(items)
             judge_name = "kinematic"

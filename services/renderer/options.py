@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from atom.motion.skeleton import NUM_JOINTS
+from atom.settings import RenderSettings
 
 FORMS = ("frame_by_frame", "full_image", "trajectory_image", "video")
 STYLES = ("skeleton", "mesh")
@@ -17,7 +18,8 @@ MAX_INTERVAL = 1000
 # Far beyond any human motion: a coordinate this large means wrong units or a corrupt file, and
 # would make the camera frame an empty kilometre of floor.
 MAX_ABS_COORD = 1000.0
-DEFAULT_INTERVAL = 8
+_DEFAULTS = RenderSettings()  # the one place the render defaults are written
+DEFAULT_INTERVAL = _DEFAULTS.interval
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -39,11 +41,11 @@ class RenderOptions:
     camera: follow (tracks the smoothed root) or fixed (frames the whole motion once).
     """
 
-    form: str = "frame_by_frame"
+    form: str = _DEFAULTS.form
     interval: int = DEFAULT_INTERVAL
-    width: int = 256
-    height: int = 256
-    style: str = "skeleton"
+    width: int = _DEFAULTS.size
+    height: int = _DEFAULTS.size
+    style: str = _DEFAULTS.style
     camera: str = "follow"
 
     def __post_init__(self) -> None:

@@ -1,8 +1,10 @@
 """Training configuration: one dataclass that names a run completely.
 
-Defaults follow the paper and the official AToM release (REFERENCE.md §1, §7): IPO with beta 0.1,
-LoRA r 8 / alpha 16 / dropout 0.05 on the T5's q and v, AdamW lr 1e-3, batch 32, 20 epochs,
-cosine schedule. The fingerprint of a config is the identity of its training job: starting the
+The settings a user chooses (loss, beta, log-prob mode, learning rate, batch, epochs, LoRA) take
+their defaults from atom.settings.TrainSettings, the one place they are written (the embedded
+run's: KTO, beta 1.0, summed log-probs, 8 epochs; LoRA r 8 / alpha 16 / dropout 0.05 on q, v as
+the official AToM release). The rest follow transformers/TRL defaults (AdamW, cosine schedule,
+clipping at 1.0). The fingerprint of a config is the identity of its training job: starting the
 same config again resumes that job instead of starting a second one.
 """
 
@@ -13,7 +15,10 @@ import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 
-LOSSES = ("ipo", "dpo", "kto")
+from atom.settings import ALGORITHMS, TrainSettings
+
+LOSSES = ALGORITHMS
+_T = TrainSettings()
 SCHEDULES = ("cosine", "constant")
 
 
@@ -23,11 +28,11 @@ class TrainConfigError(ValueError):
 
 @dataclass(frozen=True)
 class LoraSettings:
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.05
+    r: int = _T.lora_r
+    alpha: int = _T.lora_alpha
+    dropout: float = _T.lora_dropout
     # PEFT's default targets for T5 (SEQ_2_SEQ_LM), as the official release used.
-    target_modules: tuple[str, ...] = ("q", "v")
+    target_modules: tuple[str, ...] = tuple(_T.target_modules)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "target_modules", tuple(self.target_modules))
@@ -56,24 +61,24 @@ class TrainConfig:
     pairs_key: str
     output_prefix: str
     base_model: str = "default"
-    loss: str = "ipo"
-    beta: float = 0.1
-    # None: per-token mean log-probs for IPO (what TRL does for loss_type "ipo", so the official
-    # release trained that way), summed log-probs for DPO and KTO.
-    average_logprobs: bool | None = None
+    loss: str = _T.algorithm
+    beta: float = _T.beta
+    # True: per-token mean log-probs (what TRL does for loss_type "ipo", so the official release
+    # trained that way); False: summed over the motion's tokens. None: mean for IPO, sum otherwise.
+    average_logprobs: bool | None = _T.logprobs == "mean"
     label_smoothing: float = 0.0  # DPO only (conservative DPO)
     # Weight of the chosen motions' per-token NLL added to the loss (RPO; TRL's rpo_alpha).
     # 0 is the paper's plain preference loss.
-    rpo_alpha: float = 0.0
+    rpo_alpha: float = _T.rpo_alpha
     kto_desirable_weight: float = 1.0
     kto_undesirable_weight: float = 1.0
-    lr: float = 1e-3
+    lr: float = _T.learning_rate
     weight_decay: float = 0.0  # TRL/transformers default, which the release used
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 1e-8
     max_grad_norm: float | None = 1.0  # transformers' default clipping; None turns it off
-    batch_size: int = 32
-    epochs: int = 20
+    batch_size: int = _T.batch_size
+    epochs: int = _T.epochs
     max_steps: int | None = None  # stop early (the release trained at most about 1,000 steps)
     schedule: str = "cosine"
     warmup_steps: int = 0

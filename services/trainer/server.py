@@ -8,6 +8,7 @@ import logging
 import math
 import threading
 
+from atom.settings import TrainSettings
 from atom.runtime.device import resolve_compute
 from atom.mgpt.bundle import load_bundle
 from atom.runtime import telemetry
@@ -54,16 +55,22 @@ def config_from_request(req: trainer_pb2.StartTrainingRequest) -> TrainConfig:
     require(not req.base.adapter, "base.adapter", "training starts from a base model without an adapter")
     require(bool(req.pairs.key), "pairs.key", "is empty; build pairs first (Trainer.BuildPairs)")
     require(bool(req.output_prefix), "output_prefix", "is empty; e.g. models/run-1")
+    d = TrainSettings()  # the one place the defaults are written
+
+    def get(name: str, default):
+        return getattr(c, name) if c.HasField(name) else default
+
     try:
-        lora = LoraSettings(r=c.lora_r or 8, alpha=c.lora_alpha or 16,
-                            dropout=0.0 if c.lora_dropout < 0 else (c.lora_dropout or 0.05),
-                            target_modules=tuple(c.target_modules) or ("q", "v"))
+        lora = LoraSettings(r=get("lora_r", d.lora_r), alpha=get("lora_alpha", d.lora_alpha),
+                            dropout=get("lora_dropout", d.lora_dropout),
+                            target_modules=tuple(c.target_modules) or tuple(d.target_modules))
         require(c.logprobs in LOGPROBS, "config.logprobs", f"must be 'sum', 'mean' or empty, got {c.logprobs!r}")
         return TrainConfig(pairs_key=req.pairs.key, output_prefix=req.output_prefix.rstrip("/"), base_model=req.base.base,
-                           loss=c.algorithm or "ipo", beta=c.beta or 0.1, lr=c.learning_rate or 1e-3,
-                           batch_size=c.batch_size or 32, epochs=c.epochs or 20, max_steps=c.max_steps or None,
-                           schedule=c.scheduler or "cosine", warmup_ratio=c.warmup_ratio, seed=c.seed, lora=lora,
-                           average_logprobs=LOGPROBS[c.logprobs], rpo_alpha=c.rpo_alpha)
+                           loss=c.algorithm or d.algorithm, beta=get("beta", d.beta), lr=get("learning_rate", d.learning_rate),
+                           batch_size=get("batch_size", d.batch_size), epochs=get("epochs", d.epochs),
+                           max_steps=get("max_steps", 0) or None, schedule=c.scheduler or "cosine",
+                           warmup_ratio=get("warmup_ratio", 0.0), seed=c.seed, lora=lora,
+                           average_logprobs=LOGPROBS[c.logprobs or d.logprobs], rpo_alpha=get("rpo_alpha", d.rpo_alpha))
     except TrainConfigError as exc:
         raise InvalidArgument("config", str(exc)) from None
 
@@ -87,7 +94,8 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
         require(request.theta >= 0, "theta", f"must be >= 0, got {request.theta}")
         if not self.store.exists(request.dataset.key):
             raise ArtifactNotFound(request.dataset.key, self.store.url)
-        cfg = PairConfig.with_min_chosen_score(request.min_chosen_score or None, theta=request.theta,
+        min_score = request.min_chosen_score if request.HasField("min_chosen_score") else None
+        cfg = PairConfig.with_min_chosen_score(min_score, theta=request.theta,
                                                score_filter=not request.no_score_filter)
         sets = build_pair_sets(self.store, request.dataset.key, request.output_prefix, cfg,
                                mixed_size=request.mixed_size, seed=request.seed)

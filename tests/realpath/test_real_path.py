@@ -136,6 +136,7 @@ def test_real_files_through_run_pipeline(tmp_path, release, humanml):
     motion_meta = next(store.glob("motions/*.npz"))
     assert sample["motion"] and motion_meta.exists()
     # The README's training flags reached the trainer: the paper's recipe.
-    summary = json.loads((store / "models/real/train_summary.json").read_text())
+    train = json.loads((store / "runs/real/manifest.json").read_text())["stages"]["train"]
+    summary = json.loads((store / train["outputs"]["adapter"]).parent.joinpath("train_summary.json").read_text())
     cfg = summary.get("config", summary)
     assert cfg["loss"] == "ipo" and cfg["beta"] == 0.1 and cfg["average_logprobs"] is True

@@ -31,10 +31,12 @@ def test_sample_indices_rejects_bad_arguments(n, k):
         sample_indices(n, k)
 
 
-def test_options_defaults_follow_the_paper():
+def test_options_defaults_are_the_pipelines():
+    """One place for each default (atom.settings.RenderSettings): the full image the embedded run
+    uses, every 8th frame as in the paper, 256 px."""
     o = RenderOptions()
     assert (o.form, o.interval, o.width, o.height, o.style, o.camera) == (
-        "frame_by_frame", 8, 256, 256, "skeleton", "follow")
+        "full_image", 8, 256, 256, "skeleton", "follow")
 
 
 @pytest.mark.parametrize(
@@ -65,21 +67,21 @@ def test_with_defaults_maps_unset_proto_fields():
 
 
 def test_odd_sizes_are_fine_for_images():
-    assert RenderOptions(width=255, height=99).width == 255
+    assert RenderOptions(form="frame_by_frame", width=255, height=99).width == 255
 
 
 def test_cache_key_layout():
-    assert cache_key(SHA, RenderOptions()) == f"renders/{SHA}/frame_by_frame-k8-256x256-skeleton/"
+    assert cache_key(SHA, RenderOptions(form="frame_by_frame")) == f"renders/{SHA}/frame_by_frame-k8-256x256-skeleton/"
     opts = RenderOptions(form="full_image", interval=4, width=320, height=240, style="mesh")
     assert cache_key(SHA, opts) == f"renders/{SHA}/full_image-k4-320x240-mesh/"
     # A fixed camera draws different pictures, so it must never share a follow-camera key.
-    assert cache_key(SHA, RenderOptions(camera="fixed")).endswith("-skeleton-fixed/")
+    assert cache_key(SHA, RenderOptions(form="frame_by_frame", camera="fixed")).endswith("-skeleton-fixed/")
 
 
 @pytest.mark.parametrize("bad", ["abc", "AB" * 32, "../" + "a" * 61, 123])
 def test_cache_key_rejects_non_digests(bad):
     with pytest.raises(RenderInputError, match="sha256"):
-        cache_key(bad, RenderOptions())
+        cache_key(bad, RenderOptions(form="frame_by_frame"))
 
 
 def _joints(T=20):
@@ -100,7 +102,7 @@ def _joints(T=20):
 )
 def test_render_rejects_bad_joints(joints, needle):
     with pytest.raises(RenderInputError, match=needle):
-        render(joints, RenderOptions())
+        render(joints, RenderOptions(form="frame_by_frame"))
 
 
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
@@ -108,7 +110,7 @@ def test_render_rejects_non_finite_joints(value):
     j = _joints()
     j[7, 3, 1] = value
     with pytest.raises(RenderInputError, match="NaN or infinite.*frame 7"):
-        render(j, RenderOptions())
+        render(j, RenderOptions(form="frame_by_frame"))
 
 
 def test_render_rejects_non_options():
@@ -119,16 +121,16 @@ def test_render_rejects_non_options():
 def test_mesh_without_model_says_what_is_missing_and_how_to_convert(monkeypatch, tmp_path):
     monkeypatch.delenv("ATOM_SMPL_MODEL", raising=False)
     with pytest.raises(SmplModelMissing) as err:
-        render(_joints(), RenderOptions(style="mesh"))
+        render(_joints(), RenderOptions(form="frame_by_frame", style="mesh"))
     msg = str(err.value)
     assert "ATOM_SMPL_MODEL" in msg and "convert_smpl_pkl" in msg and "skeleton" in msg
 
     monkeypatch.setenv("ATOM_SMPL_MODEL", str(tmp_path / "SMPL_NEUTRAL.npz"))
     with pytest.raises(SmplModelMissing, match="SMPL_NEUTRAL.npz.*does not exist"):
-        render(_joints(), RenderOptions(style="mesh"))
+        render(_joints(), RenderOptions(form="frame_by_frame", style="mesh"))
 
     pkl = tmp_path / "SMPL_NEUTRAL.pkl"
     pkl.write_bytes(b"not really")
     monkeypatch.setenv("ATOM_SMPL_MODEL", str(pkl))
     with pytest.raises(SmplModelMissing, match="convert it to .npz"):
-        render(_joints(), RenderOptions(style="mesh"))
+        render(_joints(), RenderOptions(form="frame_by_frame", style="mesh"))

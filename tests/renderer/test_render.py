@@ -40,8 +40,8 @@ def test_frames_show_the_skeleton_and_change_with_the_pose(motion_renderer):
 
 
 def test_same_input_gives_identical_bytes(motion_renderer, walk_motion):
-    a = render(walk_motion, RenderOptions(interval=20), renderer=motion_renderer)
-    b = render(walk_motion, RenderOptions(interval=20), renderer=motion_renderer)
+    a = render(walk_motion, RenderOptions(form="frame_by_frame", interval=20), renderer=motion_renderer)
+    b = render(walk_motion, RenderOptions(form="frame_by_frame", interval=20), renderer=motion_renderer)
     assert a.images == b.images
 
 
@@ -61,7 +61,7 @@ def test_only_sampled_frames_are_drawn(motion_renderer, walk_motion):
 
 
 def test_frame_by_frame_gives_one_png_per_sampled_frame(motion_renderer, walk_motion):
-    out = render(walk_motion, RenderOptions(interval=8, width=160, height=120), renderer=motion_renderer)
+    out = render(walk_motion, RenderOptions(form="frame_by_frame", interval=8, width=160, height=120), renderer=motion_renderer)
     assert out.media_type == PNG
     assert len(out.images) == len(out.frame_indices) == 8  # 60 frames: 0, 8, ..., 56
     for data in out.images:
@@ -112,7 +112,7 @@ def test_fixed_camera_does_not_move(motion_renderer):
     np.testing.assert_allclose(poses[0], poses[2])
     follow = motion_renderer.camera_poses(motion, "follow", [0, 30, 59])
     assert np.linalg.norm(follow[2, :3, 3] - follow[0, :3, 3]) > 2.0
-    out = render(motion, RenderOptions(camera="fixed", interval=30), renderer=motion_renderer)
+    out = render(motion, RenderOptions(form="frame_by_frame", camera="fixed", interval=30), renderer=motion_renderer)
     assert len(out.images) == 2
 
 
@@ -130,7 +130,7 @@ def test_trail_appears_once_the_body_has_moved(motion_renderer):
 
 def test_render_cache_round_trip(motion_renderer, walk_motion, tmp_path):
     store = LocalStore(tmp_path)
-    opts = RenderOptions(interval=16, width=64, height=64)
+    opts = RenderOptions(form="frame_by_frame", interval=16, width=64, height=64)
     assert load_render(store, SHA, opts) is None
     out, cached = render_cached(store, SHA, walk_motion, opts, renderer=motion_renderer)
     assert not cached
@@ -149,7 +149,7 @@ def test_render_cache_round_trip(motion_renderer, walk_motion, tmp_path):
 
 def test_sizes_change_between_calls(motion_renderer, walk_motion):
     for w, h in [(64, 48), (300, 200), (64, 48)]:
-        out = render(walk_motion, RenderOptions(interval=30, width=w, height=h), renderer=motion_renderer)
+        out = render(walk_motion, RenderOptions(form="frame_by_frame", interval=30, width=w, height=h), renderer=motion_renderer)
         assert decode_png(out.images[0]).shape == (h, w, 3)
 
 
@@ -169,7 +169,7 @@ def test_renderer_is_usable_from_several_threads(motion_renderer, walk_motion):
 
     def job():
         try:
-            out = render(walk_motion, RenderOptions(interval=20, width=64, height=64), renderer=motion_renderer)
+            out = render(walk_motion, RenderOptions(form="frame_by_frame", interval=20, width=64, height=64), renderer=motion_renderer)
             results.append(out.images)
         except Exception as exc:  # collected and asserted below
             errors.append(repr(exc))

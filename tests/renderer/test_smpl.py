@@ -94,7 +94,7 @@ def test_smplx_poses_the_synthetic_model_onto_the_joints(smpl_body):
 def test_mesh_style_renders_each_form(smpl_body, motion_renderer):
     motion = walk(24)
     before = motion_renderer.scene.frames_drawn
-    out = render(motion, RenderOptions(style="mesh", width=96, height=96), renderer=motion_renderer,
+    out = render(motion, RenderOptions(form="frame_by_frame", style="mesh", width=96, height=96), renderer=motion_renderer,
                  smpl_model=smpl_body)
     assert motion_renderer.scene.frames_drawn - before == 3 == len(out.images)
     img = decode_png(out.images[0])
@@ -106,7 +106,7 @@ def test_mesh_style_renders_each_form(smpl_body, motion_renderer):
 
 def test_mesh_style_finds_the_model_through_the_environment(smpl_file, motion_renderer, monkeypatch):
     monkeypatch.setenv("ATOM_SMPL_MODEL", str(smpl_file))
-    out = render(walk(10), RenderOptions(style="mesh", interval=10, width=64, height=64), renderer=motion_renderer)
+    out = render(walk(10), RenderOptions(form="frame_by_frame", style="mesh", interval=10, width=64, height=64), renderer=motion_renderer)
     assert len(out.images) == 1
 
 

@@ -13,11 +13,17 @@ def request(**config) -> trainer_pb2.StartTrainingRequest:
                                             config=trainer_pb2.TrainingConfig(**config), output_prefix="models/r")
 
 
-def test_empty_config_gives_the_paper_defaults_with_tokenwise_mean_for_ipo():
+def test_empty_config_gives_the_one_place_defaults():
+    from atom.settings import TrainSettings
+
+    d = TrainSettings()
     cfg = config_from_request(request())
-    assert (cfg.loss, cfg.beta, cfg.lr, cfg.batch_size, cfg.epochs) == ("ipo", 0.1, 1e-3, 32, 20)
-    assert cfg.uses_average_logprobs
-    assert not config_from_request(request(algorithm="dpo")).uses_average_logprobs
+    assert (cfg.loss, cfg.beta, cfg.lr, cfg.batch_size, cfg.epochs) == (d.algorithm, d.beta, d.learning_rate,
+                                                                         d.batch_size, d.epochs)
+    assert cfg.uses_average_logprobs == (d.logprobs == "mean")
+    # The paper's recipe, asked for: IPO with beta 0.1 and TRL's per-token mean.
+    paper = config_from_request(request(algorithm="ipo", beta=0.1, logprobs="mean"))
+    assert (paper.loss, paper.beta, paper.uses_average_logprobs) == ("ipo", 0.1, True)
 
 
 @pytest.mark.parametrize("mode, average", [("sum", False), ("mean", True)])
