@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from atom.cli.context import Ctx, handle_errors
-from atom.pipeline.manifest import STAGES
+from atom.pipeline.graph import STAGES
 
 
 def config_options(fn):
@@ -30,7 +30,7 @@ def config_options(fn):
         click.option("--judge-model", help="VLM model name, e.g. gpt-4o."),
         click.option("--budget", "budget_usd", type=float, help="Hard cap on new judge spend in USD."),
         click.option("--theta", type=float, help="Pair when score_i - score_j > theta (Algorithm 1)."),
-        click.option("--algorithm", type=click.Choice(["ipo", "dpo", "kto"]), help="Preference loss (paper: ipo)."),
+        click.option("--algorithm", type=click.Choice(["ipo", "dpo", "kto"]), help="Preference loss (default kto; the paper: ipo)."),
         click.option("--epochs", type=int, help="Training epochs (paper: 20)."),
         click.option("--max-steps", type=int, help="Stop training after this many steps (0 = no limit)."),
         click.option("--lr", "learning_rate", type=float, help="Learning rate (paper: 1e-3)."),
@@ -153,7 +153,8 @@ def _register_stage(cli: click.Group, stage: str) -> None:
         "render": "Stage 3: render motions headless, every k-th frame, in the chosen injection form.",
         "judge": "Stage 4: score each motion against its prompt (kinematic or VLM judge).",
         "pairs": "Stage 5: build the MotionPrefer dataset and Algorithm 1 preference pairs.",
-        "train": "Stage 6: LoRA preference fine-tuning (IPO by default) as a trainer job.",
+        "train": "Stage 6: LoRA preference fine-tuning as a trainer job (KTO by default; the paper's IPO with "
+                 "--algorithm ipo --set train.beta=0.1 --set train.logprobs=mean).",
         "evaluate": "Stage 7: compare base and tuned models on held-out prompts and HumanML3D metrics.",
     }
 
@@ -165,7 +166,8 @@ def _register_stage(cli: click.Group, stage: str) -> None:
         ctx = run(_load(kwargs), obj, only=stage, show_progress=not kwargs.get("quiet"))
         print_summary(ctx)
 
-    command.__doc__ = docs[stage] + "\n\nUses the outputs of earlier stages recorded in the run's manifest."
+    command.__doc__ = docs[stage] + ("\n\nReads the outputs the earlier stages made for the same settings; "
+                                     "when they are missing it says which stage to run, before starting anything.")
     if stage == "judge":
         # `atomctl judge` runs the stage; `atomctl judge agree` compares two judges.
         group = click.group("judge", invoke_without_command=True)(config_options(_judge_group(command)))

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from atom import __version__
 from atom.store import ArtifactNotFound, ArtifactStore
 
-from atom.pipeline.graph import STAGES  # noqa: F401 - re-exported: the stage order
 
 
 def versions() -> dict:

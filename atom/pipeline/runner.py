@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from contextlib import ExitStack
@@ -10,7 +9,6 @@ from pathlib import Path
 
 import click
 
-from atom import evalplan
 from atom.cli.context import Ctx
 from atom.pipeline import bootstrap, metrics, stages
 from atom.pipeline.config import PipelineConfig
@@ -22,7 +20,6 @@ from atom.runtime.client import connect
 from atom.runtime.device import DEVICE_ENV, DTYPE_ENV
 from atom.runtime.ports import SERVICES
 from atom.store import ArtifactNotFound, open_store
-from atom.v1 import common_pb2
 
 log = logging.getLogger("atom.pipeline")
 
@@ -52,27 +49,6 @@ def service_clients(stack: ExitStack, cli: Ctx, log_dir: Path = Path(".atom/logs
         stack.callback(c.close)
         c.wait_ready(60)
     return clients
-
-
-def general_texts(ctx: RunContext) -> list[common_pb2.Prompt]:
-    """The test split's first caption per clip, as prompts of the 'general' task."""
-    store = ctx.store
-    try:
-        ids = [l.strip() for l in store.get_bytes(f"{ctx.dataset}/test.txt").decode().splitlines() if l.strip()]
-    except ArtifactNotFound:
-        return []
-    if ctx.cfg.eval.general_texts:
-        ids = ids[: ctx.cfg.eval.general_texts]
-    out = []
-    for clip_id in ids:
-        try:
-            line = store.get_bytes(f"{ctx.dataset}/texts/{clip_id}.txt").decode().splitlines()[0]
-        except (ArtifactNotFound, IndexError):
-            continue
-        text = line.split("#", 1)[0].strip()
-        pid = "g-" + hashlib.sha256(f"{clip_id}|{text}".encode()).hexdigest()[:12]
-        out.append(common_pb2.Prompt(prompt_id=pid, text=text, task="general"))
-    return out
 
 
 def _check_ready(store, cfg: PipelineConfig, manifest: Manifest, stage: str) -> dict[str, dict]:
@@ -113,30 +89,13 @@ def run(cfg: PipelineConfig, cli: Ctx, until: str = "evaluate", only: str | None
         ctx.base_model = bootstrap.ensure_base_model(store, cfg, dataset, show_progress)
         ctx.context_digests = {"dataset": bootstrap.dataset_digest(store, dataset),
                                "base_model": bootstrap.base_model_digest(store, ctx.base_model)}
+        conf = cfg.to_dict()
         for stage in wanted:
-            if stage == "prompts":
-                out["prompts"] = stages.compose_prompts(ctx)
-            elif stage == "generate":
-                out["generate"] = stages.generate_stage(ctx, out["prompts"])
-            elif stage == "render":
-                out["render"] = stages.render_stage(ctx, out["generate"])
-            elif stage == "judge":
-                out["judge"] = stages.judge_stage(ctx, out["prompts"], out["generate"], out.get("render"))
+            reads = dict.fromkeys(source(e) for e in needs(BY_NAME[stage], conf)[1])
+            out[stage] = stages.RUNNERS[stage](ctx, {name: out[name] for name in reads})
+            if stage == "judge":
                 metrics.judge_cost.labels(cfg.run).set(out["judge"].get("cost_usd", 0.0))
                 metrics.judge_calls.labels(cfg.run).set(out["judge"].get("paid_calls", 0))
-            elif stage == "pairs":
-                out["pairs"] = stages.pairs_stage(ctx, out["prompts"], out["judge"])
-            elif stage == "train":
-                out["train"] = stages.train_stage(ctx, out["pairs"])
-            elif stage == "evaluate":
-                embedded = bootstrap.ensure_evaluator(store, cfg, dataset, show_progress)
-                ctx.evaluator_spec = bootstrap.evaluator_spec(store, cfg, embedded, show_progress)
-                ctx.context_digests["evaluator"] = bootstrap.evaluator_digest(store, ctx.evaluator_spec)
-                ctx.assets = bootstrap.collect_assets(store, dataset, ctx.base_model, ctx.evaluator_spec)
-                if cfg.protocol == "motiongpt":
-                    ctx.test_items = evalplan.store_items(store, dataset, "test")
-                result = stages.evaluate_stage(ctx, out["prompts"], out["train"], general_texts(ctx))
-                out["evaluate"] = stages.publish_report(ctx, result)
         ctx.summary["stages"] = {k: v for k, v in out.items() if k in wanted}
         ctx.summary["seconds"] = round(time.monotonic() - t0, 1)
         metrics.push(cfg.run)

@@ -4,11 +4,14 @@ atom.pipeline.graph); the run manifest points at them."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 
 from atom import evalplan
+from atom.pipeline import bootstrap
 from atom.pipeline.context import RunContext, from_dict, to_dict
+from atom.store import ArtifactNotFound
 from atom.pipeline.fanout import FanOut
 from atom.v1 import (common_pb2, evaluator_pb2, generator_pb2, judge_pb2, renderer_pb2, trainer_pb2)
 
@@ -16,9 +19,12 @@ log = logging.getLogger("atom.pipeline")
 
 
 # --- 1. prompts --------------------------------------------------------------------------------
-def compose_prompts(ctx: RunContext) -> dict:
+# Every stage runner takes the run context and the outputs of the stages it reads (by stage name,
+# as atom.pipeline.graph declares them) and returns its own outputs.
+
+def compose_prompts(ctx: RunContext, up: dict) -> dict:
     cfg = ctx.cfg
-    with ctx.stage("prompts", {}) as box:
+    with ctx.stage("prompts", up) as box:
         if box["skip"]:
             return box["outputs"]
         out = box["prefix"]
@@ -96,12 +102,12 @@ def generate_motions(ctx: RunContext, prompts: list[common_pb2.Prompt], samples:
     return rows
 
 
-def generate_stage(ctx: RunContext, prompts_out: dict) -> dict:
+def generate_stage(ctx: RunContext, up: dict) -> dict:
     cfg = ctx.cfg
-    with ctx.stage("generate", {"prompts": prompts_out}) as box:
+    with ctx.stage("generate", up) as box:
         if box["skip"]:
             return box["outputs"]
-        prompts = load_prompts(ctx, prompts_out["train"])
+        prompts = load_prompts(ctx, up["prompts"]["train"])
         rows = generate_motions(ctx, prompts, cfg.generate.samples_per_prompt)
         key = f"{box['prefix']}/motions.jsonl"
         ctx.store.put_jsonl(key, rows)
@@ -131,12 +137,12 @@ def render_motions(ctx: RunContext, motion_keys: list[str], form: str | None = N
             for k, r in results.items()}
 
 
-def render_stage(ctx: RunContext, gen_out: dict) -> dict:
+def render_stage(ctx: RunContext, up: dict) -> dict:
     cfg = ctx.cfg
-    with ctx.stage("render", {"generate": gen_out}) as box:
+    with ctx.stage("render", up) as box:
         if box["skip"]:
             return box["outputs"]
-        rows = ctx.store.get_jsonl(gen_out["motions"])
+        rows = ctx.store.get_jsonl(up["generate"]["motions"])
         keys = list(dict.fromkeys(r["motion"] for r in rows if r["motion"]))
         if cfg.judge.backend != "vlm":
             # The kinematic judge reads joints; render a few motions so people can look at them.
@@ -187,14 +193,14 @@ def judgement_summary(judgements) -> dict:
             "cost_usd": round(sum(j.cost_usd for j in js if not j.cache_hit), 6)}
 
 
-def judge_stage(ctx: RunContext, prompts_out: dict, gen_out: dict, render_out: dict) -> dict:
+def judge_stage(ctx: RunContext, up: dict) -> dict:
     cfg = ctx.cfg
-    with ctx.stage("judge", {"prompts": prompts_out, "generate": gen_out, "render": render_out}) as box:
+    with ctx.stage("judge", up) as box:
         if box["skip"]:
             return box["outputs"]
-        prompts = {p.prompt_id: p for p in load_prompts(ctx, prompts_out["train"])}
-        rows = ctx.store.get_jsonl(gen_out["motions"])
-        renders = ctx.store.get_json(render_out["renders"])["renders"] if cfg.judge.backend == "vlm" else None
+        prompts = {p.prompt_id: p for p in load_prompts(ctx, up["prompts"]["train"])}
+        rows = ctx.store.get_jsonl(up["generate"]["motions"])
+        renders = ctx.store.get_json(up["render"]["renders"])["renders"] if cfg.judge.backend == "vlm" else None
         judgements = judge_motions(ctx, rows, prompts, renders)
         out = []
         for r in rows:
@@ -217,14 +223,14 @@ def judge_stage(ctx: RunContext, prompts_out: dict, gen_out: dict, render_out: d
 
 
 # --- 5. pairs ----------------------------------------------------------------------------------
-def pairs_stage(ctx: RunContext, prompts_out: dict, judge_out: dict) -> dict:
+def pairs_stage(ctx: RunContext, up: dict) -> dict:
     cfg = ctx.cfg
-    with ctx.stage("pairs", {"prompts": prompts_out, "judge": judge_out}) as box:
+    with ctx.stage("pairs", up) as box:
         if box["skip"]:
             return box["outputs"]
-        prompts = {p.prompt_id: p for p in load_prompts(ctx, prompts_out["train"])}
+        prompts = {p.prompt_id: p for p in load_prompts(ctx, up["prompts"]["train"])}
         records = []
-        for r in ctx.store.get_jsonl(judge_out["judgements"]):
+        for r in ctx.store.get_jsonl(up["judge"]["judgements"]):
             if not r["ok"]:
                 continue  # no score, no preference: never a guessed score
             p = prompts[r["prompt_id"]]
@@ -259,9 +265,9 @@ def training_config(ctx: RunContext) -> trainer_pb2.TrainingConfig:
         seed=ctx.cfg.seed, scheduler="cosine", logprobs=t.logprobs, rpo_alpha=t.rpo_alpha)
 
 
-def train_stage(ctx: RunContext, pairs_out: dict) -> dict:
-    cfg = ctx.cfg
-    with ctx.stage("train", {"pairs": pairs_out}) as box:
+def train_stage(ctx: RunContext, up: dict) -> dict:
+    pairs_out = up["pairs"]
+    with ctx.stage("train", up) as box:
         if box["skip"]:
             return box["outputs"]
         if not pairs_out.get("items"):
@@ -302,13 +308,52 @@ def train_stage(ctx: RunContext, pairs_out: dict) -> dict:
 
 
 # --- 7. evaluate -------------------------------------------------------------------------------
-def evaluate_stage(ctx: RunContext, prompts_out: dict, train_out: dict, general_texts: list[common_pb2.Prompt]) -> dict:
-    """Held-out prompts judged for base and tuned, plus HumanML3D-style metrics on the test split."""
+def prepare_evaluation(ctx: RunContext) -> list[common_pb2.Prompt]:
+    """What evaluation needs beyond the stages' outputs: the evaluator (trained or imported on
+    first use), the assets list for the report, and the test captions (guo protocol) or items
+    (motiongpt protocol)."""
+    cfg, store = ctx.cfg, ctx.store
+    embedded = bootstrap.ensure_evaluator(store, cfg, ctx.dataset, ctx.show_progress)
+    ctx.evaluator_spec = bootstrap.evaluator_spec(store, cfg, embedded, ctx.show_progress)
+    ctx.context_digests["evaluator"] = bootstrap.evaluator_digest(store, ctx.evaluator_spec)
+    ctx.assets = bootstrap.collect_assets(store, ctx.dataset, ctx.base_model, ctx.evaluator_spec)
+    if cfg.protocol == "motiongpt":
+        ctx.test_items = evalplan.store_items(store, ctx.dataset, "test")
+        return []
+    return general_texts(ctx)
+
+
+def general_texts(ctx: RunContext) -> list[common_pb2.Prompt]:
+    """The test split's first caption per clip, as prompts of the 'general' task."""
+    store = ctx.store
+    try:
+        ids = [line.strip() for line in store.get_bytes(f"{ctx.dataset}/test.txt").decode().splitlines() if line.strip()]
+    except ArtifactNotFound:
+        return []
+    if ctx.cfg.eval.general_texts:
+        ids = ids[: ctx.cfg.eval.general_texts]
+    out = []
+    for clip_id in ids:
+        try:
+            line = store.get_bytes(f"{ctx.dataset}/texts/{clip_id}.txt").decode().splitlines()[0]
+        except (ArtifactNotFound, IndexError):
+            continue
+        text = line.split("#", 1)[0].strip()
+        pid = "g-" + hashlib.sha256(f"{clip_id}|{text}".encode()).hexdigest()[:12]
+        out.append(common_pb2.Prompt(prompt_id=pid, text=text, task="general"))
+    return out
+
+
+def evaluate_stage(ctx: RunContext, up: dict) -> dict:
+    """Held-out prompts judged for base and tuned, plus HumanML3D-style metrics on the test split;
+    the report is copied to reports/<run>/."""
     cfg = ctx.cfg
-    with ctx.stage("evaluate", {"prompts": prompts_out, "train": train_out}) as box:
+    general_texts = prepare_evaluation(ctx)
+    train_out = up["train"]
+    with ctx.stage("evaluate", up) as box:
         if box["skip"]:
-            return box["outputs"]
-        eval_prompts = load_prompts(ctx, prompts_out["eval"])
+            return publish_report(ctx, box["outputs"])
+        eval_prompts = load_prompts(ctx, up["prompts"]["eval"])
         by_id = {p.prompt_id: p for p in eval_prompts + general_texts}
         models = {"base": "", "atom": train_out["adapter"]}
         refs = []
@@ -362,7 +407,7 @@ def evaluate_stage(ctx: RunContext, prompts_out: dict, train_out: dict, general_
                           "plots": [p.key for p in report.plots], "items": len(refs),
                           "judge": judged_summary}
         box["parts"] = {"all": [report.json.key]}
-        return box["outputs"]
+    return publish_report(ctx, box["outputs"])
 
 
 def plan_samples(ctx: RunContext, adapter: str, name: str) -> list[dict]:
@@ -398,3 +443,8 @@ def publish_report(ctx: RunContext, outputs: dict) -> dict:
 
     return {**outputs, "report_json": copy(outputs["report_json"]), "report_md": copy(outputs["report_md"]),
             "plots": [copy(k) for k in outputs.get("plots", [])], "made_under": src}
+
+
+# The stage runners, by stage name (the graph, atom.pipeline.graph, says what each reads).
+RUNNERS = {"prompts": compose_prompts, "generate": generate_stage, "render": render_stage, "judge": judge_stage,
+           "pairs": pairs_stage, "train": train_stage, "evaluate": evaluate_stage}

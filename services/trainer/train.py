@@ -1,4 +1,4 @@
-"""LoRA preference training (IPO by default) of the motion language model.
+"""LoRA preference training of the motion language model (IPO, DPO or KTO; defaults: atom.settings).
 
 One step: the batch's prompts are encoded once and paired with the chosen and the rejected motion
 (2B sequences in one forward); the policy log-probs carry gradients, the reference log-probs come
