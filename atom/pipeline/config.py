@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -142,11 +142,12 @@ def _set(tree: dict, dotted: str, value: Any, where: str) -> None:
     node[leaf] = value
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"train": {"beta": 1}} -> {"train.beta": 1}."""
     out: dict[str, Any] = {}
     for k, v in tree.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
+        if isinstance(v, Mapping):
+            out.update(flatten(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v
     return out
@@ -180,7 +181,7 @@ def load_config_with_sources(path=None, overrides: dict | None = None,
     if path:
         data = _read_file(Path(path))
         tree = data
-        sources.update({k: f"file {path}" for k in _flatten(data)})
+        sources.update({k: f"file {path}" for k in flatten(data)})
     for dotted, value in (overrides or {}).items():
         if value is None:
             continue
@@ -193,7 +194,7 @@ def load_config_with_sources(path=None, overrides: dict | None = None,
         cfg = PipelineConfig.model_validate(tree)
     except ValidationError as exc:
         raise _errors(exc) from None
-    for key in _flatten(cfg.to_dict()):
+    for key in flatten(cfg.to_dict()):
         sources.setdefault(key, "default")
     return cfg, sources
 

@@ -21,6 +21,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from atom.pipeline.config import flatten
+
 STAGE_PREFIX = "stages"
 OUTPUTS_FILE = "outputs.json"
 
@@ -109,16 +111,6 @@ def stage_prefix(name: str, key: str) -> str:
     return f"{STAGE_PREFIX}/{name}/{key}"
 
 
-def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, Mapping):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def explain(now: Mapping[str, Any], before: Mapping[str, Any] | None) -> list[str]:
     """Why a stage's key differs from the one it had before: each changed input, in words."""
     if not before:
@@ -126,7 +118,7 @@ def explain(now: Mapping[str, Any], before: Mapping[str, Any] | None) -> list[st
     reasons = []
     if now.get("version") != before.get("version"):
         reasons.append(f"code version {before.get('version')} -> {now.get('version')}")
-    a, b = _flat(before.get("config", {})), _flat(now.get("config", {}))
+    a, b = flatten(before.get("config", {})), flatten(now.get("config", {}))
     for k in sorted(set(a) | set(b)):
         if a.get(k) != b.get(k):
             reasons.append(f"{k}: {a.get(k)!r} -> {b.get(k)!r}")
