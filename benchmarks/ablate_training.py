@@ -9,7 +9,7 @@ tuned model sample with the same seeds, so the per-prompt differences come from 
   python benchmarks/ablate_training.py --store .atom/store --name mean1 --set average_logprobs=true --set beta=1
   python benchmarks/ablate_training.py --store .atom/store --name rpo --set average_logprobs=false --set rpo_alpha=1
   python benchmarks/ablate_training.py --store .atom/store --name all --set lora.target_modules=q,k,v,o,wi_0,wi_1,wo
-  python benchmarks/ablate_training.py --store .atom/store --name x --eval-only --adapter models/default/adapter
+  python benchmarks/ablate_training.py --store .atom/store --name x --eval-only --adapter run
 
 Prints, per sub-task, base -> tuned mean judge score and the paired difference with its 95% CI,
 and FID (embedded evaluator) on the first --general test captions, base -> tuned, averaged over
@@ -30,6 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from atom.pipeline.manifest import run_output  # noqa: E402
 from atom.mgpt.bundle import load_bundle  # noqa: E402
 from atom.motion.events import TASKS  # noqa: E402
 from atom.pipeline.bootstrap import base_model_prefix, evaluator_prefix, world_prefix  # noqa: E402
@@ -97,13 +98,15 @@ def main(argv=None) -> int:
     ap.add_argument("--base", default=DEFAULT_BASE)
     ap.add_argument("--dataset", default=DEFAULT_DATASET)
     ap.add_argument("--evaluator", default="", help="default: the embedded evaluator of --dataset")
-    ap.add_argument("--pairs", default="datasets/default/pairs-mixed.jsonl")
-    ap.add_argument("--eval-prompts", default="runs/default/eval-prompts.jsonl")
+    ap.add_argument("--run", default="default", help="the run whose pairs and held-out prompts are used by default")
+    ap.add_argument("--pairs", default="", help="default: the run's mixed pairs")
+    ap.add_argument("--eval-prompts", default="", help="default: the run's held-out prompts")
     ap.add_argument("--name", required=True, help="the adapter goes to models/ablate-<name>/adapter")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="a services.trainer.config.TrainConfig field, e.g. beta=0.05 or lora.r=16 (repeat)")
     ap.add_argument("--eval-only", action="store_true", help="evaluate an existing adapter (--adapter)")
-    ap.add_argument("--adapter", default="", help="adapter prefix to evaluate (default models/ablate-<name>/adapter)")
+    ap.add_argument("--adapter", default="", help="adapter prefix to evaluate (default models/ablate-<name>/adapter; "
+                                                "'run': the run's own adapter)")
     ap.add_argument("--general", type=int, default=400, help="test captions for FID")
     ap.add_argument("--fid-seeds", default="",
                     help="comma-separated sampling seeds; FID is the mean over them (default: --seed + 100000). "
@@ -115,6 +118,10 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     store = open_store(a.store)
+    a.pairs = a.pairs or run_output(store, a.run, "pairs", "pairs")
+    a.eval_prompts = a.eval_prompts or run_output(store, a.run, "prompts", "eval")
+    if a.adapter == "run":
+        a.adapter = run_output(store, a.run, "train", "adapter")
     overrides: dict = {}
     for item in a.set:
         key, value = item.split("=", 1)

@@ -5,8 +5,8 @@ and prints, per requested count, mean motion tokens, mean judge score and how of
 count of the named event is right, too low or too high. Then the ceiling the motion tokenizer
 allows: the same count check on the world's test clips before and after a VQ round trip.
 
-  python benchmarks/frequency_counts.py --store .atom/store --adapter models/default/adapter
-  python benchmarks/frequency_counts.py --store .atom/store --prompts runs/default/prompts.jsonl
+  python benchmarks/frequency_counts.py --store .atom/store --adapter run
+  python benchmarks/frequency_counts.py --store .atom/store --prompts train
 
 It needs a store in which `atomctl run-pipeline` has run (base model, world, prompts).
 """
@@ -24,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from atom.pipeline.manifest import run_output  # noqa: E402
 from atom.mgpt.bundle import ModelBundle, load_bundle  # noqa: E402
 from atom.motion.events import LabelGroup  # noqa: E402
 from atom.motion.features import features_to_joints  # noqa: E402
@@ -95,14 +96,18 @@ def main(argv=None) -> int:
     ap.add_argument("--store", default=".atom/store")
     ap.add_argument("--base", default=DEFAULT_BASE)
     ap.add_argument("--dataset", default=DEFAULT_DATASET)
-    ap.add_argument("--prompts", default="runs/default/eval-prompts.jsonl")
-    ap.add_argument("--adapter", action="append", default=[], help="adapter prefix to compare (repeat)")
+    ap.add_argument("--run", default="default", help="the run whose prompts and adapter 'run' / 'eval' / 'train' name")
+    ap.add_argument("--prompts", default="eval", help="a prompts key, or 'eval' / 'train': the run's held-out / training prompts")
+    ap.add_argument("--adapter", action="append", default=[], help="adapter prefix to compare, or 'run' (repeat)")
     ap.add_argument("--samples", type=int, default=4)
     ap.add_argument("--seed", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     store = open_store(a.store)
+    if a.prompts in ("eval", "train"):
+        a.prompts = run_output(store, a.run, "prompts", a.prompts)
+    a.adapter = [run_output(store, a.run, "train", "adapter") if x == "run" else x for x in a.adapter]
     bundle = load_bundle(store, a.base)
     pool = AdapterPool(bundle, store)
     prompts = [p for p in read_prompts_jsonl(store.get_bytes(a.prompts)) if p.task == "frequency"]

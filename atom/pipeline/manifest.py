@@ -82,3 +82,16 @@ class Manifest:
 
     def outputs(self, name: str) -> dict:
         return self.stage(name).get("outputs", {})
+
+
+def run_output(store: ArtifactStore, run: str, stage: str, field: str) -> str:
+    """The store key a run's last invocation used for one output (e.g. ("train", "adapter")), from
+    its manifest: what scripts and tools read instead of guessing paths."""
+    try:
+        stages = store.get_json(Manifest(store, run).key).get("stages", {})
+    except ArtifactNotFound:
+        raise ArtifactNotFound(f"runs/{run}/manifest.json (run `atomctl run-pipeline --run {run}` first)") from None
+    value = stages.get(stage, {}).get("outputs", {}).get(field)
+    if not value:
+        raise ArtifactNotFound(f"the {stage} stage's {field} in runs/{run}/manifest.json (run that stage first)")
+    return value
