@@ -1,6 +1,6 @@
 """The HumanML3D 263-dim motion features: joints -> features, features -> joints, normalisation.
 
-Layout (REFERENCE.md §2), one row per pair of consecutive frames (T joint frames -> T-1 rows):
+Layout (HumanML3D's motion representation, github.com/EricGuo5513/HumanML3D), one row per pair of consecutive frames (T joint frames -> T-1 rows):
 
     0        root yaw rate, half angle: arcsin of the y part of r_{t+1} r_t^-1
     1:3      root XZ velocity, rotated into the facing frame of frame t+1
@@ -222,7 +222,7 @@ def _check_features(features, what: str = "features") -> None:
 
 def features_to_joints(features: np.ndarray) -> np.ndarray:
     """Recover joint positions from (un-normalised) features: (..., N, 263) -> (..., N, 22, 3)
-    float32. Uses dims 0..66 only (REFERENCE.md §2)."""
+    float32. Uses dims 0..66 only (root and joint positions)."""
     f = np.asarray(features)
     _check_features(f)
     if not np.all(np.isfinite(f)):

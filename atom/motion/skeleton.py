@@ -1,4 +1,4 @@
-"""The 22-joint HumanML3D skeleton (first 22 SMPL joints). Facts from REFERENCE.md §2."""
+"""The 22-joint HumanML3D skeleton (first 22 SMPL joints). Facts from HumanML3D (github.com/EricGuo5513/HumanML3D, paramUtil.py)."""
 
 FPS = 20
 NUM_JOINTS = 22

@@ -1,4 +1,4 @@
-"""GloVe word vectors and POS one-hots for the Guo et al. text encoder (REFERENCE.md §4).
+"""GloVe word vectors and POS one-hots for the Guo et al. text encoder (text-to-motion's utils/word_vectorizer.py).
 
 The T2M release ships three files per vocabulary prefix (`our_vab`):
   <prefix>_data.npy   (V, 300) float vectors

@@ -1,4 +1,4 @@
-"""The Guo et al. HumanML3D evaluator (text_mot_match/model/finest.tar), REFERENCE.md §4.
+"""The Guo et al. HumanML3D evaluator (text_mot_match/model/finest.tar) (github.com/EricGuo5513/text-to-motion, networks/modules.py).
 
 Module and parameter names match the released checkpoint, so its state dicts load as they are.
 The checkpoint is read with torch.load(weights_only=True): it holds only tensors, dicts and

@@ -1,6 +1,6 @@
 """AToM stage 1, offline: event-level prompts with their label groups, from the event vocabulary.
 
-Per sub-task (REFERENCE.md §1):
+Per sub-task (the AToM paper, Han et al., CVPR 2025):
 - integrity: 2-5 distinct events in one sentence ("A man walks forward, walks backward, and squats.");
 - temporal: exactly 3 distinct events joined by ordered conjunctions picked at random. Some joins
   put the events out of surface order ("Before waving, a man walks forward and then squats." is

@@ -1,4 +1,4 @@
-"""The AToM scoring rules (REFERENCE.md §1) as pure functions of (asked, detected) events.
+"""The AToM scoring rules (the AToM paper, Han et al., CVPR 2025) as pure functions of (asked, detected) events.
 
 Both judges and the ground truth use these: the kinematic judge feeds the events it detects,
 the benchmark feeds the events a world clip really performs, and the VLM instructions state the

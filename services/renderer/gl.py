@@ -10,7 +10,7 @@ Platform choice, in order:
   3. "egl" (works on Mesa llvmpipe without a display and on NVIDIA GPUs; EGL_DEVICE_ID picks
      the GPU).
 
-Traps measured on this project (REFERENCE.md section 6): with PYOPENGL_PLATFORM unset pyrender
+Traps measured on this project: with PYOPENGL_PLATFORM unset pyrender
 looks for an X display and fails; OSMesa needs PyOpenGL >= 3.1.10 but pyrender pins 3.1.0;
 OpenGL.ERROR_CHECKING = False breaks EGL context creation, so we leave error checking on.
 """

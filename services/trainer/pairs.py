@@ -30,7 +30,7 @@ from services.trainer.motionprefer import (
     to_jsonl,
 )
 
-# The top score of each sub-task's scoring rules (REFERENCE.md §1).
+# The top score of each sub-task's scoring rules (the AToM paper, Han et al., CVPR 2025).
 TASK_MAX_SCORE = {"integrity": 5.0, "temporal": 5.0, "frequency": 3.0}
 # The paper filters "chosen must score above 3". Frequency is scored 3/2/1, so "> 3" would leave
 # it with no pairs at all; its threshold is 2: only a motion with the right action and the right

@@ -22,7 +22,7 @@ from gen_tiny_models import CAPTIONS, TINY_VQ, make_tiny_bundle
 
 
 def _expected_full_size_keys():
-    """REFERENCE.md §3, written out by hand (weights; every conv also has a bias of its out size)."""
+    """MotionGPT's VQ-VAE layout (mGPT/archs/mgpt_vq.py), written out by hand (weights; every conv also has a bias of its out size)."""
     w = {"encoder.model.0": (512, 263, 3), "encoder.model.4": (512, 512, 3), "decoder.model.0": (512, 512, 3),
          "decoder.model.4": (512, 512, 3), "decoder.model.6": (263, 512, 3)}
     for stage in (2, 3):

@@ -1,7 +1,7 @@
 """The world's body: a 22-joint HumanML3D skeleton with natural, per-clip varied proportions,
 posed by forward kinematics from joint rotations.
 
-Conventions (REFERENCE.md §2): Y up, metres, the figure faces +Z at rest, its left is +X.
+Conventions (HumanML3D's, github.com/EricGuo5513/HumanML3D): Y up, metres, the figure faces +Z at rest, its left is +X.
 A yaw angle `a` turns the forward direction +Z into (sin a, 0, cos a), so a positive yaw change
 is a turn to the left.
 
