@@ -6,7 +6,6 @@ import io
 import pickle
 import pickletools
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
