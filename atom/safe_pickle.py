@@ -27,6 +27,7 @@ import io
 import os
 import pickle
 import threading
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,10 +218,12 @@ def load_torch_checkpoint(path: str | Path, limits: CheckpointLimits | None = No
     _check_archive(path, limits)
     try:
         names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-    except (ValueError, RuntimeError, pickle.UnpicklingError, EOFError, KeyError) as exc:
-        raise UnreadableFileError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # a malformed pickle fails in many ways; all mean "not a checkpoint"
+        raise UnreadableFileError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: "
+                                  f"{str(exc)[:300]})") from None
     extra = _safe_globals_for(names, str(path))
-    with _TORCH_GLOBALS_LOCK, torch.serialization.safe_globals(extra):
+    with _TORCH_GLOBALS_LOCK, torch.serialization.safe_globals(extra), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns about odd pickle protocols before refusing them
         try:
             return torch.load(str(path), map_location="cpu", weights_only=True)
         except UnsafeFileError:
@@ -232,7 +235,7 @@ def load_torch_checkpoint(path: str | Path, limits: CheckpointLimits | None = No
             raise UnreadableFileError(f"{path}: refused by the safe loader ({reason.strip()[:300]})") from None
         except MemoryError:
             raise UnsafeFileError(f"{path}: loading it needs more memory than this machine has; refused") from None
-        except (RuntimeError, EOFError, ValueError, OSError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        except Exception as exc:  # torch's own asserts and errors on malformed files: all "not readable"
             raise UnreadableFileError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: "
                                       f"{str(exc)[:300]})") from None
 
