@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from atom.safe_pickle import Opaque, UnreadableFileError, UnsafeFileError, load_torch_checkpoint
+from atom.safe_pickle import Opaque, UnsafeFileError, load_torch_checkpoint
 
 MARKER = "/tmp/atom-loader-fuzz-pwned"
 
