@@ -27,7 +27,7 @@ import numpy as np
 from atom import evalplan
 from atom.evalplan import EvalItem
 from services.evaluator import metrics as M
-from services.evaluator.records import GENERAL, ModelSample, TextMotionEvaluator, hold_to_min_length
+from services.evaluator.records import GENERAL, ModelSample, TextMotionEvaluator, check_stop, hold_to_min_length
 from services.evaluator.subsets import caption_text
 
 MM_KIND = "mm"
@@ -83,7 +83,7 @@ def _matching(out: dict, text: np.ndarray, motion: np.ndarray, rng, group: int, 
 def general_rounds(models: Mapping[str, Sequence[ModelSample]], items: list[EvalItem], real: Sequence[np.ndarray],
                    evaluator: TextMotionEvaluator, pad: np.ndarray, *, replications: int, seed: int,
                    mm_texts: int, group_size: int = 32, top_k: int = 3, diversity_times: int = 300,
-                   mm_pairs: int = 10, notes: list[str] | None = None) -> dict[str, list[dict[str, float]]]:
+                   mm_pairs: int = 10, notes: list[str] | None = None, stop=None) -> dict[str, list[dict[str, float]]]:
     """Per model (and "real"), one metrics dict per replication. `real[i]` is item i's real
     features (un-normalised), `pad` the model's mean pose."""
     notes = notes if notes is not None else []
@@ -98,6 +98,7 @@ def general_rounds(models: Mapping[str, Sequence[ModelSample]], items: list[Eval
     if div < diversity_times:
         notes.append(f"general (motiongpt protocol): Diversity over {div} pairs ({len(items)} test items)")
     for rep in range(replications):
+        check_stop(stop)
         draws = evalplan.general_draws(items, rep, seed)
         widths = [d.crop_len for d in draws]
         crops = [real[d.item][d.crop_start:d.crop_start + d.crop_len] for d in draws]

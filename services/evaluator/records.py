@@ -17,6 +17,16 @@ class SampleError(ValueError):
     """A sample record is malformed (no motion, wrong shapes, bad score)."""
 
 
+class EvaluationCancelled(Exception):
+    """The caller went away (deadline, cancel): the evaluation stopped between replications."""
+
+
+def check_stop(stop) -> None:
+    """Raise EvaluationCancelled when `stop` (a threading.Event, or None) is set."""
+    if stop is not None and stop.is_set():
+        raise EvaluationCancelled("the evaluation was stopped: its caller cancelled or ran out of time")
+
+
 # Enough for the embedded evaluator (8) and Guo's (4-frame units, two strided convs).
 MIN_EVAL_FRAMES = 16
 

@@ -25,6 +25,7 @@ from services.evaluator import metrics as M
 from services.evaluator.alignment import Comparison, compare, per_prompt_means, task_score
 from services.evaluator.records import (
     GENERAL,
+    check_stop,
     ModelSample,
     RealSample,
     SampleError,
@@ -369,6 +370,7 @@ def evaluate(
     reference: Mapping[str, Sequence[RealSample]] | None = None,
     baseline: str | None = None,
     config: EvaluationConfig | None = None,
+    stop=None,
 ) -> Report:
     """Evaluate every model's samples per task against the real subsets.
 
@@ -460,6 +462,7 @@ def evaluate(
             mm_idx = _multimodality_plan(e.groups, cfg, name, task, notes)
             rounds = []
             for rep in range(cfg.replications):
+                check_stop(stop)
                 rng = np.random.default_rng([cfg.seed, rep, ti, 0])
                 pick = np.array([g[rng.integers(len(g))] for g in e.groups])
                 mm = None
@@ -555,6 +558,7 @@ def evaluate_planned(
     *,
     reference: Mapping[str, Sequence[RealSample]] | None = None,
     baseline: str | None = None,
+    stop=None,
 ) -> Report:
     """`evaluate` for the judged prompts, and MotionGPT's protocol for the test split: the samples
     of kind "general" / "mm" are scored by services.evaluator.motiongpt_protocol."""
@@ -566,14 +570,14 @@ def evaluate_planned(
     notes: list[str] = []
     if any(judged.values()):
         report = evaluate({k: v for k, v in judged.items() if v}, real, evaluator, replications, seed, progress,
-                          reference=reference, baseline=baseline)
+                          reference=reference, baseline=baseline, stop=stop)
     else:
         cfg = EvaluationConfig(replications=replications, seed=seed)
         report = Report(names, [], [], [], [], dict(evaluator.describe()),
                         {**asdict(cfg), "baseline": baseline or names[0], "reference_fid": False})
     mm_items = {s.item for v in planned.values() for s in v if s.kind == "mm" and s.replication == 0}
     rounds = general_rounds(planned, plan.items, plan.real, evaluator, plan.pad, replications=replications,
-                            seed=seed, mm_texts=len(mm_items), notes=notes)
+                            seed=seed, mm_texts=len(mm_items), notes=notes, stop=stop)
     n = len(plan.items)
     rows = [MetricRow(GENERAL, name, _summarise(r), n * replications, n) for name, r in rounds.items()]
     report.rows = sorted([r for r in report.rows if r.task != GENERAL] + rows,

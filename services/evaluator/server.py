@@ -22,12 +22,14 @@ from atom.store import ArtifactNotFound, open_store
 from atom.store.localcache import local_tree
 from atom.v1 import common_pb2, evaluator_pb2, evaluator_pb2_grpc
 from services.evaluator.motiongpt_protocol import MM_KIND, real_features
-from services.evaluator.records import FEATURE_DIM, GENERAL, MIN_EVAL_FRAMES, ModelSample, hold_to_min_length
+from services.evaluator.records import (FEATURE_DIM, GENERAL, MIN_EVAL_FRAMES, ModelSample, check_stop,
+                                        hold_to_min_length)
 from services.evaluator.report import TestPlan, evaluate, evaluate_planned
 from atom.settings import EvalSettings
 from services.evaluator.subsets import build_subsets
 
 PROTOCOLS = ("motiongpt", "guo")
+MAX_REPLICATIONS = 1000  # the paper's protocol uses 20; more is a mistake or an attack
 
 log = logging.getLogger("atom.evaluator")
 
@@ -108,6 +110,8 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
 
     def Evaluate(self, request, context):
         require(len(request.models) > 0, "models", "name at least one model's samples")
+        require(0 <= request.replications <= MAX_REPLICATIONS, "replications",
+                f"must be within 0..{MAX_REPLICATIONS} (0 = {EvalSettings().replications}), got {request.replications}")
         require(bool(request.dataset), "dataset", "name the HumanML3D-layout dataset (store prefix or local path)")
         require(bool(request.output_prefix), "output_prefix", "is empty; e.g. reports/run-1")
         names = [m.name for m in request.models]
@@ -138,19 +142,27 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
 
         events: queue.Queue = queue.Queue()
         result: dict = {}
+        # Set when the call ends for any reason (deadline, cancel, client gone): the work stops at
+        # its next replication instead of running on, holding the evaluation slot, for nobody.
+        stop = threading.Event()
+        context.add_callback(stop.set)
 
         def work():
             try:
                 progress = lambda msg, done, total: events.put((msg, done, total))  # noqa: E731
-                with self._lock:
+                while not self._lock.acquire(timeout=0.5):
+                    check_stop(stop)
+                try:
                     if plan is None:
                         result["report"] = evaluate(models, real, evaluator, replications=replications,
                                                     seed=request.seed, progress=progress, reference=reference,
-                                                    baseline=request.baseline or None)
+                                                    baseline=request.baseline or None, stop=stop)
                     else:
                         result["report"] = evaluate_planned(models, real, evaluator, plan, replications,
                                                             request.seed, progress, reference=reference,
-                                                            baseline=request.baseline or None)
+                                                            baseline=request.baseline or None, stop=stop)
+                finally:
+                    self._lock.release()
             except BaseException as exc:  # noqa: BLE001 - re-raised in the RPC thread
                 result["error"] = exc
             finally:
