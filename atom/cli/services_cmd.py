@@ -108,10 +108,13 @@ def status(obj: Ctx, as_json: bool, timeout: float) -> None:
     for name in SERVICES:
         client = connect(name, endpoints[name], attempts=1)
         try:
+            readiness = client.health(timeout=timeout, service=client.full_name)
             for addr, health in client.health(timeout=timeout).items():
                 version = store = ""
                 details: dict = {}
-                if health == "SERVING":
+                if health == "SERVING" and readiness.get(addr) != "SERVING":
+                    health = "NOT_READY"  # alive, but cannot take work (the reason is in details)
+                if health in ("SERVING", "NOT_READY"):
                     try:
                         info = client.info(addr, timeout=timeout)
                         version, store, details = info.version, info.store_url, dict(info.details)
@@ -127,5 +130,7 @@ def status(obj: Ctx, as_json: bool, timeout: float) -> None:
         for r in rows:
             click.echo(f"{r['service']:<10} {r['address']:<22} {r['health']:<12} {r['version']:<8} "
                        f"{r['device'] or '-':<8} {r['store']}")
+            if r["details"].get("not_ready"):
+                click.echo(f"{'':<10} not ready: {r['details']['not_ready']}")
     if any(r["health"] != "SERVING" for r in rows):
         raise SystemExit(EXIT_UNAVAILABLE)

@@ -22,15 +22,31 @@ class MotionFormatError(ValueError):
     """A motion array or file is malformed; the message says what is wrong."""
 
 
+# A person's joints stay within this many metres of the origin; values beyond it are a unit mistake
+# (millimetres) or a hostile file, and would otherwise be rendered and scored as if real.
+MAX_ABS_COORD_M = 1000.0
+# Far longer than any motion data set (HumanML3D's longest is 10 s at 20 fps); bounds the work and
+# memory one motion can ask of a renderer or judge.
+MAX_FRAMES = 20_000
+
+
 def validate_joints(joints: np.ndarray, what: str = "joints") -> np.ndarray:
     joints = np.asarray(joints)
+    if joints.dtype.kind != "f":
+        raise MotionFormatError(f"{what} must be floating point (float32 metres), got dtype {joints.dtype}")
     if joints.ndim != 3 or joints.shape[1:] != (NUM_JOINTS, 3):
         raise MotionFormatError(f"{what} must have shape (T, {NUM_JOINTS}, 3), got {tuple(joints.shape)}")
     if joints.shape[0] < 2:
         raise MotionFormatError(f"{what} must have at least 2 frames, got {joints.shape[0]}")
+    if joints.shape[0] > MAX_FRAMES:
+        raise MotionFormatError(f"{what} have {joints.shape[0]} frames, more than the {MAX_FRAMES} allowed")
     if not np.all(np.isfinite(joints)):
         bad = int(np.argwhere(~np.isfinite(joints))[0][0])
         raise MotionFormatError(f"{what} contain NaN or infinite values (first at frame {bad})")
+    peak = float(np.abs(joints).max())
+    if peak > MAX_ABS_COORD_M:
+        raise MotionFormatError(f"{what} reach {peak:.4g} m from the origin, beyond the plausible "
+                                f"{MAX_ABS_COORD_M:g} m (joint positions are in metres, not millimetres)")
     return joints.astype(np.float32, copy=False)
 
 
@@ -43,8 +59,17 @@ class MotionRecord:
 
     def __post_init__(self) -> None:
         self.joints = validate_joints(self.joints)
-        self.features = np.asarray(self.features, dtype=np.float32).reshape(-1, FEATURE_DIM)
-        self.tokens = np.asarray(self.tokens, dtype=np.int32).reshape(-1)
+        features, tokens = np.asarray(self.features), np.asarray(self.tokens)
+        if features.size and features.dtype.kind != "f":
+            raise MotionFormatError(f"features must be floating point, got dtype {features.dtype}")
+        if features.size and (features.ndim != 2 or features.shape[1] != FEATURE_DIM):
+            raise MotionFormatError(f"features must have shape (T-1, {FEATURE_DIM}), got {tuple(features.shape)}")
+        if tokens.size and tokens.dtype.kind not in "iu":
+            raise MotionFormatError(f"tokens must be integers, got dtype {tokens.dtype}")
+        if not isinstance(self.meta, dict):
+            raise MotionFormatError(f"meta must be a JSON object, got {type(self.meta).__name__}")
+        self.features = features.astype(np.float32, copy=False).reshape(-1, FEATURE_DIM)
+        self.tokens = tokens.astype(np.int32, copy=False).reshape(-1)
 
     @property
     def num_frames(self) -> int:

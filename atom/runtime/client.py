@@ -105,12 +105,19 @@ class ServiceClient:
                 log.info("%s.%s on %s unavailable (attempt %d)", self.service, method, addr, attempt + 1)
                 self._sleep(attempt)
 
-    def health(self, timeout: float = 2.0) -> dict[str, str]:
-        """Health status per address: SERVING, NOT_SERVING, or the error code name."""
+    @property
+    def full_name(self) -> str:
+        """The gRPC service name, also its readiness name in the health protocol."""
+        return f"atom.v1.{self.service.capitalize()}"
+
+    def health(self, timeout: float = 2.0, service: str = "") -> dict[str, str]:
+        """Health status per address: SERVING, NOT_SERVING, or the error code name. `service` ""
+        asks whether the process serves (liveness); `full_name` whether it can take work now."""
         out = {}
         for addr, ch in self._channels.items():
             try:
-                resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+                resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=service),
+                                                            timeout=timeout)
                 out[addr] = health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
             except grpc.RpcError as exc:
                 out[addr] = exc.code().name

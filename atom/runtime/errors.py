@@ -9,6 +9,7 @@ from __future__ import annotations
 import grpc
 
 from atom.store import ArtifactNotFound, StoreUnavailable
+from atom.store.base import check_key
 
 
 class InvalidArgument(ValueError):
@@ -31,9 +32,28 @@ class ResourceExhausted(RuntimeError):
     """A budget or quota would be exceeded."""
 
 
+class Unauthenticated(RuntimeError):
+    """An upstream API refused our credentials (HTTP 401). The message names the variable to set."""
+
+
+class PermissionDenied(RuntimeError):
+    """An upstream API or this service's policy refuses the request (HTTP 403, a path outside the
+    allowed data roots)."""
+
+
 def require(condition: bool, field: str, problem: str) -> None:
     if not condition:
         raise InvalidArgument(field, problem)
+
+
+def require_key(value: str, field: str, hint: str) -> str:
+    """A store key or prefix named in a request: present and well-formed, checked before the
+    request reads or writes anything. Returns it without a trailing slash."""
+    require(bool(value), field, f"is empty; {hint}")
+    try:
+        return check_key(value.rstrip("/"))
+    except ValueError as exc:
+        raise InvalidArgument(field, str(exc)) from None
 
 
 def status_for(exc: BaseException) -> grpc.StatusCode:
@@ -45,6 +65,10 @@ def status_for(exc: BaseException) -> grpc.StatusCode:
         return grpc.StatusCode.UNAVAILABLE
     if isinstance(exc, ResourceExhausted) or type(exc).__name__ in ("BudgetExceeded",):
         return grpc.StatusCode.RESOURCE_EXHAUSTED
+    if isinstance(exc, Unauthenticated):
+        return grpc.StatusCode.UNAUTHENTICATED
+    if isinstance(exc, PermissionDenied):
+        return grpc.StatusCode.PERMISSION_DENIED
     if isinstance(exc, FailedPrecondition):
         return grpc.StatusCode.FAILED_PRECONDITION
     if isinstance(exc, NotImplementedError):

@@ -4,8 +4,14 @@
                        full_name="atom.v1.Renderer")
     run_service(spec, ServeConfig.from_env("renderer"))   # blocks until SIGTERM/SIGINT
 
-On SIGTERM the health status turns NOT_SERVING (so balancers stop sending), new calls are refused
-and calls in flight get `grace_s` seconds to finish.
+Health has two names. The whole server ("") answers SERVING while the process runs: liveness.
+The service's own name (e.g. "atom.v1.Renderer") answers SERVING only while it can take work:
+readiness. A watcher re-checks every `health_interval_s` (the store answers; `ServiceSpec.ready`
+has no objection, e.g. the evaluator is not busy) and flips it, logging each change.
+
+On SIGTERM both turn NOT_SERVING (so balancers stop sending), new calls are refused, calls in
+flight get `grace_s` seconds and are then cancelled; work that does not notice its cancellation
+is abandoned and the process exits, so a stop never takes longer than the grace.
 """
 
 from __future__ import annotations
@@ -41,6 +47,17 @@ class ServiceSpec:
     full_name: str                 # "atom.v1.Generator"
     details: Callable[[], dict] = field(default=lambda: {})  # extra facts for GetInfo
     on_shutdown: Callable[[], None] | None = None
+    # Why the service cannot take work now (None = it can); checked by the readiness watcher.
+    ready: Callable[[], str | None] = field(default=lambda: None)
+
+
+def store_problem(store) -> str | None:
+    """Why `store` cannot be used now, or None: the readiness check every service shares."""
+    try:
+        store.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready; the reason is logged
+        return f"store {getattr(store, 'url', '')}: {exc}"
+    return None
 
 
 @dataclass
@@ -52,6 +69,7 @@ class ServeConfig:
     log_level: str = "info"
     max_workers: int = 16
     grace_s: float = 30.0
+    health_interval_s: float = 5.0
 
     @classmethod
     def from_env(cls, service: str, **overrides) -> "ServeConfig":
@@ -71,6 +89,33 @@ class ServeConfig:
 
 def _code_name(code: grpc.StatusCode) -> str:
     return code.name
+
+
+class _Undecodable:
+    """Stands in for a request whose bytes did not parse (e.g. a string field that is not UTF-8),
+    so the handler can answer INVALID_ARGUMENT instead of gRPC's generic INTERNAL."""
+
+    def __init__(self, problem: str):
+        self.problem = problem
+
+
+def _lenient(deserialize):
+    if deserialize is None:
+        return None
+
+    def parse(data: bytes):
+        try:
+            return deserialize(data)
+        except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends
+            return _Undecodable(f"{type(exc).__name__}: {str(exc)[:200]}")
+
+    return parse
+
+
+def _refuse_undecodable(request, context) -> None:
+    if isinstance(request, _Undecodable):
+        raise ValueError(f"the request does not parse as this method's message ({request.problem}); "
+                         "string fields must be valid UTF-8")
 
 
 class _Observed(grpc.ServerInterceptor):
@@ -94,13 +139,13 @@ class _Observed(grpc.ServerInterceptor):
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(handler.unary_unary, method),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
                 self._wrap_stream(handler.unary_stream, method),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler
@@ -129,6 +174,7 @@ class _Observed(grpc.ServerInterceptor):
             gauge.inc()
             code = grpc.StatusCode.OK
             try:
+                _refuse_undecodable(request, context)
                 return fn(request, context)
             except grpc.RpcError:
                 code = context.code() or grpc.StatusCode.UNKNOWN
@@ -150,6 +196,7 @@ class _Observed(grpc.ServerInterceptor):
             gauge.inc()
             code = grpc.StatusCode.OK
             try:
+                _refuse_undecodable(request, context)
                 for item in fn(request, context):
                     if not context.is_active():
                         code = grpc.StatusCode.CANCELLED
@@ -180,9 +227,12 @@ class _InfoServicer(common_pb2_grpc.InfoServicer):
     def __init__(self, spec: ServiceSpec, store_url: str):
         self.spec = spec
         self.store_url = store_url
+        self.not_ready: str | None = None  # the readiness watcher's latest reason
 
     def GetInfo(self, request, context):
         details = {k: str(v) for k, v in self.spec.details().items()}
+        if self.not_ready:
+            details["not_ready"] = self.not_ready
         return common_pb2.ServiceInfo(name=self.spec.name, version=__version__,
                                       store_url=_redact(self.store_url), details=details)
 
@@ -199,8 +249,9 @@ class RunningService:
     """A started server: its ports, and how to stop it."""
 
     def __init__(self, spec: ServiceSpec, server: grpc.Server, health_servicer, port: int,
-                 metrics_server, metrics_port: int | None, grace_s: float):
+                 metrics_server, metrics_port: int | None, grace_s: float, info: _InfoServicer):
         self.spec = spec
+        self.info = info
         self.server = server
         self.health = health_servicer
         self.port = port
@@ -208,6 +259,32 @@ class RunningService:
         self.metrics_port = metrics_port
         self.grace_s = grace_s
         self._stopped = threading.Event()
+        self.not_ready_reason: str | None = None
+
+    def check_ready(self) -> str | None:
+        """Re-check readiness now and publish it on the service's health name."""
+        try:
+            reason = self.spec.ready()
+        except Exception as exc:  # noqa: BLE001 - a failing check means not ready
+            reason = f"readiness check failed: {type(exc).__name__}: {exc}"
+        if self._stopped.is_set():
+            return reason
+        if reason != self.not_ready_reason:
+            if reason:
+                log.warning("not ready: %s", reason, extra=telemetry.log_fields(service=self.spec.name))
+            else:
+                log.info("ready again", extra=telemetry.log_fields(service=self.spec.name))
+        self.not_ready_reason = self.info.not_ready = reason
+        status = health_pb2.HealthCheckResponse.NOT_SERVING if reason else health_pb2.HealthCheckResponse.SERVING
+        self.health.set(self.spec.full_name, status)
+        return reason
+
+    def watch_readiness(self, interval_s: float) -> None:
+        def loop():
+            while not self._stopped.wait(interval_s):
+                self.check_ready()
+
+        threading.Thread(target=loop, name=f"{self.spec.name}-readiness", daemon=True).start()
 
     @property
     def address(self) -> str:
@@ -240,7 +317,8 @@ def start_service(spec: ServiceSpec, cfg: ServeConfig) -> RunningService:
                  ("grpc.max_connection_age_ms", 300_000), ("grpc.max_connection_age_grace_ms", 24 * 3600_000)],
     )
     spec.add_to_server(spec.servicer, server)
-    common_pb2_grpc.add_InfoServicer_to_server(_InfoServicer(spec, cfg.store_url), server)
+    info = _InfoServicer(spec, cfg.store_url)
+    common_pb2_grpc.add_InfoServicer_to_server(info, server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = (spec.full_name, "atom.v1.Info", health.SERVICE_NAME, reflection.SERVICE_NAME)
@@ -258,7 +336,11 @@ def start_service(spec: ServiceSpec, cfg: ServeConfig) -> RunningService:
     for name in ("", spec.full_name):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("serving", extra=telemetry.log_fields(service=spec.name, port=port, metrics_port=metrics_port))
-    return RunningService(spec, server, health_servicer, port, metrics_server, metrics_port, cfg.grace_s)
+    running = RunningService(spec, server, health_servicer, port, metrics_server, metrics_port, cfg.grace_s, info)
+    running.check_ready()
+    if cfg.health_interval_s > 0:
+        running.watch_readiness(cfg.health_interval_s)
+    return running
 
 
 def run_service(spec: ServiceSpec, cfg: ServeConfig, ready: Callable[[RunningService], None] | None = None) -> None:
@@ -277,3 +359,15 @@ def run_service(spec: ServiceSpec, cfg: ServeConfig, ready: Callable[[RunningSer
     while not stop.wait(0.5):
         pass
     running.stop()
+    _exit_without_stragglers()
+
+
+def _exit_without_stragglers() -> None:
+    """After the drain, calls still running are ones that ignored their cancellation. Python would
+    wait for their threads forever at exit; a stop must not, so leave without them."""
+    busy = [t.name for t in threading.enumerate()
+            if t is not threading.main_thread() and t.is_alive() and not t.daemon]
+    if busy:
+        log.warning("exiting with %d threads still busy after the drain: %s", len(busy), ", ".join(busy[:8]))
+        logging.shutdown()
+        os._exit(0)

@@ -30,6 +30,10 @@ class ArtifactNotFound(StoreError, KeyError):
         return self.args[0]
 
 
+class CorruptArtifact(StoreError, ValueError):
+    """An artifact exists but its bytes are not what its kind must be (JSON that does not parse)."""
+
+
 class StoreUnavailable(StoreError):
     """The store cannot be reached (S3 endpoint down, directory not writable)."""
 
@@ -49,11 +53,18 @@ def content_key(prefix: str, data: bytes, suffix: str = "") -> str:
     return f"{prefix.rstrip('/')}/{sha256_hex(data)}{suffix}"
 
 
+MAX_KEY_BYTES = 1024  # S3's limit; every backend keeps it so a key works everywhere
+
+
 def check_key(key: str) -> str:
     """Keys are relative, slash-separated, with no '..' parts: the same key works on every backend."""
+    if isinstance(key, str) and len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        # Not echoed: a caller's oversized key would otherwise travel back in every error reply.
+        raise ValueError(f"invalid artifact key: {len(key)} characters, more than the {MAX_KEY_BYTES} bytes allowed")
     if not isinstance(key, str) or not _KEY_RE.match(key) or any(p in (".", "..") for p in key.split("/")):
+        shown = repr(key[:80] + "..." if isinstance(key, str) and len(key) > 80 else key)
         raise ValueError(
-            f"invalid artifact key {key!r}: use relative slash-separated names of letters, digits and ._-=+@, "
+            f"invalid artifact key {shown}: use relative slash-separated names of letters, digits and ._-=+@, "
             "(no leading slash, no '..')"
         )
     return key
@@ -107,13 +118,13 @@ class ArtifactStore(ABC):
         try:
             return json.loads(data)
         except ValueError as exc:
-            raise StoreError(f"artifact {key!r} in {self.url} is not valid JSON ({exc}); delete it to regenerate") from None
+            raise CorruptArtifact(f"artifact {key!r} in {self.url} is not valid JSON ({exc}); delete it to regenerate") from None
 
     def put_jsonl(self, key: str, rows) -> ArtifactInfo:
         return self.put_bytes(key, encode_jsonl(rows), "application/x-ndjson")
 
     def get_jsonl(self, key: str) -> list:
-        return [obj for _where, obj in iter_jsonl(self.get_bytes(key), f"artifact {key!r}", StoreError)]
+        return [obj for _where, obj in iter_jsonl(self.get_bytes(key), f"artifact {key!r}", CorruptArtifact)]
 
     def put_file(self, key: str, path: str | Path, content_type: str = "application/octet-stream") -> ArtifactInfo:
         return self.put_bytes(key, Path(path).read_bytes(), content_type)

@@ -16,9 +16,10 @@ from atom.motion.humanml3d import HumanML3D
 from atom.motion.record import MotionFormatError, MotionRecord
 from atom.runtime import telemetry
 from atom.runtime.device import resolve_compute
-from atom.runtime.errors import InvalidArgument, require
-from atom.runtime.server import ServiceSpec
+from atom.runtime.errors import InvalidArgument, require, require_key
+from atom.runtime.server import ServiceSpec, store_problem
 from atom.store import ArtifactNotFound, open_store
+from atom.runtime.dataroots import resolve_local
 from atom.store.localcache import local_tree
 from atom.v1 import common_pb2, evaluator_pb2, evaluator_pb2_grpc
 from services.evaluator.motiongpt_protocol import MM_KIND, real_features
@@ -48,11 +49,8 @@ def load_evaluator(store, spec: str):
         from services.evaluator.guo import GuoEvaluator
 
         require(bool(arg), "evaluator", "guo evaluator needs a directory or store prefix: guo:<dir>")
-        from pathlib import Path
-
-        if Path(arg).is_dir():
-            return GuoEvaluator.from_dir(arg)
-        return GuoEvaluator.from_store(store, arg)
+        local = resolve_local(arg, "evaluator")
+        return GuoEvaluator.from_dir(local) if local is not None else GuoEvaluator.from_store(store, arg)
     raise InvalidArgument("evaluator", f"unknown evaluator {spec!r}; use embedded:<prefix> or guo:<dir>")
 
 
@@ -62,14 +60,22 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
         self.compute = resolve_compute()  # the networks compute in float32 whatever ATOM_DTYPE says
         self._lock = threading.Lock()  # one evaluation at a time: it uses every core it has
 
+    def not_ready(self) -> str | None:
+        """Readiness: the store answers and no evaluation holds the one evaluation slot."""
+        if self._lock.locked():
+            return "an evaluation is running; the next one waits for it"
+        return store_problem(self.store)
+
     def _samples(self, m: evaluator_pb2.ModelSamples, field: str, planned: bool) -> tuple[list[ModelSample], int]:
         """The model's sample rows. `planned` (motiongpt protocol): test-split rows keep their
         plan coordinates and their motions as generated (the protocol cuts and pads them; a row
         without a motion becomes the zero motion)."""
         require(bool(m.name), f"{field}.name", "is empty")
-        require(bool(m.samples.key), f"{field}.samples.key", "is empty")
+        require_key(m.samples.key, f"{field}.samples.key", "name the model's samples JSONL")
         out, skipped, padded = [], 0, 0
         for n, row in enumerate(self.store.get_jsonl(m.samples.key), 1):
+            if not isinstance(row, dict):
+                raise InvalidArgument(f"{field}.samples", f"{m.samples.key} line {n}: not a JSON object")
             in_plan = planned and row.get("kind") in (GENERAL, MM_KIND)
             if not row.get("motion") and not in_plan:
                 skipped += 1  # the model produced no motion for this sample
@@ -89,7 +95,7 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
                                        kind=row.get("kind", ""), item=str(row.get("item", "")),
                                        replication=int(row.get("replication", -1)),
                                        num_tokens=int(row.get("num_tokens", -1))))
-            except (KeyError, MotionFormatError, ValueError, TypeError) as exc:
+            except (KeyError, MotionFormatError, ValueError, TypeError, AttributeError) as exc:
                 raise InvalidArgument(f"{field}.samples", f"{m.samples.key} line {n}: {exc}") from None
         require(len(out) > 0, f"{field}.samples", f"{m.samples.key} holds no usable samples")
         return out, (skipped, padded)
@@ -113,7 +119,7 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
         require(0 <= request.replications <= MAX_REPLICATIONS, "replications",
                 f"must be within 0..{MAX_REPLICATIONS} (0 = {EvalSettings().replications}), got {request.replications}")
         require(bool(request.dataset), "dataset", "name the HumanML3D-layout dataset (store prefix or local path)")
-        require(bool(request.output_prefix), "output_prefix", "is empty; e.g. reports/run-1")
+        require_key(request.output_prefix, "output_prefix", "e.g. reports/run-1")
         names = [m.name for m in request.models]
         require(len(set(names)) == len(names), "models", f"model names must be distinct, got {names}")
         spec = request.evaluator or "embedded"
@@ -126,7 +132,7 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
         for i, m in enumerate(request.models):
             models[m.name], dropped[m.name] = self._samples(m, f"models[{i}]", planned)
         evaluator = load_evaluator(self.store, spec).to(self.compute.device)
-        root = local_tree(self.store, request.dataset)
+        root = resolve_local(request.dataset, "dataset") or local_tree(self.store, request.dataset)
         split = request.split or "test"
         real = build_subsets(root, split)
         try:
@@ -209,4 +215,5 @@ def build_spec(store_url: str) -> ServiceSpec:
     servicer = EvaluatorServicer(store_url)
     return ServiceSpec(name="evaluator", servicer=servicer,
                        add_to_server=evaluator_pb2_grpc.add_EvaluatorServicer_to_server, full_name="atom.v1.Evaluator",
-                       details=lambda: {**servicer.compute.describe(), "evaluator_dtype": "fp32"})
+                       details=lambda: {**servicer.compute.describe(), "evaluator_dtype": "fp32"},
+                       ready=servicer.not_ready)

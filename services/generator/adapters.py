@@ -79,6 +79,7 @@ class AdapterPool:
         self.version = ""  # the bundle's content id, when the cache knows it
         self._peft = None
         self._names: OrderedDict[str, str] = OrderedDict()  # adapter prefix -> PEFT adapter name
+        self._versions: dict[str, str] = {}  # adapter prefix -> content id of the loaded weights
         self._counter = 0
         self._lock = threading.RLock()
         self.loads = 0  # adapters loaded from the store so far (for metrics and tests)
@@ -118,18 +119,23 @@ class AdapterPool:
                 self._names.move_to_end(keep)
                 continue
             del self._names[old_prefix]
+            self._versions.pop(old_prefix, None)
             self._peft.set_adapter(self._names[keep])  # never delete the active adapter
             self._peft.delete_adapter(old_name)
 
-    def adapter_name(self, prefix: str) -> str:
-        """Make sure the adapter is loaded; returns its PEFT name (and marks it recently used)."""
+    def adapter_name(self, prefix: str, version: str = "") -> str:
+        """Make sure the adapter is loaded; returns its PEFT name (and marks it recently used).
+        `version` is the adapter's content id: an adapter retrained under the same prefix has
+        another one and is loaded afresh instead of serving the old weights."""
         prefix = _norm(prefix)
         with self._lock:
-            if prefix in self._names:
+            if prefix in self._names and self._versions.get(prefix) == version:
                 self._names.move_to_end(prefix)
                 return self._names[prefix]
+            self.evict(prefix)
             name = self._load(prefix)
             self._names[prefix] = name
+            self._versions[prefix] = version
             self._evict_over_capacity(prefix)
             return name
 
@@ -142,6 +148,7 @@ class AdapterPool:
         prefix = _norm(prefix)
         with self._lock:
             name = self._names.pop(prefix, None)
+            self._versions.pop(prefix, None)
             if name is None:
                 return False
             if self._names:
@@ -155,12 +162,12 @@ class AdapterPool:
 
     # -- use ---------------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def use(self, adapter: str | None = None) -> Iterator[object]:
+    def use(self, adapter: str | None = None, version: str = "") -> Iterator[object]:
         """Hold the pool and yield the model to sample with: the base (adapters disabled) when
-        `adapter` is empty, else the base with that adapter active."""
+        `adapter` is empty, else the base with that adapter (at content id `version`) active."""
         with self._lock:
             if adapter:
-                name = self.adapter_name(adapter)
+                name = self.adapter_name(adapter, version)
                 self._peft.set_adapter(name)
                 self._peft.eval()
                 yield self._peft
@@ -170,11 +177,12 @@ class AdapterPool:
                 with self._peft.disable_adapter():
                     yield self._peft
 
-    def sample(self, prompts: Sequence[str], seeds: Sequence[int], adapter: str | None = None, **kwargs):
+    def sample(self, prompts: Sequence[str], seeds: Sequence[int], adapter: str | None = None,
+               adapter_version: str = "", **kwargs):
         """sample_motions with the chosen adapter (None = base)."""
         from services.generator.sampling import sample_motions
 
-        with self.use(adapter) as model:
+        with self.use(adapter, adapter_version) as model:
             return sample_motions(self.bundle, prompts, seeds, model=model, **kwargs)
 
 

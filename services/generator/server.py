@@ -16,8 +16,8 @@ from concurrent.futures import CancelledError, wait
 from atom.motion.record import MotionRecord
 from atom.runtime import telemetry
 from atom.runtime.device import resolve_compute
-from atom.runtime.errors import FailedPrecondition, InvalidArgument, require
-from atom.runtime.server import ServiceSpec
+from atom.runtime.errors import FailedPrecondition, InvalidArgument, require, require_key
+from atom.runtime.server import ServiceSpec, store_problem
 from atom.store import open_store, sha256_hex
 from atom.v1 import common_pb2, generator_pb2, generator_pb2_grpc
 from services.generator.adapters import ModelCache
@@ -77,7 +77,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServicer):
 
     # -- sampling ---------------------------------------------------------------------------------
     def _run_batch(self, group, items):
-        base, base_id, adapter, cfg_json, template = group
+        base, base_id, adapter, adapter_id, cfg_json, template = group
         fields = json.loads(cfg_json)
         constrained = fields.pop("constrained")
         cfg = SamplingConfig(**fields, **({} if "decoding" in fields else
@@ -85,7 +85,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServicer):
         pool = self.models.pool(base, version=base_id)
         BATCH_SIZE.observe(len(items))
         return pool.sample([it.prompt for it in items], [it.seed for it in items], adapter=adapter or None,
-                           config=cfg, template=template or None)
+                           adapter_version=adapter_id, config=cfg, template=template or None)
 
     def Generate(self, request, context):
         require(len(request.prompts) > 0, "prompts", "no prompts given")
@@ -100,7 +100,8 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServicer):
         if not base:
             raise FailedPrecondition("no base model: set model.base (a store prefix such as models/base-tiny) or "
                                      "ATOM_GENERATOR_BASE; `atomctl pretrain` makes one")
-        adapter = request.model.adapter.rstrip("/")
+        base = require_key(base, "model.base", "a store prefix such as models/base-tiny")
+        adapter = require_key(request.model.adapter, "model.adapter", "") if request.model.adapter else ""
         base_id = self._model_id(base, f"{base.rstrip('/')}/bundle.json")
         adapter_id = self._model_id(adapter, f"{adapter}/adapter_model.safetensors") if adapter else ""
         model_id = base_id + (f"+{adapter_id}" if adapter_id else "")
@@ -111,7 +112,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServicer):
         cfg_json = json.dumps({k: getattr(cfg, k) for k in ("temperature", "top_k", "top_p", "max_tokens",
                                                              "min_tokens", "constrained", "batch_size")}
                               | ({} if cfg.constrained else {"decoding": cfg.decoding}), sort_keys=True)
-        group = (base, base_id, adapter, cfg_json, template)
+        group = (base, base_id, adapter, adapter_id, cfg_json, template)
 
         # Samples already in the store first, then the rest through the batcher.
         pending = []
@@ -182,4 +183,5 @@ def build_spec(store_url: str) -> ServiceSpec:
                        full_name="atom.v1.Generator", on_shutdown=servicer.shutdown,
                        details=lambda: {"default_base": servicer.default_base,
                                         "loaded": json.dumps(servicer.models.loaded()),
-                                        **servicer.compute.describe()})
+                                        **servicer.compute.describe()},
+                       ready=lambda: store_problem(servicer.store))

@@ -7,8 +7,8 @@ import logging
 
 from atom.motion.record import MotionFormatError, MotionRecord
 from atom.runtime import telemetry
-from atom.runtime.errors import FailedPrecondition, InvalidArgument, Unavailable, require
-from atom.runtime.server import ServiceSpec
+from atom.runtime.errors import FailedPrecondition, InvalidArgument, Unavailable, require, require_key
+from atom.runtime.server import ServiceSpec, store_problem
 from atom.store import open_store, sha256_hex
 from atom.v1 import common_pb2, renderer_pb2, renderer_pb2_grpc
 from services.renderer.api import render_cached
@@ -30,12 +30,6 @@ def options_from_proto(o: renderer_pb2.RenderOptions) -> RenderOptions:
         raise InvalidArgument("options", str(exc)) from None
 
 
-def motion_sha(key: str, data: bytes) -> str:
-    # Motions are content-addressed (motions/<sha256>.npz); anything else is hashed here.
-    name = key.rsplit("/", 1)[-1].split(".", 1)[0]
-    return name if len(name) == 64 and all(c in "0123456789abcdef" for c in name) else sha256_hex(data)
-
-
 class RendererServicer(renderer_pb2_grpc.RendererServicer):
     def __init__(self, store_url: str):
         self.store = open_store(store_url)
@@ -45,7 +39,7 @@ class RendererServicer(renderer_pb2_grpc.RendererServicer):
         require(len(request.motions) > 0, "motions", "no motions to render")
         require(len(request.motions) <= MAX_MOTIONS, "motions", f"at most {MAX_MOTIONS} per request, got {len(request.motions)}")
         for i, ref in enumerate(request.motions):
-            require(bool(ref.key), f"motions[{i}].key", "is empty")
+            require_key(ref.key, f"motions[{i}].key", "name a motion, e.g. motions/<sha256>.npz")
         for i, ref in enumerate(request.motions):
             if not context.is_active():
                 return
@@ -54,7 +48,10 @@ class RendererServicer(renderer_pb2_grpc.RendererServicer):
                 joints = MotionRecord.from_bytes(data, ref.key).joints
             except MotionFormatError as exc:
                 raise InvalidArgument(f"motions[{i}]", str(exc)) from None
-            sha = motion_sha(ref.key, data)
+            # The render cache is keyed by the hash of the bytes read here, never by the key's name:
+            # a caller could otherwise store other joints under a real motion's hash and have its
+            # renders served for that motion.
+            sha = sha256_hex(data)
             try:
                 out, cached = render_cached(self.store, sha, joints, options)
             except RenderInputError as exc:
@@ -78,4 +75,4 @@ class RendererServicer(renderer_pb2_grpc.RendererServicer):
 def build_spec(store_url: str) -> ServiceSpec:
     servicer = RendererServicer(store_url)
     return ServiceSpec(name="renderer", servicer=servicer, add_to_server=renderer_pb2_grpc.add_RendererServicer_to_server,
-                       full_name="atom.v1.Renderer")
+                       full_name="atom.v1.Renderer", ready=lambda: store_problem(servicer.store))

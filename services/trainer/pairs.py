@@ -292,6 +292,8 @@ def build_pair_sets(store: ArtifactStore, records_key: str, out_prefix: str, con
     than the pool takes the whole pool); stats.json with the Table 3 counts."""
     from services.trainer.motionprefer import dataset_stats, format_stats, load_records
 
+    if mixed_size is not None and mixed_size < 0:  # checked before anything is written
+        raise ValueError(f"mixed_size must be >= 0 (0 = every pair), got {mixed_size}")
     config = config or PairConfig()
     records = load_records(store, records_key)
     by_task = build_pairs(records, config)

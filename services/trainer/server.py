@@ -12,8 +12,8 @@ from atom.settings import TrainSettings
 from atom.runtime.device import resolve_compute
 from atom.mgpt.bundle import load_bundle
 from atom.runtime import telemetry
-from atom.runtime.errors import InvalidArgument, require
-from atom.runtime.server import ServiceSpec
+from atom.runtime.errors import InvalidArgument, require, require_key
+from atom.runtime.server import ServiceSpec, store_problem
 from atom.store import ArtifactNotFound, open_store
 from atom.v1 import common_pb2, trainer_pb2, trainer_pb2_grpc
 from services.trainer.config import LoraSettings, TrainConfig, TrainConfigError
@@ -51,10 +51,10 @@ LOGPROBS = {"": None, "sum": False, "mean": True}
 
 def config_from_request(req: trainer_pb2.StartTrainingRequest) -> TrainConfig:
     c = req.config
-    require(bool(req.base.base), "base.base", "name the base model bundle (a store prefix such as models/base-tiny)")
+    require_key(req.base.base, "base.base", "name the base model bundle (a store prefix such as models/base-tiny)")
     require(not req.base.adapter, "base.adapter", "training starts from a base model without an adapter")
-    require(bool(req.pairs.key), "pairs.key", "is empty; build pairs first (Trainer.BuildPairs)")
-    require(bool(req.output_prefix), "output_prefix", "is empty; e.g. models/run-1")
+    require_key(req.pairs.key, "pairs.key", "build pairs first (Trainer.BuildPairs)")
+    require_key(req.output_prefix, "output_prefix", "e.g. models/run-1")
     d = TrainSettings()  # the one place the defaults are written
 
     def get(name: str, default):
@@ -89,8 +89,9 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
         return load_bundle(self.store, config.base_model).lm
 
     def BuildPairs(self, request, context):
-        require(bool(request.dataset.key), "dataset.key", "is empty; write the MotionPrefer JSONL first")
-        require(bool(request.output_prefix), "output_prefix", "is empty; e.g. datasets/run-1")
+        require_key(request.dataset.key, "dataset.key", "write the MotionPrefer JSONL first")
+        require_key(request.output_prefix, "output_prefix", "e.g. datasets/run-1")
+        require(request.mixed_size >= 0, "mixed_size", f"must be >= 0 (0 = all pairs), got {request.mixed_size}")
         require(request.theta >= 0, "theta", f"must be >= 0, got {request.theta}")
         if not self.store.exists(request.dataset.key):
             raise ArtifactNotFound(request.dataset.key, self.store.url)
@@ -153,4 +154,4 @@ def build_spec(store_url: str) -> ServiceSpec:
     servicer = TrainerServicer(store_url)
     return ServiceSpec(name="trainer", servicer=servicer, add_to_server=trainer_pb2_grpc.add_TrainerServicer_to_server,
                        full_name="atom.v1.Trainer", on_shutdown=servicer.shutdown,
-                       details=servicer.compute.describe)
+                       details=servicer.compute.describe, ready=lambda: store_problem(servicer.store))

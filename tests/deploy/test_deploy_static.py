@@ -566,6 +566,10 @@ def test_kubernetes_services(built, dockerfiles, overlay):
 
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             assert c[probe]["grpc"]["port"] == grpc_port, f"{name} {probe} should be a gRPC probe on {grpc_port}"
+        # Readiness asks the service's own name (SERVING only while it can take work); liveness
+        # asks the whole server, so a busy or store-less service is taken out of rotation, not killed.
+        assert c["readinessProbe"]["grpc"]["service"] == f"atom.v1.{name.capitalize()}"
+        assert not c["livenessProbe"]["grpc"].get("service")
         annotations = pod["metadata"]["annotations"]
         assert annotations["prometheus.io/scrape"] == "true"
         assert annotations["prometheus.io/port"] == str(metrics_port)
