@@ -26,6 +26,18 @@ PROTOCOLS = ("", "motiongpt", "guo")
 DTYPES = ("fp32", "bf16", "fp16")
 
 
+def _store_prefix(value):
+    """A store prefix as given (checked like every store key, trailing slash dropped); empty stays empty."""
+    if isinstance(value, str) and value:
+        from atom.store.base import check_key
+
+        return check_key(value.rstrip("/"))
+    return value
+
+
+StorePrefix = Annotated[str, BeforeValidator(_store_prefix)]
+
+
 def _comma_list(value):
     """`integrity,temporal` (a flag or --set) -> ["integrity", "temporal"]; lists pass through."""
     if isinstance(value, str):
@@ -48,7 +60,7 @@ class WorldSettings(Section):
 class ModelSettings(Section):
     """The generator's base model and where generator, trainer and evaluator compute."""
 
-    base: str = Field("", description="store prefix of a model bundle; empty = the tiny base, pretrained on first use")
+    base: StorePrefix = Field("", description="store prefix of a model bundle; empty = the tiny base, pretrained on first use")
     checkpoint: str = Field("", description="a released MotionGPT checkpoint (motiongpt_s3_h3d.tar), imported once")
     t5_dir: str = Field("", description="flan-t5-base folder; empty = deps/flan-t5-base next to the checkpoint")
     mean_std: str = Field("", description="MotionGPT's meta/{mean,std}.npy folder (not HumanML3D's Mean/Std); "

@@ -57,13 +57,26 @@ class Manifest:
 
     def start(self, name: str, key: str, inputs: dict, why: list[str]) -> None:
         prev = self.stage(name)
-        attempts = prev.get("attempts", 0) + 1 if prev.get("key") == key else 1
-        self.data["stages"][name] = {"state": "running", "key": key, "inputs": inputs, "why": why,
-                                     "started": time.time(), "attempts": attempts}
+        failure = prev.get("last_failure", {})
+        if prev.get("key") == key:
+            attempts = prev.get("attempts", 0) + 1
+        elif failure.get("key") == key:
+            attempts = failure.get("attempts", 0) + 1
+        else:
+            attempts = 1
+        entry = {"state": "running", "key": key, "inputs": inputs, "why": why, "started": time.time(),
+                 "attempts": attempts}
+        # A finished record outlives the attempts after it until one of them finishes: a command
+        # that fails (bad options, a service down) must not erase what the run has.
+        done = prev if prev.get("state") == "done" else prev.get("last_done")
+        if done:
+            entry["last_done"] = {k: v for k, v in done.items() if k not in ("last_done", "last_failure")}
+        self.data["stages"][name] = entry
         self.save()
 
     def finish(self, name: str, outputs: dict) -> None:
         s = self.data["stages"][name]
+        s.pop("last_done", None)
         s.update(state="done", reused=False, finished=time.time(), seconds=round(time.time() - s["started"], 3),
                  outputs=outputs)
         self.save()
@@ -76,8 +89,16 @@ class Manifest:
         self.save()
 
     def fail(self, name: str, error: str) -> None:
+        """Record a failed attempt. If the stage had finished before, its finished record is kept
+        (what later stages and `atomctl status` read) and the failure is noted beside it."""
         s = self.data["stages"].setdefault(name, {})
-        s.update(state="failed", error=error, finished=time.time())
+        done = s.pop("last_done", None)
+        if done is None:
+            s.update(state="failed", error=error, finished=time.time())
+        else:
+            done["last_failure"] = {"error": error, "key": s.get("key"), "attempts": s.get("attempts", 1),
+                                    "finished": time.time()}
+            self.data["stages"][name] = done
         self.save()
 
     def outputs(self, name: str) -> dict:

@@ -128,6 +128,17 @@ class _Observed(grpc.ServerInterceptor):
         self.errors = telemetry.rpc_errors()
         self.latency = telemetry.rpc_latency()
         self.in_flight = telemetry.rpc_in_flight()
+        self._active = 0
+        self._active_lock = threading.Lock()
+
+    def active(self) -> int:
+        """Calls of this service whose handlers are running now."""
+        with self._active_lock:
+            return self._active
+
+    def _count(self, delta: int) -> None:
+        with self._active_lock:
+            self._active += delta
 
     def intercept_service(self, continuation, details):
         handler = continuation(details)
@@ -172,6 +183,7 @@ class _Observed(grpc.ServerInterceptor):
             t0 = time.perf_counter()
             gauge = self.in_flight.labels(self.service, method)
             gauge.inc()
+            self._count(1)
             code = grpc.StatusCode.OK
             try:
                 _refuse_undecodable(request, context)
@@ -185,6 +197,7 @@ class _Observed(grpc.ServerInterceptor):
             finally:
                 code = _aborted_code(context, code)
                 gauge.dec()
+                self._count(-1)
                 self._finish(method, code, t0)
 
         return handler
@@ -194,6 +207,7 @@ class _Observed(grpc.ServerInterceptor):
             t0 = time.perf_counter()
             gauge = self.in_flight.labels(self.service, method)
             gauge.inc()
+            self._count(1)
             code = grpc.StatusCode.OK
             try:
                 _refuse_undecodable(request, context)
@@ -211,6 +225,7 @@ class _Observed(grpc.ServerInterceptor):
             finally:
                 code = _aborted_code(context, code)
                 gauge.dec()
+                self._count(-1)
                 self._finish(method, code, t0)
 
         return handler
@@ -249,9 +264,11 @@ class RunningService:
     """A started server: its ports, and how to stop it."""
 
     def __init__(self, spec: ServiceSpec, server: grpc.Server, health_servicer, port: int,
-                 metrics_server, metrics_port: int | None, grace_s: float, info: _InfoServicer):
+                 metrics_server, metrics_port: int | None, grace_s: float, info: _InfoServicer,
+                 observed: _Observed):
         self.spec = spec
         self.info = info
+        self.observed = observed
         self.server = server
         self.health = health_servicer
         self.port = port
@@ -308,9 +325,10 @@ class RunningService:
 
 
 def start_service(spec: ServiceSpec, cfg: ServeConfig) -> RunningService:
+    observed = _Observed(spec.name)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=cfg.max_workers, thread_name_prefix=f"{spec.name}-rpc"),
-        interceptors=[_Observed(spec.name)],
+        interceptors=[observed],
         options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 16 << 20),
                  # Clients re-resolve when a connection ages out, so replicas added by a scale-up
                  # get traffic; the long grace lets streams in flight (training watches) finish.
@@ -336,7 +354,8 @@ def start_service(spec: ServiceSpec, cfg: ServeConfig) -> RunningService:
     for name in ("", spec.full_name):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("serving", extra=telemetry.log_fields(service=spec.name, port=port, metrics_port=metrics_port))
-    running = RunningService(spec, server, health_servicer, port, metrics_server, metrics_port, cfg.grace_s, info)
+    running = RunningService(spec, server, health_servicer, port, metrics_server, metrics_port, cfg.grace_s, info,
+                             observed)
     running.check_ready()
     if cfg.health_interval_s > 0:
         running.watch_readiness(cfg.health_interval_s)
@@ -359,15 +378,15 @@ def run_service(spec: ServiceSpec, cfg: ServeConfig, ready: Callable[[RunningSer
     while not stop.wait(0.5):
         pass
     running.stop()
-    _exit_without_stragglers()
+    _exit_without_stragglers(running)
 
 
-def _exit_without_stragglers() -> None:
+def _exit_without_stragglers(running: RunningService) -> None:
     """After the drain, calls still running are ones that ignored their cancellation. Python would
-    wait for their threads forever at exit; a stop must not, so leave without them."""
-    busy = [t.name for t in threading.enumerate()
-            if t is not threading.main_thread() and t.is_alive() and not t.daemon]
+    wait for their threads forever at exit (it joins the server's pool); a stop must not, so leave
+    without them."""
+    busy = running.observed.active()
     if busy:
-        log.warning("exiting with %d threads still busy after the drain: %s", len(busy), ", ".join(busy[:8]))
+        log.warning("exiting with %d calls still running after the drain", busy)
         logging.shutdown()
         os._exit(0)

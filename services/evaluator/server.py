@@ -128,11 +128,12 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
         planned = protocol == "motiongpt"
         require(not planned or bool(request.base_model), "base_model",
                 "the motiongpt protocol pads with the generator's mean pose: name its base bundle")
+        dataset_dir = resolve_local(request.dataset, "dataset")  # refused before anything is read
+        evaluator = load_evaluator(self.store, spec).to(self.compute.device)
         models, dropped = {}, {}  # per model: (samples with no motion, motions padded to the minimum)
         for i, m in enumerate(request.models):
             models[m.name], dropped[m.name] = self._samples(m, f"models[{i}]", planned)
-        evaluator = load_evaluator(self.store, spec).to(self.compute.device)
-        root = resolve_local(request.dataset, "dataset") or local_tree(self.store, request.dataset)
+        root = dataset_dir or local_tree(self.store, request.dataset)
         split = request.split or "test"
         real = build_subsets(root, split)
         try:

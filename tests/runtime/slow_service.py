@@ -12,7 +12,8 @@ from atom.v1 import renderer_pb2, renderer_pb2_grpc
 
 class SlowRenderer(renderer_pb2_grpc.RendererServicer):
     """Render streams one result per motion; options.width selects behaviour:
-    width == 1 -> raise InvalidArgument; otherwise sleep options.height milliseconds per motion."""
+    width == 1 -> raise InvalidArgument; width == 2 -> sleep options.height milliseconds once,
+    deaf to cancellation (work that never checks); otherwise sleep options.height ms per motion."""
 
     def __init__(self):
         self.produced = 0
@@ -21,6 +22,9 @@ class SlowRenderer(renderer_pb2_grpc.RendererServicer):
     def Render(self, request, context):
         if request.options.width == 1:
             raise InvalidArgument("options.width", "must be at least 32 pixels")
+        if request.options.width == 2:
+            print("busy", flush=True)  # the test waits for this line before it signals
+            time.sleep(request.options.height / 1000.0)
         for ref in request.motions:
             time.sleep(request.options.height / 1000.0)
             with self.lock:
@@ -35,5 +39,6 @@ def spec(servicer=None) -> ServiceSpec:
 
 if __name__ == "__main__":
     port = int(sys.argv[1])
-    run_service(spec(), ServeConfig(host="127.0.0.1", port=port, metrics_port=None, grace_s=10),
+    grace_s = float(sys.argv[2]) if len(sys.argv) > 2 else 10.0
+    run_service(spec(), ServeConfig(host="127.0.0.1", port=port, metrics_port=None, grace_s=grace_s),
                 ready=lambda running: print("ready", flush=True))

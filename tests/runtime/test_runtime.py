@@ -140,3 +140,63 @@ def test_sigterm_drains_calls_in_flight():
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_sigterm_exits_within_the_grace_even_when_work_ignores_cancellation():
+    """A call whose work never checks for cancellation must not keep a stopped service alive."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "slow_service.py"), str(port), "1"],
+                            stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    try:
+        assert proc.stdout.readline().strip() == b"ready"
+        client = connect("renderer", f"127.0.0.1:{port}", attempts=1)
+        deaf = threading.Thread(target=lambda: list(_ignore_errors(client.stream("Render", _request(
+            1, delay_ms=120_000, width=2)))), daemon=True)
+        deaf.start()
+        assert proc.stdout.readline().strip() == b"busy"
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        assert time.monotonic() - t0 < 10  # the grace (1 s) and the exit, not the 120 s of work
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _ignore_errors(stream):
+    try:
+        yield from stream
+    except grpc.RpcError:
+        return
+
+
+def _wait_for(condition, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def test_readiness_follows_the_service_check_while_liveness_stays():
+    reason = {"now": None}
+    svc_spec = spec()
+    svc_spec.ready = lambda: reason["now"]
+    svc = start_service(svc_spec, ServeConfig(host="127.0.0.1", port=0, metrics_port=None, grace_s=1,
+                                              health_interval_s=0.05))
+    try:
+        ch = grpc.insecure_channel(svc.address)
+        health = health_pb2_grpc.HealthStub(ch)
+
+        def status(name):
+            return health.Check(health_pb2.HealthCheckRequest(service=name)).status
+
+        assert status("atom.v1.Renderer") == health_pb2.HealthCheckResponse.SERVING
+        reason["now"] = "store down"
+        _wait_for(lambda: status("atom.v1.Renderer") == health_pb2.HealthCheckResponse.NOT_SERVING, 5)
+        assert status("") == health_pb2.HealthCheckResponse.SERVING  # alive: not to be restarted
+        assert connect("renderer", svc.address).info(svc.address).details["not_ready"] == "store down"
+        reason["now"] = None
+        _wait_for(lambda: status("atom.v1.Renderer") == health_pb2.HealthCheckResponse.SERVING, 5)
+        ch.close()
+    finally:
+        svc.stop(0)
