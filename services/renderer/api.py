@@ -1,7 +1,7 @@
 """The renderer's entry points: render a motion in one form, and keep renders in the store.
 
     out = render(joints, RenderOptions(form="frame_by_frame", interval=8))
-    out.images          # list of PNG bytes (one mp4 for form="video")
+    out.images          # list of PNG bytes (one mp4 for form="video", one WebM for "webm")
     out.frame_indices   # which motion frames were drawn
 
 One GL context per process is created lazily and reused (creating a context and compiling shaders
@@ -22,9 +22,11 @@ from services.renderer.options import RenderInputError, RenderOptions, cache_key
 from services.renderer.png import encode_png
 from services.renderer.sampling import sample_indices
 from services.renderer.skeleton_mesh import SkeletonTemplate
-from services.renderer.video import encode_mp4
+from services.renderer.video import encode_mp4, encode_webm
 
-PNG, MP4 = "image/png", "video/mp4"
+PNG, MP4, WEBM = "image/png", "video/mp4", "video/webm"
+# Video forms: (encoder, media type, file name). Every frame is drawn for these.
+_VIDEOS = {"video": (encode_mp4, MP4, "motion.mp4"), "webm": (encode_webm, WEBM, "motion.webm")}
 RENDER_VERSION = 1  # bump when the look of renders changes; recorded in the store manifest
 
 _default_lock = threading.Lock()
@@ -45,7 +47,9 @@ class RenderOutput:
         form = self.options.form
         if form == "frame_by_frame":
             return [f"frame-{i:05d}.png" for i in self.frame_indices]
-        return {"full_image": ["full.png"], "trajectory_image": ["trajectory.png"], "video": ["motion.mp4"]}[form]
+        if form in _VIDEOS:
+            return [_VIDEOS[form][2]]
+        return {"full_image": ["full.png"], "trajectory_image": ["trajectory.png"]}[form]
 
 
 def default_renderer() -> MotionRenderer:
@@ -90,15 +94,16 @@ def render(joints, options: RenderOptions = RenderOptions(), *, renderer: Motion
     w, h = options.width, options.height
     T = len(joints)
 
-    if options.form == "video":
+    if options.form in _VIDEOS:
+        encode, media_type, _name = _VIDEOS[options.form]
         indices = list(range(T))
         frames = mr.iter_frames(joints, indices, body, camera=options.camera, width=w, height=h,
                                 samples=VIDEO_SAMPLES)
         try:
-            data = encode_mp4(frames, w, h, FPS)
+            data = encode(frames, w, h, FPS)
         finally:
             frames.close()  # releases the renderer even if encoding failed part-way
-        return RenderOutput([data], indices, MP4, options)
+        return RenderOutput([data], indices, media_type, options)
 
     indices = sample_indices(T, options.interval)
     if options.form == "trajectory_image":

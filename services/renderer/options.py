@@ -10,7 +10,8 @@ import numpy as np
 from atom.motion.skeleton import NUM_JOINTS
 from atom.settings import RenderSettings
 
-FORMS = ("frame_by_frame", "full_image", "trajectory_image", "video")
+FORMS = ("frame_by_frame", "full_image", "trajectory_image", "video", "webm")
+VIDEO_FORMS = ("video", "webm")
 STYLES = ("skeleton", "mesh")
 CAMERAS = ("follow", "fixed")
 MIN_SIZE, MAX_SIZE = 32, 2048
@@ -33,8 +34,9 @@ class RenderOptions:
     """How to render one motion.
 
     form: frame_by_frame (one PNG per sampled frame), full_image (sampled frames tiled 5 per row
-      into one PNG), trajectory_image (all sampled poses in one PNG with the root path), or video
-      (an H.264 mp4 of every frame at 20 fps, for people).
+      into one PNG), trajectory_image (all sampled poses in one PNG with the root path), video
+      (an H.264 mp4 of every frame at 20 fps, for people) or webm (the same as VP9 WebM, for web
+      pages: every browser plays it).
     interval: render frames 0, k, 2k, ... (the paper's default k = 8).
     width, height: pixels of each rendered frame (a full_image is 5 frames wide).
     style: skeleton (always available) or mesh (an SMPL body; needs SMPL model arrays).
@@ -68,9 +70,9 @@ class RenderOptions:
                 raise RenderInputError(
                     f"{name} must be between {MIN_SIZE} and {MAX_SIZE} pixels, got {value}"
                 )
-        if self.form == "video" and (self.width % 2 or self.height % 2):
+        if self.form in VIDEO_FORMS and (self.width % 2 or self.height % 2):
             raise RenderInputError(
-                f"video needs an even width and height for H.264 (yuv420p), got {self.width}x{self.height}"
+                f"{self.form} needs an even width and height (yuv420p), got {self.width}x{self.height}"
             )
 
     @classmethod

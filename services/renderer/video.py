@@ -1,4 +1,6 @@
-"""H.264 mp4 encoding of rendered frames with the ffmpeg that imageio-ffmpeg bundles."""
+"""Video encoding of rendered frames with the ffmpeg that imageio-ffmpeg bundles: H.264 mp4 (for
+files people download) and VP9 WebM (for web pages: every Chromium build plays VP9, not every one
+plays H.264)."""
 
 from __future__ import annotations
 
@@ -22,24 +24,39 @@ class VideoError(RuntimeError):
     """ffmpeg failed to write or read a video; the message carries ffmpeg's reason."""
 
 
-def encode_mp4(frames: Iterable[np.ndarray], width: int, height: int, fps: int = FPS) -> bytes:
-    """Encode (H, W, 3) uint8 frames as H.264 (yuv420p, faststart) and return the mp4 bytes.
+# Per codec: (file suffix, ffmpeg encoder, encoder options). Both single-threaded and bit-exact so
+# that the same frames give the same bytes from run to run (frame threads change rate control).
+CODECS = {
+    "h264": (".mp4", "libx264", ["-crf", "20", "-preset", "veryfast", "-threads", "1", "-movflags", "+faststart"]),
+    "vp9": (".webm", "libvpx-vp9", ["-crf", "32", "-b:v", "0", "-deadline", "good", "-cpu-used", "8",
+                                    "-row-mt", "0", "-threads", "1"]),
+}
 
-    Single-threaded x264 keeps the output identical from run to run (x264's frame threads can
-    change rate-control decisions) and leaves the other cores to other renders.
-    """
+
+def encode_mp4(frames: Iterable[np.ndarray], width: int, height: int, fps: int = FPS) -> bytes:
+    """Encode (H, W, 3) uint8 frames as H.264 (yuv420p, faststart) and return the mp4 bytes."""
+    return encode_video(frames, width, height, fps, "h264")
+
+
+def encode_webm(frames: Iterable[np.ndarray], width: int, height: int, fps: int = FPS) -> bytes:
+    """Encode (H, W, 3) uint8 frames as VP9 in WebM and return the bytes."""
+    return encode_video(frames, width, height, fps, "vp9")
+
+
+def encode_video(frames: Iterable[np.ndarray], width: int, height: int, fps: int, codec: str) -> bytes:
+    """Encode (H, W, 3) uint8 frames with one of CODECS (yuv420p, so the sizes must be even)."""
     import imageio_ffmpeg
 
+    suffix, encoder, options = CODECS[codec]
     if width % 2 or height % 2:
-        raise ValueError(f"H.264 (yuv420p) needs even frame sizes, got {width}x{height}")
-    fd, path = tempfile.mkstemp(suffix=".mp4", prefix="atom-render-")
+        raise ValueError(f"{codec} (yuv420p) needs even frame sizes, got {width}x{height}")
+    fd, path = tempfile.mkstemp(suffix=suffix, prefix="atom-render-")
     os.close(fd)
     try:
         writer = imageio_ffmpeg.write_frames(
-            path, (width, height), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
+            path, (width, height), fps=fps, codec=encoder, pix_fmt_out="yuv420p",
             macro_block_size=1, quality=None, ffmpeg_log_level="error",
-            output_params=["-crf", "20", "-preset", "veryfast", "-threads", "1",
-                           "-movflags", "+faststart", "-map_metadata", "-1", "-fflags", "+bitexact"],
+            output_params=[*options, "-map_metadata", "-1", "-fflags", "+bitexact"],
         )
         try:
             writer.send(None)  # start ffmpeg
@@ -65,11 +82,12 @@ def encode_mp4(frames: Iterable[np.ndarray], width: int, height: int, fps: int =
             pass
 
 
-def mp4_frame_count(data: bytes) -> int:
-    """Number of video frames in mp4 bytes (decodes the stream, so it is exact)."""
+def mp4_frame_count(data: bytes, suffix: str = ".mp4") -> int:
+    """Number of video frames in mp4 (or, with suffix ".webm", WebM) bytes; decodes the stream,
+    so it is exact."""
     import imageio_ffmpeg
 
-    fd, path = tempfile.mkstemp(suffix=".mp4", prefix="atom-probe-")
+    fd, path = tempfile.mkstemp(suffix=suffix, prefix="atom-probe-")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
