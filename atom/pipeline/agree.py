@@ -1,4 +1,11 @@
-"""`atomctl judge agree`: two judges on the same motions, through the judge service."""
+"""`atomctl judge agree`: two judges on the same motions, through the judge service.
+
+A judge that fails the call (a refused key, permission or quota: UNAUTHENTICATED,
+PERMISSION_DENIED, RESOURCE_EXHAUSTED) raises grpc.RpcError, which atomctl turns into one line
+and a non-zero exit. A judge that answers but scores none of the items (every item over budget
+or unreadable, or an older judge service reporting a refused key per item) raises
+JudgeGaveNoScores: an agreement over nothing would print "n=0" and hide why.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,18 @@ from atom.pipeline.context import from_dict
 from atom.pipeline.manifest import Manifest
 from atom.store import ArtifactNotFound, open_store
 from atom.v1 import common_pb2, judge_pb2
+
+
+class JudgeGaveNoScores(RuntimeError):
+    """Every item a judge was asked about came back without a score; the message says why."""
+
+
+def require_scores(judge: str, scores: dict, errors: list[str]) -> None:
+    """Raise JudgeGaveNoScores when a judge reported errors and scored none of its items."""
+    if scores and errors and all(v is None for v in scores.values()):
+        first = " ".join(errors[0].split())[:500]  # one line, whatever the service sent
+        raise JudgeGaveNoScores(f"judge {judge!r} gave no score for any of the {len(scores)} items; "
+                                f"first error: {first}")
 
 
 def _scores(clients, store, rows, prompts, spec: str, model: str, form: str, interval: int, budget: float) -> dict:
@@ -31,9 +50,12 @@ def _scores(clients, store, rows, prompts, spec: str, model: str, form: str, int
                                  motion=common_pb2.ArtifactRef(key=r["motion"]), images=images.get(r["motion"], []))
              for r in rows]
     cfg = judge_pb2.JudgeConfig(backend=spec, model=model, form=form, interval=interval, budget_usd=budget)
-    out = {}
+    out, errors = {}, []
     for j in clients["judge"].stream("Score", judge_pb2.ScoreRequest(items=items, judge=cfg), timeout=3600):
         out[j.item_id] = j.score if j.ok else None
+        if not j.ok:
+            errors.append(j.error)
+    require_scores(spec, out, errors)
     return out
 
 

@@ -1,5 +1,9 @@
 """Spending and rate limits for a paid judge: a cost model, a hard budget cap that refuses a
-call before it could overspend, and token buckets for requests and tokens per minute."""
+call before it could overspend, and token buckets for requests and tokens per minute.
+
+A BudgetLedger lives in memory: it caps what the objects sharing it spend, in this process only.
+The judge service shares one ledger between all its judges (services/judge/server.py); replicas
+of the service do not share anything, each holds its own cap."""
 
 from __future__ import annotations
 
@@ -10,11 +14,14 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from atom.runtime.errors import ResourceExhausted
+
 log = logging.getLogger(__name__)
 
 
-class BudgetExceeded(RuntimeError):
-    """The next call could take spending past the cap; it was not made."""
+class BudgetExceeded(ResourceExhausted):
+    """The next call could take spending past the cap; it was not made. (RESOURCE_EXHAUSTED if it
+    ever reaches a gRPC status.)"""
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,8 @@ class BudgetLedger:
     A call first reserves its estimated cost; the reservation fails (BudgetExceeded) if spent +
     outstanding reservations + this estimate would pass the cap, so concurrent calls can never
     together overspend. After the call the reservation is settled with the real cost (or released
-    when nothing was charged). If a real cost ever exceeds its estimate, later estimates are scaled
+    when nothing was charged); callers settle in a `finally`, since a reservation left open
+    counts against the cap until the process ends. If a real cost ever exceeds its estimate, later estimates are scaled
     up by the worst ratio seen, so the bound tightens instead of drifting."""
 
     def __init__(self, cap_usd: float | None = None):

@@ -3,7 +3,10 @@
 Any OpenAI-compatible endpoint works. The label groups come from the offline composer (so the
 structured labels are exact); the LLM only writes the sentence. Each sentence is checked: it
 must mention every event (and, for frequency, the count); a sentence that fails is asked again,
-and after `max_attempts` the group is recorded as an error instead of a prompt.
+and after `max_attempts` the group is recorded as an error instead of a prompt. So is a reply
+that is not a chat completion at all. A refused key, permission or quota (JudgeAccountError:
+401, 403, 429 insufficient_quota) is raised instead, failing the whole composition: every later
+group would be refused the same way.
 """
 
 from __future__ import annotations
@@ -22,12 +25,16 @@ from atom.motion.events import EVENTS, EventType, LabelGroup
 from services.judge.client import (
     JudgeRequestError,
     JudgeUnavailable,
+    MalformedReply,
     Retrier,
     RetryPolicy,
+    create_completion,
+    endpoint_name,
     install_log_redaction,
     make_client,
     redact,
     remove_log_redaction,
+    reply_text,
     resolve_api_key,
 )
 from services.judge.compose import COUNT_PHRASES, ComposeError, label_groups, vocabulary_dict
@@ -224,12 +231,16 @@ class LLMComposer:
             kwargs["response_format"] = _SCHEMA
         elif self.config.response_format == "json_object":
             kwargs["response_format"] = {"type": "json_object"}
-        retrier = Retrier(self.config.retry, rng.randrange(2**31), self._sleep, self._secret)
+        retrier = Retrier(self.config.retry, rng.randrange(2**31), self._sleep, self._secret,
+                          endpoint=f"the prompt-writing endpoint {endpoint_name(self.config.base_url)} "
+                                   f"(model {self.config.model})")
 
         def attempt(n):
             self.calls += 1
-            resp = self._client.chat.completions.create(**kwargs)
-            return resp.choices[0].message.content if resp.choices else None
+            try:
+                return reply_text(create_completion(self._client, **kwargs))
+            except MalformedReply as exc:  # like an unusable sentence: ask again, then record it
+                raise ComposeReplyError(f"malformed reply: {redact(str(exc), self._secret)}") from None
 
         content, _ = retrier.run(attempt)
         return content
@@ -251,7 +262,8 @@ class LLMComposer:
 
     def compose(self, tasks: Sequence[str], per_task: int, seed: int, vocabulary=None,
                 max_count: int = 3) -> ComposeResult:
-        """per_task prompts per task from distinct label groups. Errors are collected, not raised."""
+        """per_task prompts per task from distinct label groups. A group's errors are collected, not
+        raised; a JudgeAccountError (key, permission or quota refused) is raised."""
         vocab = vocabulary_dict(vocabulary)
         result = ComposeResult([], [])
         seen: set[str] = set()

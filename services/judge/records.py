@@ -113,8 +113,9 @@ class Judgement:
     cost_usd: float = 0.0
     cache_hit: bool = False
     error: str = ""
-    # "" when ok; else one of: reply (unreadable score), budget, unavailable (retries exhausted),
-    # request (the endpoint refused the request), input (bad item), auth.
+    # "" when ok; else one of: reply (unreadable score or malformed reply), budget, unavailable
+    # (retries exhausted), request (the endpoint refused the request), input (bad item). A refused
+    # key, permission or quota is no item's error: it fails the whole call (JudgeAccountError).
     error_kind: str = ""
     attempts: int = 0
     cache_key: str = ""

@@ -4,6 +4,16 @@ VLM settings come from the environment so a deployment configures them once:
 ATOM_JUDGE_BASE_URL (any OpenAI-compatible endpoint; empty = OpenAI), ATOM_JUDGE_MODEL,
 ATOM_JUDGE_API_KEY / OPENAI_API_KEY / ATOM_JUDGE_API_KEY_FILE, ATOM_JUDGE_BUDGET_USD (lifetime
 cap of this process), ATOM_JUDGE_CONCURRENCY, ATOM_JUDGE_USD_PER_1K_INPUT / _OUTPUT.
+
+The budget cap is per process: one ledger, in memory, shared by the judges of every model name this
+server creates, counting from the process start. It is NOT shared across replicas: each replica
+(each `atomctl serve judge`, each pod) holds its own cap, so N replicas can together spend N times
+ATOM_JUDGE_BUDGET_USD, and a restart starts again from zero. A request's judge.budget_usd adds a
+per-batch cap on top.
+
+A refused key, permission or quota at the endpoint fails the whole call (UNAUTHENTICATED,
+PERMISSION_DENIED, RESOURCE_EXHAUSTED), with a message naming what to set; see
+services/judge/client.py.
 """
 
 from __future__ import annotations
@@ -16,8 +26,8 @@ from atom.settings import RenderSettings
 from atom.motion.events import EventLabel, LabelGroup, check_task
 from atom.motion.record import MotionFormatError, MotionRecord
 from atom.runtime import telemetry
-from atom.runtime.errors import InvalidArgument, require
-from atom.runtime.server import ServiceSpec
+from atom.runtime.errors import InvalidArgument, require, require_key
+from atom.runtime.server import ServiceSpec, store_problem
 from atom.store import open_store
 from atom.v1 import common_pb2, judge_pb2, judge_pb2_grpc
 from services.judge.compose import compose_prompts
@@ -25,6 +35,8 @@ from services.judge.kinematic import KinematicJudge
 from services.judge.records import JudgeItem, Judgement, PromptRecord
 
 log = logging.getLogger("atom.judge")
+MAX_ITEMS = 10_000   # questions per Score call
+MAX_IMAGES = 64      # renders per question (frame_by_frame at interval 8 of a 10 s motion is 25)
 
 JUDGE_CALLS = telemetry.counter("atom_judge_calls_total", "Judgements made (cache hits excluded)", ("judge",))
 JUDGE_CACHE_HITS = telemetry.counter("atom_judge_cache_hits_total", "Judgements answered from the cache", ("judge",))
@@ -67,6 +79,7 @@ class JudgeServicer(judge_pb2_grpc.JudgeServicer):
         self.store = open_store(store_url)
         self.kinematic = KinematicJudge(self.store)
         self._vlm = {}
+        self._ledger = None  # the process-wide budget ledger, made with the first VLM judge
         self._lock = threading.Lock()
 
     # -- prompts ------------------------------------------------------------------------------
@@ -84,15 +97,26 @@ class JudgeServicer(judge_pb2_grpc.JudgeServicer):
         elif backend == "llm":
             from services.judge.llm_compose import LLMComposeConfig, LLMComposer
 
-            composer = LLMComposer(LLMComposeConfig(model=request.llm_model or _env("ATOM_JUDGE_MODEL", "gpt-4o"),
-                                                    base_url=_env("ATOM_JUDGE_BASE_URL") or None))
-            result = composer.compose(tasks, request.per_task, request.seed)
-            prompts = result.prompts
+            # Closed after use: it holds an HTTP client and a log-redaction filter. A refused
+            # key, permission or quota raises out of compose() and fails the call.
+            with LLMComposer(LLMComposeConfig(model=request.llm_model or _env("ATOM_JUDGE_MODEL", "gpt-4o"),
+                                              base_url=_env("ATOM_JUDGE_BASE_URL") or None)) as composer:
+                prompts = composer.compose(tasks, request.per_task, request.seed).prompts
         else:
             raise InvalidArgument("backend", f"unknown backend {backend!r}; use 'offline' or 'llm'")
         return judge_pb2.ComposePromptsResponse(prompts=[prompt_to_proto(p) for p in prompts])
 
     # -- scoring ------------------------------------------------------------------------------
+    def _budget_ledger(self):
+        """The one ledger of this process (call with self._lock held): every model's judge spends
+        against it, so a second model name cannot spend past ATOM_JUDGE_BUDGET_USD."""
+        from services.judge.budget import BudgetLedger
+
+        if self._ledger is None:
+            budget = _env("ATOM_JUDGE_BUDGET_USD")
+            self._ledger = BudgetLedger(float(budget) if budget else None)
+        return self._ledger
+
     def _vlm_judge(self, model: str):
         from services.judge.budget import CostModel
         from services.judge.vlm import VLMConfig, VLMJudge
@@ -101,12 +125,10 @@ class JudgeServicer(judge_pb2_grpc.JudgeServicer):
             if model not in self._vlm:
                 cost = CostModel(usd_per_1k_input=float(_env("ATOM_JUDGE_USD_PER_1K_INPUT", "0.0025")),
                                  usd_per_1k_output=float(_env("ATOM_JUDGE_USD_PER_1K_OUTPUT", "0.01")))
-                budget = _env("ATOM_JUDGE_BUDGET_USD")
                 cfg = VLMConfig(model=model, base_url=_env("ATOM_JUDGE_BASE_URL") or None,
                                 concurrency=int(_env("ATOM_JUDGE_CONCURRENCY", "4")), cost=cost,
-                                budget_usd=float(budget) if budget else None,
                                 allow_no_key=_env("ATOM_JUDGE_ALLOW_NO_KEY") in ("1", "true"))
-                self._vlm[model] = VLMJudge(cfg, self.store)
+                self._vlm[model] = VLMJudge(cfg, self.store, ledger=self._budget_ledger())
             return self._vlm[model]
 
     def _load_joints(self, key: str, field: str):
@@ -120,6 +142,8 @@ class JudgeServicer(judge_pb2_grpc.JudgeServicer):
         backend = cfg.backend or "kinematic"
         require(backend in ("kinematic", "vlm"), "judge.backend", f"unknown judge {backend!r}; use kinematic or vlm")
         require(len(request.items) > 0, "items", "no items to judge")
+        require(len(request.items) <= MAX_ITEMS, "items", f"at most {MAX_ITEMS} per request, got {len(request.items)}; "
+                                                          "split the request")
         form = (cfg.form or _RENDER.form).replace("_", "-")  # the judge's records spell forms with hyphens
         items = []
         for i, it in enumerate(request.items):
@@ -127,11 +151,14 @@ class JudgeServicer(judge_pb2_grpc.JudgeServicer):
             require(bool(it.item_id), f"{field}.item_id", "is empty")
             prompt = prompt_from_proto(it.prompt, f"{field}.prompt")
             if backend == "kinematic":
-                require(bool(it.motion.key), f"{field}.motion.key", "the kinematic judge needs the motion")
+                require_key(it.motion.key, f"{field}.motion.key", "the kinematic judge needs the motion")
                 joints = self._load_joints(it.motion.key, f"{field}.motion")
                 items.append(JudgeItem(it.item_id, prompt, joints=joints))
             else:
-                require(len(it.images) > 0, f"{field}.images", "the VLM judge needs renders (Renderer.Render) of the motion")
+                require(0 < len(it.images) <= MAX_IMAGES, f"{field}.images",
+                        f"the VLM judge needs 1..{MAX_IMAGES} renders (Renderer.Render) of the motion, got {len(it.images)}")
+                for k, ref in enumerate(it.images):
+                    require_key(ref.key, f"{field}.images[{k}].key", "name a render, e.g. renders/<sha>/.../frame-00000.png")
                 images = [self.store.get_bytes(ref.key) for ref in it.images]
                 items.append(JudgeItem(it.item_id, prompt, images=images, form=form, interval=cfg.interval or _RENDER.interval))
         if backend == "kinematic":
@@ -164,4 +191,4 @@ class JudgeServicer(judge_pb2_grpc.JudgeServicer):
 def build_spec(store_url: str) -> ServiceSpec:
     servicer = JudgeServicer(store_url)
     return ServiceSpec(name="judge", servicer=servicer, add_to_server=judge_pb2_grpc.add_JudgeServicer_to_server,
-                       full_name="atom.v1.Judge")
+                       full_name="atom.v1.Judge", ready=lambda: store_problem(servicer.store))

@@ -6,9 +6,17 @@ the call's estimated cost (refused with BudgetExceeded before anything is sent i
 the cap) -> rate limits (requests and tokens per minute) -> concurrency limit -> the HTTP call,
 with our own counted retries on 429 / 5xx / timeouts -> strict reply parsing -> cache record.
 
-`score_batch` yields judgements in input order (workers run ahead concurrently; a slow first
-item delays what is yielded, not what is computed). A batch that runs out of budget yields what
-finished plus error_kind='budget' judgements for the rest.
+Every call's reservation is settled in a `finally`, whatever comes back: the usage the provider
+reports, else the estimate for a timeout (charge_timeouts) or a readable answer without usage,
+else nothing. A reply that is not a chat completion (an HTML error page, cut-off or other JSON) fails
+its own item (error_kind 'reply'). A refused key, permission or quota (JudgeAccountError) raises
+instead: every other item would be refused the same way.
+
+The lifetime cap is a BudgetLedger: the judge's own (config.budget_usd), or one passed in and
+shared with other judges (the judge service shares one across all models). `score_batch` yields
+judgements in input order (workers run ahead concurrently; a slow first item delays what is
+yielded, not what is computed). A batch that runs out of budget yields what finished plus
+error_kind='budget' judgements for the rest.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -26,15 +34,21 @@ from atom.store import ArtifactStore, StoreError
 from services.judge.budget import BudgetExceeded, BudgetLedger, CostModel, Reservation, TokenBucket
 from services.judge.cache import JudgementCache, cache_key, frame_hashes
 from services.judge.client import (
+    JudgeAccountError,
     JudgeConfigError,
     JudgeRequestError,
     JudgeUnavailable,
+    MalformedReply,
     Retrier,
     RetryPolicy,
+    create_completion,
+    endpoint_name,
     install_log_redaction,
     make_client,
     redact,
     remove_log_redaction,
+    reply_text,
+    reply_usage,
     resolve_api_key,
 )
 from services.judge.instructions import INSTRUCTION_VERSION, build_messages, response_format, text_bytes
@@ -61,7 +75,7 @@ class VLMConfig:
     requests_per_minute: float | None = None
     tokens_per_minute: float | None = None
     cost: CostModel = field(default_factory=CostModel)
-    budget_usd: float | None = None  # cap over this judge's lifetime; a batch can add its own
+    budget_usd: float | None = None  # cap over this judge's lifetime (or pass a shared ledger); a batch can add its own
     response_format: str = "json_schema"  # json_schema | json_object | none; falls back on a 400
     image_detail: str = "auto"
     temperature: float | None = 0.0
@@ -93,20 +107,27 @@ class JudgeStats:
 
 
 class VLMJudge:
+    """`ledger`: a lifetime cap shared with other judges (the judge service passes one per
+    process, so a second model name cannot spend past it); without it the judge keeps its own
+    from config.budget_usd. Giving both is refused rather than silently ignoring one."""
+
     def __init__(self, config: VLMConfig, store: ArtifactStore | None = None, *,
                  client: openai.OpenAI | None = None, env: dict | None = None,
-                 sleep: Callable[[float], None] | None = None):
+                 sleep: Callable[[float], None] | None = None, ledger: BudgetLedger | None = None):
+        if ledger is not None and config.budget_usd is not None:
+            raise JudgeConfigError("give the judge a shared budget ledger or its own budget_usd, not both")
         self.config = config
         self._secret = resolve_api_key(config.key_file, env, required=not config.allow_no_key)
         self._log_filter = install_log_redaction(self._secret)
         self._client = client or make_client(config.base_url, self._secret, config.timeout_s)
         self.cache = JudgementCache(store) if store is not None else None
-        self.ledger = BudgetLedger(config.budget_usd)
+        self.ledger = ledger if ledger is not None else BudgetLedger(config.budget_usd)
         # The buckets always wait in real time (`sleep` only replaces the retry backoff's waits).
         self.rpm = TokenBucket(config.requests_per_minute)
         self.tpm = TokenBucket(config.tokens_per_minute)
         self._sem = threading.BoundedSemaphore(config.concurrency)
-        self.retrier = Retrier(config.retry, config.seed, sleep, self._secret, on_retry=lambda: self._count(retries=1))
+        self.retrier = Retrier(config.retry, config.seed, sleep, self._secret, on_retry=lambda: self._count(retries=1),
+                               endpoint=f"the judge endpoint {endpoint_name(config.base_url)} (model {config.model})")
         self.stats = JudgeStats()
         self._lock = threading.Lock()
         self._format_mode = config.response_format
@@ -144,7 +165,8 @@ class VLMJudge:
                          error_kind=kind, **kw)
 
     def score(self, item: JudgeItem, ledgers: Sequence[BudgetLedger] | None = None) -> Judgement:
-        """Judge one item. Never raises for a judging failure: the Judgement's error says why."""
+        """Judge one item. A failure of this item is a Judgement whose error says why; only a
+        JudgeAccountError (key, permission or quota refused: every item would fail) raises."""
         ledgers = list(ledgers) if ledgers is not None else [self.ledger]
         try:
             item.check_images()
@@ -169,7 +191,11 @@ class VLMJudge:
             return self._fail(item, "unavailable", str(exc), attempts=exc.attempts, cache_key=key,
                               cost_usd=getattr(exc, "spent", 0.0))
         except JudgeRequestError as exc:
-            return self._fail(item, "auth" if exc.auth else "request", str(exc), attempts=exc.attempts,
+            return self._fail(item, "request", str(exc), attempts=exc.attempts, cache_key=key,
+                              cost_usd=getattr(exc, "spent", 0.0))
+        except MalformedReply as exc:  # the endpoint's fault, for this question only
+            self._count(reply_errors=1)
+            return self._fail(item, "reply", f"malformed reply: {exc}", attempts=getattr(exc, "attempts", 0),
                               cache_key=key, cost_usd=getattr(exc, "spent", 0.0))
         p_tok, c_tok = usage
         base = dict(judge_id=self.judge_id, prompt_tokens=p_tok, completion_tokens=c_tok, cost_usd=spent,
@@ -235,41 +261,41 @@ class VLMJudge:
             def attempt(n: int):
                 nonlocal spent, made
                 held = self._reserve(ledgers, est_usd)
-                self.rpm.acquire(1)
-                self.tpm.acquire(est_p + est_c)
-                with self._sem:
-                    self._count(http_calls=1)
-                    made += 1
-                    try:
-                        resp = self._client.chat.completions.create(**kwargs)
-                    except openai.APITimeoutError:
-                        charge = est_usd if cfg.charge_timeouts else 0.0
-                        for led, res in held:
-                            led.settle(res, charge)
-                        spent += charge
-                        self._count(spent_usd=charge)
-                        raise
-                    except BaseException:
-                        for led, res in held:
-                            led.release(res)
-                        raise
-                usage = resp.usage
-                if usage is not None and usage.prompt_tokens is not None:
-                    p_tok, c_tok = int(usage.prompt_tokens), int(usage.completion_tokens or 0)
-                    usd = cfg.cost.cost(p_tok, c_tok)
-                else:  # no usage reported: assume the bound was spent
-                    p_tok, c_tok, usd = est_p, est_c, est_usd
-                for led, res in held:
-                    led.settle(res, usd)
-                self.tpm.give_back(est_p + est_c - p_tok - c_tok)
-                spent += usd
-                self._count(prompt_tokens=p_tok, completion_tokens=c_tok, spent_usd=usd)
-                content = resp.choices[0].message.content if resp.choices else None
-                return content, (p_tok, c_tok)
+                charged = 0.0  # what the call cost, as far as we can tell; set before any raise
+                try:
+                    self.rpm.acquire(1)
+                    self.tpm.acquire(est_p + est_c)
+                    with self._sem:
+                        self._count(http_calls=1)
+                        made += 1
+                        try:
+                            resp = create_completion(self._client, **kwargs)
+                        except openai.APITimeoutError:
+                            # We stopped waiting; the provider may still have run (and billed) it.
+                            charged = est_usd if cfg.charge_timeouts else 0.0
+                            raise
+                    tokens = reply_usage(resp)  # what the provider billed, even for an unusable reply
+                    if tokens is not None:
+                        charged = cfg.cost.cost(*tokens)
+                    # Not a chat completion (an HTML error page, cut-off or other JSON):
+                    # MalformedReply, charged only what a usage block said (else nothing).
+                    content = reply_text(resp)
+                    if tokens is None:  # a real answer without usage: assume the bound was spent
+                        tokens, charged = (est_p, est_c), est_usd
+                    self.tpm.give_back(est_p + est_c - sum(tokens))
+                    self._count(prompt_tokens=tokens[0], completion_tokens=tokens[1])
+                    return content, tokens
+                finally:
+                    # Whatever happened (an error of any type included), the reservation ends
+                    # here: one left open would count against the cap until the process ends.
+                    for led, res in held:
+                        led.settle(res, charged)
+                    spent += charged
+                    self._count(spent_usd=charged)
 
             try:
                 (content, usage), _ = self.retrier.run(attempt)
-            except (BudgetExceeded, JudgeUnavailable, JudgeRequestError) as exc:
+            except (BudgetExceeded, JudgeUnavailable, JudgeRequestError, MalformedReply) as exc:
                 exc.attempts, exc.spent = made, spent  # type: ignore[union-attr]
                 if not isinstance(exc, JudgeRequestError):
                     raise
@@ -292,10 +318,14 @@ class VLMJudge:
 
         budget_usd caps this batch's new spend (on top of the judge's lifetime cap). Items that
         ask the same question (same cache key) are asked once; the others get a copy marked as a
-        cache hit with no cost. Closing the iterator early cancels the items not yet started."""
+        cache hit with no cost. Closing the iterator early cancels the items not yet started.
+
+        A JudgeAccountError (key, permission or quota refused) from any item raises from here as
+        soon as it happens, and the items not yet sent are never sent."""
         items = list(items)
         ledgers = [self.ledger] + ([BudgetLedger(budget_usd)] if budget_usd is not None else [])
         pool = ThreadPoolExecutor(max_workers=self.config.concurrency, thread_name_prefix="vlm-judge")
+        abort = _FirstError()
         plan: list[tuple[bool, Future]] = []
         first: dict[str, Future] = {}
         try:
@@ -307,11 +337,13 @@ class VLMJudge:
                 if key is not None and key in first:
                     plan.append((True, first[key]))
                     continue
-                fut = pool.submit(self.score, it, ledgers)
+                fut = pool.submit(self._score_unless_aborted, it, ledgers, abort)
                 if key is not None:
                     first[key] = fut
                 plan.append((False, fut))
             for i, ((dup, fut), it) in enumerate(zip(plan, items), 1):
+                wait([fut, abort.future], return_when=FIRST_COMPLETED)
+                abort.raise_if_set()
                 j = fut.result()
                 if dup:
                     j = replace(j, item_id=it.item_id, cache_hit=j.ok, cost_usd=0.0, prompt_tokens=0,
@@ -321,3 +353,34 @@ class VLMJudge:
                 yield j
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+    def _score_unless_aborted(self, item: JudgeItem, ledgers: Sequence[BudgetLedger],
+                              abort: "_FirstError") -> Judgement | None:
+        if abort.is_set():  # the account was refused for an earlier item: don't ask again
+            return None
+        try:
+            return self.score(item, ledgers)
+        except JudgeAccountError as exc:
+            abort.set(exc)
+            raise
+
+
+class _FirstError:
+    """The first JudgeAccountError of a batch, as a Future the batch's reader can wait on next to
+    the item it is waiting for (so a refusal is not held up behind a slow first item)."""
+
+    def __init__(self):
+        self.future: Future = Future()
+        self._lock = threading.Lock()
+
+    def set(self, exc: BaseException) -> None:
+        with self._lock:
+            if not self.future.done():
+                self.future.set_exception(exc)
+
+    def is_set(self) -> bool:
+        return self.future.done()
+
+    def raise_if_set(self) -> None:
+        if self.future.done():
+            self.future.result()  # raises the error

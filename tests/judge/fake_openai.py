@@ -6,6 +6,11 @@
 `script` decides each reply: a list of Reply (used in order; the last one repeats), or a callable
 (request_json, call_index) -> Reply. The server counts calls and keeps every request body and
 its headers, so tests can check what the client really sent.
+
+Replies a broken or hostile endpoint sends: not_json_reply (a 200 HTML page, or non-JSON served as
+JSON), truncated_reply (cut-off JSON), wrong_schema_reply (no choices / no usage),
+unauthorized_reply (401), forbidden_reply (403), quota_reply (429 insufficient_quota),
+error_reply(429) (a plain rate limit), server_error_reply (500), hang_reply (past the timeout).
 """
 
 from __future__ import annotations
@@ -26,17 +31,65 @@ class Reply:
     prompt_tokens: int = 100
     completion_tokens: int = 20
     headers: dict = field(default_factory=dict)
-    body: dict | str | None = None  # overrides the whole body (errors, garbage)
+    body: dict | list | str | None = None  # overrides the whole body (errors, garbage)
     usage: bool = True
+    content_type: str = "application/json"
+    drop: tuple[str, ...] = ()  # top-level keys removed from the completion (a wrong schema)
+    truncate: int | None = None  # send only the first N characters of the completion's JSON
 
 
 def score_reply(score, rationale: str = "seen", **kw) -> Reply:
     return Reply(content=json.dumps({"score": score, "rationale": rationale}), **kw)
 
 
-def error_reply(status: int, message: str = "error", **kw) -> Reply:
-    kind = {429: "rate_limit_exceeded", 400: "invalid_request_error", 401: "invalid_api_key"}.get(status, "server_error")
-    return Reply(content=None, status=status, body={"error": {"message": message, "type": kind, "code": kind}}, **kw)
+def error_reply(status: int, message: str = "error", code: str | None = None, **kw) -> Reply:
+    """An OpenAI-style error body; `code` overrides the error code the status usually carries."""
+    kind = {429: "rate_limit_exceeded", 400: "invalid_request_error", 401: "invalid_api_key",
+            403: "permission_denied"}.get(status, "server_error")
+    code = code or kind
+    return Reply(content=None, status=status, body={"error": {"message": message, "type": code, "code": code}}, **kw)
+
+
+# -- replies a broken or hostile endpoint sends ----------------------------------------------------
+
+def not_json_reply(text: str = "<html><body>502 Bad Gateway</body></html>", content_type: str = "text/html",
+                   **kw) -> Reply:
+    """A 200 whose body is not JSON. With a text/* type the openai client hands back a str; with
+    application/json it fails to decode the body."""
+    return Reply(body=text, content_type=content_type, **kw)
+
+
+def truncated_reply(chars: int = 60, **kw) -> Reply:
+    """A 200 whose body is a completion's JSON cut off after `chars` characters."""
+    return Reply(truncate=chars, **kw)
+
+
+def wrong_schema_reply(drop: tuple[str, ...] = ("choices", "usage"), **kw) -> Reply:
+    """A 200 with JSON that is not a chat completion: the completion minus `drop`'s keys."""
+    return Reply(drop=drop, **kw)
+
+
+def unauthorized_reply(message: str = "Incorrect API key provided.", **kw) -> Reply:
+    return error_reply(401, message, **kw)
+
+
+def forbidden_reply(message: str = "You are not allowed to sample from this model", **kw) -> Reply:
+    return error_reply(403, message, **kw)
+
+
+def quota_reply(**kw) -> Reply:
+    """OpenAI's out-of-credit 429: a quota, not a rate limit, so waiting does not help."""
+    return error_reply(429, "You exceeded your current quota, please check your plan and billing details.",
+                       code="insufficient_quota", **kw)
+
+
+def server_error_reply(**kw) -> Reply:
+    return error_reply(500, "The server had an error while processing your request.", **kw)
+
+
+def hang_reply(seconds: float = 5.0, **kw) -> Reply:
+    """Answers only after `seconds` (past the client's timeout in the tests that use it)."""
+    return Reply(delay_s=seconds, **kw)
 
 
 Script = Sequence[Reply] | Callable[[dict, int], Reply]
@@ -95,13 +148,17 @@ class FakeOpenAI:
                         body["usage"] = {"prompt_tokens": reply.prompt_tokens,
                                          "completion_tokens": reply.completion_tokens,
                                          "total_tokens": reply.prompt_tokens + reply.completion_tokens}
-                self._send(reply.status, body, reply.headers)
+                    for key in reply.drop:
+                        body.pop(key, None)
+                    if reply.truncate is not None:  # a complete HTTP body holding cut-off JSON
+                        body = json.dumps(body)[: reply.truncate]
+                self._send(reply.status, body, reply.headers, reply.content_type)
 
-            def _send(self, status, body, headers):
+            def _send(self, status, body, headers, content_type="application/json"):
                 data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
                 try:
                     self.send_response(status)
-                    self.send_header("content-type", "application/json")
+                    self.send_header("content-type", content_type)
                     self.send_header("content-length", str(len(data)))
                     for k, v in headers.items():
                         self.send_header(k, str(v))

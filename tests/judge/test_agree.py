@@ -38,6 +38,17 @@ def test_missing_scores_are_skipped_and_constant_sides_have_no_rank_correlation(
     assert empty.n == 0 and math.isnan(empty.exact)
 
 
+def test_a_judge_that_scored_nothing_stops_the_agreement():
+    from atom.pipeline.agree import JudgeGaveNoScores, require_scores
+
+    require_scores("vlm", {"a": 5, "b": None}, ["HTTP 500"])  # some scores: compare what there is
+    require_scores("vlm", {}, [])
+    require_scores("human:x.csv", {"a": None}, [])  # no errors reported: nothing to explain
+    with pytest.raises(JudgeGaveNoScores, match=r"'vlm' gave no score for any of the 2 items; first error: HTTP 401: "
+                                                r"bad key more$"):
+        require_scores("vlm", {"a": None, "b": None}, ["HTTP 401: bad key\nmore", "HTTP 401: bad key"])
+
+
 def test_bad_inputs():
     with pytest.raises(AgreementInputError, match="length"):
         agreement([1, 2], [1])

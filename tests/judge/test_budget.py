@@ -45,6 +45,17 @@ def test_ledger_refuses_before_overspending():
     assert led.spent_usd == pytest.approx(0.5)
 
 
+def test_budget_exceeded_is_resource_exhausted():
+    import grpc
+
+    from atom.runtime.errors import ResourceExhausted, status_for
+
+    assert issubclass(BudgetExceeded, ResourceExhausted)
+    with pytest.raises(ResourceExhausted) as err:
+        BudgetLedger(0.0).reserve(0.01)
+    assert status_for(err.value) == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 def test_ledger_scales_estimates_after_an_underestimate():
     led = BudgetLedger(10.0)
     r = led.reserve(1.0)

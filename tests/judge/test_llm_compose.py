@@ -5,7 +5,18 @@ import json
 import pytest
 
 from atom.motion.events import EVENTS, EventLabel, LabelGroup
-from fake_openai import FakeOpenAI, Reply, error_reply
+from atom.runtime.errors import PermissionDenied, ResourceExhausted, Unauthenticated
+from fake_openai import (
+    FakeOpenAI,
+    Reply,
+    error_reply,
+    forbidden_reply,
+    not_json_reply,
+    quota_reply,
+    truncated_reply,
+    unauthorized_reply,
+    wrong_schema_reply,
+)
 from services.judge.client import RetryPolicy
 from services.judge.llm_compose import (
     ComposeReplyError,
@@ -68,6 +79,33 @@ def test_endpoint_failures_are_recorded_not_raised():
         res = c.compose(["frequency"], 1, seed=0)
         assert len(res.errors) == 1 and "gave up after 3 attempts" in res.errors[0]["error"]
         assert srv.calls == 3
+
+
+@pytest.mark.parametrize("reply", [not_json_reply(), not_json_reply("nope", content_type="application/json"),
+                                   truncated_reply(), wrong_schema_reply(), Reply(body=[1, 2])],
+                         ids=["html", "not-json", "truncated", "no-choices", "json-list"])
+def test_malformed_replies_are_recorded_not_raised(reply):
+    with FakeOpenAI([reply]) as srv, composer(srv, max_attempts=2) as c:
+        res = c.compose(["integrity"], 2, seed=0)
+        assert not res.prompts and len(res.errors) == 2 and srv.calls == 4
+        assert all("malformed reply" in e["error"] for e in res.errors)
+
+
+KEY = ENV["OPENAI_API_KEY"]
+
+
+@pytest.mark.parametrize("reply,error", [
+    (unauthorized_reply(f"Incorrect API key provided: {KEY}"), Unauthenticated),
+    (forbidden_reply(), PermissionDenied),
+    (quota_reply(), ResourceExhausted),
+], ids=["401", "403", "429-insufficient_quota"])
+def test_account_errors_fail_the_whole_compose(reply, error):
+    with FakeOpenAI([reply]) as srv, composer(srv) as c:
+        with pytest.raises(error) as err:
+            c.compose(["integrity", "temporal"], 3, seed=0)
+        assert srv.calls == 1  # neither retried nor asked again for the next label group
+    msg = str(err.value)
+    assert KEY not in msg and "$OPENAI_API_KEY" in msg and "ATOM_JUDGE_API_KEY_FILE" in msg
 
 
 def test_validation():

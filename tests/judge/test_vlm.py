@@ -14,7 +14,7 @@ import pytest
 from conftest import make_item, png
 from fake_openai import FakeOpenAI, Reply, error_reply, images_of, prompt_of, score_reply
 from services.judge.budget import CostModel
-from services.judge.client import JudgeConfigError, RetryPolicy, resolve_api_key
+from services.judge.client import JudgeConfigError, JudgeUnauthenticated, RetryPolicy, resolve_api_key
 from services.judge.instructions import INSTRUCTION_VERSION, build_messages, text_bytes
 from services.judge.records import JudgeItem
 from services.judge.vlm import VLMConfig, VLMJudge
@@ -125,8 +125,9 @@ def test_retries_exhausted_and_non_retryable_errors():
         g = j.score(make_item(0))
         assert g.error_kind == "unavailable" and g.attempts == 4 and srv.calls == 4 and "HTTP 500" in g.error
     with FakeOpenAI([error_reply(401, "bad key")]) as srv, judge(srv) as j:
-        g = j.score(make_item(0))
-        assert g.error_kind == "auth" and g.attempts == 1 and srv.calls == 1
+        with pytest.raises(JudgeUnauthenticated):  # fails the call: every item would be refused
+            j.score(make_item(0))
+        assert srv.calls == 1
     with FakeOpenAI([error_reply(404, "no such model")]) as srv, judge(srv) as j:
         g = j.score(make_item(0))
         assert g.error_kind == "request" and srv.calls == 1
