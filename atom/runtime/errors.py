@@ -63,7 +63,7 @@ def status_for(exc: BaseException) -> grpc.StatusCode:
         return grpc.StatusCode.NOT_FOUND
     if isinstance(exc, (StoreUnavailable, Unavailable)):
         return grpc.StatusCode.UNAVAILABLE
-    if isinstance(exc, ResourceExhausted) or type(exc).__name__ in ("BudgetExceeded",):
+    if isinstance(exc, ResourceExhausted):
         return grpc.StatusCode.RESOURCE_EXHAUSTED
     if isinstance(exc, Unauthenticated):
         return grpc.StatusCode.UNAUTHENTICATED
