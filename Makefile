@@ -8,7 +8,7 @@ PIP     = $(VENV)/bin/pip
 STAMP   = $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-fast protos bench clean
+.PHONY: install run test test-fast browser protos bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,17 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/atomctl run-pipeline
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The run-browser test drives a real Chromium. Installed here when missing and we may (root);
+# otherwise the test says the one line that installs it.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	    { apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
+	      { apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends chromium >/dev/null; }; }; } || \
+	  echo "note: no Chromium; the run-browser test will fail. Install it: sudo apt-get install --no-install-recommends chromium"
 
 test-fast: $(STAMP)
 	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
