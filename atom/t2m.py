@@ -1,0 +1,108 @@
+"""Text to motion in one call: generate samples for a prompt through the generator service and
+write, per sample, what a person needs to look at it or take it elsewhere.
+
+    out/
+      prompt.json                 the text, seeds, model and the files written
+      sample-0/joints.npy         (T, 22, 3) float32, metres, Y up, 20 fps
+      sample-0/features.npy       (T-1, 263) HumanML3D features (un-normalised)
+      sample-0/motion.mp4         rendered by the renderer service (format mp4)
+      sample-0/motion.bvh         the 22-joint skeleton, root path and joint rotations (format bvh)
+      sample-0/motion.npz         the motion record as stored: joints, features, tokens, meta (format npz)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from atom.motion.bvh import joints_to_bvh
+from atom.motion.record import MotionRecord
+from atom.runtime.client import ServiceClient
+from atom.settings import GenerateSettings
+from atom.store import ArtifactStore
+from atom.v1 import common_pb2, generator_pb2, renderer_pb2
+
+FORMATS = ("mp4", "bvh", "npz")
+
+
+@dataclass(frozen=True)
+class T2MRequest:
+    text: str
+    samples: int = 4
+    seed: int = 0
+    adapter: str = ""
+    formats: tuple[str, ...] = ("mp4",)
+    size: int = 256  # video pixels
+
+    def __post_init__(self) -> None:
+        if not self.text.strip():
+            raise ValueError("the prompt is empty; e.g. atomctl t2m \"a person jumps twice, then waves\"")
+        if len(self.text) > 1000:
+            raise ValueError("the prompt is longer than 1000 characters")
+        if not 1 <= self.samples <= 100:
+            raise ValueError(f"--samples must be within 1..100, got {self.samples}")
+        unknown = set(self.formats) - set(FORMATS)
+        if unknown:
+            raise ValueError(f"unknown format(s) {sorted(unknown)}; choose from {', '.join(FORMATS)}")
+
+
+def sampling_params(gen: GenerateSettings) -> generator_pb2.SamplingParams:
+    """The generator's sampling settings as the request message (unset fields stay unset)."""
+    return generator_pb2.SamplingParams(temperature=gen.temperature, top_p=gen.top_p, decoding=gen.decoding,
+                                        top_k=gen.top_k, max_length=gen.max_length)
+
+
+def prompt_for(text: str) -> common_pb2.Prompt:
+    return common_pb2.Prompt(prompt_id="t2m-" + hashlib.sha256(text.encode()).hexdigest()[:12], text=text,
+                             task="general")
+
+
+def text_to_motion(store: ArtifactStore, generator: ServiceClient, renderer: ServiceClient | None,
+                   base_model: str, request: T2MRequest, gen: GenerateSettings, out: Path) -> dict:
+    """Generate, then write the samples under `out`; returns the summary also written to prompt.json."""
+    reply = generator_pb2.GenerateRequest(
+        prompts=[prompt_for(request.text)], samples_per_prompt=request.samples, seed=request.seed,
+        model=common_pb2.ModelRef(base=base_model, adapter=request.adapter), sampling=sampling_params(gen))
+    motions = sorted(generator.stream("Generate", reply, timeout=3600), key=lambda m: m.sample_index)
+    out.mkdir(parents=True, exist_ok=True)
+    videos = {}
+    keys = [m.motion.key for m in motions if m.motion.key]
+    if "mp4" in request.formats and renderer is not None and keys:
+        req = renderer_pb2.RenderRequest(motions=[common_pb2.ArtifactRef(key=k) for k in keys],
+                                         options=renderer_pb2.RenderOptions(form="video", width=request.size,
+                                                                            height=request.size))
+        videos = {r.motion.key: r.images[0].key for r in renderer.stream("Render", req, timeout=3600)}
+    samples = []
+    for m in motions:
+        folder = out / f"sample-{m.sample_index}"
+        entry = {"sample_index": m.sample_index, "sample_seed": m.sample_seed, "motion": m.motion.key,
+                 "num_frames": m.num_frames, "num_tokens": m.num_tokens, "files": []}
+        if not m.motion.key:
+            entry["note"] = "the model produced no motion for this sample"
+            samples.append(entry)
+            continue
+        folder.mkdir(exist_ok=True)
+        data = store.get_bytes(m.motion.key)
+        record = MotionRecord.from_bytes(data, m.motion.key)
+        files = {"joints.npy": None, "features.npy": None}
+        np.save(folder / "joints.npy", record.joints)
+        np.save(folder / "features.npy", record.features)
+        if m.motion.key in videos:
+            (folder / "motion.mp4").write_bytes(store.get_bytes(videos[m.motion.key]))
+            files["motion.mp4"] = None
+        if "bvh" in request.formats:
+            (folder / "motion.bvh").write_text(joints_to_bvh(record.joints))
+            files["motion.bvh"] = None
+        if "npz" in request.formats:
+            (folder / "motion.npz").write_bytes(data)
+            files["motion.npz"] = None
+        entry["files"] = [f"{folder.name}/{name}" for name in files]
+        samples.append(entry)
+    summary = {"request": asdict(request), "base_model": base_model, "model_id": motions[0].model_id if motions else "",
+               "samples": samples}
+    (out / "prompt.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
