@@ -30,6 +30,7 @@ from atom.mgpt.lm import IGNORE_INDEX
 from atom.runtime.device import Compute, DeviceError, resolve_compute
 from atom.store import ArtifactNotFound, ArtifactStore, sha256_hex
 from services.trainer.config import TrainConfig
+from services.trainer.logs import log_mlflow, model_card, write_model_card, write_tensorboard
 from services.trainer.losses import LossOutput, chosen_nll, preference_loss
 from services.trainer.lora import (
     attach_lora,
@@ -197,7 +198,10 @@ def autocast(device: torch.device, dtype: str):
     return torch.autocast(device.type, dtype=torch.bfloat16 if dtype == "bf16" else torch.float16)
 
 
-def _logprobs(lm: PreferenceLM, ids, mask, labels, average: bool) -> torch.Tensor:
+def motion_logprobs(lm: PreferenceLM, ids, mask, labels, average: bool) -> torch.Tensor:
+    """Log-probability of each row's motion tokens (`labels`) given its prompt (`ids`, `mask`),
+    under the model's current weights (the policy; the reference inside reference_policy):
+    summed over the tokens, or with `average` their per-token mean. One forward pass."""
     lp = lm.sequence_logprobs(ids, mask, labels)
     if average:
         # Per-token mean, as TRL does for IPO: the margin target 1/(2 beta) then does not scale
@@ -230,19 +234,19 @@ def batch_loss(lm: PreferenceLM, peft_model, examples: Sequence[Example], config
 def _batch_loss(lm, peft_model, ids, mask, ids2, mask2, labels, b: int, average: bool, config: TrainConfig) -> LossOutput:
 
     # The summed log-probs are kept apart: the RPO term needs them whatever the loss takes.
-    summed = _logprobs(lm, ids2, mask2, labels, average=False)
+    summed = motion_logprobs(lm, ids2, mask2, labels, average=False)
     policy = _per_token(summed, labels) if average else summed
     with torch.no_grad(), reference_policy(peft_model):
-        ref = _logprobs(lm, ids2, mask2, labels, average)
+        ref = motion_logprobs(lm, ids2, mask2, labels, average)
     kwargs = {}
     if config.loss == "kto":
         # Mismatched pairs for the KL reference point: prompt i with the chosen motion of
         # example i+1 (with a batch of one the "mismatch" is the matched pair itself).
         mm_labels = labels[:b].roll(-1, dims=0)
         with torch.no_grad():
-            kwargs["policy_mismatched"] = _logprobs(lm, ids, mask, mm_labels, average)
+            kwargs["policy_mismatched"] = motion_logprobs(lm, ids, mask, mm_labels, average)
             with reference_policy(peft_model):
-                kwargs["ref_mismatched"] = _logprobs(lm, ids, mask, mm_labels, average)
+                kwargs["ref_mismatched"] = motion_logprobs(lm, ids, mask, mm_labels, average)
     out = preference_loss(
         config.loss, policy[:b], policy[b:], ref[:b], ref[b:], beta=config.beta,
         label_smoothing=config.label_smoothing, desirable_weight=config.kto_desirable_weight,
@@ -429,4 +433,7 @@ def train_preference(lm: PreferenceLM, store: ArtifactStore, config: TrainConfig
     )
     store.put_json(result.summary_key, {"config": config.to_dict(), "pairs": n, "pairs_sha256": pairs_sha,
                                         **result.to_dict()})
+    write_tensorboard(store, prefix, history, config)
+    log_mlflow(history, config, run_name=prefix.rsplit("/", 1)[-1])
+    write_model_card(store, result.adapter_prefix, model_card(config, n, pairs_sha, final))
     return result
