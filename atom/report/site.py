@@ -18,6 +18,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from atom.report.charts import line_chart
 from atom.report.collect import RunView, pick_for_video
+from atom.report.numbers import format_stat
 from atom.store import ArtifactStore
 
 # What render_webm returns: motion key -> WebM bytes.
@@ -46,12 +47,6 @@ def site_prefix(run: str) -> str:
     return f"reports/{run}/site"
 
 
-def _stat(s: dict | None) -> str:
-    if not s or s.get("mean") is None:
-        return "–"
-    return f"{s['mean']:.3f} ± {s.get('ci95', 0.0):.3f}"
-
-
 def summary_tables(report: dict) -> dict:
     """The summary tables' rows as display strings (a pure function of report.json)."""
     models = list(report.get("models", []))
@@ -61,13 +56,13 @@ def summary_tables(report: dict) -> dict:
     for task in dict.fromkeys(r["task"] for r in report.get("judge", [])):
         c = comparisons.get(task, {})
         judge_rows.append({
-            "task": task, "scores": [_stat(judge.get((task, m))) for m in models],
-            "difference": _stat(c.get("difference")),
+            "task": task, "scores": [format_stat(judge.get((task, m))) for m in models],
+            "difference": format_stat(c.get("difference")),
             "wtl": f"{c['win']} / {c['tie']} / {c['lose']}" if c else "–",
             "verdict": "improved" if c.get("improved") else ("" if not c else "not significant")})
     general = [r for r in report.get("rows", []) if r["task"] == "general"]
     names = [(k, label) for k, label in METRICS if any(k in r["metrics"] for r in general)]
-    metric_rows = [{"model": r["model"], "cells": [_stat(r["metrics"].get(k)) for k, _ in names]} for r in general]
+    metric_rows = [{"model": r["model"], "cells": [format_stat(r["metrics"].get(k)) for k, _ in names]} for r in general]
     return {"models": models, "judge_rows": judge_rows, "metric_names": [label for _, label in names],
             "metric_rows": metric_rows}
 

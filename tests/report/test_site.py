@@ -92,3 +92,19 @@ def test_the_site_is_self_contained(run):
     wanted = {side.motion for c in pick_for_video(view.cards, 2) for side in (c.base, c.tuned)}
     wanted |= {view.pairs[0].chosen, view.pairs[0].rejected}
     assert set(fake_webm) == wanted and len(list((root / "videos").iterdir())) == len(wanted)
+
+
+def test_the_model_card_gets_the_measured_gains(run):
+    from atom.report.modelcard import HEADING, add_evaluation
+
+    store, _ = run
+    view = collect(store, "demo")
+    assert add_evaluation(store, view.adapter, view.report, "demo") is None  # no card: nothing written
+    store.put_bytes(f"{view.adapter}/README.md", b"---\nbase_model: b\n---\n# card\n\n## Evaluation\n\nNot yet.\n")
+    key = add_evaluation(store, view.adapter, view.report, "demo")
+    card = store.get_bytes(key).decode()
+    assert card.startswith("---\nbase_model: b\n---\n# card") and card.count(HEADING) == 1
+    assert "Not yet" not in card and "| temporal | 1.000 ± 0.050 | 1.200 ± 0.050 | 0.200 ± 0.050 |" in card
+    assert "| FID | 0.500 ± 0.050 | 0.500 ± 0.050 |" in card
+    assert add_evaluation(store, view.adapter, view.report, "demo") == key  # rerun: replaced, not appended
+    assert store.get_bytes(key).decode() == card
