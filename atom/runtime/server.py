@@ -87,8 +87,13 @@ class ServeConfig:
         return cfg
 
 
+# grpc_code as gRPC spells it in Go, and so go-grpc-prometheus's dashboards and alerts
+# (grpc_code!="OK", grpc_code=~"Unknown|Internal|Unavailable|..."): INVALID_ARGUMENT -> InvalidArgument.
+_GO_CODE_NAMES = {grpc.StatusCode.CANCELLED: "Canceled", grpc.StatusCode.OK: "OK"}
+
+
 def _code_name(code: grpc.StatusCode) -> str:
-    return code.name
+    return _GO_CODE_NAMES.get(code) or "".join(part.capitalize() for part in code.name.split("_"))
 
 
 class _Undecodable:
@@ -124,10 +129,14 @@ class _Observed(grpc.ServerInterceptor):
 
     def __init__(self, service: str):
         self.service = service
-        self.requests = telemetry.rpc_requests()
-        self.errors = telemetry.rpc_errors()
-        self.latency = telemetry.rpc_latency()
-        self.in_flight = telemetry.rpc_in_flight()
+        self.started = telemetry.grpc_started()
+        self.handled = telemetry.grpc_handled()
+        self.msg_received = telemetry.grpc_msg_received()
+        self.msg_sent = telemetry.grpc_msg_sent()
+        self.latency = telemetry.grpc_handling_seconds()
+        self.in_flight = telemetry.grpc_in_flight()
+        # atom_gpu_memory_bytes, where the service's code has imported torch and it sees CUDA.
+        telemetry.register_gpu_metrics()
         self._active = 0
         self._active_lock = threading.Lock()
 
@@ -144,29 +153,35 @@ class _Observed(grpc.ServerInterceptor):
         handler = continuation(details)
         if handler is None:
             return None
-        method = details.method.rsplit("/", 1)[-1]
+        grpc_service, _, method = details.method.lstrip("/").rpartition("/")
         if details.method.startswith("/grpc."):  # health and reflection: not ours to count
             return handler
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(handler.unary_unary, method),
+                self._wrap_unary(handler.unary_unary, method, ("unary", grpc_service, method)),
                 request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(handler.unary_stream, method),
+                self._wrap_stream(handler.unary_stream, method, ("server_stream", grpc_service, method)),
                 request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler
 
-    def _finish(self, method: str, code: grpc.StatusCode, t0: float) -> None:
+    def _begin(self, labels: tuple[str, str, str]):
+        """Count a started call and its request message; returns its in-flight gauge (raised)."""
+        self.started.labels(*labels).inc()
+        self.msg_received.labels(*labels).inc()  # unary and server-streaming calls get one request
+        gauge = self.in_flight.labels(*labels)
+        gauge.inc()
+        return gauge
+
+    def _finish(self, labels: tuple[str, str, str], code: grpc.StatusCode, t0: float) -> None:
         name = _code_name(code)
-        self.requests.labels(self.service, method, name).inc()
-        self.latency.labels(self.service, method, name).observe(time.perf_counter() - t0)
-        if code != grpc.StatusCode.OK:
-            self.errors.labels(self.service, method, name).inc()
+        self.handled.labels(*labels, name).inc()
+        self.latency.labels(*labels, name).observe(time.perf_counter() - t0)
 
     def _fail(self, context, method: str, exc: BaseException):
         code = status_for(exc)
@@ -178,16 +193,17 @@ class _Observed(grpc.ServerInterceptor):
             message = str(exc)
         return code, message
 
-    def _wrap_unary(self, fn, method):
+    def _wrap_unary(self, fn, method, labels):
         def handler(request, context):
             t0 = time.perf_counter()
-            gauge = self.in_flight.labels(self.service, method)
-            gauge.inc()
+            gauge = self._begin(labels)
             self._count(1)
             code = grpc.StatusCode.OK
             try:
                 _refuse_undecodable(request, context)
-                return fn(request, context)
+                response = fn(request, context)
+                self.msg_sent.labels(*labels).inc()
+                return response
             except grpc.RpcError:
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
@@ -198,15 +214,15 @@ class _Observed(grpc.ServerInterceptor):
                 code = _aborted_code(context, code)
                 gauge.dec()
                 self._count(-1)
-                self._finish(method, code, t0)
+                self._finish(labels, code, t0)
 
         return handler
 
-    def _wrap_stream(self, fn, method):
+    def _wrap_stream(self, fn, method, labels):
         def handler(request, context):
             t0 = time.perf_counter()
-            gauge = self.in_flight.labels(self.service, method)
-            gauge.inc()
+            gauge = self._begin(labels)
+            sent = self.msg_sent.labels(*labels)
             self._count(1)
             code = grpc.StatusCode.OK
             try:
@@ -215,6 +231,7 @@ class _Observed(grpc.ServerInterceptor):
                     if not context.is_active():
                         code = grpc.StatusCode.CANCELLED
                         return
+                    sent.inc()
                     yield item
             except grpc.RpcError:
                 code = context.code() or grpc.StatusCode.UNKNOWN
@@ -226,7 +243,7 @@ class _Observed(grpc.ServerInterceptor):
                 code = _aborted_code(context, code)
                 gauge.dec()
                 self._count(-1)
-                self._finish(method, code, t0)
+                self._finish(labels, code, t0)
 
         return handler
 

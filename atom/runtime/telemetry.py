@@ -40,24 +40,88 @@ def histogram(name: str, doc: str, labels: tuple[str, ...] = (), buckets=LATENCY
     return _get_or_create(Histogram, name, doc, labels, buckets=buckets)
 
 
-# The RPC metrics every service exports.
-def rpc_requests() -> Counter:
-    return counter("atom_grpc_requests_total", "gRPC calls handled, by method and status code",
-                   ("service", "method", "code"))
+# The RPC metrics every service exports, under the names and labels of go-grpc-prometheus and
+# py-grpc-prometheus, so the ecosystem's gRPC dashboards and alerts work on them unchanged:
+# grpc_type is "unary" or "server_stream", grpc_service the full service name
+# ("atom.v1.Renderer"), grpc_method the method ("Render") and grpc_code the status code as gRPC
+# spells it in Go ("OK", "InvalidArgument", "DeadlineExceeded", ...). Which atom service answered
+# is the scrape target's own `job` label.
+GRPC_LABELS = ("grpc_type", "grpc_service", "grpc_method")
+GRPC_CODE_LABELS = (*GRPC_LABELS, "grpc_code")
 
 
-def rpc_errors() -> Counter:
-    return counter("atom_grpc_errors_total", "gRPC calls that ended with a non-OK status",
-                   ("service", "method", "code"))
+def grpc_started() -> Counter:
+    return counter("grpc_server_started_total", "Total number of RPCs started on the server.", GRPC_LABELS)
 
 
-def rpc_latency() -> Histogram:
-    return histogram("atom_grpc_request_seconds", "gRPC call latency in seconds, by method and status code",
-                     ("service", "method", "code"))
+def grpc_handled() -> Counter:
+    return counter("grpc_server_handled_total",
+                   "Total number of RPCs completed on the server, regardless of success or failure.", GRPC_CODE_LABELS)
 
 
-def rpc_in_flight() -> Gauge:
-    return gauge("atom_grpc_in_flight", "gRPC calls being handled now", ("service", "method"))
+def grpc_msg_received() -> Counter:
+    return counter("grpc_server_msg_received_total", "Total number of RPC stream messages received on the server.",
+                   GRPC_LABELS)
+
+
+def grpc_msg_sent() -> Counter:
+    return counter("grpc_server_msg_sent_total", "Total number of gRPC stream messages sent by the server.",
+                   GRPC_LABELS)
+
+
+def grpc_handling_seconds() -> Histogram:
+    return histogram("grpc_server_handling_seconds",
+                     "Histogram of response latency (seconds) of gRPC that had been application-level handled by "
+                     "the server.", GRPC_CODE_LABELS)
+
+
+def grpc_in_flight() -> Gauge:
+    """Not part of the convention (there it is started minus handled); a gauge is what an
+    autoscaler's Pods metric reads (deploy/k8s/overlays/ops)."""
+    return gauge("atom_grpc_server_in_flight", "gRPC calls being handled now", GRPC_LABELS)
+
+
+class _GpuMemoryCollector:
+    """atom_gpu_memory_bytes{device}: the bytes PyTorch has allocated on each visible CUDA device
+    (torch.cuda.memory_allocated), read at scrape time."""
+
+    def __init__(self, torch):
+        self.torch = torch
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        family = GaugeMetricFamily("atom_gpu_memory_bytes", "GPU memory allocated by PyTorch tensors, in bytes",
+                                   labels=("device",))
+        cuda = self.torch.cuda
+        for idx in range(cuda.device_count()):
+            family.add_metric((f"cuda:{idx}",), float(cuda.memory_allocated(idx)))
+        yield family
+
+    def describe(self):
+        return []  # collected lazily: registering must not touch CUDA
+
+
+_gpu_collector: _GpuMemoryCollector | None = None
+
+
+def register_gpu_metrics(registry=REGISTRY) -> bool:
+    """Export atom_gpu_memory_bytes when PyTorch is already imported and sees CUDA; returns whether
+    it did. Never imports torch itself, so services without it (judge, renderer) pay nothing."""
+    global _gpu_collector
+    torch = sys.modules.get("torch")
+    if torch is None or not hasattr(torch, "cuda"):
+        return False
+    try:
+        if not torch.cuda.is_available():
+            return False
+    except Exception:  # noqa: BLE001 - a broken driver means no GPU metrics, not a failed start
+        return False
+    with _metrics_lock:
+        if _gpu_collector is None:
+            _gpu_collector = _GpuMemoryCollector(torch)
+            registry.register(_gpu_collector)
+    return True
 
 
 def serve_metrics(port: int, host: str = "0.0.0.0"):

@@ -3,7 +3,8 @@
   /some/dir, file:///some/dir           -> LocalStore
   http://host:9000/bucket[/prefix]       -> S3Store (https:// for TLS)
   s3://bucket[/prefix]                   -> S3Store at $ATOM_S3_ENDPOINT (host:port)
-Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (+ AWS_SESSION_TOKEN), else a web identity
+(IRSA), container credentials or the shared credentials file; see atom.store.s3.
 """
 
 from __future__ import annotations

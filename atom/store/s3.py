@@ -1,4 +1,16 @@
-"""A store on any S3-compatible server (MinIO in deployments) through the `minio` client."""
+"""A store on any S3-compatible server (MinIO in deployments) through the `minio` client.
+
+Credentials, first that applies (`credentials_provider`):
+  1. keys passed to S3Store (access_key, secret_key, session_token);
+  2. AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, with AWS_SESSION_TOKEN when the keys are temporary;
+  3. a web identity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN: IRSA on EKS, or any OIDC token
+     that an STS accepts; ATOM_S3_STS_ENDPOINT points the exchange at another STS, e.g. MinIO's),
+     or container credentials (AWS_CONTAINER_CREDENTIALS_FULL_URI / _RELATIVE_URI: ECS, EKS Pod
+     Identity), renewed before they expire;
+  4. the shared credentials file (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, AWS_PROFILE);
+  5. the EC2 instance role, only when ATOM_S3_IMDS=1 (never probed otherwise);
+and anonymous requests when none applies.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +20,8 @@ from typing import Iterator
 
 import urllib3
 from minio import Minio
+from minio.credentials import (AWSConfigProvider, ChainedProvider, EnvAWSProvider, IamAwsProvider, Provider,
+                               StaticProvider)
 from minio.error import S3Error
 
 from atom.store.base import CHUNK, ArtifactInfo, ArtifactNotFound, ArtifactStore, StoreError, StoreUnavailable, check_key, sha256_hex
@@ -15,9 +29,55 @@ from atom.store.base import CHUNK, ArtifactInfo, ArtifactNotFound, ArtifactStore
 _NOT_FOUND = {"NoSuchKey", "NoSuchObject", "NotFound"}
 
 
+def _shared_credentials_file() -> str | None:
+    path = os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or os.path.join(os.path.expanduser("~"), ".aws",
+                                                                           "credentials")
+    return path if os.path.isfile(path) else None
+
+
+def credentials_provider(access_key: str | None = None, secret_key: str | None = None,
+                         session_token: str | None = None, *, http_client=None) -> Provider | None:
+    """Where the S3 credentials come from (see the module's docstring); None = anonymous. Only the
+    sources that are configured are chained, so nothing is probed that was not asked for."""
+    if access_key is not None or secret_key is not None:
+        if not access_key:
+            return None  # explicitly empty keys: anonymous, as before
+        return StaticProvider(access_key, secret_key or "", session_token)
+    env = os.environ
+    providers: list[Provider] = []
+    if env.get("AWS_ACCESS_KEY_ID") or env.get("AWS_ACCESS_KEY"):
+        providers.append(EnvAWSProvider())
+    web_identity = env.get("AWS_WEB_IDENTITY_TOKEN_FILE") and env.get("AWS_ROLE_ARN")
+    container = env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI") or env.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+    if web_identity or container:
+        providers.append(IamAwsProvider(custom_endpoint=env.get("ATOM_S3_STS_ENDPOINT") or None,
+                                        http_client=http_client))
+    if _shared_credentials_file():
+        providers.append(AWSConfigProvider())
+    if env.get("ATOM_S3_IMDS", "").lower() in ("1", "true", "yes") and not (web_identity or container):
+        providers.append(IamAwsProvider(http_client=http_client))
+    if not providers:
+        return None
+    return _Explained(providers[0] if len(providers) == 1 else ChainedProvider(providers))
+
+
+class _Explained(Provider):
+    """A provider whose failure (an STS that refuses the token, a missing file) is reported as an
+    unreachable store naming the source, not as a bare ValueError from deep in the client."""
+
+    def __init__(self, inner: Provider):
+        self.inner = inner
+
+    def retrieve(self):
+        try:
+            return self.inner.retrieve()
+        except (ValueError, OSError, urllib3.exceptions.HTTPError, S3Error) as exc:
+            raise StoreUnavailable(f"no S3 credentials from {type(self.inner).__name__}: {exc}") from None
+
+
 class S3Store(ArtifactStore):
     def __init__(self, endpoint: str, bucket: str, prefix: str = "", *, secure: bool = False,
-                 access_key: str | None = None, secret_key: str | None = None,
+                 access_key: str | None = None, secret_key: str | None = None, session_token: str | None = None,
                  region: str | None = None, timeout_s: float = 10.0, create_bucket: bool = True):
         self.bucket = bucket
         self.prefix = prefix.strip("/")
@@ -30,10 +90,10 @@ class S3Store(ArtifactStore):
             retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504)),
             maxsize=16,
         )
+        self.credentials = credentials_provider(access_key, secret_key, session_token, http_client=http)
         self.client = Minio(
             endpoint,
-            access_key=access_key if access_key is not None else os.environ.get("AWS_ACCESS_KEY_ID", ""),
-            secret_key=secret_key if secret_key is not None else os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
+            credentials=self.credentials,
             secure=secure,
             region=region or os.environ.get("AWS_REGION"),
             http_client=http,
@@ -131,8 +191,3 @@ class S3Store(ArtifactStore):
         self._bucket_ready = False
         self._ensure_bucket()
 
-    def presigned_get(self, key: str, expires_s: int = 3600) -> str:
-        from datetime import timedelta
-
-        return self._call("presign", self.client.presigned_get_object, self.bucket, self._object(key),
-                          expires=timedelta(seconds=expires_s))

@@ -1,37 +1,38 @@
-# atom controller: `atomctl`, the orchestrator. It holds no model: every stage is a gRPC call to
-# the services (given with --endpoint or ATOM_ENDPOINTS), so it runs on the slim CPU image.
+# atom controller: `atomctl`, the orchestrator. Every stage is a gRPC call to the services (given with
+# --endpoint or ATOM_ENDPOINTS); before the first stage its bootstrap pretrains the tiny base model
+# and the embedded evaluator in process (first run only), so it carries the CPU build of torch.
 #
-# Build from the repository root:
-#   docker build -f deploy/docker/controller.Dockerfile -t atom-controller .
+# Build from the repository root, after atom-base (deploy/docker/build.sh builds all, in order):
+#   docker build -f deploy/docker/controller.Dockerfile -t atom-controller:0.1.0 .
 # Run (arguments go to atomctl):
-#   docker run --rm atom-controller --store http://minio:9000/atom \
+#   docker run --rm atom-controller:0.1.0 --store http://minio:9000/atom \
 #       --endpoint generator=generator:50051 ... run-pipeline
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
-
-FROM ${PYTHON_IMAGE} AS build
-# The project depends on torch; the controller never runs a model, so the small CPU build does.
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG BASE_IMAGE=atom-base:0.1.0
+FROM ${BASE_IMAGE}
+ARG ATOM_VERSION=0.1.0
+# (atom-base sets these too; repeated so that this file holds when built FROM another base)
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN python -m venv /opt/atom
-ENV PATH=/opt/atom/bin:$PATH
+ARG ATOM_EXTRAS=controller
+# torch for the CPU (about 200 MB instead of several GB of CUDA libraries), from PyTorch's own index before the rest (pyproject pins torch==2.13.0, which the
+# 2.13.0+cpu build satisfies, so the extras install below keeps it).
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==2.13.0"
-WORKDIR /src
-COPY pyproject.toml README* ./
-COPY atom ./atom
-COPY services ./services
-RUN pip install . && pip check
-
-FROM ${PYTHON_IMAGE}
-RUN useradd --uid 10001 --user-group --create-home --home-dir /home/atom --shell /usr/sbin/nologin atom
-COPY --from=build /opt/atom /opt/atom
-ENV PATH=/opt/atom/bin:$PATH \
-    PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1 \
-    XDG_CACHE_HOME=/tmp/.cache \
-    MPLCONFIGDIR=/tmp/.cache/matplotlib \
-    MPLBACKEND=Agg \
-    ATOM_CONTROLLER_METRICS_PORT=9100
+# Dependencies first, from pyproject.toml alone: a change to the code rebuilds only the layers below.
+COPY pyproject.toml deploy/docker/requirements.py /opt/atom-build/
+RUN python /opt/atom-build/requirements.py --only-extras /opt/atom-build/pyproject.toml "${ATOM_EXTRAS}" \
+      > /opt/atom-build/extras.txt \
+ && pip install -r /opt/atom-build/extras.txt \
+ && pip check
+# Then the code; --no-deps since everything it needs is installed above (pip check proves it).
+COPY pyproject.toml README* /src/
+COPY atom /src/atom
+COPY services /src/services
+RUN pip install --no-deps /src \
+ && pip check \
+ && rm -rf /src
+ENV ATOM_CONTROLLER_METRICS_PORT=9100
 LABEL org.opencontainers.image.title="atom-controller" \
+      org.opencontainers.image.version="${ATOM_VERSION}" \
       org.opencontainers.image.description="atomctl, the atom pipeline controller (metrics 9100)"
 USER 10001:10001
 WORKDIR /home/atom

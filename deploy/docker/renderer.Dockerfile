@@ -1,27 +1,17 @@
-# atom renderer: headless rendering with pyrender on Mesa EGL (llvmpipe: software OpenGL, no GPU or display).
+# atom renderer: headless rendering with pyrender on Mesa EGL (llvmpipe: software OpenGL, no GPU, no torch).
 #
-# Build from the repository root (the build context must hold pyproject.toml, atom/, services/):
-#   docker build -f deploy/docker/renderer.Dockerfile -t atom-renderer .
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
-
-# ---- build: a venv with the project, so the runtime stage carries no pip or build caches ----
-FROM ${PYTHON_IMAGE} AS build
-# The CPU build of torch (about 200 MB instead of several GB of CUDA libraries): this service never
-# touches a GPU. Installed first from PyTorch's index; pyproject pins torch==2.13.0, which the
-# 2.13.0+cpu build satisfies, so the project install below keeps it.
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+# Build from the repository root, after atom-base (deploy/docker/build.sh builds all, in order):
+#   docker build -f deploy/docker/renderer.Dockerfile -t atom-renderer:0.1.0 .
+#
+# The mesh style (SMPL bodies, style=mesh with ATOM_SMPL_MODEL) poses the body with smplx, which
+# needs torch: build with --build-arg ATOM_EXTRAS=smpl to add it (the CPU build, several hundred
+# MB; the skeleton forms need none of it).
+ARG BASE_IMAGE=atom-base:0.1.0
+FROM ${BASE_IMAGE}
+ARG ATOM_VERSION=0.1.0
+# (atom-base sets these too; repeated so that this file holds when built FROM another base)
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN python -m venv /opt/atom
-ENV PATH=/opt/atom/bin:$PATH
-RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==2.13.0"
-WORKDIR /src
-COPY pyproject.toml README* ./
-COPY atom ./atom
-COPY services ./services
-RUN pip install . && pip check
-
-# ---- runtime ----
-FROM ${PYTHON_IMAGE}
+ARG ATOM_EXTRAS=renderer
 # Headless OpenGL through EGL on Mesa (llvmpipe, software): libegl1 (GLVND loader), libegl-mesa0
 # (Mesa's EGL vendor library), libgl1-mesa-dri (llvmpipe). PyOpenGL's EGL platform also loads
 # desktop libGL.so.1 (libgl1), and pyrender's import pulls in pyglet, which loads libX11 at import
@@ -29,21 +19,31 @@ FROM ${PYTHON_IMAGE}
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libegl1 libegl-mesa0 libgl1-mesa-dri libgl1 libx11-6 \
  && rm -rf /var/lib/apt/lists/*
-RUN useradd --uid 10001 --user-group --create-home --home-dir /home/atom --shell /usr/sbin/nologin atom
-COPY --from=build /opt/atom /opt/atom
+# Dependencies first, from pyproject.toml alone: a change to the code rebuilds only the layers below.
+# Only ATOM_EXTRAS=smpl brings torch; it then comes from PyTorch's CPU index (PyPI's is CUDA's).
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+COPY pyproject.toml deploy/docker/requirements.py /opt/atom-build/
+RUN python /opt/atom-build/requirements.py --only-extras /opt/atom-build/pyproject.toml "${ATOM_EXTRAS}" \
+      > /opt/atom-build/extras.txt \
+ && if grep -q '^torch==' /opt/atom-build/extras.txt; then \
+      pip install --index-url "${TORCH_INDEX_URL}" "$(grep '^torch==' /opt/atom-build/extras.txt)"; fi \
+ && pip install -r /opt/atom-build/extras.txt \
+ && pip check
+# Then the code; --no-deps since everything it needs is installed above (pip check proves it).
+COPY pyproject.toml README* /src/
+COPY atom /src/atom
+COPY services /src/services
+RUN pip install --no-deps /src \
+ && pip check \
+ && rm -rf /src
 COPY deploy/docker/healthcheck.py /usr/local/bin/atom-healthcheck.py
-# Caches go to /tmp so the container also runs with a read-only root filesystem (Kubernetes).
-ENV PATH=/opt/atom/bin:$PATH \
-    PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1 \
-    XDG_CACHE_HOME=/tmp/.cache \
-    MPLCONFIGDIR=/tmp/.cache/matplotlib \
-    MPLBACKEND=Agg \
-    ATOM_HOST=0.0.0.0 \
+# Caches go to /tmp (atom-base) so the container also runs with a read-only root filesystem.
+ENV ATOM_HOST=0.0.0.0 \
     ATOM_PORT=50052 \
     ATOM_METRICS_PORT=9102 \
     PYOPENGL_PLATFORM=egl
 LABEL org.opencontainers.image.title="atom-renderer" \
+      org.opencontainers.image.version="${ATOM_VERSION}" \
       org.opencontainers.image.description="atom renderer service (gRPC 50052, metrics 9102)"
 USER 10001:10001
 WORKDIR /home/atom

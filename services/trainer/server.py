@@ -22,10 +22,41 @@ from services.trainer.pairs import PairConfig, build_pair_sets
 
 log = logging.getLogger("atom.trainer")
 
-TRAIN_LOSS = telemetry.gauge("atom_train_loss", "Loss of the latest training step", ("job",))
-TRAIN_STEP = telemetry.gauge("atom_train_step", "Latest training step", ("job",))
-TRAIN_MARGIN = telemetry.gauge("atom_train_margin", "Mean chosen-minus-rejected log-ratio margin", ("job",))
+# Per-job series carry `train_job` (a `job` label would clash with the scrape target's own and
+# arrive as `exported_job`); they are removed when the job ends, so finished jobs do not pile up.
+TRAIN_LOSS = telemetry.gauge("atom_train_loss", "Loss of the latest training step (NaN or Inf if it diverged)",
+                             ("train_job",))
+TRAIN_STEP = telemetry.gauge("atom_train_step", "Latest training step", ("train_job",))
+TRAIN_MARGIN = telemetry.gauge("atom_train_margin", "Mean chosen-minus-rejected log-ratio margin", ("train_job",))
+TRAIN_JOBS_FINISHED = telemetry.counter("atom_train_jobs_finished_total", "Training jobs that ended, by final state",
+                                        ("state",))
+TRAIN_LOSS_NONFINITE = telemetry.counter("atom_train_loss_nonfinite_total",
+                                         "Training jobs stopped because the loss became NaN or infinite", ())
 PAIRS_BUILT = telemetry.counter("atom_pairs_built_total", "Preference pairs built", ("task",))
+_TRAIN_SERIES = (TRAIN_LOSS, TRAIN_STEP, TRAIN_MARGIN)
+_finished_lock = threading.Lock()
+_finished: set[str] = set()  # jobs whose end was counted (several watchers see the same end)
+
+
+def _export_job_metrics(status) -> None:
+    """A watched job's figures while it runs; at its end, count it once and drop its series."""
+    if not status.terminal:
+        with _finished_lock:
+            _finished.discard(status.job_id)  # started again (resumed): its next end counts
+        if status.loss is not None:
+            TRAIN_LOSS.labels(status.job_id).set(float(status.loss))
+            TRAIN_MARGIN.labels(status.job_id).set(_num(status.margin))
+        TRAIN_STEP.labels(status.job_id).set(status.step)
+        return
+    with _finished_lock:
+        if status.job_id in _finished:
+            return
+        _finished.add(status.job_id)
+    TRAIN_JOBS_FINISHED.labels(status.state).inc()
+    if status.state == "FAILED" and "loss became" in (status.error or ""):  # train.py's non-finite loss stop
+        TRAIN_LOSS_NONFINITE.inc()
+    for metric in _TRAIN_SERIES:
+        metric.remove(status.job_id)
 
 _STATES = {"PENDING": common_pb2.JOB_STATE_PENDING, "RUNNING": common_pb2.JOB_STATE_RUNNING,
            "SUCCEEDED": common_pb2.JOB_STATE_SUCCEEDED, "FAILED": common_pb2.JOB_STATE_FAILED,
@@ -140,10 +171,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
         stop = threading.Event()
         context.add_callback(stop.set)  # the client went away: stop watching, not the job
         for status in self.jobs.watch(request.job_id, stop=stop):
-            if status.loss is not None:
-                TRAIN_LOSS.labels(status.job_id).set(_num(status.loss))
-                TRAIN_MARGIN.labels(status.job_id).set(_num(status.margin))
-            TRAIN_STEP.labels(status.job_id).set(status.step)
+            _export_job_metrics(status)
             yield trainer_pb2.JobEvent(job=job_to_proto(status), message=status.message)
 
     def shutdown(self) -> None:

@@ -31,9 +31,11 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 DOCKER = DEPLOY / "docker"
 K8S = DEPLOY / "k8s"
-OVERLAYS = ("cpu", "gpu")
-GPU_SERVICES = {"generator", "trainer"}
+OVERLAYS = ("cpu", "gpu", "ops")
+GPU_OVERLAYS = {"gpu", "ops"}  # ops = gpu + components/ops
+GPU_SERVICES = {"generator", "trainer", "evaluator"}
 CUDA_SERVICES = GPU_SERVICES
+TORCH_IMAGES = CUDA_SERVICES | {"controller"}  # the controller's bootstrap pretrains in process (CPU torch)
 STORE_URL = "http://minio:9000/atom"
 HEALTHCHECK_IN_IMAGE = "/usr/local/bin/atom-healthcheck.py"
 # The only credential values a committed file may hold: development placeholders.
@@ -147,7 +149,7 @@ def test_every_yaml_and_json_file_parses():
 @pytest.fixture(scope="module")
 def dockerfiles() -> dict[str, list]:
     out = {}
-    for name in (*SERVICES, "controller"):
+    for name in (*SERVICES, "controller", "base"):
         path = DOCKER / f"{name}.Dockerfile"
         assert path.is_file(), f"missing {path.relative_to(ROOT)}"
         out[name] = parse_dockerfile(path)
@@ -172,11 +174,21 @@ def is_dockerignored(rel: str, patterns: list[str]) -> bool:
     return ignored
 
 
+def pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def package_version() -> str:
+    return pyproject()["project"]["version"]
+
+
 def torch_pin() -> str:
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    pins = [d for d in deps if re.match(r"torch\s*==", d)]
-    assert len(pins) == 1, "pyproject.toml should pin torch exactly once"
-    return pins[0].replace(" ", "")
+    project = pyproject()["project"]
+    assert not [d for d in project["dependencies"] if d.startswith("torch")], "torch must stay out of the shared base"
+    pins = {d.replace(" ", "") for deps in project["optional-dependencies"].values() for d in deps
+            if re.match(r"torch\s*==", d)}
+    assert len(pins) == 1, f"pyproject.toml should pin torch to one exact version, not {pins}"
+    return pins.pop()
 
 
 @pytest.mark.parametrize("name", SERVICES)
@@ -204,26 +216,75 @@ def test_service_dockerfile(dockerfiles, name):
     assert any(c.split()[-1] == HEALTHCHECK_IN_IMAGE and "deploy/docker/healthcheck.py" in c for c in copies)
 
     assert labels_of(final)["org.opencontainers.image.title"] == f"atom-{name}"
+    assert labels_of(final)["org.opencontainers.image.version"] == "${ATOM_VERSION}"
 
-    # The same torch as pyproject.toml, from an explicit index (CPU or CUDA build).
+    # torch only where a model runs: the same pin as pyproject.toml, from an explicit index.
     runs = " ".join(args for stage in stages for args in instr(stage, "RUN"))
-    assert torch_pin() in runs.replace('"', "")
-    assert "pip install ." in runs and "--index-url" in runs
+    if name in TORCH_IMAGES:
+        assert torch_pin() in runs.replace('"', "") and "--index-url" in runs
+    elif name == "renderer":  # only when built with ATOM_EXTRAS=smpl, and then the CPU build
+        assert "if grep -q '^torch==' " in runs and arg_defaults(stages)["TORCH_INDEX_URL"].endswith("/whl/cpu")
+    else:
+        assert "torch" not in runs.lower(), f"the {name} image must not install torch"
+    check_dependencies_before_code(name, final)
+
+
+def check_dependencies_before_code(name: str, stage) -> None:
+    """The extras are installed from pyproject.toml alone, before the code is copied in, and the
+    code then goes in without dependencies (so a code change rebuilds only the last layers)."""
+    steps = [(i, a) for i, a in stage if i in ("COPY", "RUN")]
+    deps = next(k for k, (i, a) in enumerate(steps) if i == "RUN" and "pip install -r /opt/atom-build/extras.txt" in a)
+    code = next(k for k, (i, a) in enumerate(steps) if i == "COPY" and a.split()[0] == "atom")
+    assert deps < code, f"{name}: the dependencies must be installed before the code is copied"
+    assert all(a.split()[:-1] == ["pyproject.toml", "deploy/docker/requirements.py"]
+               for i, a in steps[:deps] if i == "COPY"), f"{name}: only pyproject.toml may feed the dependency layer"
+    assert any(i == "RUN" and "pip install --no-deps /src" in a for i, a in steps[code:]), name
 
 
 def test_base_images(dockerfiles):
+    """One shared base: every image starts FROM atom-base of the package's version, which holds
+    pyproject's shared dependencies on python:3.11-slim. The CUDA images add PyTorch's CUDA wheels
+    (they carry their CUDA libraries; the NVIDIA toolkit mounts the driver)."""
+    version = package_version()
+    base = dockerfiles["base"]
+    (base_from,) = [re.sub(r"\$\{(\w+)\}", lambda m: arg_defaults(base)[m.group(1)], a.split()[0])
+                    for stage in base[1:] for a in instr(stage, "FROM")]
+    assert base_from.startswith("python:3.11-slim")
+    assert arg_defaults(base)["ATOM_VERSION"] == version
+    assert labels_of(base[-1])["org.opencontainers.image.title"] == "atom-base"
+    base_runs = " ".join(instr(base[-1], "RUN"))
+    assert "requirements.py /opt/atom-build/pyproject.toml >" in base_runs and "torch" not in base_runs
     for name in (*SERVICES, "controller"):
         stages = dockerfiles[name]
         defaults = arg_defaults(stages)
-        bases = [re.sub(r"\$\{(\w+)\}", lambda m: defaults[m.group(1)], args.split()[0])
-                 for stage in stages[1:] for args in instr(stage, "FROM")]
-        final_base = bases[-1]
+        assert defaults["BASE_IMAGE"] == f"atom-base:{version}" and defaults["ATOM_VERSION"] == version, name
+        bases = [a.split()[0] for stage in stages[1:] for a in instr(stage, "FROM")]
+        assert bases == ["${BASE_IMAGE}"], f"{name} should start FROM the shared atom-base only"
+        env = env_of(stages[-1])
         if name in CUDA_SERVICES:
-            assert final_base.startswith("nvidia/cuda:"), f"{name} should run on a CUDA image, not {final_base}"
             assert "download.pytorch.org/whl/cu" in defaults["TORCH_INDEX_URL"]
+            # compute for CUDA, utility so that the toolkit mounts nvidia-smi (docs/deploy.md)
+            assert set(env["NVIDIA_DRIVER_CAPABILITIES"].split(",")) >= {"compute", "utility"}
         else:
-            assert final_base.startswith("python:3.11-slim"), f"{name} should run on python:3.11-slim"
-            assert defaults["TORCH_INDEX_URL"].endswith("/whl/cpu")
+            assert "NVIDIA_DRIVER_CAPABILITIES" not in env
+            if name in TORCH_IMAGES:
+                assert defaults["TORCH_INDEX_URL"].endswith("/whl/cpu")
+
+
+def test_images_are_tagged_with_the_package_version(compose):
+    version = package_version()
+    for name, svc in compose["services"].items():
+        if "build" in svc:
+            assert svc["image"].endswith(f":${{ATOM_VERSION:-{version}}}"), f"compose {name}: {svc['image']}"
+            assert svc["build"]["args"]["ATOM_VERSION"] == f"${{ATOM_VERSION:-{version}}}"
+    assert compose["services"]["base"]["profiles"] == ["build"]
+    kustomization = yaml.safe_load((K8S / "base" / "kustomization.yaml").read_text())
+    tags = {i["name"]: i["newTag"] for i in kustomization["images"]}
+    assert tags == {f"atom-{n}": version for n in (*SERVICES, "controller")}
+    for path in (K8S / "base").glob("*.yaml"):
+        assert not re.search(r"image: atom-[a-z]+:latest", path.read_text()), f"{path.name} uses :latest"
+    build = (DOCKER / "build.sh").read_text()
+    assert "pyproject.toml" in build and "atom-base:$version" in build
 
 
 def test_renderer_image_has_headless_gl(dockerfiles):
@@ -242,6 +303,7 @@ def test_controller_dockerfile(dockerfiles):
     assert env_of(final)["ATOM_CONTROLLER_METRICS_PORT"] == str(CONTROLLER_METRICS_PORT)
     assert instr(final, "USER")[-1].split(":")[0] not in ("root", "0")
     assert labels_of(final)["org.opencontainers.image.title"] == "atom-controller"
+    check_dependencies_before_code("controller", final)
 
 
 def test_copy_sources_exist_and_are_in_the_build_context(dockerfiles):
@@ -455,14 +517,14 @@ def test_prometheus_scrapes_every_service_and_the_controller(compose):
 
 
 def metric_names() -> dict[str, str]:
-    """The RPC metric names the runtime really exports (prometheus_client drops '_total')."""
+    """The RPC metric names the runtime really exports (prometheus_client drops '_total');
+    tests/deploy/test_metric_names.py checks every name the dashboard uses against real scrapes."""
     from atom.runtime import telemetry
 
     return {
-        "requests": telemetry.rpc_requests()._name + "_total",
-        "errors": telemetry.rpc_errors()._name + "_total",
-        "latency_bucket": telemetry.rpc_latency()._name + "_bucket",
-        "in_flight": telemetry.rpc_in_flight()._name,
+        "handled": telemetry.grpc_handled()._name + "_total",
+        "latency_bucket": telemetry.grpc_handling_seconds()._name + "_bucket",
+        "in_flight": telemetry.grpc_in_flight()._name,
     }
 
 
@@ -475,11 +537,14 @@ def test_grafana_dashboard():
     text = "\n".join(exprs)
     required = [*metric_names().values(), "atom_motions_generated_total", "atom_frames_rendered_total",
                 "atom_judge_calls_total", "atom_judge_cost_usd_total", "atom_judge_cache_hits_total",
-                "atom_train_loss", "atom_train_step", "atom_pipeline_stage_seconds"]
+                "atom_train_loss", "atom_train_step", "atom_pipeline_stage_seconds", "atom_gpu_memory_bytes"]
     for metric in required:
         assert re.search(rf"\b{metric}\b", text), f"the dashboard never shows {metric}"
+    assert metric_names()["handled"] == "grpc_server_handled_total"  # go-grpc-prometheus's names
     for q in ("0.5", "0.95"):
-        assert f"histogram_quantile({q}, sum by (le, service, method)" in text
+        assert f"histogram_quantile({q}, sum by (le, grpc_service, grpc_method)" in text
+    assert "{{job}}" not in json.dumps([p for p in panels if "atom_train" in json.dumps(p)]), \
+        "training series are labelled train_job (a job label becomes exported_job)"
     for p in panels:
         if p["type"] != "row":
             assert p["datasource"]["uid"] == "${datasource}"
@@ -522,11 +587,15 @@ def containers(pod_spec: dict) -> list[dict]:
 
 
 def test_kubernetes_manifests_validate_strictly(built):
+    """Built-in kinds against Kubernetes' own schemas, strictly (unknown fields fail). The
+    Prometheus Operator's kinds are not in those schemas: test_custom_resources_validate checks them."""
     kv = pytest.importorskip("kubernetes_validate.utils", reason="kubernetes-validate is not installed")
     errors = []
     for overlay, docs in built.items():
         assert all(d["metadata"].get("namespace") == "atom" for d in docs if d["kind"] != "Namespace")
         for d in docs:
+            if d["apiVersion"].startswith(CRD_GROUP + "/"):
+                continue
             try:
                 kv.validate(d, K8S_VERSION, True)
             except kv.ValidationError as exc:
@@ -537,6 +606,66 @@ def test_kubernetes_manifests_validate_strictly(built):
     bad["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["grpc"]["portt"] = 1
     with pytest.raises(kv.ValidationError):
         kv.validate(bad, K8S_VERSION, True)
+
+
+CRD_GROUP = "monitoring.coreos.com"
+CRD_SCHEMAS = Path(__file__).parent / "crd_schemas"  # the operator's own CRD schemas (see "source" in each)
+OBJECT_META = {"name", "namespace", "labels", "annotations"}
+
+
+def crd_errors(doc: dict) -> list[str]:
+    """A custom resource against its CRD's openAPIV3Schema (jsonschema), plus what the API server's
+    strict field validation adds: any field the schema does not declare is an error."""
+    import jsonschema
+
+    path = CRD_SCHEMAS / f"{doc['kind'].lower()}.json"
+    if not path.is_file():
+        return [f"no schema for {doc['kind']} in {CRD_SCHEMAS.name}/"]
+    crd = json.loads(path.read_text())
+    if doc["apiVersion"] != f"{crd['group']}/{crd['version']}":
+        return [f"apiVersion {doc['apiVersion']} is not {crd['group']}/{crd['version']}"]
+    schema = crd["openAPIV3Schema"]
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+              for e in jsonschema.Draft7Validator(schema).iter_errors(doc)]
+
+    def unknown(value, node, where):
+        if node.get("x-kubernetes-preserve-unknown-fields"):
+            return
+        for branch in node.get("anyOf", []) + node.get("allOf", []) + node.get("oneOf", []):
+            unknown(value, branch, where)
+        if isinstance(value, dict) and "properties" in node:
+            for key, sub in value.items():
+                if key not in node["properties"]:
+                    errors.append(f"{where}/{key}: unknown field")
+                else:
+                    unknown(sub, node["properties"][key], f"{where}/{key}")
+        elif isinstance(value, dict) and isinstance(node.get("additionalProperties"), dict):
+            for key, sub in value.items():
+                unknown(sub, node["additionalProperties"], f"{where}/{key}")
+        elif isinstance(value, list) and isinstance(node.get("items"), dict):
+            for i, sub in enumerate(value):
+                unknown(sub, node["items"], f"{where}/{i}")
+
+    unknown({k: v for k, v in doc.items() if k != "metadata"}, schema, "")
+    errors += [f"metadata/{k}: unknown field" for k in doc["metadata"] if k not in OBJECT_META]
+    return errors
+
+
+def test_custom_resources_validate(built):
+    """ServiceMonitor, PodMonitor and PrometheusRule (ops overlay) against the Prometheus
+    Operator's CRD schemas, with unknown fields rejected as `kubectl apply --validate=strict` would."""
+    pytest.importorskip("jsonschema", reason="jsonschema (kubernetes-validate's dependency) is not installed")
+    custom = [d for docs in built.values() for d in docs if d["apiVersion"].startswith(CRD_GROUP + "/")]
+    assert {d["kind"] for d in custom} == {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+    assert all(d in built["ops"] for d in custom), "operator objects belong to the ops overlay only"
+    errors = [f"{d['kind']}/{d['metadata']['name']}: {e}" for d in custom for e in crd_errors(d)]
+    assert not errors, "\n".join(errors)
+    # The check is not a no-op: a misspelt field and a wrong type are both caught.
+    monitor = copy.deepcopy(by_kind(built["ops"], "ServiceMonitor")["atom-services"])
+    monitor["spec"]["endpoints"][0]["intervall"] = "15s"
+    monitor["spec"]["endpoints"][0]["honorLabels"] = "yes"
+    found = crd_errors(monitor)
+    assert any("intervall: unknown field" in e for e in found) and any("honorLabels" in e for e in found), found
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -561,8 +690,10 @@ def test_kubernetes_services(built, dockerfiles, overlay):
         assert env["ATOM_PORT"]["value"] == str(grpc_port) and env["ATOM_METRICS_PORT"]["value"] == str(metrics_port)
         from_config = {k for ref in c["envFrom"] for k in configmaps[ref["configMapRef"]["name"]]["data"]}
         assert set(ENV_VARS) <= set(env) | from_config
+        # ops: each service signs as its own MinIO user (components/ops/minio-users.yaml).
+        secret = f"atom-store-{name}" if overlay == "ops" else "atom-store-credentials"
         for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-            assert env[key]["valueFrom"]["secretKeyRef"]["name"] == "atom-store-credentials"
+            assert env[key]["valueFrom"]["secretKeyRef"] == {"name": secret, "key": key}
 
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             assert c[probe]["grpc"]["port"] == grpc_port, f"{name} {probe} should be a gRPC probe on {grpc_port}"
@@ -599,15 +730,30 @@ def test_gpu_requests_exactly_where_intended(built, overlay):
                 value = c.get("resources", {}).get(kind, {}).get("nvidia.com/gpu")
                 if value is not None:
                     with_gpu.setdefault(name, {})[kind] = int(value)
-    if overlay == "gpu":
+    if overlay in GPU_OVERLAYS:
         assert set(with_gpu) == GPU_SERVICES
-        for name, pod in pod_specs(built[overlay]):
-            if name in GPU_SERVICES:  # the GPU is used, not just held
-                env = {e["name"]: e.get("value") for c in containers(pod["spec"]) for e in c.get("env", [])}
-                assert env.get("ATOM_DEVICE") == "cuda", name
         assert all(v == {"requests": 1, "limits": 1} for v in with_gpu.values()), with_gpu
     else:
         assert not with_gpu, f"the cpu overlay must request no GPU: {with_gpu}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_container_given_a_gpu_uses_it(built, overlay):
+    """The GPU is used, not just held: each container that requests nvidia.com/gpu (in the
+    rendered overlay) runs with ATOM_DEVICE=cuda, so it stops at start if it cannot see the GPU
+    instead of quietly computing on the CPU."""
+    given = 0
+    for name, pod in pod_specs(built[overlay]):
+        for c in containers(pod["spec"]):
+            res = c.get("resources", {})
+            if any("nvidia.com/gpu" in res.get(kind, {}) for kind in ("requests", "limits")):
+                given += 1
+                env = {e["name"]: e.get("value") for e in c.get("env", [])}
+                assert env.get("ATOM_DEVICE") == "cuda", f"{overlay}: {name}/{c['name']} holds a GPU without ATOM_DEVICE=cuda"
+            else:
+                env = {e["name"]: e.get("value") for e in c.get("env", [])}
+                assert env.get("ATOM_DEVICE") != "cuda", f"{overlay}: {name}/{c['name']} asks for CUDA without a GPU"
+    assert given == (len(GPU_SERVICES) if overlay in GPU_OVERLAYS else 0)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -675,7 +821,8 @@ def test_secrets_are_placeholders_and_the_judge_key_stays_with_the_judge(built):
         for key, value in secret.get("stringData", {}).items():
             assert value in PLACEHOLDERS, f"secret {secret['metadata']['name']}.{key} holds a non-placeholder value"
         assert "data" not in secret, "commit placeholders as stringData, never encoded values"
-    assert not by_kind(built["gpu"], "Secret"), "the gpu overlay must not manage (and overwrite) real secrets"
+    for overlay in GPU_OVERLAYS:
+        assert not by_kind(built[overlay], "Secret"), f"the {overlay} overlay must not manage (and overwrite) real secrets"
     for overlay, docs in built.items():
         users = set()
         for name, pod in pod_specs(docs):
@@ -736,5 +883,9 @@ def test_deploy_docs_cover_both_ways():
     assert page.is_file(), "docs/deploy.md is missing"
     text = page.read_text()
     for needle in ("docker compose", "docker-compose.gpu.yml", "overlays/cpu", "overlays/gpu", "kubectl apply -k",
-                   "kubectl -n atom scale", "atom-judge", "atom-store-credentials", "run-pipeline"):
+                   "kubectl -n atom scale", "atom-judge", "atom-store-credentials", "run-pipeline",
+                   # issue 19: GPUs used, standard metrics, operator objects, S3 credentials, images
+                   "overlays/ops", "nvidia-smi", "atom_gpu_memory_bytes", "prometheus-adapter",
+                   "grpc_server_handled_total", "mc admin policy attach", "AWS_SESSION_TOKEN", "IRSA",
+                   "eks.amazonaws.com/role-arn", "atom-base", "Dependency size per image"):
         assert needle in text, f"docs/deploy.md never mentions {needle!r}"

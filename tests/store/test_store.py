@@ -65,7 +65,7 @@ def test_bad_keys_are_rejected(store):
             store.put_bytes(key, b"x")
 
 
-def test_local_write_is_atomic_after_crash(tmp_path):
+def test_local_write_is_atomic_after_crash(tmp_path, wait_for):
     """A writer killed mid-write leaves either the old object or nothing, never half an object."""
     root = tmp_path / "store"
     LocalStore(root).put_bytes("blob.bin", b"old")
@@ -81,7 +81,8 @@ def test_local_write_is_atomic_after_crash(tmp_path):
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
     assert proc.stdout.readline().strip() == b"go"
-    time.sleep(0.3)
+    # Kill it while a write is under way: a temporary file of a new version is there.
+    wait_for(lambda: any(p.name.startswith(".tmp-") for p in root.iterdir()), 30, "a write under way")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     store = LocalStore(root)
