@@ -121,6 +121,7 @@ class RunContext:
                                          "attempts": self.manifest.stage(name).get("attempts", 1)})
         except BaseException as exc:
             self.manifest.fail(name, f"{type(exc).__name__}: {exc}")
+            metrics.record_failure(self.run, name)
             raise
         self.manifest.finish(name, box["outputs"])
         metrics.stage_seconds.labels(self.run, name).set(time.monotonic() - t0)
