@@ -13,4 +13,9 @@ Domain modules (no gRPC here; the servicer wires them):
   cache        judgements/<key>.json in the artifact store
   client       API key handling (never logged) and counted retries
   agree        agreement between judges (exact, Spearman, kappa, confusion)
+  estimate     questions, images, tokens and cost of a run before spending (sync and Batch API)
+  batch        the VLM judge through OpenAI's Batch API, resumable, at the batch price
+  votes        self-consistency: majority of N votes, agreement, entropy, pair filtering
+  calibrate    agreement with known scores per task and (form, interval); world clips, human labels
+  human        the human-label JSONL format and its loader
 """

@@ -116,6 +116,12 @@ class BudgetLedger:
     def release(self, res: Reservation) -> None:
         self.settle(res, 0.0)
 
+    def charge(self, actual_usd: float) -> None:
+        """Count a spend that had no reservation here: the lines of a Batch API job another
+        process submitted (and the provider billed) and this one collected."""
+        with self._lock:
+            self.spent_usd += max(0.0, actual_usd)
+
     @property
     def remaining_usd(self) -> float:
         with self._lock:

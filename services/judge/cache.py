@@ -1,7 +1,8 @@
 """The judgement cache in the artifact store: judgements/<key>.json, key = sha256 of the question.
 
 The question is everything that decides the answer: judge model, instruction version, task,
-prompt text, the sha256 of every image in order, injection form and sampling interval. The same
+prompt text, the sha256 of every image in order, injection form and sampling interval (and, for
+self-consistency votes, the vote's index, temperature and seed: services/judge/votes.py). The same
 question is never paid for twice, across runs and processes (the store's writes are atomic).
 Only answered questions are reused; a record of a failed reply is kept for audit but is a miss.
 """
@@ -25,11 +26,18 @@ def frame_hashes(images: Sequence[bytes]) -> list[str]:
 
 
 def cache_key(model: str, instruction_version: str, task: str, prompt_text: str,
-              hashes: Sequence[str], form: str, interval: int) -> str:
+              hashes: Sequence[str], form: str, interval: int, extra: dict | None = None) -> str:
+    """`extra`: more fields that decide the answer (a vote's index, temperature and seed; the
+    number of votes of an aggregate record). Without it the key is the one-answer question's."""
     question = {
         "model": model, "instruction_version": instruction_version, "task": task,
         "prompt": prompt_text, "frames": list(hashes), "form": form, "interval": int(interval),
     }
+    if extra:
+        clash = sorted(set(extra) & set(question))
+        if clash:
+            raise ValueError(f"extra key fields {clash} would overwrite the question's own")
+        question.update(extra)
     return hashlib.sha256(json.dumps(question, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 

@@ -125,6 +125,8 @@ def resolve_api_key(key_file: str | Path | None = None, env: dict | None = None,
         except OSError as exc:
             raise JudgeConfigError(f"cannot read the API key file {p}: {exc.strerror or exc}") from None
         if not value:
+            if not required:  # an endpoint without auth (vLLM, Ollama): the mounted file may be empty
+                return Secret(NO_KEY, f"the empty key file {p}")
             raise JudgeConfigError(f"the API key file {p} is empty")
         return Secret(value, f"the key file {p}")
     if required:

@@ -63,31 +63,46 @@ def system_instruction(task: str) -> str:
     return "\n\n".join((_COMMON, _RULES[task], _REPLY.format(allowed=allowed)))
 
 
+# How a request asks for structured output. The first three are OpenAI's response_format; the
+# last two are vLLM's extra request fields (sent through the openai client's extra_body):
+# guided_json up to vLLM 0.11 (deprecated in 0.10.2, removed in 0.12), structured_outputs from
+# vLLM 0.10.2 on. The strict parser guards the score whichever mode is used.
+RESPONSE_FORMATS = ("json_schema", "json_object", "none", "guided_json", "structured_outputs")
+
+
+def judgement_schema(task: str) -> dict:
+    """The JSON schema of a reply: {"score": one of the task's scores, "rationale": text}."""
+    return {
+        "type": "object",
+        "properties": {
+            "score": {"type": "integer", "enum": list(ALLOWED_SCORES[task])},
+            "rationale": {"type": "string"},
+        },
+        "required": ["score", "rationale"],
+        "additionalProperties": False,
+    }
+
+
 def response_format(task: str, mode: str) -> dict | None:
     """The request's response_format for `mode`: 'json_schema' (structured outputs, strict),
-    'json_object' (JSON mode) or 'none'."""
-    if mode == "none":
+    'json_object' (JSON mode) or 'none'; None also for the vLLM modes (see `extra_body`)."""
+    if mode in ("none", "guided_json", "structured_outputs"):
         return None
     if mode == "json_object":
         return {"type": "json_object"}
     if mode == "json_schema":
-        return {
-            "type": "json_schema",
-            "json_schema": {
-                "name": f"atom_{task}_judgement",
-                "strict": True,
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "score": {"type": "integer", "enum": list(ALLOWED_SCORES[task])},
-                        "rationale": {"type": "string"},
-                    },
-                    "required": ["score", "rationale"],
-                    "additionalProperties": False,
-                },
-            },
-        }
-    raise ValueError(f"unknown response format mode {mode!r}; use json_schema, json_object or none")
+        return {"type": "json_schema",
+                "json_schema": {"name": f"atom_{task}_judgement", "strict": True, "schema": judgement_schema(task)}}
+    raise ValueError(f"unknown response format mode {mode!r}; use one of {', '.join(RESPONSE_FORMATS)}")
+
+
+def extra_body(task: str, mode: str) -> dict | None:
+    """vLLM's structured-output fields for `mode` (merged into the request body), else None."""
+    if mode == "guided_json":
+        return {"guided_json": judgement_schema(task)}
+    if mode == "structured_outputs":
+        return {"structured_outputs": {"json": judgement_schema(task)}}
+    return None
 
 
 def image_part(png: bytes, detail: str) -> dict:

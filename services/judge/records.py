@@ -114,7 +114,8 @@ class Judgement:
     cache_hit: bool = False
     error: str = ""
     # "" when ok; else one of: reply (unreadable score or malformed reply), budget, unavailable
-    # (retries exhausted), request (the endpoint refused the request), input (bad item). A refused
+    # (retries exhausted), request (the endpoint refused the request), input (bad item), pending
+    # (Batch API: its batch was still running when the run stopped waiting). A refused
     # key, permission or quota is no item's error: it fails the whole call (JudgeAccountError).
     error_kind: str = ""
     attempts: int = 0

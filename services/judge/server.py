@@ -3,7 +3,10 @@
 VLM settings come from the environment so a deployment configures them once:
 ATOM_JUDGE_BASE_URL (any OpenAI-compatible endpoint; empty = OpenAI), ATOM_JUDGE_MODEL,
 ATOM_JUDGE_API_KEY / OPENAI_API_KEY / ATOM_JUDGE_API_KEY_FILE, ATOM_JUDGE_BUDGET_USD (lifetime
-cap of this process), ATOM_JUDGE_CONCURRENCY, ATOM_JUDGE_USD_PER_1K_INPUT / _OUTPUT.
+cap of this process), ATOM_JUDGE_CONCURRENCY, ATOM_JUDGE_USD_PER_1K_INPUT / _OUTPUT,
+ATOM_JUDGE_ALLOW_NO_KEY (1: an endpoint without auth, e.g. vLLM), ATOM_JUDGE_RESPONSE_FORMAT
+(json_schema | json_object | none | guided_json | structured_outputs), ATOM_JUDGE_VOTES and
+ATOM_JUDGE_VOTE_TEMPERATURE (self-consistency; services/judge/votes.py).
 
 The budget cap is per process: one ledger, in memory, shared by the judges of every model name this
 server creates, counting from the process start. It is NOT shared across replicas: each replica
@@ -43,12 +46,45 @@ JUDGE_CACHE_HITS = telemetry.counter("atom_judge_cache_hits_total", "Judgements 
 JUDGE_COST = telemetry.counter("atom_judge_cost_usd_total", "Judge spend in USD", ("judge",))
 JUDGE_TOKENS = telemetry.counter("atom_judge_tokens_total", "Judge tokens", ("judge", "kind"))
 JUDGE_ERRORS = telemetry.counter("atom_judge_errors_total", "Items with no score, by error kind", ("judge", "kind"))
+
+
+def _budget_cap_usd() -> float:
+    try:
+        return float(os.environ.get("ATOM_JUDGE_BUDGET_USD") or "nan")
+    except ValueError:
+        return float("nan")
+
+
+# The process's lifetime cap (ATOM_JUDGE_BUDGET_USD; NaN when uncapped), read at scrape time. With
+# atom_judge_cost_usd_total, which also counts from the process start, it gives the share of the
+# cap spent per replica (the AtomJudgeBudgetNearCap alert).
+JUDGE_BUDGET_CAP = telemetry.gauge("atom_judge_budget_cap_usd", "Lifetime judge budget cap of this process in USD "
+                                   "(ATOM_JUDGE_BUDGET_USD; NaN when uncapped)")
+JUDGE_BUDGET_CAP.set_function(_budget_cap_usd)
 _RENDER = RenderSettings()  # the defaults of a request's unset form and interval
 
 
 def _env(name: str, default: str = "") -> str:
     # An empty variable (as compose passes unset settings) means "not set".
     return os.environ.get(name) or default
+
+
+def vlm_config_from_env(model: str, **overrides):
+    """The VLM judge's settings for `model` from the ATOM_JUDGE_* variables (see the module doc);
+    `overrides` (e.g. votes from a request) win over the environment."""
+    from services.judge.budget import CostModel
+    from services.judge.vlm import VLMConfig
+
+    cost = CostModel(usd_per_1k_input=float(_env("ATOM_JUDGE_USD_PER_1K_INPUT", "0.0025")),
+                     usd_per_1k_output=float(_env("ATOM_JUDGE_USD_PER_1K_OUTPUT", "0.01")))
+    settings = dict(model=model, base_url=_env("ATOM_JUDGE_BASE_URL") or None,
+                    concurrency=int(_env("ATOM_JUDGE_CONCURRENCY", "4")), cost=cost,
+                    allow_no_key=_env("ATOM_JUDGE_ALLOW_NO_KEY") in ("1", "true"),
+                    response_format=_env("ATOM_JUDGE_RESPONSE_FORMAT", "json_schema"),
+                    votes=int(_env("ATOM_JUDGE_VOTES", "1")),
+                    vote_temperature=float(_env("ATOM_JUDGE_VOTE_TEMPERATURE", "0.7")))
+    settings.update(overrides)
+    return VLMConfig(**settings)
 
 
 def prompt_from_proto(p: common_pb2.Prompt, field: str) -> PromptRecord:
@@ -118,17 +154,11 @@ class JudgeServicer(judge_pb2_grpc.JudgeServicer):
         return self._ledger
 
     def _vlm_judge(self, model: str):
-        from services.judge.budget import CostModel
-        from services.judge.vlm import VLMConfig, VLMJudge
+        from services.judge.vlm import VLMJudge
 
         with self._lock:
             if model not in self._vlm:
-                cost = CostModel(usd_per_1k_input=float(_env("ATOM_JUDGE_USD_PER_1K_INPUT", "0.0025")),
-                                 usd_per_1k_output=float(_env("ATOM_JUDGE_USD_PER_1K_OUTPUT", "0.01")))
-                cfg = VLMConfig(model=model, base_url=_env("ATOM_JUDGE_BASE_URL") or None,
-                                concurrency=int(_env("ATOM_JUDGE_CONCURRENCY", "4")), cost=cost,
-                                allow_no_key=_env("ATOM_JUDGE_ALLOW_NO_KEY") in ("1", "true"))
-                self._vlm[model] = VLMJudge(cfg, self.store, ledger=self._budget_ledger())
+                self._vlm[model] = VLMJudge(vlm_config_from_env(model), self.store, ledger=self._budget_ledger())
             return self._vlm[model]
 
     def _load_joints(self, key: str, field: str):

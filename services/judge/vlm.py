@@ -17,6 +17,12 @@ shared with other judges (the judge service shares one across all models). `scor
 judgements in input order (workers run ahead concurrently; a slow first item delays what is
 yielded, not what is computed). A batch that runs out of budget yields what finished plus
 error_kind='budget' judgements for the rest.
+
+Self-consistency (config.votes > 1): each question is asked `votes` times, vote i at
+vote_temperature with seed vote_seed + i in the request, each vote its own cached question; the
+item's judgement is the majority score with its agreement and entropy (services/judge/votes.py),
+recorded under an aggregate key. Structured output: response_format json_schema / json_object /
+none (OpenAI), or guided_json / structured_outputs (vLLM's extra request fields).
 """
 
 from __future__ import annotations
@@ -51,13 +57,26 @@ from services.judge.client import (
     reply_usage,
     resolve_api_key,
 )
-from services.judge.instructions import INSTRUCTION_VERSION, build_messages, response_format, text_bytes
+from services.judge.instructions import (
+    INSTRUCTION_VERSION,
+    RESPONSE_FORMATS,
+    build_messages,
+    extra_body,
+    response_format,
+    text_bytes,
+)
 from services.judge.parse import JudgeReplyError, parse_reply
 from services.judge.records import JudgeInputError, JudgeItem, Judgement
+from services.judge.rules import ALLOWED_SCORES
+from services.judge.votes import Vote, majority, vote_plan
 
 log = logging.getLogger(__name__)
 
-_FORMAT_FALLBACK = {"json_schema": "json_object", "json_object": "none"}
+_FORMAT_FALLBACK = {"json_schema": "json_object", "json_object": "none", "guided_json": "json_object",
+                    "structured_outputs": "json_object"}
+# What a 400 names when the endpoint refuses the structured-output mode.
+_FORMAT_FIELD = {"json_schema": "response_format", "json_object": "response_format", "guided_json": "guided_json",
+                 "structured_outputs": "structured_outputs"}
 
 Progress = Callable[[int, int, Judgement], None]
 
@@ -76,22 +95,36 @@ class VLMConfig:
     tokens_per_minute: float | None = None
     cost: CostModel = field(default_factory=CostModel)
     budget_usd: float | None = None  # cap over this judge's lifetime (or pass a shared ledger); a batch can add its own
-    response_format: str = "json_schema"  # json_schema | json_object | none; falls back on a 400
+    response_format: str = "json_schema"  # json_schema | json_object | none | guided_json | structured_outputs
     image_detail: str = "auto"
     temperature: float | None = 0.0
     max_tokens_param: str = "max_completion_tokens"  # older servers only know "max_tokens"
     charge_timeouts: bool = True  # a timed-out call may still be billed: count its estimate
+    votes: int = 1  # self-consistency: ask each question this many times, keep the majority
+    vote_temperature: float = 0.7  # the sampling temperature of every vote (votes > 1)
+    vote_seed: int = 0  # vote i sends seed vote_seed + i
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise JudgeConfigError(f"concurrency must be >= 1, got {self.concurrency}")
         if self.timeout_s <= 0:
             raise JudgeConfigError(f"timeout_s must be > 0, got {self.timeout_s}")
-        if self.response_format not in ("json_schema", "json_object", "none"):
-            raise JudgeConfigError(f"response_format must be json_schema, json_object or none, got "
+        if self.response_format not in RESPONSE_FORMATS:
+            raise JudgeConfigError(f"response_format must be one of {', '.join(RESPONSE_FORMATS)}, got "
                                    f"{self.response_format!r}")
+        if self.votes < 1:
+            raise JudgeConfigError(f"votes must be >= 1, got {self.votes}")
+        if self.vote_temperature < 0:
+            raise JudgeConfigError(f"vote_temperature must be >= 0, got {self.vote_temperature}")
         if self.max_tokens_param not in ("max_completion_tokens", "max_tokens"):
             raise JudgeConfigError("max_tokens_param must be max_completion_tokens or max_tokens")
+
+
+def question_key(model: str, item: JudgeItem, vote: Vote | None = None, extra: dict | None = None) -> str:
+    """The cache key of asking `item` (one vote of it, with `vote`)."""
+    fields = dict(vote.key_fields() if vote is not None else {}, **(extra or {}))
+    return cache_key(model, INSTRUCTION_VERSION, item.prompt.task, item.prompt.text, frame_hashes(item.images),
+                     item.form, item.interval, fields or None)
 
 
 @dataclass
@@ -139,6 +172,11 @@ class VLMJudge:
     def __repr__(self) -> str:
         return f"VLMJudge(model={self.config.model!r}, base_url={self.config.base_url!r}, key=***)"
 
+    @property
+    def client(self) -> openai.OpenAI:
+        """The endpoint's client (the Batch API path uses its files and batches resources)."""
+        return self._client
+
     def close(self) -> None:
         remove_log_redaction(self._log_filter)
         self._client.close()
@@ -150,9 +188,42 @@ class VLMJudge:
         self.close()
 
     # -- keys -------------------------------------------------------------------------------
-    def key_for(self, item: JudgeItem) -> str:
-        return cache_key(self.config.model, INSTRUCTION_VERSION, item.prompt.task, item.prompt.text,
-                         frame_hashes(item.images), item.form, item.interval)
+    def key_for(self, item: JudgeItem, vote: Vote | None = None) -> str:
+        """The cache key of one question (of one vote of it)."""
+        return question_key(self.config.model, item, vote)
+
+    def votes(self) -> list[Vote | None]:
+        """The questions asked per item: [None] (one answer) or one Vote per vote."""
+        cfg = self.config
+        return [None] if cfg.votes == 1 else list(vote_plan(cfg.votes, cfg.vote_temperature, cfg.vote_seed))
+
+    def aggregate_key(self, item: JudgeItem) -> str:
+        """The key of an item's majority-vote record (votes > 1)."""
+        cfg = self.config
+        return question_key(cfg.model, item, extra={"votes": cfg.votes, "vote_temperature": float(cfg.vote_temperature),
+                                                    "vote_seed": cfg.vote_seed})
+
+    def build_request(self, item: JudgeItem, vote: Vote | None = None, mode: str | None = None):
+        """(create() keyword arguments, estimated prompt tokens, completion tokens, usd) of one
+        question. vLLM's structured-output fields travel in kwargs["extra_body"]."""
+        cfg = self.config
+        mode = mode or self._format_mode
+        messages = build_messages(item.prompt.task, item.prompt.text, item.images, item.form, item.interval,
+                                  cfg.image_detail)
+        est_p, est_c, est_usd = cfg.cost.estimate(text_bytes(messages), len(item.images), len(messages))
+        kwargs: dict = {"model": cfg.model, "messages": messages, cfg.max_tokens_param: est_c}
+        temperature = vote.temperature if vote is not None else cfg.temperature
+        if temperature is not None:
+            kwargs["temperature"] = temperature
+        if vote is not None:
+            kwargs["seed"] = vote.seed
+        rf = response_format(item.prompt.task, mode)
+        if rf is not None:
+            kwargs["response_format"] = rf
+        extra = extra_body(item.prompt.task, mode)
+        if extra is not None:
+            kwargs["extra_body"] = extra
+        return kwargs, est_p, est_c, est_usd
 
     # -- one question -----------------------------------------------------------------------
     def _count(self, **kw) -> None:
@@ -164,25 +235,23 @@ class VLMJudge:
         return Judgement(item.item_id, None, "", self.judge_id, error=redact(message, self._secret),
                          error_kind=kind, **kw)
 
-    def score(self, item: JudgeItem, ledgers: Sequence[BudgetLedger] | None = None) -> Judgement:
-        """Judge one item. A failure of this item is a Judgement whose error says why; only a
-        JudgeAccountError (key, permission or quota refused: every item would fail) raises."""
+    def score(self, item: JudgeItem, ledgers: Sequence[BudgetLedger] | None = None,
+              vote: Vote | None = None) -> Judgement:
+        """Judge one item: one question (or, with `vote`, that one vote of it). A failure of this
+        item is a Judgement whose error says why; only a JudgeAccountError (key, permission or
+        quota refused: every item would fail) raises."""
         ledgers = list(ledgers) if ledgers is not None else [self.ledger]
         try:
             item.check_images()
         except JudgeInputError as exc:
             return self._fail(item, "input", str(exc))
-        key = self.key_for(item)
-        record_key = self.cache.record_key(key) if self.cache else ""
-        if self.cache is not None:
-            rec = self.cache.get(key)
-            if rec is not None:
-                self._count(cache_hits=1)
-                return Judgement(item.item_id, int(rec["score"]), rec.get("rationale", ""), self.judge_id,
-                                 cache_hit=True, cache_key=key, record_key=record_key,
-                                 extra={"original_cost_usd": rec.get("cost_usd", 0.0)})
+        key = self.key_for(item, vote)
+        hit = self.cached(item, vote, key)
+        if hit is not None:
+            self._count(cache_hits=1)
+            return hit
         try:
-            reply, usage, attempts, spent = self._ask(item, ledgers)
+            reply, usage, attempts, spent = self._ask(item, ledgers, vote)
         except BudgetExceeded as exc:
             self._count(budget_refusals=1)
             return self._fail(item, "budget", str(exc), cache_key=key,
@@ -197,6 +266,14 @@ class VLMJudge:
             self._count(reply_errors=1)
             return self._fail(item, "reply", f"malformed reply: {exc}", attempts=getattr(exc, "attempts", 0),
                               cache_key=key, cost_usd=getattr(exc, "spent", 0.0))
+        return self.record_answer(item, vote, reply, usage, spent, attempts)
+
+    def record_answer(self, item: JudgeItem, vote: Vote | None, reply: str | None, usage: tuple[int, int],
+                      spent: float, attempts: int = 1, **record_extra) -> Judgement:
+        """Parse a paid reply strictly, cache it (judgements/<key>.json) and return the judgement.
+        Shared by the synchronous path and the Batch API path (record_extra: e.g. batch_id)."""
+        key = self.key_for(item, vote)
+        record_key = self.cache.record_key(key) if self.cache else ""
         p_tok, c_tok = usage
         base = dict(judge_id=self.judge_id, prompt_tokens=p_tok, completion_tokens=c_tok, cost_usd=spent,
                     attempts=attempts, cache_key=key)
@@ -207,6 +284,7 @@ class VLMJudge:
             "labels": item.prompt.labels.to_dict(), "form": item.form, "interval": item.interval,
             "frame_hashes": frame_hashes(item.images), "prompt_tokens": p_tok, "completion_tokens": c_tok,
             "cost_usd": spent, "reply": redact(reply or "", self._secret)[:4000], "created_unix": time.time(),
+            **({"vote": vote.key_fields()} if vote is not None else {}), **record_extra,
         }
         try:
             score, rationale = parse_reply(reply, item.prompt.task)
@@ -220,6 +298,51 @@ class VLMJudge:
         record.update(score=score, rationale=rationale, error="")
         self._save(key, record)
         return Judgement(item.item_id, score, rationale, record_key=record_key, **base)
+
+    def cached(self, item: JudgeItem, vote: Vote | None = None, key: str | None = None) -> Judgement | None:
+        """The cached answer to this question as a cache-hit Judgement, or None."""
+        if self.cache is None:
+            return None
+        key = key or self.key_for(item, vote)
+        rec = self.cache.get(key)
+        if rec is None:
+            return None
+        return Judgement(item.item_id, int(rec["score"]), rec.get("rationale", ""), self.judge_id, cache_hit=True,
+                         cache_key=key, record_key=self.cache.record_key(key),
+                         extra={"original_cost_usd": rec.get("cost_usd", 0.0)})
+
+    def aggregate(self, item: JudgeItem, votes: Sequence[Judgement]) -> Judgement:
+        """One item's judgement from its votes (in vote order): the majority score, its agreement
+        and entropy, every vote's score; recorded under `aggregate_key` (the votes stay their own
+        records). No vote with a score: the first failed vote's error."""
+        res = majority([v.score if v.ok else None for v in votes], ALLOWED_SCORES[item.prompt.task])
+        totals = dict(prompt_tokens=sum(v.prompt_tokens for v in votes),
+                      completion_tokens=sum(v.completion_tokens for v in votes),
+                      cost_usd=sum(v.cost_usd for v in votes), attempts=sum(v.attempts for v in votes))
+        extra = {**res.to_dict(), "vote_keys": [v.cache_key for v in votes],
+                 "vote_errors": [v.error_kind for v in votes if not v.ok]}
+        del extra["score"]
+        if res.score is None:
+            first = next(v for v in votes if not v.ok)
+            return replace(first, item_id=item.item_id, extra=extra, **totals)
+        key = self.aggregate_key(item)
+        rationale = next(v.rationale for v in votes if v.ok and v.score == res.score)
+        record_key = ""
+        if self.cache is not None:
+            record_key = self.cache.record_key(key)
+            self._save(key, {"key": key, "judge_id": self.judge_id, "model": self.config.model, "task": item.prompt.task,
+                             "prompt_id": item.prompt.prompt_id, "prompt_text": item.prompt.text, "form": item.form,
+                             "interval": item.interval, "score": res.score, "rationale": rationale,
+                             "aggregate": "majority", **extra, "created_unix": time.time()})
+        return Judgement(item.item_id, res.score, rationale, self.judge_id, cache_hit=all(v.cache_hit for v in votes),
+                         cache_key=key, record_key=record_key, extra=extra, **totals)
+
+    def score_votes(self, item: JudgeItem, ledgers: Sequence[BudgetLedger] | None = None) -> Judgement:
+        """Judge one item with every configured vote (one by one); see `aggregate`."""
+        plan = self.votes()
+        if plan == [None]:
+            return self.score(item, ledgers)
+        return self.aggregate(item, [self.score(item, ledgers, v) for v in plan])
 
     def _save(self, key: str, record: dict) -> None:
         if self.cache is None:
@@ -240,7 +363,7 @@ class VLMJudge:
             raise
         return held
 
-    def _ask(self, item: JudgeItem, ledgers: Sequence[BudgetLedger]):
+    def _ask(self, item: JudgeItem, ledgers: Sequence[BudgetLedger], vote: Vote | None = None):
         """(reply text, (prompt tokens, completion tokens), HTTP calls made, usd spent) or raises;
         raised errors carry .attempts and .spent."""
         cfg = self.config
@@ -248,15 +371,7 @@ class VLMJudge:
         made = 0  # HTTP calls for this item, over retries and format fallbacks
         while True:
             mode = self._format_mode
-            messages = build_messages(item.prompt.task, item.prompt.text, item.images, item.form, item.interval,
-                                      cfg.image_detail)
-            est_p, est_c, est_usd = cfg.cost.estimate(text_bytes(messages), len(item.images), len(messages))
-            kwargs: dict = {"model": cfg.model, "messages": messages, cfg.max_tokens_param: est_c}
-            if cfg.temperature is not None:
-                kwargs["temperature"] = cfg.temperature
-            rf = response_format(item.prompt.task, mode)
-            if rf is not None:
-                kwargs["response_format"] = rf
+            kwargs, est_p, est_c, est_usd = self.build_request(item, vote, mode)
 
             def attempt(n: int):
                 nonlocal spent, made
@@ -300,7 +415,7 @@ class VLMJudge:
                 if not isinstance(exc, JudgeRequestError):
                     raise
                 fallback = _FORMAT_FALLBACK.get(mode)
-                if exc.status == 400 and fallback and "response_format" in str(exc):
+                if exc.status == 400 and fallback and _FORMAT_FIELD[mode] in str(exc):
                     # The endpoint does not support this structured-output mode: step down once
                     # for the whole judge and ask again; the strict parser still guards the score.
                     log.warning("endpoint refused response_format=%s; falling back to %s", mode, fallback)
@@ -319,6 +434,8 @@ class VLMJudge:
         budget_usd caps this batch's new spend (on top of the judge's lifetime cap). Items that
         ask the same question (same cache key) are asked once; the others get a copy marked as a
         cache hit with no cost. Closing the iterator early cancels the items not yet started.
+        With config.votes > 1 every vote of every item is its own concurrent question, and each
+        item yields its majority judgement (`aggregate`).
 
         A JudgeAccountError (key, permission or quota refused) from any item raises from here as
         soon as it happens, and the items not yet sent are never sent."""
@@ -326,8 +443,9 @@ class VLMJudge:
         ledgers = [self.ledger] + ([BudgetLedger(budget_usd)] if budget_usd is not None else [])
         pool = ThreadPoolExecutor(max_workers=self.config.concurrency, thread_name_prefix="vlm-judge")
         abort = _FirstError()
-        plan: list[tuple[bool, Future]] = []
-        first: dict[str, Future] = {}
+        votes = self.votes()
+        plan: list[tuple[bool, list[Future]]] = []
+        first: dict[str, list[Future]] = {}
         try:
             for it in items:
                 try:
@@ -337,14 +455,16 @@ class VLMJudge:
                 if key is not None and key in first:
                     plan.append((True, first[key]))
                     continue
-                fut = pool.submit(self._score_unless_aborted, it, ledgers, abort)
+                futs = [pool.submit(self._score_unless_aborted, it, ledgers, abort, v) for v in votes]
                 if key is not None:
-                    first[key] = fut
-                plan.append((False, fut))
-            for i, ((dup, fut), it) in enumerate(zip(plan, items), 1):
-                wait([fut, abort.future], return_when=FIRST_COMPLETED)
-                abort.raise_if_set()
-                j = fut.result()
+                    first[key] = futs
+                plan.append((False, futs))
+            for i, ((dup, futs), it) in enumerate(zip(plan, items), 1):
+                for fut in futs:
+                    wait([fut, abort.future], return_when=FIRST_COMPLETED)
+                    abort.raise_if_set()
+                answers = [f.result() for f in futs]
+                j = answers[0] if votes == [None] else self.aggregate(it, answers)
                 if dup:
                     j = replace(j, item_id=it.item_id, cache_hit=j.ok, cost_usd=0.0, prompt_tokens=0,
                                 completion_tokens=0, attempts=0, extra=dict(j.extra, duplicate_of=j.item_id))
@@ -355,11 +475,11 @@ class VLMJudge:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def _score_unless_aborted(self, item: JudgeItem, ledgers: Sequence[BudgetLedger],
-                              abort: "_FirstError") -> Judgement | None:
+                              abort: "_FirstError", vote: Vote | None = None) -> Judgement | None:
         if abort.is_set():  # the account was refused for an earlier item: don't ask again
             return None
         try:
-            return self.score(item, ledgers)
+            return self.score(item, ledgers, vote)
         except JudgeAccountError as exc:
             abort.set(exc)
             raise
