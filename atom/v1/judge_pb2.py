@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from atom.v1 import common_pb2 as atom_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x61tom/v1/judge.proto\x12\x07\x61tom.v1\x1a\x14\x61tom/v1/common.proto\"j\n\x15\x43omposePromptsRequest\x12\r\n\x05tasks\x18\x01 \x03(\t\x12\x10\n\x08per_task\x18\x02 \x01(\x05\x12\x0c\n\x04seed\x18\x03 \x01(\x03\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\x12\x11\n\tllm_model\x18\x05 \x01(\t\":\n\x16\x43omposePromptsResponse\x12 \n\x07prompts\x18\x01 \x03(\x0b\x32\x0f.atom.v1.Prompt\"a\n\x0bJudgeConfig\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0c\n\x04\x66orm\x18\x03 \x01(\t\x12\x10\n\x08interval\x18\x04 \x01(\x05\x12\x12\n\nbudget_usd\x18\x05 \x01(\x01\"\x89\x01\n\tScoreItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x1f\n\x06prompt\x18\x02 \x01(\x0b\x32\x0f.atom.v1.Prompt\x12$\n\x06motion\x18\x03 \x01(\x0b\x32\x14.atom.v1.ArtifactRef\x12$\n\x06images\x18\x04 \x03(\x0b\x32\x14.atom.v1.ArtifactRef\"V\n\x0cScoreRequest\x12!\n\x05items\x18\x01 \x03(\x0b\x32\x12.atom.v1.ScoreItem\x12#\n\x05judge\x18\x02 \x01(\x0b\x32\x14.atom.v1.JudgeConfig\"\xe8\x01\n\tJudgement\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\r\n\x05score\x18\x03 \x01(\x01\x12\x11\n\trationale\x18\x04 \x01(\t\x12\x10\n\x08judge_id\x18\x05 \x01(\t\x12\x15\n\rprompt_tokens\x18\x06 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x07 \x01(\x03\x12\x10\n\x08\x63ost_usd\x18\x08 \x01(\x01\x12\x11\n\tcache_hit\x18\t \x01(\x08\x12\r\n\x05\x65rror\x18\n \x01(\t\x12$\n\x06record\x18\x0b \x01(\x0b\x32\x14.atom.v1.ArtifactRef2\x90\x01\n\x05Judge\x12Q\n\x0e\x43omposePrompts\x12\x1e.atom.v1.ComposePromptsRequest\x1a\x1f.atom.v1.ComposePromptsResponse\x12\x34\n\x05Score\x12\x15.atom.v1.ScoreRequest\x1a\x12.atom.v1.Judgement0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x61tom/v1/judge.proto\x12\x07\x61tom.v1\x1a\x14\x61tom/v1/common.proto\"j\n\x15\x43omposePromptsRequest\x12\r\n\x05tasks\x18\x01 \x03(\t\x12\x10\n\x08per_task\x18\x02 \x01(\x05\x12\x0c\n\x04seed\x18\x03 \x01(\x03\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\x12\x11\n\tllm_model\x18\x05 \x01(\t\":\n\x16\x43omposePromptsResponse\x12 \n\x07prompts\x18\x01 \x03(\x0b\x32\x0f.atom.v1.Prompt\"\xb6\x01\n\x0bJudgeConfig\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0c\n\x04\x66orm\x18\x03 \x01(\t\x12\x10\n\x08interval\x18\x04 \x01(\x05\x12\x12\n\nbudget_usd\x18\x05 \x01(\x01\x12\r\n\x05votes\x18\x06 \x01(\x05\x12\x18\n\x10vote_temperature\x18\x07 \x01(\x01\x12\x17\n\x0fresponse_format\x18\x08 \x01(\t\x12\x11\n\tbatch_api\x18\t \x01(\x08\"\x89\x01\n\tScoreItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x1f\n\x06prompt\x18\x02 \x01(\x0b\x32\x0f.atom.v1.Prompt\x12$\n\x06motion\x18\x03 \x01(\x0b\x32\x14.atom.v1.ArtifactRef\x12$\n\x06images\x18\x04 \x03(\x0b\x32\x14.atom.v1.ArtifactRef\"V\n\x0cScoreRequest\x12!\n\x05items\x18\x01 \x03(\x0b\x32\x12.atom.v1.ScoreItem\x12#\n\x05judge\x18\x02 \x01(\x0b\x32\x14.atom.v1.JudgeConfig\"\xa0\x02\n\tJudgement\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\r\n\x05score\x18\x03 \x01(\x01\x12\x11\n\trationale\x18\x04 \x01(\t\x12\x10\n\x08judge_id\x18\x05 \x01(\t\x12\x15\n\rprompt_tokens\x18\x06 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x07 \x01(\x03\x12\x10\n\x08\x63ost_usd\x18\x08 \x01(\x01\x12\x11\n\tcache_hit\x18\t \x01(\x08\x12\r\n\x05\x65rror\x18\n \x01(\t\x12$\n\x06record\x18\x0b \x01(\x0b\x32\x14.atom.v1.ArtifactRef\x12\x11\n\tagreement\x18\x0c \x01(\x01\x12\x14\n\x0cvote_entropy\x18\r \x01(\x01\x12\r\n\x05votes\x18\x0e \x03(\x05\x32\x90\x01\n\x05Judge\x12Q\n\x0e\x43omposePrompts\x12\x1e.atom.v1.ComposePromptsRequest\x1a\x1f.atom.v1.ComposePromptsResponse\x12\x34\n\x05Score\x12\x15.atom.v1.ScoreRequest\x1a\x12.atom.v1.Judgement0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,14 +36,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COMPOSEPROMPTSREQUEST']._serialized_end=160
   _globals['_COMPOSEPROMPTSRESPONSE']._serialized_start=162
   _globals['_COMPOSEPROMPTSRESPONSE']._serialized_end=220
-  _globals['_JUDGECONFIG']._serialized_start=222
-  _globals['_JUDGECONFIG']._serialized_end=319
-  _globals['_SCOREITEM']._serialized_start=322
-  _globals['_SCOREITEM']._serialized_end=459
-  _globals['_SCOREREQUEST']._serialized_start=461
-  _globals['_SCOREREQUEST']._serialized_end=547
-  _globals['_JUDGEMENT']._serialized_start=550
-  _globals['_JUDGEMENT']._serialized_end=782
-  _globals['_JUDGE']._serialized_start=785
-  _globals['_JUDGE']._serialized_end=929
+  _globals['_JUDGECONFIG']._serialized_start=223
+  _globals['_JUDGECONFIG']._serialized_end=405
+  _globals['_SCOREITEM']._serialized_start=408
+  _globals['_SCOREITEM']._serialized_end=545
+  _globals['_SCOREREQUEST']._serialized_start=547
+  _globals['_SCOREREQUEST']._serialized_end=633
+  _globals['_JUDGEMENT']._serialized_start=636
+  _globals['_JUDGEMENT']._serialized_end=924
+  _globals['_JUDGE']._serialized_start=927
+  _globals['_JUDGE']._serialized_end=1071
 # @@protoc_insertion_point(module_scope)

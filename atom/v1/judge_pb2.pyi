@@ -28,18 +28,26 @@ class ComposePromptsResponse(_message.Message):
     def __init__(self, prompts: _Optional[_Iterable[_Union[_common_pb2.Prompt, _Mapping]]] = ...) -> None: ...
 
 class JudgeConfig(_message.Message):
-    __slots__ = ("backend", "model", "form", "interval", "budget_usd")
+    __slots__ = ("backend", "model", "form", "interval", "budget_usd", "votes", "vote_temperature", "response_format", "batch_api")
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     FORM_FIELD_NUMBER: _ClassVar[int]
     INTERVAL_FIELD_NUMBER: _ClassVar[int]
     BUDGET_USD_FIELD_NUMBER: _ClassVar[int]
+    VOTES_FIELD_NUMBER: _ClassVar[int]
+    VOTE_TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    BATCH_API_FIELD_NUMBER: _ClassVar[int]
     backend: str
     model: str
     form: str
     interval: int
     budget_usd: float
-    def __init__(self, backend: _Optional[str] = ..., model: _Optional[str] = ..., form: _Optional[str] = ..., interval: _Optional[int] = ..., budget_usd: _Optional[float] = ...) -> None: ...
+    votes: int
+    vote_temperature: float
+    response_format: str
+    batch_api: bool
+    def __init__(self, backend: _Optional[str] = ..., model: _Optional[str] = ..., form: _Optional[str] = ..., interval: _Optional[int] = ..., budget_usd: _Optional[float] = ..., votes: _Optional[int] = ..., vote_temperature: _Optional[float] = ..., response_format: _Optional[str] = ..., batch_api: _Optional[bool] = ...) -> None: ...
 
 class ScoreItem(_message.Message):
     __slots__ = ("item_id", "prompt", "motion", "images")
@@ -62,7 +70,7 @@ class ScoreRequest(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[ScoreItem, _Mapping]]] = ..., judge: _Optional[_Union[JudgeConfig, _Mapping]] = ...) -> None: ...
 
 class Judgement(_message.Message):
-    __slots__ = ("item_id", "ok", "score", "rationale", "judge_id", "prompt_tokens", "completion_tokens", "cost_usd", "cache_hit", "error", "record")
+    __slots__ = ("item_id", "ok", "score", "rationale", "judge_id", "prompt_tokens", "completion_tokens", "cost_usd", "cache_hit", "error", "record", "agreement", "vote_entropy", "votes")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     OK_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
@@ -74,6 +82,9 @@ class Judgement(_message.Message):
     CACHE_HIT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     RECORD_FIELD_NUMBER: _ClassVar[int]
+    AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    VOTE_ENTROPY_FIELD_NUMBER: _ClassVar[int]
+    VOTES_FIELD_NUMBER: _ClassVar[int]
     item_id: str
     ok: bool
     score: float
@@ -85,4 +96,7 @@ class Judgement(_message.Message):
     cache_hit: bool
     error: str
     record: _common_pb2.ArtifactRef
-    def __init__(self, item_id: _Optional[str] = ..., ok: _Optional[bool] = ..., score: _Optional[float] = ..., rationale: _Optional[str] = ..., judge_id: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., cache_hit: _Optional[bool] = ..., error: _Optional[str] = ..., record: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ...) -> None: ...
+    agreement: float
+    vote_entropy: float
+    votes: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, item_id: _Optional[str] = ..., ok: _Optional[bool] = ..., score: _Optional[float] = ..., rationale: _Optional[str] = ..., judge_id: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., cache_hit: _Optional[bool] = ..., error: _Optional[str] = ..., record: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., agreement: _Optional[float] = ..., vote_entropy: _Optional[float] = ..., votes: _Optional[_Iterable[int]] = ...) -> None: ...

@@ -34,12 +34,14 @@ from atom.runtime.server import ServiceSpec, store_problem
 from atom.store import open_store
 from atom.v1 import common_pb2, judge_pb2, judge_pb2_grpc
 from services.judge.compose import compose_prompts
+from services.judge.instructions import RESPONSE_FORMATS
 from services.judge.kinematic import KinematicJudge
 from services.judge.records import JudgeItem, Judgement, PromptRecord
 
 log = logging.getLogger("atom.judge")
 MAX_ITEMS = 10_000   # questions per Score call
 MAX_IMAGES = 64      # renders per question (frame_by_frame at interval 8 of a 10 s motion is 25)
+MAX_VOTES = 15
 
 JUDGE_CALLS = telemetry.counter("atom_judge_calls_total", "Judgements made (cache hits excluded)", ("judge",))
 JUDGE_CACHE_HITS = telemetry.counter("atom_judge_cache_hits_total", "Judgements answered from the cache", ("judge",))
@@ -107,7 +109,9 @@ def judgement_to_proto(j: Judgement) -> judge_pb2.Judgement:
     return judge_pb2.Judgement(
         item_id=j.item_id, ok=j.ok, score=float(j.score) if j.ok else 0.0, rationale=j.rationale, judge_id=j.judge_id,
         prompt_tokens=j.prompt_tokens, completion_tokens=j.completion_tokens, cost_usd=j.cost_usd,
-        cache_hit=j.cache_hit, error=j.error, record=common_pb2.ArtifactRef(key=j.record_key) if j.record_key else None)
+        cache_hit=j.cache_hit, error=j.error, record=common_pb2.ArtifactRef(key=j.record_key) if j.record_key else None,
+        agreement=float(j.extra.get("agreement", 1.0)), vote_entropy=float(j.extra.get("entropy", 0.0)),
+        votes=[-1 if v is None else int(v) for v in j.extra.get("votes", [])])
 
 
 class JudgeServicer(judge_pb2_grpc.JudgeServicer):
@@ -153,13 +157,28 @@ class JudgeServicer(judge_pb2_grpc.JudgeServicer):
             self._ledger = BudgetLedger(float(budget) if budget else None)
         return self._ledger
 
-    def _vlm_judge(self, model: str):
+    def _vlm_judge(self, model: str, cfg: judge_pb2.JudgeConfig):
+        """The VLM judge for this model and these request settings (the environment's where unset);
+        one per combination, all spending against the process's one ledger."""
         from services.judge.vlm import VLMJudge
 
+        overrides = {}
+        if cfg.votes:
+            require(1 <= cfg.votes <= MAX_VOTES, "judge.votes", f"must be within 1..{MAX_VOTES}, got {cfg.votes}")
+            overrides["votes"] = cfg.votes
+        if cfg.vote_temperature:
+            require(0 < cfg.vote_temperature <= 2, "judge.vote_temperature", f"must be within (0, 2], got {cfg.vote_temperature}")
+            overrides["vote_temperature"] = cfg.vote_temperature
+        if cfg.response_format:
+            require(cfg.response_format in RESPONSE_FORMATS, "judge.response_format",
+                    f"unknown {cfg.response_format!r}; use one of {', '.join(RESPONSE_FORMATS)}")
+            overrides["response_format"] = cfg.response_format
+        key = (model, tuple(sorted(overrides.items())))
         with self._lock:
-            if model not in self._vlm:
-                self._vlm[model] = VLMJudge(vlm_config_from_env(model), self.store, ledger=self._budget_ledger())
-            return self._vlm[model]
+            if key not in self._vlm:
+                self._vlm[key] = VLMJudge(vlm_config_from_env(model, **overrides), self.store,
+                                          ledger=self._budget_ledger())
+            return self._vlm[key]
 
     def _load_joints(self, key: str, field: str):
         try:
@@ -195,8 +214,18 @@ class JudgeServicer(judge_pb2_grpc.JudgeServicer):
             results = self.kinematic.score_batch(items)
             judge_name = "kinematic"
         else:
-            judge = self._vlm_judge(cfg.model or _env("ATOM_JUDGE_MODEL", "gpt-4o"))
-            results = judge.score_batch(items, budget_usd=cfg.budget_usd or None)
+            judge = self._vlm_judge(cfg.model or _env("ATOM_JUDGE_MODEL", "gpt-4o"), cfg)
+            if cfg.batch_api:
+                from services.judge.batch import BatchConfig, BatchJudge
+
+                # Wait for the batch at most until shortly before the call's deadline; what is not
+                # back then comes as "pending", and the next call resumes the same batch.
+                remaining = context.time_remaining()
+                wait = None if remaining is None else max(0.0, remaining - 30.0)
+                results = iter(BatchJudge(judge, BatchConfig(max_wait_s=wait)).run(
+                    items, budget_usd=cfg.budget_usd or None).judgements)
+            else:
+                results = judge.score_batch(items, budget_usd=cfg.budget_usd or None)
             judge_name = judge.judge_id
         try:
             for j in results:
