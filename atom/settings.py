@@ -162,8 +162,3 @@ class EvalSettings(Section):
     evaluator: str = Field("embedded", pattern=r"^(embedded|guo:.+)$",
                            description="embedded, or guo:<dir> (Guo et al.'s finest.tar, glove/, meta/; or deps/)")
     protocol: Literal[PROTOCOLS] = Field("", description="empty = motiongpt with the Guo evaluator, else guo")
-
-
-DEFAULTS = {"world": WorldSettings(), "model": ModelSettings(), "prompts": PromptSettings(),
-            "generate": GenerateSettings(), "render": RenderSettings(), "judge": JudgeSettings(),
-            "pairs": PairSettings(), "train": TrainSettings(), "eval": EvalSettings()}

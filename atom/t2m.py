@@ -4,7 +4,7 @@ write, per sample, what a person needs to look at it or take it elsewhere.
     out/
       prompt.json                 the text, seeds, model and the files written
       sample-0/joints.npy         (T, 22, 3) float32, metres, Y up, 20 fps
-      sample-0/features.npy       (T-1, 263) HumanML3D features (un-normalised)
+      sample-0/features.npy       (T, 263) HumanML3D features (un-normalised; the joints are recovered from them)
       sample-0/motion.mp4         rendered by the renderer service (format mp4)
       sample-0/motion.bvh         the 22-joint skeleton, root path and joint rotations (format bvh)
       sample-0/motion.npz         the motion record as stored: joints, features, tokens, meta (format npz)

@@ -12,20 +12,24 @@ tuned model sample with the same seeds, so the per-prompt differences come from 
   python benchmarks/ablate_training.py --store .atom/store --name x --eval-only --adapter run
 
 Prints, per sub-task, base -> tuned mean judge score and the paired difference with its 95% CI,
-and FID (embedded evaluator) on the first --general test captions, base -> tuned, averaged over
---fid-seeds.
+and FID (embedded evaluator) on the first --general test captions, base -> tuned.
+
+The evaluation is the pipeline's, in process: the motions are sampled with the seeds the
+generator service derives for a request (services.generator.sampling.derive_seed), with the
+evaluate stage's seed offsets (atom.pipeline.stages) from --seed as the run seed; the metrics are
+services.evaluator.report.evaluate's against the evaluator service's real test subsets, so a
+figure here and one in a run's report mean the same thing. Training takes a
+services.trainer.config.TrainConfig, its defaults those of atom.settings.TrainSettings.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -34,13 +38,18 @@ from atom.pipeline.manifest import run_output  # noqa: E402
 from atom.mgpt.bundle import load_bundle  # noqa: E402
 from atom.motion.events import TASKS  # noqa: E402
 from atom.pipeline.bootstrap import base_model_prefix, evaluator_prefix, world_prefix  # noqa: E402
-from atom.pipeline.config import PipelineConfig  # noqa: E402
+from atom.pipeline.config import PipelineConfig, parse_value  # noqa: E402
+from atom.pipeline.stages import (EVAL_GENERAL_SEED_OFFSET, EVAL_PROMPTS_SEED_OFFSET,  # noqa: E402
+                                  general_captions)
+from atom.settings import EvalSettings  # noqa: E402
 from atom.store import open_store  # noqa: E402
-from services.evaluator.alignment import paired_difference  # noqa: E402
+from atom.store.localcache import local_tree  # noqa: E402
 from services.evaluator.embedded import EmbeddedEvaluator  # noqa: E402
-from services.evaluator.metrics import fid  # noqa: E402
-from services.evaluator.records import hold_to_min_length  # noqa: E402
+from services.evaluator.records import GENERAL, ModelSample, hold_to_min_length  # noqa: E402
+from services.evaluator.report import evaluate  # noqa: E402
+from services.evaluator.subsets import build_subsets  # noqa: E402
 from services.generator.adapters import AdapterPool  # noqa: E402
+from services.generator.sampling import derive_seed  # noqa: E402
 from services.judge.kinematic import KinematicJudge  # noqa: E402
 from services.judge.records import read_prompts_jsonl  # noqa: E402
 from services.trainer.config import TrainConfig  # noqa: E402
@@ -51,45 +60,59 @@ DEFAULT_BASE = base_model_prefix(PipelineConfig())
 DEFAULT_DATASET = world_prefix(PipelineConfig())
 
 
-def parse_value(text: str):
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(text.lower(), text)
+def train_config(sets: list[str], **fields) -> TrainConfig:
+    """`--set FIELD=VALUE` items (values typed as the pipeline's --set types them; lora.FIELD for
+    the LoRA settings, lora.target_modules comma-separated) on top of `fields`, checked by
+    TrainConfig.from_dict (an unknown or invalid field is named)."""
+    d: dict = dict(fields)
+    for item in sets:
+        key, _, value = item.partition("=")
+        if key.startswith("lora."):  # lora.r=16, lora.target_modules=q,k,v,o
+            name = key.split(".", 1)[1]
+            d.setdefault("lora", {})[name] = value.split(",") if name == "target_modules" else parse_value(value)
+        else:
+            d[key] = parse_value(value)
+    return TrainConfig.from_dict(d)
 
 
-def sample_held_out(pool: AdapterPool, prompts, adapter: str | None, seed: int, samples: int):
-    """(prompt, motion) for `samples` motions per prompt; the seeds depend only on the prompt's
-    position and the sample index, so base and adapters are sampled with the same dice."""
+def sample(pool: AdapterPool, prompts, adapter: str | None, request_seed: int, samples: int,
+           decoding: str | None = None):
+    """(prompt, motion) for `samples` motions per prompt, seeded as the generator service seeds a
+    Generate request with `request_seed`: base and adapters are sampled with the same dice."""
     texts = [p.text for p in prompts for _ in range(samples)]
-    seeds = [seed + samples * k + i for k in range(len(prompts)) for i in range(samples)]
-    for k, motion in enumerate(pool.sample(texts, seeds, adapter=adapter)):
+    seeds = [derive_seed(request_seed, p.text, i) for p in prompts for i in range(samples)]
+    for k, motion in enumerate(pool.sample(texts, seeds, adapter=adapter, decoding=decoding)):
         yield prompts[k // samples], motion
 
 
-def judge_scores(pool: AdapterPool, prompts, adapter: str | None, seed: int, samples: int) -> dict[str, dict[str, float]]:
-    """Mean kinematic-judge score per prompt, by task."""
+def sample_held_out(pool: AdapterPool, prompts, adapter: str | None, seed: int, samples: int,
+                    decoding: str | None = None):
+    """The held-out prompts' motions the evaluate stage of a run with seed `seed` asks for."""
+    return sample(pool, prompts, adapter, seed + EVAL_PROMPTS_SEED_OFFSET, samples, decoding)
+
+
+def model_samples(pool: AdapterPool, prompts, captions, adapter: str | None, seed: int, samples: int,
+                  fid_seeds: list[int], decoding: str | None = None) -> list[ModelSample]:
+    """One model's evaluation samples, as the evaluator service reads them from a run: held-out
+    prompts' motions with their kinematic-judge scores, and the test captions' motions (one per
+    FID seed, else the evaluate stage's general_samples); a motion with no frames is left out, a
+    short one held on its last pose (services.evaluator.records.hold_to_min_length)."""
     judge = KinematicJudge()
-    scores: dict[str, dict[str, list[float]]] = {}
-    for prompt, motion in sample_held_out(pool, prompts, adapter, seed, samples):
-        if not len(motion.tokens):
-            continue
+    out = []
+    for prompt, motion in sample_held_out(pool, prompts, adapter, seed, samples, decoding):
+        if not motion.valid or motion.num_frames < 2:
+            continue  # the generator stores no motion for it; nothing is judged or evaluated
         j = judge.score_labels(prompt.labels, motion.joints)
-        if j.ok:
-            scores.setdefault(prompt.task, {}).setdefault(prompt.prompt_id, []).append(float(j.score))
-    return {t: {pid: float(np.mean(v)) for pid, v in d.items()} for t, d in scores.items()}
-
-
-def general_fid(pool: AdapterPool, evaluator: EmbeddedEvaluator, real: np.ndarray, texts: list[str],
-                adapter: str | None, seed: int) -> float:
-    """FID as the evaluator service computes it: a motion with no frames is left out, a short one
-    is held on its last pose (dropping short motions instead flattered the base model, which makes
-    the most of them)."""
-    motions = pool.sample(texts, [seed + i for i in range(len(texts))], adapter=adapter)
-    feats = [hold_to_min_length(m.features)[0] for m in motions if m.features is not None and len(m.features)]
-    return fid(real, evaluator.embed_motions(feats))
+        out.append(ModelSample(prompt.text, prompt.task, prompt.prompt_id, hold_to_min_length(motion.features)[0],
+                               score=float(j.score) if j.ok else None, kind="judge"))
+    draws = ([(s, 1) for s in fid_seeds] if fid_seeds
+             else [(seed + EVAL_GENERAL_SEED_OFFSET, EvalSettings().general_samples)])
+    for request_seed, n in draws:
+        for caption, motion in sample(pool, captions, adapter, request_seed, n, decoding):
+            if motion.valid and motion.num_frames >= 2:
+                out.append(ModelSample(caption.text, GENERAL, caption.prompt_id,
+                                       hold_to_min_length(motion.features)[0], kind=GENERAL))
+    return out
 
 
 def main(argv=None) -> int:
@@ -109,10 +132,13 @@ def main(argv=None) -> int:
                                                 "'run': the run's own adapter)")
     ap.add_argument("--general", type=int, default=400, help="test captions for FID")
     ap.add_argument("--fid-seeds", default="",
-                    help="comma-separated sampling seeds; FID is the mean over them (default: --seed + 100000). "
-                         "One draw moved a model's FID by up to 15%%; the README's figures use "
-                         "101000,7,20000,31337,555555")
-    ap.add_argument("--seed", type=int, default=1000)
+                    help="comma-separated Generate request seeds for the test captions, one motion per caption "
+                         "each; every replication of the evaluation picks one per caption, FID is their mean "
+                         f"(default: the evaluate stage's, --seed + {EVAL_GENERAL_SEED_OFFSET} with "
+                         f"{EvalSettings().general_samples} motions per caption). One draw moved a model's FID by up "
+                         "to 15%%; the README's figures use 101000,7,20000,31337,555555")
+    ap.add_argument("--seed", type=int, default=1000,
+                    help="the run seed the evaluate stage's sampling seeds derive from (a run's own: its seed)")
     ap.add_argument("--samples", type=int, default=4, help="motions per held-out prompt and model")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
@@ -122,46 +148,38 @@ def main(argv=None) -> int:
     a.eval_prompts = a.eval_prompts or run_output(store, a.run, "prompts", "eval")
     if a.adapter == "run":
         a.adapter = run_output(store, a.run, "train", "adapter")
-    overrides: dict = {}
-    for item in a.set:
-        key, value = item.split("=", 1)
-        if key.startswith("lora."):  # lora.r=16, lora.target_modules=q,k,v,o
-            field_name = key.split(".", 1)[1]
-            overrides.setdefault("lora", {})[field_name] = (
-                value.split(",") if field_name == "target_modules" else parse_value(value))
-        else:
-            overrides[key] = parse_value(value)
     prefix = f"models/ablate-{a.name}"
     t0 = time.monotonic()
     if not a.eval_only:
-        config = TrainConfig(base_model=a.base, pairs_key=a.pairs, output_prefix=prefix, **overrides)
+        config = train_config(a.set, base_model=a.base, pairs_key=a.pairs, output_prefix=prefix)
         result = train_preference(load_bundle(store, a.base).lm, store, config)
         final = {k: round(v, 3) for k, v in result.final_metrics.items() if isinstance(v, float)}
         print(f"[{a.name}] {result.steps} steps in {result.seconds:.0f}s, final {json.dumps(final)}", flush=True)
 
-    pool = AdapterPool(load_bundle(store, a.base), store)
+    bundle = load_bundle(store, a.base)
+    decoding = bundle.info.get("decoding") or None  # the model's own, as the generator service samples it
+    pool = AdapterPool(bundle, store)
     prompts = read_prompts_jsonl(store.get_bytes(a.eval_prompts))
-    test_ids = [l.strip() for l in store.get_bytes(f"{a.dataset}/test.txt").decode().splitlines() if l.strip()]
-    test_ids = test_ids[: a.general]
-    texts = [store.get_bytes(f"{a.dataset}/texts/{c}.txt").decode().splitlines()[0].split("#")[0] for c in test_ids]
+    captions = general_captions(store, a.dataset, a.general)
     evaluator = EmbeddedEvaluator.load(store, a.evaluator or evaluator_prefix(a.dataset))
-    real = evaluator.embed_motions([np.load(io.BytesIO(store.get_bytes(f"{a.dataset}/new_joint_vecs/{c}.npy")))
-                                    for c in test_ids])
-    fid_seeds = [int(x) for x in a.fid_seeds.split(",") if x.strip()] or [a.seed + 100_000]
-    results = {}
-    for model, adapter in (("base", None), ("tuned", a.adapter or f"{prefix}/adapter")):
-        results[model] = (judge_scores(pool, prompts, adapter, a.seed, a.samples),
-                          float(np.mean([general_fid(pool, evaluator, real, texts, adapter, s) for s in fid_seeds])))
+    real = build_subsets(local_tree(store, a.dataset), "test")  # what the evaluator service compares with
+    fid_seeds = [int(x) for x in a.fid_seeds.split(",") if x.strip()]
+    models = {model: model_samples(pool, prompts, captions, adapter, a.seed, a.samples, fid_seeds, decoding)
+              for model, adapter in (("base", None), ("tuned", a.adapter or f"{prefix}/adapter"))}
+    report = evaluate(models, real, evaluator, seed=a.seed)
+    judged = {(j.task, j.model): j.score for j in report.judge}
+    fid = {m: report.row(GENERAL, m).metrics["fid"].mean for m in models}
+    draws = len(fid_seeds) or EvalSettings().general_samples
     parts = [f"[{a.name}]"]
     for task in TASKS:
-        base, tuned = results["base"][0].get(task), results["tuned"][0].get(task)
-        if not base or not tuned:
+        base, tuned = judged.get((task, "base")), judged.get((task, "tuned"))
+        if base is None or tuned is None:
             continue
-        d = paired_difference(tuned, base)
-        parts.append(f"{task} {np.mean(list(base.values())):.3f}->{np.mean(list(tuned.values())):.3f} "
+        d = report.comparison(task, "tuned").difference
+        parts.append(f"{task} {base.mean:.3f}->{tuned.mean:.3f} "
                      f"d={d.mean:+.3f}±{d.half_width:.3f} (n={d.n})")
-    parts.append(f"FID {results['base'][1]:.3f}->{results['tuned'][1]:.3f} "
-                 f"({results['tuned'][1] / results['base'][1]:.2f}x, {len(fid_seeds)} seeds; {time.monotonic() - t0:.0f}s)")
+    parts.append(f"FID {fid['base']:.3f}->{fid['tuned']:.3f} "
+                 f"({fid['tuned'] / fid['base']:.2f}x, {draws} seeds; {time.monotonic() - t0:.0f}s)")
     print("  ".join(parts), flush=True)
     return 0
 

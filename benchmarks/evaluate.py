@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from atom.settings import EvalSettings
 
 EVALUATOR_PREFIX = "evaluators/embedded-benchmark"
 
@@ -52,7 +53,7 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=2000, help="world corpus size (80/10/10 split)")
     ap.add_argument("--data", type=Path, help="use an existing HumanML3D-layout directory instead")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--replications", type=int, default=20)
+    ap.add_argument("--replications", type=int, default=EvalSettings().replications)
     ap.add_argument("--gens", type=int, default=6, help="stand-in generations per prompt")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--store", type=Path, help="local store caching the trained evaluator (reused when present)")
@@ -63,6 +64,7 @@ def main() -> None:
     from atom.store import LocalStore
     from services.evaluator.embedded import EmbeddedConfig, EmbeddedEvaluator, train_embedded_evaluator
     from services.evaluator.report import evaluate
+    from services.evaluator.stats import ConfidenceInterval
     from services.evaluator.subsets import build_subsets, subset_sizes
 
     tmp = tempfile.TemporaryDirectory()
@@ -87,9 +89,10 @@ def main() -> None:
         if store is not None:
             ev.save(store, EVALUATOR_PREFIX)
     gt = ev.summary["gt"]
+    ci = {k: ConfidenceInterval.from_dict(gt[k]) for k in ("r1", "r2", "r3", "mm_dist", "diversity", "fid")}
     print(f"  GT on {gt['split']} ({gt['clips']} clips, {gt['replications']} replications): "
-          + ", ".join(f"{k} {gt[k]['mean']:.3f} ± {gt[k]['ci95']:.3f}" for k in ("r1", "r2", "r3", "mm_dist", "diversity"))
-          + f"; FID vs {gt['reference_split']} {gt['fid']['mean']:.3f}")
+          + ", ".join(f"{k} {ci[k].format()}" for k in ("r1", "r2", "r3", "mm_dist", "diversity"))
+          + f"; FID vs {gt['reference_split']} {ci['fid'].mean:.3f}")
     for k in ("order", "count"):
         if k in gt:
             print(f"  {k} contrast: {gt[k]['accuracy']:.3f} over {gt[k]['pairs']} pairs (chance 0.5)")

@@ -1,6 +1,7 @@
 """Shared fixtures: `start(name, store_root)` runs a real service on loopback for a test."""
 
 import os
+import time
 
 import pytest
 
@@ -41,3 +42,18 @@ def start(tmp_path):
     yield _start
     for r in started:
         r.stop()
+
+
+def _wait_for(condition, timeout_s: float, what: str = "the condition", interval_s: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() >= deadline:
+            pytest.fail(f"{what} was not met within {timeout_s} s")
+        time.sleep(interval_s)
+
+
+@pytest.fixture
+def wait_for():
+    """wait_for(condition, timeout_s, what=...): poll `condition()` until it is true and fail the
+    test after `timeout_s`; a test waits for what it needs instead of sleeping a fixed time."""
+    return _wait_for

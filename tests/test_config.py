@@ -123,3 +123,9 @@ def test_a_stage_command_without_its_inputs_says_so_before_starting_anything(tmp
     assert "stage 'train' needs the output of stage 'pairs'" in out.stderr and "atomctl pairs" in out.stderr
     assert time.monotonic() - t0 < 30  # no services, no world, no pretraining
     assert not (tmp_path / "s" / "datasets").exists() and not (tmp_path / "s" / "models").exists()
+
+
+def test_set_reads_exponent_notation_as_a_number():
+    # YAML 1.1 (PyYAML) reads 1e-3 as a string; a --set value means the number.
+    cfg = load_config(sets={"train.learning_rate": "1e-3", "train.beta": "2.5E-1"})
+    assert cfg.train.learning_rate == 0.001 and cfg.train.beta == 0.25

@@ -42,17 +42,10 @@ def cli(ctx: click.Context, store_url: str, endpoints: tuple[str, ...], log_leve
 
 
 def _register() -> None:
-    from atom.cli import services_cmd
+    from atom.cli import pipeline_cmd, report_cmd, services_cmd, t2m_cmd, world_cmd
 
-    services_cmd.register(cli)
-    for module in ("world_cmd", "stages_cmd", "pipeline_cmd"):
-        try:
-            mod = __import__(f"atom.cli.{module}", fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"atom.cli.{module}":
-                raise
-            continue
-        mod.register(cli)
+    for module in (services_cmd, world_cmd, pipeline_cmd, report_cmd, t2m_cmd):
+        module.register(cli)
 
 
 _register()

@@ -8,6 +8,10 @@ import click
 
 from atom.cli.context import Ctx, handle_errors
 from atom.pipeline.graph import STAGES
+from atom.settings import ALGORITHMS, DTYPES, FORMS, JUDGES, JudgeSettings, ModelSettings, TrainSettings
+
+# Help texts name the defaults from the settings classes, the one place they are written.
+_TRAIN, _JUDGE, _MODEL = TrainSettings(), JudgeSettings(), ModelSettings()
 
 
 def config_options(fn):
@@ -21,16 +25,17 @@ def config_options(fn):
         click.option("--prompts-per-task", type=int, help="Training prompts per sub-task."),
         click.option("--eval-prompts-per-task", type=int, help="Held-out prompts per sub-task."),
         click.option("--samples-per-prompt", type=int, help="Motions generated per training prompt (paper: 6-10)."),
-        click.option("--form", type=click.Choice(["frame_by_frame", "full_image", "trajectory_image"]),
+        click.option("--form", type=click.Choice(FORMS),
                      help="How frames are shown to a VLM judge (paper's best: frame_by_frame)."),
         click.option("--interval", type=int, help="Render every k-th frame (paper: 8)."),
-        click.option("--judge", "judge_backend", type=click.Choice(["kinematic", "vlm"]),
-                     help="kinematic (offline, default) or vlm (OpenAI-compatible endpoint: ATOM_JUDGE_BASE_URL, "
-                          "ATOM_JUDGE_API_KEY or ATOM_JUDGE_API_KEY_FILE)."),
+        click.option("--judge", "judge_backend", type=click.Choice(JUDGES),
+                     help="kinematic (offline) or vlm (OpenAI-compatible endpoint: ATOM_JUDGE_BASE_URL, "
+                          f"ATOM_JUDGE_API_KEY or ATOM_JUDGE_API_KEY_FILE); default {_JUDGE.backend}."),
         click.option("--judge-model", help="VLM model name, e.g. gpt-4o."),
         click.option("--budget", "budget_usd", type=float, help="Hard cap on new judge spend in USD."),
         click.option("--theta", type=float, help="Pair when score_i - score_j > theta (Algorithm 1)."),
-        click.option("--algorithm", type=click.Choice(["ipo", "dpo", "kto"]), help="Preference loss (default kto; the paper: ipo)."),
+        click.option("--algorithm", type=click.Choice(ALGORITHMS),
+                     help=f"Preference loss (default {_TRAIN.algorithm}; the paper: ipo)."),
         click.option("--epochs", type=int, help="Training epochs (paper: 20)."),
         click.option("--max-steps", type=int, help="Stop training after this many steps (0 = no limit)."),
         click.option("--lr", "learning_rate", type=float, help="Learning rate (paper: 1e-3)."),
@@ -45,8 +50,8 @@ def config_options(fn):
                           "(default: found next to it). Not HumanML3D's Mean.npy/Std.npy."),
         click.option("--device", help="Device for generator, trainer and evaluator started here: auto (default), "
                                       "cpu, cuda or cuda:N."),
-        click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]),
-                     help="The language model's number format on generator and trainer (default fp32)."),
+        click.option("--dtype", type=click.Choice(DTYPES),
+                     help=f"The language model's number format on generator and trainer (default {_MODEL.dtype})."),
         click.option("--decoding", type=click.Choice(["constrained", "motiongpt"]),
                      help="How motions are sampled (default: the model's own; motiongpt for --checkpoint)."),
         click.option("--evaluator", help="embedded (default) or guo:DIR (Guo et al.'s finest.tar, glove/, meta/; "
@@ -153,8 +158,8 @@ def _register_stage(cli: click.Group, stage: str) -> None:
         "render": "Stage 3: render motions headless, every k-th frame, in the chosen injection form.",
         "judge": "Stage 4: score each motion against its prompt (kinematic or VLM judge).",
         "pairs": "Stage 5: build the MotionPrefer dataset and Algorithm 1 preference pairs.",
-        "train": "Stage 6: LoRA preference fine-tuning as a trainer job (KTO by default; the paper's IPO with "
-                 "--algorithm ipo --set train.beta=0.1 --set train.logprobs=mean).",
+        "train": f"Stage 6: LoRA preference fine-tuning as a trainer job ({_TRAIN.algorithm.upper()} by default; "
+                 "the paper's IPO with --algorithm ipo --set train.beta=0.1 --set train.logprobs=mean).",
         "evaluate": "Stage 7: compare base and tuned models on held-out prompts and HumanML3D metrics.",
     }
 
@@ -205,7 +210,14 @@ def judge_agree(obj: Ctx, run_name: str, judge_a: str, judge_b: str, limit: int,
     """Score the same motions with two judges and print their agreement: exact-match rate,
     within-one rate, Spearman, Cohen's kappa and the confusion matrix. Item ids are
     '<prompt_id>:<motion key>', as in runs/<run>/judgements.jsonl."""
-    from atom.pipeline.agree import run_agreement
+    from atom.cli.context import CommandError
+    from atom.pipeline.agree import JudgeGaveNoScores, run_agreement
 
-    click.echo(run_agreement(obj, run_name, judge_a, judge_b, limit=limit, model=judge_model, form=form,
-                             interval=interval, budget_usd=budget_usd))
+    # A judge call that fails (refused key, permission, quota) is a grpc.RpcError: handle_errors
+    # makes it one line and a non-zero exit. A judge that scored nothing is reported the same way.
+    try:
+        report = run_agreement(obj, run_name, judge_a, judge_b, limit=limit, model=judge_model, form=form,
+                               interval=interval, budget_usd=budget_usd)
+    except JudgeGaveNoScores as exc:
+        raise CommandError(str(exc)) from None
+    click.echo(report)

@@ -95,10 +95,6 @@ def _merge(runs: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
     return out
 
 
-def _overlap(a: tuple[int, int], b: tuple[int, int]) -> int:
-    return max(0, min(a[1], b[1]) - max(a[0], b[0]))
-
-
 def _covered(run: tuple[int, int], others: list[tuple[int, int]], frac: float) -> bool:
     """Is at least `frac` of `run` inside the union of `others`?"""
     n = run[1] - run[0]

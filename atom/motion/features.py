@@ -53,7 +53,6 @@ FEATURE_GROUPS: tuple[tuple[str, slice], ...] = (
     ("local_vel", slice(193, 259)),
     ("foot_contact", slice(259, 263)),
 )
-FEATURE_SLICES: dict[str, slice] = dict(FEATURE_GROUPS)
 # Groups whose pooled std is divided by the feature bias (5) in the released statistics, which
 # weights them up after normalisation.
 BIASED_GROUPS = ("root_rot_vel", "root_lin_vel", "root_y", "foot_contact")

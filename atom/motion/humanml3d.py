@@ -40,7 +40,6 @@ TEXTS_DIR = "texts"
 LABELS_DIR = "labels"
 MEAN_FILE = "Mean.npy"
 STD_FILE = "Std.npy"
-SPLITS = ("train", "val", "test")
 
 _ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@\-]*$")
 _TOKEN_BAD = re.compile(r"[\s#]")

@@ -10,6 +10,7 @@ what is allowed, instead of failing (or doing something else) an hour later.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Mapping
@@ -153,9 +154,15 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+# A number in exponent notation without a dot (1e-3): YAML 1.1, which PyYAML reads, calls it a string.
+_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def parse_value(text: str) -> Any:
-    """A `--set` value typed as YAML would type it: 3 -> int, 0.5 -> float, true -> bool,
+    """A `--set` value typed as YAML would type it: 3 -> int, 0.5 and 1e-3 -> float, true -> bool,
     [q, v] -> list; anything else stays a string."""
+    if _EXPONENT.fullmatch(text.strip()):
+        return float(text)
     try:
         return yaml.safe_load(text) if text.strip() else ""
     except yaml.YAMLError:

@@ -17,6 +17,26 @@ from atom.v1 import (common_pb2, evaluator_pb2, generator_pb2, judge_pb2, render
 
 log = logging.getLogger("atom.pipeline")
 
+# Seed offsets: each stream of random draws in a run has its own seed, cfg.seed + offset (the
+# training prompts and the training motions use cfg.seed itself). The generator derives a
+# sample's seed from (request seed, prompt text, sample index) and caches samples by it, so two
+# streams asking for the same text with the same request seed would get the very same motions
+# (a test caption can repeat a training or held-out prompt's text; evaluation would then score
+# the very motions the pairs were built from). The values are arbitrary but part of every
+# result: changing one changes the motions (and reruns the stages) of every run.
+# Held-out prompts (ComposePrompts): another draw than the training prompts'. Large and prime,
+# so that it is not the training draw of a nearby run seed.
+HELD_OUT_PROMPTS_SEED_OFFSET = 1_000_003
+# Evaluation motions for the held-out prompts: the same seed for base and tuned, so their
+# differences come from the weights, not the dice.
+EVAL_PROMPTS_SEED_OFFSET = 7
+# Evaluation motions for the test captions (HumanML3D-style metrics, guo protocol), which may
+# repeat a held-out prompt's text ...
+EVAL_GENERAL_SEED_OFFSET = 11
+# ... and for the MultiModality captions, test captions too: today they are other captions than
+# the general ones, and a stream of their own keeps the two independent however they are split.
+EVAL_MM_SEED_OFFSET = 13
+
 
 # --- 1. prompts --------------------------------------------------------------------------------
 # Every stage runner takes the run context and the outputs of the stages it reads (by stage name,
@@ -35,7 +55,8 @@ def compose_prompts(ctx: RunContext, up: dict) -> dict:
         seen = {p.text.lower() for p in train}
         # Held-out prompts: another seed, and none whose text the training set already has.
         held = judge.call("ComposePrompts", judge_pb2.ComposePromptsRequest(
-            tasks=cfg.prompts.tasks, per_task=cfg.prompts.eval_per_task * 2, seed=cfg.seed + 1_000_003,
+            tasks=cfg.prompts.tasks, per_task=cfg.prompts.eval_per_task * 2,
+            seed=cfg.seed + HELD_OUT_PROMPTS_SEED_OFFSET,
             backend=cfg.prompts.backend), timeout=600).prompts
         per_task: dict[str, int] = {}
         eval_prompts = []
@@ -324,18 +345,23 @@ def prepare_evaluation(ctx: RunContext) -> list[common_pb2.Prompt]:
 
 
 def general_texts(ctx: RunContext) -> list[common_pb2.Prompt]:
-    """The test split's first caption per clip, as prompts of the 'general' task."""
-    store = ctx.store
+    """The test captions the evaluate stage generates for (eval.general_texts of them)."""
+    return general_captions(ctx.store, ctx.dataset, ctx.cfg.eval.general_texts)
+
+
+def general_captions(store, dataset: str, limit: int = 0) -> list[common_pb2.Prompt]:
+    """The test split's first caption per clip, for the first `limit` clips (0 = all), as prompts
+    of the 'general' task; none when the dataset has no test split."""
     try:
-        ids = [line.strip() for line in store.get_bytes(f"{ctx.dataset}/test.txt").decode().splitlines() if line.strip()]
+        ids = [line.strip() for line in store.get_bytes(f"{dataset}/test.txt").decode().splitlines() if line.strip()]
     except ArtifactNotFound:
         return []
-    if ctx.cfg.eval.general_texts:
-        ids = ids[: ctx.cfg.eval.general_texts]
+    if limit:
+        ids = ids[:limit]
     out = []
     for clip_id in ids:
         try:
-            line = store.get_bytes(f"{ctx.dataset}/texts/{clip_id}.txt").decode().splitlines()[0]
+            line = store.get_bytes(f"{dataset}/texts/{clip_id}.txt").decode().splitlines()[0]
         except (ArtifactNotFound, IndexError):
             continue
         text = line.split("#", 1)[0].strip()
@@ -359,9 +385,8 @@ def evaluate_stage(ctx: RunContext, up: dict) -> dict:
         refs = []
         judged_summary = {}
         for name, adapter in models.items():
-            # The same seeds for both models: differences come from the weights, not the dice.
             rows = generate_motions(ctx, eval_prompts, cfg.generate.eval_samples_per_prompt, adapter,
-                                    label=f"gen-{name}", seed=cfg.seed + 7)
+                                    label=f"gen-{name}", seed=cfg.seed + EVAL_PROMPTS_SEED_OFFSET)
             renders = None
             if cfg.judge.backend == "vlm":  # the VLM judge sees renders, not joints
                 renders = render_motions(ctx, [r["motion"] for r in rows if r["motion"]], label=f"render-{name}")
@@ -380,11 +405,11 @@ def evaluate_stage(ctx: RunContext, up: dict) -> dict:
                 mm, rest = general_texts[: cfg.eval.mm_texts], general_texts[cfg.eval.mm_texts:]
                 if rest:
                     grows = generate_motions(ctx, rest, cfg.eval.general_samples, adapter, label=f"gen-gt-{name}",
-                                             seed=cfg.seed + 11)
+                                             seed=cfg.seed + EVAL_GENERAL_SEED_OFFSET)
                     samples += [{**r, "kind": "general"} for r in grows]
                 if mm:
                     mrows = generate_motions(ctx, mm, max(1, cfg.eval.mm_samples), adapter, label=f"gen-mm-{name}",
-                                             seed=cfg.seed + 13)
+                                             seed=cfg.seed + EVAL_MM_SEED_OFFSET)
                     samples += [{**r, "kind": "general"} for r in mrows]
             key = f"{box['prefix']}/eval-samples-{name}.jsonl"
             ctx.store.put_jsonl(key, samples)

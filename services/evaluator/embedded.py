@@ -260,10 +260,6 @@ class TrainingClip:
     captions: tuple[str, ...]
 
 
-def build_vocab(captions: Sequence[str], min_count: int = 1) -> list[str]:
-    return build_vocab_from_words([text_words(c) for c in captions], min_count)
-
-
 def build_vocab_from_words(word_lists: Sequence[Sequence[str]], min_count: int = 1) -> list[str]:
     counts: dict[str, int] = {}
     for ws in word_lists:

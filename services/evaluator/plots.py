@@ -1,7 +1,8 @@
 """PNG plots of a Report: metric bars and judge scores with 95% CI error bars, win/tie/lose bars.
 
-Pure functions from a Report to PNG bytes (matplotlib Agg, no display needed); the caller stores
-them.
+Pure functions from a Report (services.evaluator.report, which imports this module to save its
+plots) to PNG bytes (matplotlib Agg, no display needed); the caller stores them. They read only
+the report's models, tasks, rows, judge rows, comparisons and config.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from services.evaluator.report import METRIC_TITLES, METRICS, REAL, Report  # noqa: E402
+from services.evaluator.records import METRIC_TITLES, METRICS, REAL  # noqa: E402
 
 _COLOURS = ("#7f7f7f", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 
@@ -42,7 +43,7 @@ def _grouped_bars(ax, tasks, series: list[tuple[str, list[float], list[float]]],
     ax.grid(axis="y", alpha=0.3)
 
 
-def metric_bars(report: Report) -> bytes:
+def metric_bars(report) -> bytes:
     """One panel per metric; bars per task, one per model (real motion first)."""
     models = [REAL] + report.models
     fig, axes = plt.subplots(2, 4, figsize=(16, 7))
@@ -67,7 +68,7 @@ def metric_bars(report: Report) -> bytes:
     return _png(fig)
 
 
-def judge_bars(report: Report) -> bytes:
+def judge_bars(report) -> bytes:
     """Mean judge score per task and model, CI across prompts."""
     fig, ax = plt.subplots(figsize=(8, 4))
     series = []
@@ -83,7 +84,7 @@ def judge_bars(report: Report) -> bytes:
     return _png(fig)
 
 
-def win_rate_bars(report: Report) -> bytes:
+def win_rate_bars(report) -> bytes:
     """Stacked win / tie / lose shares of each model against the baseline, per task."""
     fig, ax = plt.subplots(figsize=(8, 0.6 * max(len(report.comparisons), 1) + 1.5))
     labels = [f"{c.task}: {c.model} vs {c.baseline}" for c in report.comparisons]
@@ -107,7 +108,7 @@ def win_rate_bars(report: Report) -> bytes:
     return _png(fig)
 
 
-def render_plots(report: Report) -> dict[str, bytes]:
+def render_plots(report) -> dict[str, bytes]:
     out = {"metrics": metric_bars(report)}
     if report.judge:
         out["judge_scores"] = judge_bars(report)

@@ -1,4 +1,5 @@
-"""Records that cross the evaluator's boundary, and the interface every text/motion evaluator meets."""
+"""Records that cross the evaluator's boundary, the interface every text/motion evaluator meets,
+and the names of a report's metrics and rows (report.py computes them, plots.py draws them)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,14 @@ FEATURE_DIM = 263
 GENERAL = "general"
 # The paper's table order; other task names follow alphabetically.
 TASK_ORDER = ("temporal", "frequency", "integrity", GENERAL)
+# The text-motion metrics of a report, in the paper's column order, and their titles.
+METRICS = ("mm_dist", "r1", "r2", "r3", "fid", "diversity", "mmodality")
+METRIC_TITLES = {
+    "mm_dist": "MM-Dist", "r1": "R@1", "r2": "R@2", "r3": "R@3", "fid": "FID",
+    "diversity": "Diversity", "mmodality": "MModality",
+}
+# The report row of real motion against its own captions; no model may take this name.
+REAL = "real"
 
 
 class SampleError(ValueError):

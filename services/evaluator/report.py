@@ -23,25 +23,21 @@ import numpy as np
 from atom.settings import EvalSettings
 from services.evaluator import metrics as M
 from services.evaluator.alignment import Comparison, compare, per_prompt_means, task_score
+from services.evaluator.plots import render_plots
 from services.evaluator.records import (
     GENERAL,
-    check_stop,
+    METRICS,
+    REAL,
     ModelSample,
     RealSample,
     SampleError,
     TextMotionEvaluator,
+    check_stop,
     order_tasks,
 )
 from services.evaluator.stats import NAN_CI, ConfidenceInterval, mean_ci
 
 REPLICATIONS = EvalSettings().replications  # the one place the default is written
-METRICS = ("mm_dist", "r1", "r2", "r3", "fid", "diversity", "mmodality")
-METRIC_TITLES = {
-    "mm_dist": "MM-Dist", "r1": "R@1", "r2": "R@2", "r3": "R@3", "fid": "FID",
-    "diversity": "Diversity", "mmodality": "MModality",
-}
-LOWER_IS_BETTER = {"mm_dist", "fid"}
-REAL = "real"
 
 Progress = Callable[[str, int, int], None]
 
@@ -204,8 +200,6 @@ class Report:
         keys = {"json": store.put_bytes(f"{p}/report.json", self.to_json().encode()).key,
                 "markdown": store.put_bytes(f"{p}/report.md", self.to_markdown().encode()).key}
         if plots:
-            from services.evaluator.plots import render_plots
-
             for name, png in render_plots(self).items():
                 keys[name] = store.put_bytes(f"{p}/plots/{name}.png", png).key
         return keys
@@ -363,8 +357,8 @@ def evaluate(
     models: Mapping[str, Sequence[ModelSample]],
     real: Mapping[str, Sequence[RealSample]],
     evaluator: TextMotionEvaluator,
-    replications: int = REPLICATIONS,
-    seed: int = 0,
+    replications: int | None = None,
+    seed: int | None = None,
     progress: Progress | None = None,
     *,
     reference: Mapping[str, Sequence[RealSample]] | None = None,
@@ -379,9 +373,12 @@ def evaluate(
       no subset of its own). FID of a model's task compares with real[task].
     reference: optional held-out real clips per task (e.g. the val split); when given, the
       "real" row's FID is real[task] against reference[task] (the evaluator's GT FID).
+    The settings: `config` (default EvaluationConfig()), then `replications` and `seed` when given
+      (not None) override its fields: explicit arguments win over the config object, as in
+      services.generator.sampling.sample_motions.
     """
-    # The explicit arguments win over the same fields of `config`.
-    cfg = replace(config or EvaluationConfig(), replications=replications, seed=seed)
+    given = {k: v for k, v in (("replications", replications), ("seed", seed)) if v is not None}
+    cfg = replace(config or EvaluationConfig(), **given)
     if not models:
         raise EvaluationInputError("no models to evaluate")
     names = list(models)

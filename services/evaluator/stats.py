@@ -26,10 +26,6 @@ class ConfidenceInterval:
         return self.mean - self.half_width
 
     @property
-    def high(self) -> float:
-        return self.mean + self.half_width
-
-    @property
     def above_zero(self) -> bool:
         """The whole interval lies above zero (the improvement is significant at 95%)."""
         return self.low > 0.0

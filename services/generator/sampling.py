@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
@@ -291,25 +291,31 @@ def decode_tokens(bundle: ModelBundle, token_lists: Sequence[Sequence[int]]) -> 
 
 
 def sample_motions(bundle: ModelBundle, prompts: Sequence[str], seeds: Sequence[int],
-                   temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                   max_tokens: int = 0, *, batch_size: int = 32, decoding: str = "constrained",
-                   min_tokens: int = 1, template: str | None = None, model=None,
+                   temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
+                   max_tokens: int | None = None, *, batch_size: int | None = None, decoding: str | None = None,
+                   min_tokens: int | None = None, template: str | None = None, model=None,
                    config: SamplingConfig | None = None) -> list[SampledMotion]:
     """Captions + one seed each -> motions, in input order.
 
+    The settings: `config`, else the decoding's defaults (SamplingConfig() for "constrained",
+    SamplingConfig.motiongpt() for "motiongpt"); then every keyword argument given (not None)
+    overrides that field of it: explicit arguments win over the config object, as in
+    services.evaluator.report.evaluate. `max_tokens` 0 is the same as not giving it (the
+    config's, or the decoding's default: 49 codes; 127 new tokens for MotionGPT's).
+
     `model` replaces the bundle's T5 (e.g. a PEFT model with an adapter active); `template`
     overrides the bundle's prompt template (constrained decoding; MotionGPT's decoding uses its own).
-    `max_tokens` 0 keeps the decoding's default (49 codes; 127 new tokens for MotionGPT's).
     Same (prompt, seed, settings) -> same motion, whatever the batch."""
     if isinstance(prompts, str):
         raise TypeError("prompts must be a list of captions, not one string")
     if len(prompts) != len(seeds):
         raise ValueError(f"need one seed per prompt: {len(prompts)} prompts, {len(seeds)} seeds")
-    if config is None and decoding == "motiongpt":
-        config = SamplingConfig.motiongpt(temperature, top_k, top_p, max_tokens, batch_size)
-    cfg = config or SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p,
-                                   max_tokens=max_tokens or DEFAULT_MAX_TOKENS, min_tokens=min_tokens,
-                                   decoding=decoding, batch_size=batch_size)
+    given = {k: v for k, v in dict(temperature=temperature, top_k=top_k, top_p=top_p, max_tokens=max_tokens or None,
+                                   batch_size=batch_size, decoding=decoding, min_tokens=min_tokens).items()
+             if v is not None}
+    if config is None:
+        config = SamplingConfig.motiongpt() if given.get("decoding") == "motiongpt" else SamplingConfig()
+    cfg = replace(config, **given)
     lm = bundle.lm
     if cfg.constrained:
         tmpl = template or lm.template

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from atom.motion.skeleton import FPS
 from services.renderer.options import RenderInputError
 
 
@@ -13,8 +12,3 @@ def sample_indices(num_frames: int, k: int = 8) -> list[int]:
     if isinstance(k, bool) or int(k) != k or k < 1:
         raise RenderInputError(f"the sampling interval must be a positive integer, got {k!r}")
     return list(range(0, int(num_frames), int(k)))
-
-
-def frame_time(index: int, fps: int = FPS) -> float:
-    """Seconds from the motion's start to frame `index`."""
-    return index / fps

@@ -333,10 +333,3 @@ class SceneRenderer:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _rgba(colors: np.ndarray) -> np.ndarray:
-    colors = np.asarray(colors, np.float32)
-    if colors.shape[1] == 4:
-        return colors
-    return np.concatenate([colors, np.ones((len(colors), 1), np.float32)], axis=1)

@@ -25,7 +25,6 @@ from services.trainer.train import PreferenceLM, Progress, TrainingCancelled, tr
 log = logging.getLogger(__name__)
 
 PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED = "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"
-STATES = (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED)
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
 INTERRUPTED = "interrupted: the trainer process stopped while the job was active; start it again to resume"
 

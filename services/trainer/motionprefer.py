@@ -16,7 +16,6 @@ from atom.store import ArtifactInfo, ArtifactStore
 from atom.store.jsonl import encode_jsonl
 from atom.store.jsonl import iter_jsonl as _iter_jsonl
 
-SCHEMA_VERSION = 1
 _FIELDS = ("prompt_id", "prompt", "task", "labels", "motion_key", "score", "judge_id", "rationale", "tokens")
 _REQUIRED = ("prompt_id", "prompt", "task", "labels", "motion_key", "score", "judge_id")
 
@@ -169,41 +168,3 @@ def motion_tokens(store: ArtifactStore, motion_key: str) -> tuple[int, ...]:
 
 def record_tokens(store: ArtifactStore, record: PreferenceRecord) -> tuple[int, ...]:
     return record.tokens if record.tokens is not None else motion_tokens(store, record.motion_key)
-
-
-# -- statistics (the paper's Table 3) -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TaskStats:
-    task: str  # a sub-task, or "total"
-    prompts: int
-    motions: int
-    pairs: int
-
-    def to_dict(self) -> dict:
-        return {"task": self.task, "prompts": self.prompts, "motions": self.motions, "pairs": self.pairs}
-
-
-def dataset_stats(records: Sequence[PreferenceRecord], pair_config=None) -> list[TaskStats]:
-    """Prompts (distinct prompt texts), motions (records) and Algorithm 1 pairs per sub-task,
-    then a total row; sub-tasks with no records are left out."""
-    from services.trainer.pairs import PairConfig, build_task_pairs
-
-    pair_config = pair_config or PairConfig()
-    rows = []
-    for task in TASKS:
-        task_records = [r for r in records if r.task == task]
-        if not task_records:
-            continue
-        pairs = build_task_pairs(task_records, task, pair_config)
-        rows.append(TaskStats(task, len({r.prompt for r in task_records}), len(task_records), len(pairs)))
-    rows.append(TaskStats("total", sum(r.prompts for r in rows), sum(r.motions for r in rows), sum(r.pairs for r in rows)))
-    return rows
-
-
-def format_stats(rows: Sequence[TaskStats]) -> str:
-    """A Markdown table like the paper's Table 3."""
-    lines = ["| sub-task | prompts | motions | pairs |", "|---|---:|---:|---:|"]
-    lines += [f"| {r.task} | {r.prompts} | {r.motions} | {r.pairs} |" for r in rows]
-    return "\n".join(lines)

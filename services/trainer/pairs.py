@@ -6,6 +6,9 @@ Score filtering (on by default): only a sample scoring above the task's threshol
 
 Ties in score are ordered by motion key, so the pairs do not depend on the order the judge
 returned its results in (parallel judging returns them in any order).
+
+The per-sub-task counts of prompts, motions and pairs (the paper's Table 3) are here too: they
+count what Algorithm 1 builds.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from services.trainer.motionprefer import (
     check_text,
     check_tokens,
     iter_jsonl,
+    load_records,
     to_jsonl,
 )
 
@@ -271,6 +275,42 @@ def load_pairs(store: ArtifactStore, key: str) -> list[PreferencePair]:
     return parse_pairs(store.get_bytes(key), source=key)
 
 
+# -- statistics (the paper's Table 3) -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskStats:
+    task: str  # a sub-task, or "total"
+    prompts: int
+    motions: int
+    pairs: int
+
+    def to_dict(self) -> dict:
+        return {"task": self.task, "prompts": self.prompts, "motions": self.motions, "pairs": self.pairs}
+
+
+def dataset_stats(records: Sequence[PreferenceRecord], pair_config=None) -> list[TaskStats]:
+    """Prompts (distinct prompt texts), motions (records) and Algorithm 1 pairs per sub-task,
+    then a total row; sub-tasks with no records are left out."""
+    pair_config = pair_config or PairConfig()
+    rows = []
+    for task in TASKS:
+        task_records = [r for r in records if r.task == task]
+        if not task_records:
+            continue
+        pairs = build_task_pairs(task_records, task, pair_config)
+        rows.append(TaskStats(task, len({r.prompt for r in task_records}), len(task_records), len(pairs)))
+    rows.append(TaskStats("total", sum(r.prompts for r in rows), sum(r.motions for r in rows), sum(r.pairs for r in rows)))
+    return rows
+
+
+def format_stats(rows: Sequence[TaskStats]) -> str:
+    """A Markdown table like the paper's Table 3."""
+    lines = ["| sub-task | prompts | motions | pairs |", "|---|---:|---:|---:|"]
+    lines += [f"| {r.task} | {r.prompts} | {r.motions} | {r.pairs} |" for r in rows]
+    return "\n".join(lines)
+
+
 @dataclass(frozen=True)
 class PairSetFile:
     name: str  # a sub-task or "mixed"
@@ -281,7 +321,7 @@ class PairSetFile:
 @dataclass(frozen=True)
 class PairSets:
     files: list[PairSetFile]
-    stats: list  # motionprefer.TaskStats per sub-task, then "total"
+    stats: list[TaskStats]  # per sub-task, then "total"
     stats_key: str
 
 
@@ -290,8 +330,6 @@ def build_pair_sets(store: ArtifactStore, records_key: str, out_prefix: str, con
     """Read MotionPrefer records and write, under out_prefix: pairs-<task>.jsonl per sub-task;
     pairs-mixed.jsonl when mixed_size is given (0 = every pair, in seeded order; a size larger
     than the pool takes the whole pool); stats.json with the Table 3 counts."""
-    from services.trainer.motionprefer import dataset_stats, format_stats, load_records
-
     if mixed_size is not None and mixed_size < 0:  # checked before anything is written
         raise ValueError(f"mixed_size must be >= 0 (0 = every pair), got {mixed_size}")
     config = config or PairConfig()

@@ -65,13 +65,35 @@ def _start(tmp_path, fake):
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _kill_when(proc, condition, timeout_s=600):
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _kill_when(proc, condition, wait_for, timeout_s=600):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if condition():
+            services = _children(proc.pid)
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-            time.sleep(1.0)  # the services die with it (PDEATHSIG) and release their ports
+            # The services die with it (PDEATHSIG) and release their ports.
+            wait_for(lambda: all(_gone(pid) for pid in services), 60, "the services' exit")
             return True
         if proc.poll() is not None:
             return False
@@ -79,20 +101,20 @@ def _kill_when(proc, condition, timeout_s=600):
     raise TimeoutError("the condition was never reached")
 
 
-def test_kill_and_resume_at_several_points(tmp_path):
+def test_kill_and_resume_at_several_points(tmp_path, wait_for):
     (tmp_path / "c.yaml").write_text(CONFIG)
     store = tmp_path / "store"
     with FakeOpenAI(script) as fake:
         # 1. killed while judging, after some answers are in the cache
         proc = _start(tmp_path, fake)
-        assert _kill_when(proc, lambda: _state(store, "judge") == "running" and fake.calls >= 3)
+        assert _kill_when(proc, lambda: _state(store, "judge") == "running" and fake.calls >= 3, wait_for)
         # 2. killed while training
         proc = _start(tmp_path, fake)
-        assert _kill_when(proc, lambda: _state(store, "train") == "running")
+        assert _kill_when(proc, lambda: _state(store, "train") == "running", wait_for)
         generated_before = _manifest(store)["stages"]["generate"]["finished"]
         # 3. killed while evaluating
         proc = _start(tmp_path, fake)
-        assert _kill_when(proc, lambda: _state(store, "evaluate") == "running")
+        assert _kill_when(proc, lambda: _state(store, "evaluate") == "running", wait_for)
         # 4. to the end
         proc = _start(tmp_path, fake)
         assert proc.wait(900) == 0, (tmp_path / "run.log").read_text()[-3000:]

@@ -152,3 +152,23 @@ def test_multimodality_uses_the_prompts_sampled_most_when_others_have_a_few():
     # Too few prompts with 30: as many generations as mm_num_texts prompts share, with a note.
     eligible, gens = _multimodality_plan([list(range(30))] + [list(range(5))] * 10, cfg, "m", "general", notes)
     assert gens == 5 and len(eligible) == 11 and "3 prompts x 5 generations" in notes[-1]
+
+
+def test_explicit_arguments_override_the_config():
+    """One rule (as in sample_motions): `config` gives the settings, replications / seed given
+    explicitly override its fields; an argument not given leaves the config's value."""
+    from services.evaluator.report import EvaluationConfig
+
+    ev = ToyEvaluator()
+    rng = np.random.default_rng(5)
+    models = {"base": make_models(ev, rng, n_prompts=40, gens=2)["base"]}
+    real = make_real(ev, rng)
+    cfg = EvaluationConfig(replications=3, seed=5, group_size=16)
+    alone = evaluate(models, real, ev, config=cfg)
+    assert (alone.config["replications"], alone.config["seed"], alone.config["group_size"]) == (3, 5, 16)
+    mixed = evaluate(models, real, ev, replications=2, config=cfg)
+    assert (mixed.config["replications"], mixed.config["seed"], mixed.config["group_size"]) == (2, 5, 16)
+    explicit = evaluate(models, real, ev, 3, 5, config=EvaluationConfig(group_size=16))
+    assert explicit.to_json() == alone.to_json()
+    default = evaluate(models, real, ev)
+    assert (default.config["replications"], default.config["seed"]) == (EvaluationConfig().replications, 0)

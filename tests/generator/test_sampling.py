@@ -128,3 +128,23 @@ def test_derive_seed_is_stable():
     assert derive_seed(7, "a man jumps", 3) != derive_seed(8, "a man jumps", 3)
     assert 0 <= derive_seed(-1, "x", 0) < 2**63
     assert derive_seed(0, "x", 0) == 5246107913457513103  # fixed forever: stored motions depend on it
+
+
+def test_explicit_arguments_override_the_config(tiny_bundle):
+    """One rule (as in evaluate): `config` gives the settings, a keyword argument given
+    explicitly overrides that field; an argument not given (or max_tokens 0) leaves the config's."""
+    caps, seeds = CAPS * 2, list(range(20, 30))
+
+    def tokens(ms):
+        return [m.tokens.tolist() for m in ms]
+
+    cfg = SamplingConfig(max_tokens=20, temperature=2.0, batch_size=4)
+    via_config = sample_motions(tiny_bundle, caps, seeds, config=cfg)
+    assert tokens(via_config) == tokens(sample_motions(tiny_bundle, caps, seeds, temperature=2.0, max_tokens=20,
+                                                       batch_size=4))
+    assert tokens(via_config) != tokens(sample_motions(tiny_bundle, caps, seeds, max_tokens=20))  # temperature 1
+    assert tokens(sample_motions(tiny_bundle, caps, seeds, max_tokens=0, config=cfg)) == tokens(via_config)
+    capped = sample_motions(tiny_bundle, caps, seeds, max_tokens=3, config=cfg)
+    assert all(len(m.tokens) <= 3 for m in capped)
+    assert tokens(capped) == tokens(sample_motions(tiny_bundle, caps, seeds,
+                                                   config=SamplingConfig(max_tokens=3, temperature=2.0, batch_size=4)))

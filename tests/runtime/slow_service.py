@@ -17,9 +17,15 @@ class SlowRenderer(renderer_pb2_grpc.RendererServicer):
 
     def __init__(self):
         self.produced = 0
+        self.ended = 0  # calls over (finished, failed, cancelled or past their deadline)
         self.lock = threading.Lock()
 
+    def _end(self) -> None:
+        with self.lock:
+            self.ended += 1
+
     def Render(self, request, context):
+        context.add_callback(self._end)
         if request.options.width == 1:
             raise InvalidArgument("options.width", "must be at least 32 pixels")
         if request.options.width == 2:

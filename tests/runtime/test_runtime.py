@@ -49,9 +49,38 @@ def test_health_reflection_info_and_metrics(running):
     assert [r.motion.key for r in client.stream("Render", _request(3))] == [f"motions/{i}.npz" for i in range(3)]
     assert client.info(running.address).name == "renderer"
     body = urllib.request.urlopen(f"http://127.0.0.1:{running.metrics_port}/metrics").read().decode()
-    assert 'atom_grpc_requests_total{code="OK",method="Render",service="renderer"}' in body
-    assert "atom_grpc_request_seconds_bucket" in body
+    # go-grpc-prometheus's names and labels, so the ecosystem's dashboards and alerts apply.
+    call = 'grpc_method="Render",grpc_service="atom.v1.Renderer",grpc_type="server_stream"'
+    for series in (f"grpc_server_started_total{{{call}}}", f'grpc_server_handled_total{{grpc_code="OK",{call}}}',
+                   f"grpc_server_msg_received_total{{{call}}}", f"grpc_server_msg_sent_total{{{call}}}",
+                   f'grpc_server_handling_seconds_bucket{{grpc_code="OK",{call},le="+Inf"}}',
+                   f"atom_grpc_server_in_flight{{{call}}}",
+                   'grpc_server_handled_total{grpc_code="OK",grpc_method="GetInfo",grpc_service="atom.v1.Info",'
+                   'grpc_type="unary"}'):
+        assert series in body, series
+    assert "grpc.health" not in body and "atom_grpc_requests_total" not in body
     ch.close()
+
+
+def test_grpc_metrics_count_calls_and_messages(running):
+    """One streamed call of 3 items: started, handled (OK), one message in, three out, timed."""
+    from prometheus_client import REGISTRY
+
+    call = {"grpc_type": "server_stream", "grpc_service": "atom.v1.Renderer", "grpc_method": "Render"}
+    ok = {**call, "grpc_code": "OK"}
+    names = {"started": ("grpc_server_started_total", call), "handled": ("grpc_server_handled_total", ok),
+             "received": ("grpc_server_msg_received_total", call), "sent": ("grpc_server_msg_sent_total", call),
+             "timed": ("grpc_server_handling_seconds_count", ok), "in_flight": ("atom_grpc_server_in_flight", call)}
+
+    def values():
+        return {k: REGISTRY.get_sample_value(name, labels) or 0.0 for k, (name, labels) in names.items()}
+
+    before = values()
+    client = connect("renderer", running.address)
+    assert len(list(client.stream("Render", _request(3)))) == 3
+    after = values()
+    delta = {k: after[k] - before[k] for k in names}
+    assert delta == {"started": 1, "handled": 1, "received": 1, "sent": 3, "timed": 1, "in_flight": 0}
 
 
 def test_bad_input_is_invalid_argument_naming_the_field(running):
@@ -61,7 +90,8 @@ def test_bad_input_is_invalid_argument_naming_the_field(running):
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "options.width" in err.value.details()
     body = urllib.request.urlopen(f"http://127.0.0.1:{running.metrics_port}/metrics").read().decode()
-    assert 'atom_grpc_errors_total{code="INVALID_ARGUMENT",method="Render",service="renderer"}' in body
+    assert ('grpc_server_handled_total{grpc_code="InvalidArgument",grpc_method="Render",'
+            'grpc_service="atom.v1.Renderer",grpc_type="server_stream"}') in body
 
 
 def test_unimplemented_is_honest(running):
@@ -73,27 +103,27 @@ def test_unimplemented_is_honest(running):
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
-def test_deadline_and_cancellation_stop_work(running):
+def test_deadline_and_cancellation_stop_work(running, wait_for):
     client = connect("renderer", running.address)
     with pytest.raises(grpc.RpcError) as err:
         list(client.stream("Render", _request(50, delay_ms=50), timeout=0.3))
     assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    time.sleep(0.3)
+    wait_for(lambda: running.servicer.ended == 1, 5, "the server ending the call")
     produced = running.servicer.produced
     assert produced < 20  # the server stopped soon after the deadline, not after all 50
-    time.sleep(0.3)
+    time.sleep(0.3)  # a window in which the ended call may finish its one motion in hand, no more
     assert running.servicer.produced <= produced + 1
 
     call = client._stubs[running.address].Render(_request(50, delay_ms=50))
     next(call)
     call.cancel()
-    time.sleep(0.3)
+    wait_for(lambda: running.servicer.ended == 2, 5, "the server ending the cancelled call")
     before = running.servicer.produced
-    time.sleep(0.3)
+    time.sleep(0.3)  # the same window
     assert running.servicer.produced <= before + 1
 
 
-def test_retry_on_unavailable_and_round_robin(running):
+def test_retry_on_unavailable_and_round_robin(running, wait_for):
     dead = f"127.0.0.1:{free_port()}"
     client = connect("renderer", [dead, running.address], backoff_s=0.01)
     for _ in range(4):  # every call lands, whichever address the round-robin starts with
@@ -108,7 +138,7 @@ def test_retry_on_unavailable_and_round_robin(running):
     try:
         assert len(list(late.stream("Render", _request(2)))) == 2
     finally:
-        time.sleep(0.5)
+        wait_for(lambda: "svc" in holder, 5, "the late server's start")
         holder["svc"].stop(0)
 
 
@@ -119,7 +149,7 @@ def test_all_down_raises_unavailable():
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
-def test_sigterm_drains_calls_in_flight():
+def test_sigterm_drains_calls_in_flight(wait_for):
     port = free_port()
     proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "slow_service.py"), str(port)],
                             stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": os.getcwd()})
@@ -127,9 +157,14 @@ def test_sigterm_drains_calls_in_flight():
         assert proc.stdout.readline().strip() == b"ready"
         client = connect("renderer", f"127.0.0.1:{port}")
         results = []
-        worker = threading.Thread(target=lambda: results.extend(client.stream("Render", _request(5, delay_ms=200))))
+
+        def call():
+            for r in client.stream("Render", _request(5, delay_ms=200)):
+                results.append(r)
+
+        worker = threading.Thread(target=call)
         worker.start()
-        time.sleep(0.3)  # the call is in flight
+        wait_for(lambda: results, 10, "the call's first result")  # the call is in flight, 4 to go
         proc.send_signal(signal.SIGTERM)
         worker.join(10)
         assert len(results) == 5  # the call in flight finished
@@ -170,14 +205,7 @@ def _ignore_errors(stream):
         return
 
 
-def _wait_for(condition, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-
-
-def test_readiness_follows_the_service_check_while_liveness_stays():
+def test_readiness_follows_the_service_check_while_liveness_stays(wait_for):
     reason = {"now": None}
     svc_spec = spec()
     svc_spec.ready = lambda: reason["now"]
@@ -192,11 +220,11 @@ def test_readiness_follows_the_service_check_while_liveness_stays():
 
         assert status("atom.v1.Renderer") == health_pb2.HealthCheckResponse.SERVING
         reason["now"] = "store down"
-        _wait_for(lambda: status("atom.v1.Renderer") == health_pb2.HealthCheckResponse.NOT_SERVING, 5)
+        wait_for(lambda: status("atom.v1.Renderer") == health_pb2.HealthCheckResponse.NOT_SERVING, 5)
         assert status("") == health_pb2.HealthCheckResponse.SERVING  # alive: not to be restarted
         assert connect("renderer", svc.address).info(svc.address).details["not_ready"] == "store down"
         reason["now"] = None
-        _wait_for(lambda: status("atom.v1.Renderer") == health_pb2.HealthCheckResponse.SERVING, 5)
+        wait_for(lambda: status("atom.v1.Renderer") == health_pb2.HealthCheckResponse.SERVING, 5)
         ch.close()
     finally:
         svc.stop(0)

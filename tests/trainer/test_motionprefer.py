@@ -9,14 +9,13 @@ from atom.motion.record import MotionRecord
 from services.trainer.motionprefer import (
     MotionPreferFormatError,
     PreferenceRecord,
-    dataset_stats,
-    format_stats,
     load_records,
     parse_records,
     record_tokens,
     records_to_jsonl,
     save_records,
 )
+from services.trainer.pairs import dataset_stats, format_stats
 
 
 def rec(i, score, task="integrity", prompt="A man walks forward and squats.", tokens=(3, 4, 5)):
