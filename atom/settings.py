@@ -151,6 +151,15 @@ class TrainSettings(Section):
         default_factory=lambda: ["q", "v"], min_length=1, description="T5 projections that get LoRA")
 
 
+class SiteSettings(Section):
+    """The run browser written at the end of the evaluation (atom.report); no stage depends on it."""
+
+    build: bool = Field(True, description="write reports/<run>/site/ after the evaluation")
+    cards_per_task: int = Field(8, ge=0, description="held-out prompts per task shown with videos")
+    pair_videos: int = Field(6, ge=0, description="training pairs shown with videos")
+    video_size: int = Field(160, ge=32, le=1024, multiple_of=2, description="video width and height, pixels")
+
+
 class EvalSettings(Section):
     """The evaluator (EvaluateRequest)."""
 

@@ -11,18 +11,11 @@ from pathlib import Path
 import click
 
 from atom.cli.context import Ctx, handle_errors
+from atom.report.site import site_location
 
 
 def register(cli: click.Group) -> None:
     cli.add_command(report)
-
-
-def site_location(store_url: str, index_key: str) -> str:
-    """Where a person opens the site: a file path for a local store, the key for S3."""
-    if "://" not in store_url or store_url.startswith("file://"):
-        root = store_url.removeprefix("file://")
-        return str(Path(root) / index_key)
-    return f"{store_url.rstrip('/')}/{index_key}"
 
 
 def build(obj: Ctx, run: str, options) -> str:

@@ -18,20 +18,9 @@ from typing import Any, Mapping
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from atom.settings import (
-    DECODINGS,
-    FORMS,
-    EvalSettings,
-    GenerateSettings,
-    JudgeSettings,
-    ModelSettings,
-    PairSettings,
-    PromptSettings,
-    RenderSettings,
-    Section,
-    TrainSettings,
-    WorldSettings,
-)
+from atom.settings import (DECODINGS, FORMS, EvalSettings, GenerateSettings, JudgeSettings, ModelSettings,
+                           PairSettings, PromptSettings, RenderSettings, Section, SiteSettings, TrainSettings,
+                           WorldSettings)
 
 __all__ = ["ConfigError", "PipelineConfig", "load_config", "ConfigSource", "DECODINGS", "FORMS"]
 
@@ -55,6 +44,7 @@ class PipelineConfig(Section):
     pairs: PairSettings = Field(default_factory=PairSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
     eval: EvalSettings = Field(default_factory=EvalSettings)
+    site: SiteSettings = Field(default_factory=SiteSettings)
 
     @field_validator("run")
     @classmethod

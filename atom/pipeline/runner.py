@@ -143,3 +143,8 @@ def print_summary(ctx: RunContext) -> None:
         echo(f"  evaluate  report -> {e['report_md']} (+ {e['report_json']}, {len(e['plots'])} plots)")
         echo("")
         echo(ctx.store.get_bytes(e["report_md"]).decode())
+        if e.get("site"):
+            from atom.report.site import site_location
+
+            echo(f"Run browser: open {site_location(ctx.store.url, e['site'])} "
+                 f"(or `atomctl report --run {ctx.run} --serve`)")

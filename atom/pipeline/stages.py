@@ -378,7 +378,7 @@ def evaluate_stage(ctx: RunContext, up: dict) -> dict:
     train_out = up["train"]
     with ctx.stage("evaluate", up) as box:
         if box["skip"]:
-            return publish_report(ctx, box["outputs"])
+            return publish_site(ctx, publish_report(ctx, box["outputs"]))
         eval_prompts = load_prompts(ctx, up["prompts"]["eval"])
         by_id = {p.prompt_id: p for p in eval_prompts + general_texts}
         models = {"base": "", "atom": train_out["adapter"]}
@@ -395,7 +395,8 @@ def evaluate_stage(ctx: RunContext, up: dict) -> dict:
             samples = []
             for r in rows:
                 j = judgements.get(f"{r['prompt_id']}:{r['motion']}")
-                samples.append({**r, "kind": "judge", "score": j.score if j is not None and j.ok else None})
+                samples.append({**r, "kind": "judge", "score": j.score if j is not None and j.ok else None,
+                                "judgement": j.record.key if j is not None else ""})
             if ctx.test_items:
                 samples += plan_samples(ctx, adapter, name)
             elif general_texts:
@@ -432,7 +433,7 @@ def evaluate_stage(ctx: RunContext, up: dict) -> dict:
                           "plots": [p.key for p in report.plots], "items": len(refs),
                           "judge": judged_summary}
         box["parts"] = {"all": [report.json.key]}
-    return publish_report(ctx, box["outputs"])
+    return publish_site(ctx, publish_report(ctx, box["outputs"]))
 
 
 def plan_samples(ctx: RunContext, adapter: str, name: str) -> list[dict]:
@@ -468,6 +469,25 @@ def publish_report(ctx: RunContext, outputs: dict) -> dict:
 
     return {**outputs, "report_json": copy(outputs["report_json"]), "report_md": copy(outputs["report_md"]),
             "plots": [copy(k) for k in outputs.get("plots", [])], "made_under": src}
+
+
+def publish_site(ctx: RunContext, outputs: dict) -> dict:
+    """After the report: the measured gains into the adapter's model card, and the run browser
+    (reports/<run>/site/, atom.report) with videos made by the renderer. Neither is a stage output:
+    both are rebuilt from the stages' outputs whenever the evaluation runs or is reused."""
+    from atom.report.collect import collect
+    from atom.report.modelcard import add_evaluation
+    from atom.report.site import SiteOptions, build_site
+    from atom.report.videos import webm_renderer
+
+    view = collect(ctx.store, ctx.run)
+    add_evaluation(ctx.store, view.adapter, view.report, ctx.run)
+    site = ctx.cfg.site
+    if not site.build:
+        return outputs
+    index = build_site(ctx.store, view, webm_renderer(ctx.store, ctx.clients["renderer"], site.video_size),
+                       SiteOptions(site.cards_per_task, site.pair_videos, site.video_size))
+    return {**outputs, "site": index}
 
 
 # The stage runners, by stage name (the graph, atom.pipeline.graph, says what each reads).

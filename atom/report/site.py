@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Callable
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -45,6 +46,14 @@ class SiteOptions:
 
 def site_prefix(run: str) -> str:
     return f"reports/{run}/site"
+
+
+def site_location(store_url: str, index_key: str) -> str:
+    """Where a person opens the site: a file path for a local store, the key for S3."""
+    if "://" not in store_url or store_url.startswith("file://"):
+        root = store_url.removeprefix("file://")
+        return str(Path(root) / index_key)
+    return f"{store_url.rstrip('/')}/{index_key}"
 
 
 def summary_tables(report: dict) -> dict:
