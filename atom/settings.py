@@ -24,6 +24,7 @@ JUDGES = ("kinematic", "vlm")
 DECODINGS = ("", "constrained", "motiongpt")
 PROTOCOLS = ("", "motiongpt", "guo")
 DTYPES = ("fp32", "bf16", "fp16")
+RESPONSE_FORMATS = ("json_schema", "json_object", "none", "guided_json", "structured_outputs")
 
 
 def _store_prefix(value):
@@ -116,6 +117,14 @@ class JudgeSettings(Section):
     model: str = Field("gpt-4o", min_length=1, description="the VLM's model name")
     budget_usd: float = Field(5.0, ge=0, description="hard cap on new judge spend in USD")
     batch: int = Field(16, ge=1, description="motions per Score request")
+    votes: int = Field(1, ge=1, le=15, description="VLM: ask each question this many times, keep the majority")
+    vote_temperature: float = Field(0.7, gt=0, le=2, description="VLM votes' sampling temperature")
+    min_agreement: float = Field(0.0, ge=0, le=1, description="VLM votes: drop pairs whose chosen or rejected "
+                                                              "score has less agreement than this")
+    response_format: Literal[RESPONSE_FORMATS] = Field(
+        "json_schema", description="VLM structured output: json_schema (OpenAI), guided_json / structured_outputs "
+                                   "(vLLM), json_object, none")
+    batch_api: bool = Field(False, description="VLM: through the Batch API at half price (resumes after a kill)")
 
 
 class PairSettings(Section):

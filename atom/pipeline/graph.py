@@ -40,7 +40,9 @@ class Stage:
     vlm_only: tuple[str, ...] = ()
 
 
-_VLM_VIEW = ("judge.model", "render.form", "render.interval", "render.size", "render.style")
+# What the VLM judge's answers depend on besides the motion (batch_api changes the price, not the answers).
+_VLM_VIEW = ("judge.model", "render.form", "render.interval", "render.size", "render.style", "judge.votes",
+             "judge.vote_temperature", "judge.response_format")
 GRAPH: tuple[Stage, ...] = (
     Stage("prompts", ("seed", "prompts.tasks", "prompts.per_task", "prompts.eval_per_task", "prompts.backend"), (),
           what="event-level prompts, training and held-out"),
@@ -52,7 +54,8 @@ GRAPH: tuple[Stage, ...] = (
           what="frames for the VLM judge (a few motions for people with the kinematic judge)"),
     Stage("judge", ("judge.backend", *_VLM_VIEW), ("prompts:train", "generate", "render"), what="a score per motion",
           vlm_only=(*_VLM_VIEW, "render")),
-    Stage("pairs", ("seed", "pairs"), ("prompts:train", "judge"), what="MotionPrefer dataset and preference pairs"),
+    Stage("pairs", ("seed", "pairs", "judge.min_agreement"), ("prompts:train", "judge"),
+          what="MotionPrefer dataset and preference pairs", vlm_only=("judge.min_agreement",)),
     Stage("train", ("seed", "train"), ("pairs",), ("base_model",), what="the LoRA adapter"),
     Stage("evaluate", ("seed", "eval", "generate.eval_samples_per_prompt", "generate.temperature", "generate.top_k",
                        "generate.top_p", "generate.max_length", "generate.decoding", "judge.backend", *_VLM_VIEW),

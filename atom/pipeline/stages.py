@@ -181,7 +181,9 @@ def render_stage(ctx: RunContext, up: dict) -> dict:
 def judge_config(ctx: RunContext) -> judge_pb2.JudgeConfig:
     j = ctx.cfg.judge
     return judge_pb2.JudgeConfig(backend=j.backend, model=j.model, form=ctx.cfg.render.form,
-                                 interval=ctx.cfg.render.interval, budget_usd=j.budget_usd)
+                                 interval=ctx.cfg.render.interval, budget_usd=j.budget_usd, votes=j.votes,
+                                 vote_temperature=j.vote_temperature, response_format=j.response_format,
+                                 batch_api=j.batch_api)
 
 
 def judge_motions(ctx: RunContext, rows: list[dict], prompts: dict[str, common_pb2.Prompt],
@@ -231,13 +233,16 @@ def judge_stage(ctx: RunContext, up: dict) -> dict:
                             "error": "the model produced no motion"})
                 continue
             out.append({**r, "ok": j.ok, "score": j.score if j.ok else None, "rationale": j.rationale,
-                        "judge_id": j.judge_id, "error": j.error})
+                        "judge_id": j.judge_id, "error": j.error, "agreement": j.agreement or 1.0,
+                        "votes": list(j.votes)})
         key = f"{box['prefix']}/judgements.jsonl"
         ctx.store.put_jsonl(key, out)
         box["outputs"] = {"judgements": key, **judgement_summary(judgements.values())}
         # The verdicts, not their bookkeeping: a cache hit and a paid call for the same answer
         # give the same pairs.
         scores = [{"prompt_id": r["prompt_id"], "motion": r["motion"], "ok": r["ok"], "score": r["score"]} for r in out]
+        if cfg.judge.votes > 1:  # the agreement decides which pairs are kept (pairs.min_agreement)
+            scores = [{**s, "agreement": r["agreement"]} for s, r in zip(scores, out)]
         ctx.store.put_jsonl(f"{box['prefix']}/scores.jsonl", scores)
         box["parts"] = {"all": [f"{box['prefix']}/scores.jsonl"]}
         return box["outputs"]
@@ -251,9 +256,15 @@ def pairs_stage(ctx: RunContext, up: dict) -> dict:
             return box["outputs"]
         prompts = {p.prompt_id: p for p in load_prompts(ctx, up["prompts"]["train"])}
         records = []
+        low_agreement: dict[str, int] = {}
         for r in ctx.store.get_jsonl(up["judge"]["judgements"]):
             if not r["ok"]:
                 continue  # no score, no preference: never a guessed score
+            if r.get("agreement", 1.0) < cfg.judge.min_agreement:
+                # A score the votes did not agree on is no preference either; every pair it would
+                # be in is dropped with it.
+                low_agreement[r["task"]] = low_agreement.get(r["task"], 0) + 1
+                continue
             p = prompts[r["prompt_id"]]
             records.append({"prompt_id": r["prompt_id"], "prompt": r["text"], "task": r["task"],
                             "labels": to_dict(p.labels), "motion_key": r["motion"], "score": r["score"],
@@ -271,7 +282,8 @@ def pairs_stage(ctx: RunContext, up: dict) -> dict:
         box["outputs"] = {"dataset": dataset_key, "pairs": mixed, "pair_sets": sets,
                           "items": int(sum(resp.pairs_per_task.values())),
                           "pairs_per_task": dict(resp.pairs_per_task), "prompts_per_task": dict(resp.prompts_per_task),
-                          "motions_per_task": dict(resp.motions_per_task)}
+                          "motions_per_task": dict(resp.motions_per_task),
+                          "motions_dropped_low_agreement": low_agreement}
         box["parts"] = {"all": [mixed]}
         return box["outputs"]
 

@@ -70,7 +70,10 @@ def vlm_verdict(req, n):
     text = json.dumps(req["messages"])
     allowed = ALLOWED_SCORES["temporal" if "Task: temporal order" in text else "integrity"]
     drawn = sum(ink(u) for u in images_of(req))
-    return score_reply(allowed[int(drawn * 200) % len(allowed)])
+    index = int(drawn * 200)
+    if req.get("temperature", 0) > 0 and "seed" in req and index % 3 == 0:
+        index += req["seed"] % 2  # a sampled vote: on some motions the votes disagree
+    return score_reply(allowed[index % len(allowed)])
 
 
 def ink(data_url: str) -> float:
@@ -95,8 +98,8 @@ def stores(tmp_path_factory):
                 g.__enter__()
             for g in groups.values():
                 g.wait_ready()
-            yield {name: (root / name, Ctx(store_url=str(root / name), endpoints=g.endpoints()))
-                   for name, g in groups.items()}
+            yield {**{name: (root / name, Ctx(store_url=str(root / name), endpoints=g.endpoints()))
+                      for name, g in groups.items()}, "judge": judge}
         finally:
             for g in groups.values():
                 g.stop()
@@ -169,3 +172,38 @@ def test_base_model_rewritten_under_the_same_prefix(stores):
     fresh_root, _ = stores["fresh"]
     shutil.rmtree(fresh_root / prefix, ignore_errors=True)  # take the new weights
     assert _report(a_root) == _fresh_run(stores, cfg)
+
+
+def test_votes_agreement_and_the_pairs_they_keep(stores):
+    """judge.votes asks each question N times; a score fewer votes agreed on than
+    judge.min_agreement costs its motion its pairs (counted); raising N pays only for new votes."""
+    a_root, cli = stores["a"]
+    fake = stores["judge"]
+    run(_cfg({"judge.votes": 3, "judge.min_agreement": 0.9}), cli, show_progress=False)
+    stages = json.loads((a_root / "runs/matrix/manifest.json").read_text())["stages"]
+    rows = [json.loads(line) for line in (a_root / stages["judge"]["outputs"]["judgements"]).read_text().splitlines()]
+    scored = [r for r in rows if r["ok"]]
+    assert scored and all(len(r["votes"]) == 3 for r in scored)
+    assert {round(r["agreement"], 3) for r in scored} <= {0.667, 1.0}
+    low = {}
+    for r in scored:
+        if r["agreement"] < 0.9:
+            low[r["task"]] = low.get(r["task"], 0) + 1
+    assert low, "the test verdicts should make some votes disagree"
+    assert stages["pairs"]["outputs"]["motions_dropped_low_agreement"] == low
+    calls = fake.calls
+    run(_cfg({"judge.votes": 5, "judge.min_agreement": 0.9}), cli, show_progress=False)
+    # The training prompts' questions and the held-out ones: two new votes each, nothing else.
+    assert fake.calls - calls == 2 * (len(scored) + _held_out_questions(a_root))
+
+
+def _held_out_questions(store_root: Path) -> int:
+    stages = json.loads((store_root / "runs/matrix/manifest.json").read_text())["stages"]
+    made_under = stages["evaluate"]["outputs"]["report_json"].rsplit("/", 1)[0]
+    keys = set()
+    for model in ("base", "atom"):
+        for line in (store_root / made_under / f"eval-samples-{model}.jsonl").read_text().splitlines():
+            row = json.loads(line)
+            if row.get("kind") == "judge" and row.get("motion"):
+                keys.add((row["prompt_id"], row["motion"]))
+    return len(keys)

@@ -1,7 +1,6 @@
 """The evaluator over real gRPC: a request past its deadline stops its work (the next call is served
 at once), and request sizes are bounded."""
 
-import sys
 import time
 from pathlib import Path
 
@@ -14,8 +13,18 @@ from atom.motion.record import MotionRecord
 from atom.store import LocalStore
 from atom.v1 import common_pb2, evaluator_pb2
 
-sys.path.insert(0, str(Path(__file__).parent.parent / "evaluator"))
-from conftest import write_corpus  # noqa: E402
+def _evaluator_helpers():
+    """tests/evaluator/conftest.py by its path: the name `conftest` may already stand for another
+    folder's conftest in this process."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("evaluator_conftest", Path(__file__).parents[1] / "evaluator" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+write_corpus = _evaluator_helpers().write_corpus
 
 
 @pytest.fixture(scope="module")
