@@ -47,8 +47,9 @@ def _wait_port(port: int, timeout_s: float, proc: subprocess.Popen) -> None:
 
 
 @contextmanager
-def s3_server(data_dir: str | Path):
-    """Yield the endpoint 'host:port' of a fresh S3 server; stop it on exit."""
+def s3_server(data_dir: str | Path, config: str | Path | None = None):
+    """Yield the endpoint 'host:port' of a fresh S3 server; stop it on exit. `config`: an S3
+    identities file (weed's -s3.config); with one, unsigned requests are refused."""
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     # Every port explicit, gRPC ones included: left to itself weed puts each gRPC port at http
@@ -62,6 +63,7 @@ def s3_server(data_dir: str | Path):
         weed_binary(), "mini", f"-dir={data_dir}",
         "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false",
         "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+        *([f"-s3.config={config}"] if config else []),
         *(f"-{n}.port={http[n]}" for n in names), *(f"-{n}.port.grpc={grpc[n]}" for n in names),
         f"-debug.port={ports[-1]}",
     ]

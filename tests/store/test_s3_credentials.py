@@ -10,9 +10,6 @@ whole chain ends in a real signed request.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import threading
 import time
 from contextlib import contextmanager
@@ -24,7 +21,7 @@ import pytest
 
 from atom.store import StoreError, StoreUnavailable
 from atom.store.s3 import S3Store, credentials_provider
-from atom.testing.s3server import _wait_port, distinct_free_ports, weed_binary
+from atom.testing.s3server import s3_server
 
 KEY, SECRET = "atomsvcaccess", "atom-svc-secret-for-tests"
 AWS_VARS = ("AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SECRET_KEY", "AWS_SESSION_TOKEN",
@@ -41,28 +38,8 @@ def auth_s3_server(data_dir: Path):
     config.write_text(json.dumps({"identities": [{"name": "atom-service",
                                                   "credentials": [{"accessKey": KEY, "secretKey": SECRET}],
                                                   "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
-    names = ("master", "volume", "filer", "s3", "admin")
-    ports = distinct_free_ports(2 * len(names) + 1)
-    http, grpc = dict(zip(names, ports[:5])), dict(zip(names, ports[5:10]))
-    (data_dir / "data").mkdir(exist_ok=True)
-    cmd = [weed_binary(), "mini", f"-dir={data_dir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-           "-master.telemetry=false", "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
-           f"-s3.config={config}", *(f"-{n}.port={http[n]}" for n in names),
-           *(f"-{n}.port.grpc={grpc[n]}" for n in names), f"-debug.port={ports[-1]}"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    with open(data_dir / "weed.log", "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        try:
-            _wait_port(http["s3"], 30.0, proc)
-            yield f"127.0.0.1:{http['s3']}"
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+    with s3_server(data_dir / "data", config) as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(autouse=True)
