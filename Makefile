@@ -8,7 +8,7 @@ PIP     = $(VENV)/bin/pip
 STAMP   = $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-fast browser protos bench clean
+.PHONY: install run test test-fast browser lint protos bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,11 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/atomctl run-pipeline
 
-test: $(STAMP) browser
+test: $(STAMP) browser lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check atom services benchmarks tests deploy
 
 # The run-browser test drives a real Chromium. Installed here when missing and we may (root);
 # otherwise the test says the one line that installs it.

@@ -63,7 +63,8 @@ class ModelBundle:
 
     def denormalize(self, features_norm: np.ndarray | torch.Tensor):
         if isinstance(features_norm, torch.Tensor):
-            return features_norm * torch.as_tensor(self.std, device=features_norm.device) + torch.as_tensor(self.mean, device=features_norm.device)
+            device = features_norm.device
+            return features_norm * torch.as_tensor(self.std, device=device) + torch.as_tensor(self.mean, device=device)
         return np.asarray(features_norm, np.float32) * self.std + self.mean
 
     def to(self, device) -> "ModelBundle":

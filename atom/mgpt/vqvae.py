@@ -1,6 +1,7 @@
 """The MotionGPT motion tokeniser: a 1-D convolutional VQ-VAE over normalised HumanML3D features.
 
-Layout (MotionGPT's mGPT/archs/mgpt_vq.py, the T2M-GPT VQ-VAE; docs/motiongpt.md), with module names chosen so the state dict matches the released
+Layout (MotionGPT's mGPT/archs/mgpt_vq.py, the T2M-GPT VQ-VAE; docs/motiongpt.md), with module
+names chosen so the state dict matches the released
 checkpoint key for key (prefix `vae.`):
 
   encoder.model: 0 Conv(in->width,k3) | 1 ReLU | 2..(1+down) [0 Conv(k4,s2,p1), 1 Resnet1D] | Conv(width->code_dim,k3)

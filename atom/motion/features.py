@@ -1,6 +1,7 @@
 """The HumanML3D 263-dim motion features: joints -> features, features -> joints, normalisation.
 
-Layout (HumanML3D's motion representation, github.com/EricGuo5513/HumanML3D), one row per pair of consecutive frames (T joint frames -> T-1 rows):
+Layout (HumanML3D's motion representation, github.com/EricGuo5513/HumanML3D), one row per pair of
+consecutive frames (T joint frames -> T-1 rows):
 
     0        root yaw rate, half angle: arcsin of the y part of r_{t+1} r_t^-1
     1:3      root XZ velocity, rotated into the facing frame of frame t+1

@@ -309,7 +309,6 @@ def _starts_np(word: str | None) -> bool:
 def tag_words(words: list[str]) -> list[tuple[str, str]]:
     """(word, POS) for every token, punctuation included (as PUNCT / NUM / X)."""
     tags: list[str] = []
-    n = len(words)
     for i, w in enumerate(words):
         tags.append(_tag_one(words, i, tags))
     return list(zip(words, tags))

@@ -1,4 +1,5 @@
-"""HumanML3D text-to-motion metrics on embeddings (Guo et al., github.com/EricGuo5513/text-to-motion; MotionGPT's mGPT/metrics/utils.py), as pure numpy functions.
+"""HumanML3D text-to-motion metrics on embeddings (Guo et al., github.com/EricGuo5513/text-to-motion;
+MotionGPT's mGPT/metrics/utils.py), as pure numpy functions.
 
 Every function takes embeddings (rows are samples) and, where the protocol draws at random, a
 `numpy.random.Generator`: the caller owns the seed, so the same inputs and seed give the same

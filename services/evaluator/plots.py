@@ -94,9 +94,9 @@ def win_rate_bars(report) -> bytes:
                                ("lose_rate", "#d62728", "lose")):
         vals = np.array([getattr(c.outcome, attr) for c in report.comparisons], float)
         ax.barh(y, vals, left=left, color=colour, label=name)
-        for yi, (l, v) in enumerate(zip(left, vals)):
+        for yi, (start, v) in enumerate(zip(left, vals)):
             if v >= 0.08:
-                ax.text(l + v / 2, yi, f"{v:.0%}", ha="center", va="center", fontsize=8)
+                ax.text(start + v / 2, yi, f"{v:.0%}", ha="center", va="center", fontsize=8)
         left += vals
     ax.set_yticks(y)
     ax.set_yticklabels(labels, fontsize=8)

@@ -1,4 +1,5 @@
-"""Replication statistics: mean +- 1.96 * population std / sqrt(n) (as Guo et al.'s text-to-motion evaluation and MotionGPT's test.py report them)."""
+"""Replication statistics: mean +- 1.96 * population std / sqrt(n) (as Guo et al.'s text-to-motion
+evaluation and MotionGPT's test.py report them)."""
 
 from __future__ import annotations
 

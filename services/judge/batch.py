@@ -155,7 +155,9 @@ def reply_of(body) -> tuple[str | None, tuple[int, int] | None]:
         raise MalformedReply(f"the line's body is not a chat completion: {str(body)[:200]!r}")
     usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
     p, c = usage.get("prompt_tokens"), usage.get("completion_tokens")
-    count = (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0)
+    def count(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
     tokens = (p, c if count(c) else 0) if count(p) else None
     if not body["choices"]:
         return None, tokens

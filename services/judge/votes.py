@@ -188,7 +188,9 @@ def summarize_votes(judgements_by_task: Mapping[str, Iterable], pairs: PairFilte
     for task, js in judgements_by_task.items():
         results = [r for r in (_result_of(j) for j in js) if r is not None]
         n = len(results)
-        mean = (lambda xs: sum(xs) / n if n else None)
+        def mean(xs):
+            return sum(xs) / n if n else None
+
         out[task] = TaskVoteSummary(
             task, n, mean([r.agreement for r in results]), mean([float(r.agreement >= 1.0) for r in results]),
             mean([r.entropy for r in results]), dict(sorted(Counter(r.score for r in results).items())),

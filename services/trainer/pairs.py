@@ -204,19 +204,19 @@ def build_task_pairs(records: Sequence[PreferenceRecord], task: str, config: Pai
     for prompt in sorted(groups):
         ranked = rank_group(_dedupe_group(groups[prompt]))
         for i, j in pairs_from_group(ranked, config.theta, config.threshold(task)):
-            w, l = ranked[i], ranked[j]
+            won, lost = ranked[i], ranked[j]
             pairs.append(
                 PreferencePair(
                     task=task,
-                    prompt_id=w.prompt_id,
+                    prompt_id=won.prompt_id,
                     prompt=prompt,
-                    labels=w.labels,
-                    chosen_key=w.motion_key,
-                    rejected_key=l.motion_key,
-                    chosen_score=w.score,
-                    rejected_score=l.score,
-                    chosen_tokens=w.tokens,
-                    rejected_tokens=l.tokens,
+                    labels=won.labels,
+                    chosen_key=won.motion_key,
+                    rejected_key=lost.motion_key,
+                    chosen_score=won.score,
+                    rejected_score=lost.score,
+                    chosen_tokens=won.tokens,
+                    rejected_tokens=lost.tokens,
                 )
             )
     return pairs

@@ -29,7 +29,7 @@ def test_services_up_then_status(tmp_path):
             lines.append(line)
             if line.startswith("store "):
                 break
-        assert any(l.startswith("evaluator") for l in lines), "".join(lines)
+        assert any(line.startswith("evaluator") for line in lines), "".join(lines)
         out = _atomctl("status", "--json")
         assert out.returncode == 0, out.stdout + out.stderr
         rows = json.loads(out.stdout)

@@ -519,8 +519,12 @@ class FakeOpenAI:
             out.append({"id": rid, "custom_id": cid, "error": None,
                         "response": {"status_code": 200, "request_id": f"req_{rid}", "body": completion}})
         now = int(time.time())
-        to_file = (lambda rows, name: self._new_file(
-            ("\n".join(json.dumps(r) for r in rows) + "\n").encode(), "batch_output", name)["id"] if rows else None)
+        def to_file(rows, name):
+            if not rows:
+                return None
+            data = ("\n".join(json.dumps(r) for r in rows) + "\n").encode()
+            return self._new_file(data, "batch_output", name)["id"]
+
         b.update(status="expired" if expire else "completed", output_file_id=to_file(out, f"{b['id']}_output.jsonl"),
                  error_file_id=to_file(err, f"{b['id']}_error.jsonl"), finalizing_at=now,
                  request_counts={"total": len(b["_lines"]), "completed": len(out), "failed": len(err)},

@@ -88,8 +88,8 @@ def test_spacy_tagger_follows_humanml3ds_rule(tmp_path, monkeypatch):
     table = {"a": ("DET", "a"), "person": ("NOUN", "person"), "sidesteps": ("VERB", "sidestep"),
              "then": ("ADV", "then"), "raises": ("VERB", "raise"), "hands": ("NOUN", "hand"), "left": ("NOUN", "left"),
              "to": ("ADP", "to"), "the": ("DET", "the"), "twice": ("ADV", "twice")}
-    for word, (pos, lemma) in table.items():
-        ruler.add([[{"LOWER": word}]], {"POS": pos, "LEMMA": lemma})
+    for word, (pos, base) in table.items():
+        ruler.add([[{"LOWER": word}]], {"POS": pos, "LEMMA": base})
     nlp.to_disk(tmp_path / "pipeline")
     monkeypatch.setenv("ATOM_SPACY_MODEL", str(tmp_path / "pipeline"))
     monkeypatch.setenv("ATOM_TAGGER", "spacy")

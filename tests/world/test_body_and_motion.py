@@ -76,7 +76,8 @@ def test_planted_feet_do_not_slide_and_motion_is_plausible(event):
             toe_speed = np.linalg.norm(np.diff(j[:, toe, [0, 2]], axis=0), axis=1)
             assert toe_speed[still].max(initial=0) < SLIDE_BOUND, f"{event}: planted toe slides"
             # Flat foot (ankle at its resting height, heel down): the ankle is still too.
-            flat = still & (np.abs(j[1:, ankle, 1] - clip.body.ankle_height) < 1e-4) & (np.abs(j[:-1, ankle, 1] - clip.body.ankle_height) < 1e-4)
+            on_floor = np.abs(j[:, ankle, 1] - clip.body.ankle_height) < 1e-4
+            flat = still & on_floor[1:] & on_floor[:-1]
             ankle_speed = np.linalg.norm(np.diff(j[:, ankle, [0, 2]], axis=0), axis=1)
             assert ankle_speed[flat].max(initial=0) < SLIDE_BOUND, f"{event}: planted ankle slides"
         assert j[..., 1].min() > -1e-4, "a joint goes below the floor"
