@@ -21,6 +21,7 @@ import numpy as np
 
 from atom.motion.bvh import joints_to_bvh
 from atom.motion.record import MotionRecord
+from atom.pipeline.stages import sampling_params
 from atom.runtime.client import ServiceClient
 from atom.settings import GenerateSettings
 from atom.store import ArtifactStore
@@ -48,12 +49,6 @@ class T2MRequest:
         unknown = set(self.formats) - set(FORMATS)
         if unknown:
             raise ValueError(f"unknown format(s) {sorted(unknown)}; choose from {', '.join(FORMATS)}")
-
-
-def sampling_params(gen: GenerateSettings) -> generator_pb2.SamplingParams:
-    """The generator's sampling settings as the request message (unset fields stay unset)."""
-    return generator_pb2.SamplingParams(temperature=gen.temperature, top_p=gen.top_p, decoding=gen.decoding,
-                                        top_k=gen.top_k, max_length=gen.max_length)
 
 
 def prompt_for(text: str) -> common_pb2.Prompt:

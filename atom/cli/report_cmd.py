@@ -23,25 +23,15 @@ def build(obj: Ctx, run: str, options) -> str:
     the site; returns the index key."""
     from atom.report.collect import collect
     from atom.report.site import build_site
+    from atom.pipeline.runner import service_clients
     from atom.report.videos import webm_renderer
-    from atom.runtime.client import connect
 
     store = obj.store()
     store.ping()
     view = collect(store, run)
     with ExitStack() as stack:
-        address = obj.endpoint("renderer")
-        if address is None:
-            from atom.runtime.launch import LocalServices
-
-            group = stack.enter_context(LocalServices(obj.store_url, ["renderer"], log_dir=Path(".atom/logs"),
-                                                      log_level=obj.log_level))
-            group.wait_ready()
-            address = group.endpoints()["renderer"]
-        client = connect("renderer", address)
-        stack.callback(client.close)
-        client.wait_ready(60)
-        return build_site(store, view, webm_renderer(store, client, options.video_size), options)
+        renderer = service_clients(stack, obj, names=("renderer",))["renderer"]
+        return build_site(store, view, webm_renderer(store, renderer, options.video_size), options)
 
 
 def serve(obj: Ctx, run: str, port: int) -> None:

@@ -39,7 +39,7 @@ def t2m(obj: Ctx, text: str, out_dir: Path, samples: int, seed: int, adapter: st
     --endpoint names running ones."""
     from atom.pipeline import bootstrap
     from atom.pipeline.config import load_config
-    from atom.runtime.client import connect
+    from atom.pipeline.runner import service_clients
     from atom.t2m import T2MRequest, text_to_motion
 
     request = T2MRequest(text=text, samples=samples, seed=seed, adapter=adapter.rstrip("/"),
@@ -48,21 +48,9 @@ def t2m(obj: Ctx, text: str, out_dir: Path, samples: int, seed: int, adapter: st
     store = obj.store()
     store.ping()
     with ExitStack() as stack:
-        missing = [s for s in SERVICES if not obj.endpoint(s)]
-        endpoints = {s: obj.endpoint(s) for s in SERVICES if obj.endpoint(s)}
-        if missing:
-            from atom.runtime.launch import LocalServices
-
-            group = stack.enter_context(LocalServices(obj.store_url, missing, log_dir=Path(".atom/logs"),
-                                                      log_level=obj.log_level))
-            group.wait_ready()
-            endpoints.update(group.endpoints())
+        clients = service_clients(stack, obj, names=SERVICES)
         dataset = "" if cfg.model.base or cfg.model.checkpoint else bootstrap.ensure_dataset(store, cfg)
         base = bootstrap.ensure_base_model(store, cfg, dataset)
-        clients = {s: connect(s, endpoints[s]) for s in SERVICES}
-        for c in clients.values():
-            stack.callback(c.close)
-            c.wait_ready(60)
         summary = text_to_motion(store, clients["generator"], clients["renderer"], base, request, cfg.generate, out_dir)
     for s in summary["samples"]:
         click.echo(f"sample {s['sample_index']} (seed {s['sample_seed']}): "

@@ -6,6 +6,7 @@ import logging
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Sequence
 
 import click
 
@@ -32,11 +33,12 @@ class StageNotReady(ArtifactNotFound):
                      "first, or `atomctl run-pipeline --dry-run` to see what would run",)
 
 
-def service_clients(stack: ExitStack, cli: Ctx, log_dir: Path = Path(".atom/logs"), env: dict | None = None) -> dict:
-    """Clients for every service: given endpoints, or services started here on loopback (with
-    `env` added to their environment)."""
-    missing = [s for s in SERVICES if not cli.endpoint(s)]
-    endpoints = {s: cli.endpoint(s) for s in SERVICES if cli.endpoint(s)}
+def service_clients(stack: ExitStack, cli: Ctx, log_dir: Path = Path(".atom/logs"), env: dict | None = None,
+                    names: Sequence[str] = SERVICES) -> dict:
+    """Clients for the named services (all by default): given endpoints, or services started here
+    on loopback (with `env` added to their environment)."""
+    missing = [s for s in names if not cli.endpoint(s)]
+    endpoints = {s: cli.endpoint(s) for s in names if cli.endpoint(s)}
     if missing:
         from atom.runtime.launch import LocalServices
 
@@ -44,7 +46,7 @@ def service_clients(stack: ExitStack, cli: Ctx, log_dir: Path = Path(".atom/logs
                                                   extra_env=env))
         group.wait_ready()
         endpoints.update(group.endpoints())
-    clients = {s: connect(s, endpoints[s]) for s in SERVICES}
+    clients = {s: connect(s, endpoints[s]) for s in names}
     for c in clients.values():
         stack.callback(c.close)
         c.wait_ready(60)

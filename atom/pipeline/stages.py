@@ -13,6 +13,7 @@ from atom.pipeline import bootstrap
 from atom.pipeline.context import RunContext, from_dict, to_dict
 from atom.store import ArtifactNotFound
 from atom.pipeline.fanout import FanOut
+from atom.settings import GenerateSettings
 from atom.v1 import (common_pb2, evaluator_pb2, generator_pb2, judge_pb2, renderer_pb2, trainer_pb2)
 
 log = logging.getLogger("atom.pipeline")
@@ -94,14 +95,19 @@ def load_prompts(ctx: RunContext, key: str) -> list[common_pb2.Prompt]:
 
 
 # --- 2. generate -------------------------------------------------------------------------------
+def sampling_params(gen: GenerateSettings) -> generator_pb2.SamplingParams:
+    """The generator's sampling settings as the request message (None fields stay unset)."""
+    return generator_pb2.SamplingParams(temperature=gen.temperature, top_p=gen.top_p, decoding=gen.decoding,
+                                        top_k=gen.top_k, max_length=gen.max_length)
+
+
 def generate_motions(ctx: RunContext, prompts: list[common_pb2.Prompt], samples: int, adapter: str = "",
                      label: str = "generate", seed: int | None = None) -> list[dict]:
     """Motions for every (prompt, sample). Returns rows {prompt_id, sample_index, sample_seed, motion, ...}
     in prompt order. Work already in the store comes back as cached; nothing is generated twice."""
     cfg = ctx.cfg
     gen = cfg.generate
-    sampling = generator_pb2.SamplingParams(temperature=gen.temperature, top_p=gen.top_p, decoding=gen.decoding,
-                                            top_k=gen.top_k, max_length=gen.max_length)  # None: unset
+    sampling = sampling_params(gen)
     model = common_pb2.ModelRef(base=ctx.base_model, adapter=adapter)
 
     def call(chunk):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 from typing import Sequence
 
+from atom.settings import RESPONSE_FORMATS
 from services.judge.rules import ALLOWED_SCORES
 
 INSTRUCTION_VERSION = "atom-judge-v1"
@@ -66,8 +67,8 @@ def system_instruction(task: str) -> str:
 # How a request asks for structured output. The first three are OpenAI's response_format; the
 # last two are vLLM's extra request fields (sent through the openai client's extra_body):
 # guided_json up to vLLM 0.11 (deprecated in 0.10.2, removed in 0.12), structured_outputs from
-# vLLM 0.10.2 on. The strict parser guards the score whichever mode is used.
-RESPONSE_FORMATS = ("json_schema", "json_object", "none", "guided_json", "structured_outputs")
+# vLLM 0.10.2 on. The strict parser guards the score whichever mode is used. The modes are listed
+# once, in atom.settings (RESPONSE_FORMATS), which the pipeline's config validates against.
 
 
 def judgement_schema(task: str) -> dict:

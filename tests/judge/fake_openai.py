@@ -383,8 +383,7 @@ class FakeOpenAI:
         if m:
             f = self.files.get(m.group(1))
             if f is None:
-                return 404, {"error": {"message": f"no file {m.group(1)}", "type": "invalid_request_error"}}, \
-                    "application/json"
+                return _not_found("file", m.group(1))
             if m.group(2):
                 return 200, f["data"], "application/octet-stream"
             return 200, self._file_object(f), "application/json"
@@ -392,8 +391,7 @@ class FakeOpenAI:
         if m:
             b = self.batches.get(m.group(1))
             if b is None:
-                return 404, {"error": {"message": f"no batch {m.group(1)}", "type": "invalid_request_error"}}, \
-                    "application/json"
+                return _not_found("batch", m.group(1))
             with self.lock:
                 self.batch_retrieves += 1
             return 200, self._advance(b), "application/json"
@@ -549,3 +547,8 @@ def images_of(req: dict) -> list[str]:
         if isinstance(m.get("content"), list):
             out += [p["image_url"]["url"] for p in m["content"] if p.get("type") == "image_url"]
     return out
+
+
+def _not_found(kind: str, name: str):
+    """The API's 404 for an unknown file or batch id."""
+    return 404, {"error": {"message": f"no {kind} {name}", "type": "invalid_request_error"}}, "application/json"
