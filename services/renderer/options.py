@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from atom.motion.skeleton import NUM_JOINTS
+from atom.motion.record import MotionFormatError, validate_joints
 from atom.settings import RenderSettings
 
 FORMS = ("frame_by_frame", "full_image", "trajectory_image", "video", "webm")
@@ -16,9 +16,6 @@ STYLES = ("skeleton", "mesh")
 CAMERAS = ("follow", "fixed")
 MIN_SIZE, MAX_SIZE = 32, 2048
 MAX_INTERVAL = 1000
-# Far beyond any human motion: a coordinate this large means wrong units or a corrupt file, and
-# would make the camera frame an empty kilometre of floor.
-MAX_ABS_COORD = 1000.0
 _DEFAULTS = RenderSettings()  # the one place the render defaults are written
 DEFAULT_INTERVAL = _DEFAULTS.interval
 
@@ -109,29 +106,18 @@ def cache_key(motion_sha256: str, options: RenderOptions) -> str:
 
 
 def check_joints(joints) -> np.ndarray:
-    """Validate a (T, 22, 3) joint array; returns it as float64. Raises RenderInputError."""
+    """Validate a (T, 22, 3) joint array the way every service does (atom.motion.record), as float64
+    for drawing. Integer arrays are accepted here (a library caller's test pose); the wire format
+    is float32. Raises RenderInputError."""
     try:
         arr = np.asarray(joints)
     except Exception as exc:
         raise RenderInputError(f"joints are not an array: {exc}") from None
     if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
         raise RenderInputError(f"joints must be numeric, got dtype {arr.dtype}")
-    if arr.ndim != 3 or arr.shape[1:] != (NUM_JOINTS, 3):
-        raise RenderInputError(
-            f"joints must have shape (T, {NUM_JOINTS}, 3) (HumanML3D joint positions in metres), "
-            f"got {tuple(arr.shape)}"
-        )
-    if arr.shape[0] < 2:
-        raise RenderInputError(f"a motion needs at least 2 frames to render, got {arr.shape[0]}")
-    arr = arr.astype(np.float64)
-    finite = np.isfinite(arr)
-    if not finite.all():
-        frame = int(np.argwhere(~finite)[0][0])
-        raise RenderInputError(f"joints contain NaN or infinite values (first at frame {frame})")
-    peak = float(np.abs(arr).max())
-    if peak > MAX_ABS_COORD:
-        raise RenderInputError(
-            f"joint coordinates reach {peak:.3g}; HumanML3D joints are in metres (|x| < {MAX_ABS_COORD:g}). "
-            "Check the units or pass joints, not features."
-        )
+    arr = arr.astype(np.float64, copy=False)
+    try:
+        validate_joints(arr)
+    except MotionFormatError as exc:
+        raise RenderInputError(str(exc)) from None
     return arr
