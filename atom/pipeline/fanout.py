@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Callable, Generic, Hashable, Iterator, Sequence, TypeVar
+from typing import Callable, Generic, Hashable, Iterable, Iterator, Sequence, TypeVar
 
 import grpc
 
@@ -54,13 +55,35 @@ class FanOut(Generic[T, R]):
     def _done(self, item: T, results: dict) -> bool:
         return all(k in results for k in self.expected(item))
 
-    def run(self, items: Sequence[T], done: dict | None = None) -> dict[Hashable, R]:
+    def _chunks(self, items: Iterable[T], results: dict, lock: threading.Lock) -> Iterator[list[T]]:
+        """The items not done yet, `chunk_size` at a time, cut as they are sent: no list of every
+        chunk is built up front."""
+        chunk: list[T] = []
+        for it in items:
+            with lock:
+                if self._done(it, results):
+                    continue
+            chunk.append(it)
+            if len(chunk) == self.chunk_size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    def run(self, items: Iterable[T], done: dict | None = None) -> dict[Hashable, R]:
         """Results by key for every item. `done` holds results known from an earlier run: items
-        whose expected results are all there are not sent again."""
+        whose expected results are all there are not sent again. The chunks are sent in order,
+        then the resends, in the order they were found missing."""
         results: dict[Hashable, R] = dict(done or {})
         lock = threading.Lock()
-        todo = [it for it in items if not self._done(it, results)]
-        queue: list[tuple[list[T], int]] = [(todo[i:i + self.chunk_size], 1) for i in range(0, len(todo), self.chunk_size)]
+        fresh = self._chunks(items, results, lock)
+        resends: deque[tuple[list[T], int]] = deque()
+
+        def next_chunk() -> tuple[list[T], int] | None:
+            chunk = next(fresh, None)
+            if chunk is not None:
+                return chunk, 1
+            return resends.popleft() if resends else None
 
         def send(chunk: list[T]) -> None:
             for result in self.call(chunk):
@@ -75,11 +98,16 @@ class FanOut(Generic[T, R]):
 
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="fanout") as pool:
             running: dict[Future, tuple[list[T], int]] = {}
-            while queue or running:
-                while queue and len(running) < self.concurrency:
-                    chunk, attempt = queue.pop(0)
+            while True:
+                while len(running) < self.concurrency:
+                    nxt = next_chunk()
+                    if nxt is None:
+                        break
+                    chunk, attempt = nxt
                     self.stats.requests += 1
                     running[pool.submit(send, chunk)] = (chunk, attempt)
+                if not running:
+                    break
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     chunk, attempt = running.pop(fut)
@@ -98,5 +126,5 @@ class FanOut(Generic[T, R]):
                         raise FanOutError(f"{len(missing)} items still not done after {attempt} attempts; last error {reason}")
                     log.warning("resending %d items after %s", len(missing), reason)
                     self.stats.resent_items += len(missing)
-                    queue.append((missing, attempt + 1))
+                    resends.append((missing, attempt + 1))
         return results

@@ -1,0 +1,580 @@
+"""A cost curve: the prompts -> generate -> render -> judge -> pairs stages at N motions, for
+several N and replica counts, run through the real pipeline on real services on loopback.
+
+Per point (judge backend, replicas per service, N) it makes a fresh store, copies in the world
+and the tiny base model built once beforehand (outside the timed region), starts the services
+(`atomctl serve NAME` processes, atom.runtime.launch) and runs each stage as `atomctl <stage>`
+against them, the command users run. N motions = prompts.per_task x tasks x
+generate.samples_per_prompt (the pipeline's own knobs; per_task = ceil(N / (3 x samples))).
+
+Printed per stage and point: the stage's own time (the `seconds` its outputs record holds, the
+stage body without process start-up), the controller process's wall time, items/s, the
+controller's peak RSS (ru_maxrss of the `atomctl <stage>` process), each service's peak RSS while
+that stage ran (VmHWM from /proc/<pid>/status, reset before each stage through
+/proc/<pid>/clear_refs; the largest over a service's replicas), and the store bytes the stage
+added per motion.
+
+Then, per stage, the growth exponent b of time ~ N^b (least squares on log time vs log N) and the
+peak-RSS ratio from the smallest to the largest N of every process. The check (off with
+--no-check) fails, with exit code 1 and a message naming each offender, when
+  - an exponent is above --max-exponent (1.1), or
+  - a process's peak RSS at the largest N is more than --rss-tolerance (1.25) times its peak RSS
+    at the smallest N (same judge and replicas; nothing is subtracted: the ratio of the raw peaks).
+
+Last, a markdown table extrapolated to the paper's scale (47,100 judged motions, --target):
+per stage t(target) = t(N_max) x (target / N_max)^b with the fitted b; store bytes = measured
+bytes per motion x target; and the cost of a GPT-4o judge, by the judge's own estimate
+(services/judge/estimate.py: OpenAI's image-token rule on the renders' real sizes, the judge's
+text rule and GPT-4o list prices), per question x target. With the kinematic judge only
+render.people_samples motions are rendered, so the per-question figure is the mean over those.
+
+The VLM judge (--judges vlm) is asked through a local OpenAI-compatible server with a fixed reply
+latency (tests/judge/fake_openai.py, started as a child process of this script; it counts prompt
+tokens by OpenAI's rule on the images it receives), and renders every motion, as a VLM run does.
+
+    .venv/bin/python benchmarks/scale.py                                   # 1000,5000,20000 x 1,2 replicas
+    .venv/bin/python benchmarks/scale.py --sizes 200,500,1000 --replicas 1  # minutes on 2 cores
+    .venv/bin/python benchmarks/scale.py --sizes 20,40 --replicas 1 --no-check   # smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+STAGES = ("prompts", "generate", "render", "judge", "pairs")
+SERVICES_TIMED = ("generator", "renderer", "judge", "trainer")  # the evaluator serves no stage here
+TASKS = ("integrity", "temporal", "frequency")
+PAPER_MOTIONS = 47_100
+MB = 1024 * 1024
+
+
+# -- pure maths (tested exactly in tests/benchmarks/test_scale_smoke.py) ------------------------------
+
+def fit_power(ns, ys) -> tuple[float, float]:
+    """Least squares of log y = a + b log n over the points; returns (b, a). Needs >= 2 distinct n
+    and positive values."""
+    pts = [(math.log(n), math.log(y)) for n, y in zip(ns, ys)]
+    if len(pts) < 2 or len({x for x, _ in pts}) < 2:
+        raise ValueError("fit_power needs at least two distinct sizes")
+    mx = sum(x for x, _ in pts) / len(pts)
+    my = sum(y for _, y in pts) / len(pts)
+    sxx = sum((x - mx) ** 2 for x, _ in pts)
+    sxy = sum((x - mx) * (y - my) for x, y in pts)
+    b = sxy / sxx
+    return b, my - b * mx
+
+
+def extrapolate(ns, ys, target: float) -> float:
+    """y at `target` from the largest measured point along the fitted power law:
+    y(N_max) x (target / N_max)^b."""
+    b, _ = fit_power(ns, ys)
+    n_max, y_max = max(zip(ns, ys))
+    return y_max * (target / n_max) ** b
+
+
+def growth_ratio(ns, values) -> float:
+    """value at the largest n / value at the smallest n."""
+    pts = sorted(zip(ns, values))
+    return pts[-1][1] / pts[0][1]
+
+
+def motions_for(n: int, samples: int, tasks: int = len(TASKS)) -> tuple[int, int]:
+    """(prompts per task, motions) for at least n motions: per_task = ceil(n / (tasks x samples))."""
+    per_task = max(1, math.ceil(n / (tasks * samples)))
+    return per_task, per_task * tasks * samples
+
+
+def check_curve(series: dict, max_exponent: float, rss_tolerance: float) -> list[str]:
+    """series: {label: {"n": [..], "seconds": {stage: [..]}, "rss": {process: [..]}}} ->
+    one message per offence (empty: passed)."""
+    problems = []
+    for label, s in series.items():
+        ns = s["n"]
+        if len(set(ns)) < 2:
+            continue
+        for stage, ts in s["seconds"].items():
+            b, _ = fit_power(ns, [max(t, 1e-6) for t in ts])
+            if b > max_exponent:
+                problems.append(f"{label}: stage {stage} time grows as N^{b:.2f} (> {max_exponent})")
+        for proc, rss in s["rss"].items():
+            r = growth_ratio(ns, rss)
+            if r > rss_tolerance:
+                problems.append(f"{label}: {proc} peak RSS x{r:.2f} from N={min(ns)} to N={max(ns)} "
+                                f"(> {rss_tolerance})")
+    return problems
+
+
+# -- processes ---------------------------------------------------------------------------------------
+
+def vm_hwm_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def reset_hwm(pid: int) -> bool:
+    """Reset the process's peak RSS to its current RSS (Linux: 5 > /proc/<pid>/clear_refs)."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def run_measured(cmd: list[str], log_path: Path, env: dict) -> tuple[int, float, int]:
+    """Run `cmd`; (exit code, wall seconds, peak RSS in kB from wait4's ru_maxrss)."""
+    with open(log_path, "ab") as log:
+        t0 = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, wall, int(usage.ru_maxrss)
+
+
+# -- the fake OpenAI server, in a child process --------------------------------------------------------
+
+def serve_fake_openai(latency_s: float) -> None:
+    """Child mode: serve the test suite's OpenAI-compatible server with a fixed reply latency; a
+    score the request's instruction allows, chosen by a hash of the request (so pairs form); prompt
+    tokens counted by OpenAI's rule. Prints the base URL, serves until stdin closes."""
+    import hashlib
+    import re
+
+    sys.path.insert(0, str(ROOT / "tests" / "judge"))
+    from fake_openai import FakeOpenAI, score_reply  # noqa: E402
+
+    class _Discard(list):
+        """The server keeps every request for tests to inspect; a benchmark keeps none."""
+
+        def append(self, _item) -> None:
+            pass
+
+    def reply(req: dict, _n: int):
+        system = next((m.get("content") for m in req.get("messages", []) if m.get("role") == "system"), "") or ""
+        if not isinstance(system, str):
+            system = json.dumps(system)
+        m = re.search(r"<one of ([0-9, ]+)>", system)
+        allowed = [int(x) for x in m.group(1).split(",")] if m else [5]
+        h = int(hashlib.sha256(json.dumps(req, sort_keys=True).encode()).hexdigest(), 16)
+        return score_reply(allowed[h % len(allowed)], "scored by the benchmark server", delay_s=latency_s)
+
+    srv = FakeOpenAI(reply, count_tokens=True)
+    srv.requests, srv.headers, srv.counted = _Discard(), _Discard(), _Discard()
+    with srv:
+        print(srv.base_url, flush=True)
+        sys.stdin.read()
+
+
+class FakeOpenAIProcess:
+    def __init__(self, latency_s: float, log_dir: Path):
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log = open(log_dir / "fake-openai.log", "wb")
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve-fake-openai",
+                                      "--vlm-latency", str(latency_s)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.log, cwd=ROOT)
+        line = self.proc.stdout.readline().decode().strip()
+        if not line.startswith("http"):
+            raise RuntimeError(f"the fake OpenAI server did not start (see {log_dir / 'fake-openai.log'})")
+        self.base_url = line
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+# -- stores ------------------------------------------------------------------------------------------
+
+def store_bytes(store) -> int:
+    from atom.store import LocalStore
+
+    if isinstance(store, LocalStore):
+        return sum(p.stat().st_size for p in store.root.rglob("*") if p.is_file())
+    prefix = (store.prefix + "/") if store.prefix else ""
+    return sum(o.size or 0 for o in store.client.list_objects(store.bucket, prefix=prefix, recursive=True)
+               if not o.is_dir)
+
+
+BOOTSTRAP_PREFIXES = ("datasets", "models")
+
+
+def copy_bootstrap(src_root: Path, store) -> None:
+    """The world and the base model, built once, into a fresh store."""
+    from atom.store import LocalStore
+
+    for prefix in BOOTSTRAP_PREFIXES:
+        if isinstance(store, LocalStore):
+            shutil.copytree(src_root / prefix, store.root / prefix)
+        else:
+            store.put_tree(prefix, src_root / prefix)
+
+
+# -- one point ---------------------------------------------------------------------------------------
+
+@dataclass
+class StageResult:
+    stage: str
+    seconds: float          # the stage body, from its outputs record
+    wall: float             # the `atomctl <stage>` process, start to exit
+    items: int              # what the stage made (its outputs' `items`)
+    controller_kb: int
+    service_kb: dict        # service -> peak kB over its replicas during the stage
+    store_added: int        # bytes the stage added to the store
+    outputs: dict = field(default_factory=dict)
+
+
+@dataclass
+class Point:
+    judge: str
+    replicas: int
+    n: int
+    per_task: int
+    stages: dict            # stage -> StageResult
+    bytes_per_motion: float
+    estimate: dict          # GPT-4o estimate per question
+
+
+def stage_sets(args, judge: str, per_task: int, run: str) -> list[str]:
+    sets = {"run": run, "seed": args.seed, "world.clips": args.world_clips, "model.pretrain_preset": "tiny",
+            "prompts.tasks": ",".join(TASKS), "prompts.per_task": per_task, "prompts.eval_per_task": args.eval_per_task,
+            "generate.samples_per_prompt": args.samples, "judge.backend": judge, "render.size": args.render_size,
+            "pairs.score_filter": str(args.score_filter).lower()}
+    if judge == "vlm":
+        sets.update({"judge.model": "gpt-4o", "judge.budget_usd": 0})  # 0: no cap (the server is local)
+    out = []
+    for k, v in sets.items():
+        out += ["--set", f"{k}={v}"]
+    return out
+
+
+def gpt4o_estimate(store, run: str, form: str, interval: int) -> dict:
+    """The judge's own estimate (services/judge/estimate.py) over the motions the render stage
+    rendered, for GPT-4o at its list prices (the judge service's defaults): per question."""
+    from atom.motion.events import EventLabel, LabelGroup
+    from services.judge.estimate import estimate
+    from services.judge.records import JudgeItem, PromptRecord
+    from services.judge.server import vlm_config_from_env
+
+    manifest = store.get_json(f"runs/{run}/manifest.json")["stages"]
+
+    def outputs(stage):
+        return store.get_json(f"stages/{stage}/{manifest[stage]['key']}/outputs.json")["outputs"]
+
+    prompts = {}
+    for d in store.get_jsonl(outputs("prompts")["train"]):
+        labels = d.get("labels") or {}
+        events = tuple(EventLabel(e["event"], max(1, int(e.get("count") or 1))) for e in labels.get("events", []))
+        prompts[d["prompt_id"]] = PromptRecord(d["prompt_id"], d["text"], d["task"], LabelGroup(d["task"], events))
+    renders = store.get_json(outputs("render")["renders"])["renders"]
+    items = []
+    for r in store.get_jsonl(outputs("generate")["motions"]):
+        rend = renders.get(r["motion"]) if r["motion"] else None
+        if not rend:
+            continue
+        images = [store.get_bytes(k) for k in rend["images"]]
+        items.append(JudgeItem(f"{r['prompt_id']}:{r['motion']}", prompts[r["prompt_id"]], images=images,
+                               form=form.replace("_", "-"), interval=interval))
+    if not items:
+        return {}
+    est = estimate(items, vlm_config_from_env("gpt-4o"), cache=None)
+    q = max(est.to_ask, 1)
+    return {"questions": est.to_ask, "input_tokens": est.input_tokens / q, "image_tokens": est.image_tokens / q,
+            "text_tokens": est.text_tokens / q, "output_tokens_bound": est.output_tokens_bound,
+            "sync_usd_bound": est.sync_usd_bound / q, "batch_usd_bound": est.batch_usd_bound / q,
+            "image_sizes": est.image_sizes}
+
+
+def run_point(args, judge: str, replicas: int, n: int, boot_root: Path, work: Path, s3_endpoint: str | None,
+              vlm_url: str | None) -> Point:
+    from atom.runtime.launch import LocalServices
+    from atom.store import LocalStore, open_store
+
+    name = f"{judge}-r{replicas}-n{n}"
+    pdir = work / "points" / name
+    pdir.mkdir(parents=True, exist_ok=True)
+    if s3_endpoint:
+        store_url = f"http://{s3_endpoint}/{name.replace('_', '-')}"
+    else:
+        store_url = str(pdir / "store")
+    store = open_store(store_url)
+    store.ping()
+    copy_bootstrap(boot_root, store)
+    per_task, motions = motions_for(n, args.samples)
+    run_name = "scale"
+    env = dict(os.environ)
+    svc_env = {}
+    if judge == "vlm":
+        svc_env = {"ATOM_JUDGE_BASE_URL": vlm_url, "ATOM_JUDGE_API_KEY": "benchmark"}
+    before = store_bytes(store)
+    results: dict[str, StageResult] = {}
+    log_dir = pdir / "logs"
+    with LocalServices(store_url, list(SERVICES_TIMED), replicas=replicas, log_dir=log_dir, log_level="warning",
+                       extra_env=svc_env) as group, \
+            LocalServices(store_url, ["evaluator"], replicas=1, log_dir=log_dir, log_level="warning") as ev:
+        group.wait_ready(300)
+        ev.wait_ready(300)
+        endpoints = {**group.endpoints(), **ev.endpoints()}
+        base = [sys.executable, "-m", "atom.cli", "--store", store_url, "--log-level", "warning"]
+        for svc, addrs in endpoints.items():
+            base += ["--endpoint", f"{svc}={addrs}"]
+        for stage in STAGES:
+            pids = {svc: [s.proc.pid for s in group.services[svc]] for svc in SERVICES_TIMED}
+            for plist in pids.values():
+                for pid in plist:
+                    reset_hwm(pid)
+            cmd = base + [stage, "--quiet"] + stage_sets(args, judge, per_task, run_name)
+            rc, wall, ctl_kb = run_measured(cmd, log_dir / f"atomctl-{stage}.log", env)
+            if rc != 0:
+                tail = (log_dir / f"atomctl-{stage}.log").read_text(errors="replace").splitlines()[-20:]
+                raise RuntimeError(f"`atomctl {stage}` failed (exit {rc}) at {name}:\n" + "\n".join(tail))
+            svc_kb = {svc: max(vm_hwm_kb(pid) for pid in plist) for svc, plist in pids.items()}
+            manifest = store.get_json(f"runs/{run_name}/manifest.json")["stages"][stage]
+            record = store.get_json(f"stages/{stage}/{manifest['key']}/outputs.json")
+            if manifest.get("reused"):
+                raise RuntimeError(f"stage {stage} was reused at {name}: the store is not fresh")
+            now = store_bytes(store)
+            results[stage] = StageResult(stage, float(record["seconds"]), wall, int(record["outputs"].get("items", 0)),
+                                         ctl_kb, svc_kb, now - before, record["outputs"])
+            before = now
+            print(f"  {name:<22} {stage:<9} {record['seconds']:8.2f} s (process {wall:6.1f} s)  "
+                  f"controller {ctl_kb / 1024:6.0f} MB  "
+                  + "  ".join(f"{s} {kb / 1024:5.0f} MB" for s, kb in svc_kb.items()), flush=True)
+    total_added = sum(r.store_added for r in results.values())
+    est = gpt4o_estimate(store, run_name, "full_image", 8)
+    gen_items = results["generate"].items
+    if gen_items != motions:
+        raise RuntimeError(f"generate made {gen_items} motions, expected {motions}")
+    if not args.keep:
+        if isinstance(store, LocalStore):
+            shutil.rmtree(store.root, ignore_errors=True)
+    return Point(judge, replicas, motions, per_task, results, total_added / motions, est)
+
+
+# -- bootstrap ---------------------------------------------------------------------------------------
+
+def bootstrap(args, root: Path) -> float:
+    """World and tiny base model into a local store at `root`, once."""
+    from atom.pipeline import bootstrap as boot
+    from atom.pipeline.config import load_config
+    from atom.store import LocalStore
+
+    cfg = load_config(overrides={"seed": args.seed, "world.clips": args.world_clips, "model.pretrain_preset": "tiny"})
+    store = LocalStore(root)
+    t = time.monotonic()
+    dataset = boot.ensure_dataset(store, cfg, show=False)
+    boot.ensure_base_model(store, cfg, dataset, show=False)
+    return time.monotonic() - t
+
+
+# -- reporting ---------------------------------------------------------------------------------------
+
+def series_of(points: list[Point]) -> dict:
+    out: dict = {}
+    for p in sorted(points, key=lambda p: (p.judge, p.replicas, p.n)):
+        s = out.setdefault(f"{p.judge} judge, {p.replicas} replica(s)", {"n": [], "seconds": {}, "rss": {}, "points": []})
+        s["n"].append(p.n)
+        s["points"].append(p)
+        for stage, r in p.stages.items():
+            s["seconds"].setdefault(stage, []).append(r.seconds)
+            s["rss"].setdefault(f"controller ({stage})", []).append(r.controller_kb)
+            for svc, kb in r.service_kb.items():
+                s["rss"].setdefault(f"{svc} ({stage})", []).append(kb)
+    return out
+
+
+def print_tables(series: dict) -> None:
+    for label, s in series.items():
+        print(f"\n### {label}\n")
+        print("| stage | N | stage s | process s | items | items/s | controller MB | "
+              + " | ".join(f"{svc} MB" for svc in SERVICES_TIMED) + " | store B/motion |")
+        print("|---|---|---|---|---|---|---|" + "---|" * len(SERVICES_TIMED) + "---|")
+        for stage in STAGES:
+            for p in s["points"]:
+                r = p.stages[stage]
+                rate = r.items / r.seconds if r.seconds > 0 else float("nan")
+                print(f"| {stage} | {p.n} | {r.seconds:.2f} | {r.wall:.1f} | {r.items} | {rate:,.1f} | "
+                      f"{r.controller_kb / 1024:.0f} | "
+                      + " | ".join(f"{r.service_kb[svc] / 1024:.0f}" for svc in SERVICES_TIMED)
+                      + f" | {r.store_added / p.n:,.0f} |")
+        print("\n| N | store bytes per motion (all stages) |\n|---|---|")
+        for p in s["points"]:
+            print(f"| {p.n} | {p.bytes_per_motion:,.0f} |")
+
+
+def print_exponents(series: dict) -> None:
+    print("\nGrowth exponents b (stage time ~ N^b, least squares on log-log) and peak-RSS ratios, smallest to "
+          "largest N:")
+    for label, s in series.items():
+        if len(set(s["n"])) < 2:
+            print(f"  {label}: one size only, no fit")
+            continue
+        exps = ", ".join(f"{st} {fit_power(s['n'], [max(t, 1e-6) for t in ts])[0]:.2f}"
+                         for st, ts in s["seconds"].items())
+        print(f"  {label}: exponents {exps}")
+        worst = sorted(((growth_ratio(s["n"], v), k) for k, v in s["rss"].items()), reverse=True)[:5]
+        print("    largest peak-RSS ratios: " + ", ".join(f"{k} x{r:.2f}" for r, k in worst))
+
+
+def print_paper_table(series: dict, target: int) -> None:
+    print(f"\n## Extrapolated to {target:,} judged motions\n")
+    print("t(target) = t(N_max) x (target / N_max)^b with each stage's fitted b; store bytes = measured bytes per "
+          "motion at N_max x target; GPT-4o judge cost = the judge's estimate per question (services/judge/"
+          "estimate.py: OpenAI's image-token rule on the real renders, text upper bound, output at the "
+          "max_completion_tokens bound, GPT-4o list prices) x target.\n")
+    for label, s in series.items():
+        if len(set(s["n"])) < 2:
+            continue
+        pts = s["points"]
+        last = pts[-1]
+        print(f"### {label} (fitted on N = {', '.join(str(n) for n in s['n'])})\n")
+        print("| stage | b | seconds at N_max | extrapolated seconds | extrapolated hours |")
+        print("|---|---|---|---|---|")
+        total = 0.0
+        for stage, ts in s["seconds"].items():
+            ts = [max(t, 1e-6) for t in ts]
+            b, _ = fit_power(s["n"], ts)
+            t = extrapolate(s["n"], ts, target)
+            total += t
+            print(f"| {stage} | {b:.2f} | {ts[-1]:.2f} | {t:,.0f} | {t / 3600:.2f} |")
+        print(f"| all five | | {sum(ts[-1] for ts in s['seconds'].values()):.2f} | {total:,.0f} | {total / 3600:.2f} |")
+        gb = last.bytes_per_motion * target / 1e9
+        print(f"\nstore: {last.bytes_per_motion:,.0f} bytes per motion at N={last.n} -> {gb:,.2f} GB for {target:,}")
+        e = last.estimate
+        if e:
+            print(f"\nGPT-4o judge ({e['questions']} rendered motions measured; sizes {e['image_sizes']}): "
+                  f"{e['input_tokens']:,.0f} input tokens per question ({e['image_tokens']:,.0f} image + <= "
+                  f"{e['text_tokens']:,.0f} text), output <= {e['output_tokens_bound']} -> "
+                  f"${e['sync_usd_bound'] * target:,.2f} synchronous, ${e['batch_usd_bound'] * target:,.2f} Batch API "
+                  f"for {target:,} motions, one vote each (output at its bound: an upper bound)")
+        j = last.stages["judge"].outputs
+        if j.get("prompt_tokens"):
+            print(f"measured through the judge service: {j['prompt_tokens'] / max(j['scored'], 1):,.0f} prompt tokens "
+                  f"per scored motion (counted by the local server by the same rule)")
+        print()
+
+
+# -- main --------------------------------------------------------------------------------------------
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="1000,5000,20000", help="motions per point, comma-separated")
+    ap.add_argument("--replicas", default="1,2", help="replicas per service, comma-separated")
+    ap.add_argument("--judges", default="kinematic", help="kinematic, vlm or kinematic,vlm")
+    ap.add_argument("--samples", type=int, default=8, help="generate.samples_per_prompt (the default's 8)")
+    ap.add_argument("--world-clips", type=int, default=200, help="world.clips of the small world (>= 100)")
+    ap.add_argument("--eval-per-task", type=int, default=10, help="prompts.eval_per_task (held-out, not generated)")
+    ap.add_argument("--render-size", type=int, default=256, help="render.size (the default's 256)")
+    ap.add_argument("--score-filter", action="store_true",
+                    help="keep pairs.score_filter on (the default config's); off here by default, so that the tiny "
+                         "model's motions, which seldom pass a task, still make pairs and the pair building is measured")
+    ap.add_argument("--vlm-latency", type=float, default=0.05, help="the local VLM server's seconds per reply")
+    ap.add_argument("--store-kind", choices=("local", "s3"), default="local",
+                    help="local directory, or the in-repo S3 test server (atom.testing.s3server)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--target", type=int, default=PAPER_MOTIONS, help="motions to extrapolate to (the paper: 47,100)")
+    ap.add_argument("--max-exponent", type=float, default=1.1)
+    ap.add_argument("--rss-tolerance", type=float, default=1.25)
+    ap.add_argument("--no-check", action="store_true", help="print the exponents and ratios, fail on nothing")
+    ap.add_argument("--workdir", type=Path, help="where stores and logs go (default: a temporary directory)")
+    ap.add_argument("--keep", action="store_true", help="keep each point's store")
+    ap.add_argument("--json", type=Path, help="also write the measurements as JSON here")
+    ap.add_argument("--serve-fake-openai", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.serve_fake_openai:
+        serve_fake_openai(args.vlm_latency)
+        return 0
+
+    sizes = sorted({int(x) for x in args.sizes.split(",") if x.strip()})
+    replicas = sorted({int(x) for x in args.replicas.split(",") if x.strip()})
+    judges = [j.strip() for j in args.judges.split(",") if j.strip()]
+    if not sizes or not replicas or any(j not in ("kinematic", "vlm") for j in judges):
+        ap.error("--sizes, --replicas and --judges (kinematic, vlm) need values")
+
+    tmp = None
+    if args.workdir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="atom-scale-")
+        work = Path(tmp.name)
+    else:
+        work = args.workdir.resolve()
+        work.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("ATOM_CACHE_DIR", str(work / "cache"))
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    boot_root = work / "bootstrap"
+    print(f"bootstrap (world of {args.world_clips} clips, tiny base model; not timed) ...", flush=True)
+    print(f"  done in {bootstrap(args, boot_root):.1f} s", flush=True)
+
+    from contextlib import ExitStack
+
+    points: list[Point] = []
+    with ExitStack() as stack:
+        s3 = None
+        if args.store_kind == "s3":
+            from atom.testing.s3server import s3_server
+
+            s3 = stack.enter_context(s3_server(work / "s3"))
+        vlm_url = None
+        if "vlm" in judges:
+            fake = FakeOpenAIProcess(args.vlm_latency, work / "logs")
+            stack.callback(fake.close)
+            vlm_url = fake.base_url
+        print(f"points: judges {judges}, replicas {replicas}, sizes {sizes} (N rounded up to prompts x 3 tasks x "
+              f"{args.samples} samples); store {args.store_kind}", flush=True)
+        for judge in judges:
+            for r in replicas:
+                for n in sizes:
+                    points.append(run_point(args, judge, r, n, boot_root, work, s3, vlm_url))
+
+    series = series_of(points)
+    print_tables(series)
+    print_exponents(series)
+    print_paper_table(series, args.target)
+    if args.json:
+        args.json.write_text(json.dumps([{"judge": p.judge, "replicas": p.replicas, "n": p.n,
+                                          "bytes_per_motion": p.bytes_per_motion, "estimate": p.estimate,
+                                          "stages": {k: {**vars(v), "outputs": None} for k, v in p.stages.items()}}
+                                         for p in points], indent=1))
+    if tmp is not None:
+        tmp.cleanup()
+    problems = check_curve(series, args.max_exponent, args.rss_tolerance)
+    rule = (f"rule: every stage's exponent <= {args.max_exponent}; every process's peak RSS at the largest N <= "
+            f"{args.rss_tolerance} x its peak at the smallest N (raw peaks, nothing subtracted)")
+    if args.no_check:
+        print(f"\ncheck skipped (--no-check); {rule}; it would have found {len(problems)} problem(s)")
+        for p in problems:
+            print(f"  {p}")
+        return 0
+    if problems:
+        print(f"\nSCALE CHECK FAILED ({rule}):", file=sys.stderr)
+        for p in problems:
+            print(f"  FAIL {p}", file=sys.stderr)
+        return 1
+    print(f"\nscale check passed ({rule})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
