@@ -8,6 +8,8 @@ write, per sample, what a person needs to look at it or take it elsewhere.
       sample-0/motion.mp4         rendered by the renderer service (format mp4)
       sample-0/motion.bvh         the 22-joint skeleton, root path and joint rotations (format bvh)
       sample-0/motion.npz         the motion record as stored: joints, features, tokens, meta (format npz)
+      sample-0/motion_smpl.npz    SMPL parameters in AMASS's npz layout, by inverse kinematics (format smpl;
+                                  keys and frames in atom.motion.smpl_export)
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ import numpy as np
 
 from atom.motion.bvh import joints_to_bvh
 from atom.motion.record import MotionRecord
+from atom.motion.smpl_export import write_smpl_npz
 from atom.pipeline.stages import sampling_params
 from atom.runtime.client import ServiceClient
 from atom.settings import GenerateSettings
 from atom.store import ArtifactStore
 from atom.v1 import common_pb2, generator_pb2, renderer_pb2
 
-FORMATS = ("mp4", "bvh", "npz")
+FORMATS = ("mp4", "bvh", "npz", "smpl")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class T2MRequest:
     adapter: str = ""
     formats: tuple[str, ...] = ("mp4",)
     size: int = 256  # video pixels
+    smpl_model: str = ""  # a SMPL model .npz whose rest pose the smpl export is solved against (optional)
 
     def __post_init__(self) -> None:
         if not self.text.strip():
@@ -57,8 +61,12 @@ def prompt_for(text: str) -> common_pb2.Prompt:
 
 
 def text_to_motion(store: ArtifactStore, generator: ServiceClient, renderer: ServiceClient | None,
-                   base_model: str, request: T2MRequest, gen: GenerateSettings, out: Path) -> dict:
-    """Generate, then write the samples under `out`; returns the summary also written to prompt.json."""
+                   base_model: str, request: T2MRequest, gen: GenerateSettings, out: Path,
+                   smpl_rest: np.ndarray | None = None) -> dict:
+    """Generate, then write the samples under `out`; returns the summary also written to prompt.json.
+
+    smpl_rest: the rest joints of request.smpl_model (atom.motion.smpl_export.model_rest_joints),
+    read by the caller before anything starts so that a bad model file fails at once."""
     reply = generator_pb2.GenerateRequest(
         prompts=[prompt_for(request.text)], samples_per_prompt=request.samples, seed=request.seed,
         model=common_pb2.ModelRef(base=base_model, adapter=request.adapter), sampling=sampling_params(gen))
@@ -95,6 +103,9 @@ def text_to_motion(store: ArtifactStore, generator: ServiceClient, renderer: Ser
         if "npz" in request.formats:
             (folder / "motion.npz").write_bytes(data)
             files["motion.npz"] = None
+        if "smpl" in request.formats:
+            write_smpl_npz(folder / "motion_smpl.npz", record.joints, smpl_rest)
+            files["motion_smpl.npz"] = None
         entry["files"] = [f"{folder.name}/{name}" for name in files]
         samples.append(entry)
     summary = {"request": asdict(request), "base_model": base_model, "model_id": motions[0].model_id if motions else "",

@@ -6,14 +6,12 @@ BVH importer with its defaults (scale 1, up Y, forward -Z) shows the motion at t
 speed. Rotation channels are Zrotation Xrotation Yrotation in degrees: a joint turns its children
 by Rz·Rx·Ry, the common order of mocap BVH files.
 
-How rotations come from positions. The rest pose puts each bone along the direction HumanML3D's
-skeleton gives it (legs down, spine up, arms out), with the bone's mean length over the motion.
-A joint with one child turns the bone to its child by the smallest rotation from where its
-parent's rotation already carries it (so twist does not drift, as in HumanML3D's own inverse
-kinematics). A joint with several children (the pelvis, the upper spine) takes the rotation that
-best fits all its child bones at once (least squares). Playing the BVH back (forward kinematics)
-reproduces the joints up to the small changes of bone length within the motion and that fit; the
-tests hold the error to a stated bound.
+How rotations come from positions (atom.motion.ik, shared with the SMPL export and the renderer).
+The rest pose puts each bone along the direction HumanML3D's skeleton gives it (legs down, spine
+up, arms down), with the bone's mean length over the motion; the children of the pelvis and the
+upper spine keep the layout they have in the motion. Each joint's rotation is then solved from
+the positions frame by frame. Playing the BVH back (forward kinematics) reproduces the joints up
+to the small changes of bone length within the motion; the tests hold the error to a stated bound.
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from atom.motion import quaternion as Q
+from atom.motion.ik import local_rotations, solve_rotations
 from atom.motion.record import validate_joints
 from atom.motion.skeleton import FPS, JOINT_NAMES, NUM_JOINTS, PARENTS, RAW_OFFSETS
 
@@ -41,7 +39,7 @@ def rest_offsets(joints: np.ndarray, rounds: int = 3) -> np.ndarray:
     """(22, 3) offset of each joint from its parent in the rest pose (the root's is zero).
 
     A bone that is its parent's only child points the way HumanML3D's skeleton points it (legs
-    down, spine up, arms out), with its mean length over the motion. The children of a joint with
+    down, spine up, arms down), with its mean length over the motion. The children of a joint with
     several (hips and lower spine at the pelvis; neck and collars at the upper spine) keep the
     layout they have in the motion: their mean offsets in the parent's own fitted frame, refined
     over a few rounds of fitting, since that frame is itself fitted to them."""
@@ -52,66 +50,17 @@ def rest_offsets(joints: np.ndarray, rounds: int = 3) -> np.ndarray:
             length = np.linalg.norm(joints[:, c] - joints[:, p], axis=-1).mean()
             offsets[c] = directions[c] / np.linalg.norm(directions[c]) * length
     branching = [j for j in range(NUM_JOINTS) if len(CHILDREN[j]) > 1]
-    for j in branching:  # start from the first frame's layout, turned to face +Z
+    for j in branching:  # start from the first frame's layout
         kids = list(CHILDREN[j])
         offsets[kids] = joints[0, kids] - joints[0, j]
     for _ in range(rounds):
-        rots = global_rotations(joints, offsets)
+        world = solve_rotations(joints, offsets, PARENTS)
         for j in branching:
             kids = list(CHILDREN[j])
-            inverse = np.broadcast_to(Q.qinv(rots[:, j])[:, None], (len(joints), len(kids), 4))
-            offsets[kids] = Q.qrot(inverse, joints[:, kids] - joints[:, j:j + 1]).mean(axis=0)
+            # Each frame's child offsets taken back into the parent's rest frame (R^T v), averaged.
+            now = joints[:, kids] - joints[:, j:j + 1]
+            offsets[kids] = np.einsum("tji,tcj->tci", world[:, j], now).mean(axis=0)
     return offsets
-
-
-def _to_scipy(q: np.ndarray) -> Rotation:
-    return Rotation.from_quat(q[..., [1, 2, 3, 0]])  # ours are (w, x, y, z); scipy's scalar-last
-
-
-def _from_scipy(r: Rotation) -> np.ndarray:
-    return r.as_quat()[..., [3, 0, 1, 2]]
-
-
-def global_rotations(joints: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """(T, 22, 4) world rotation of each joint's frame (w, x, y, z), fitted to the positions."""
-    T = len(joints)
-    rots = np.zeros((T, NUM_JOINTS, 4))
-    rots[..., 0] = 1.0
-    for j in range(NUM_JOINTS):  # PARENTS lists every parent before its children
-        parent = rots[:, PARENTS[j]] if PARENTS[j] >= 0 else rots[:, j].copy()
-        kids = CHILDREN[j]
-        if not kids:
-            rots[:, j] = parent  # a leaf: nothing to orient
-        elif len(kids) == 1:
-            c = kids[0]
-            carried = Q.qrot(parent, np.broadcast_to(offsets[c], (T, 3)))
-            rots[:, j] = Q.qmul(Q.qbetween(carried, joints[:, c] - joints[:, j]), parent)
-        else:
-            rest = offsets[list(kids)]
-            for t in range(T):
-                now = joints[t, list(kids)] - joints[t, j]
-                fitted, _ = Rotation.align_vectors(now, rest)
-                rots[t, j] = _from_scipy(fitted)
-    return Q.qnormalize(rots)
-
-
-def local_rotations(global_rots: np.ndarray) -> np.ndarray:
-    """Each joint's rotation relative to its parent's frame (the root's is its world rotation)."""
-    local = global_rots.copy()
-    for j, p in enumerate(PARENTS):
-        if p >= 0:
-            local[:, j] = Q.qmul(Q.qinv(global_rots[:, p]), global_rots[:, j])
-    return local
-
-
-def forward_kinematics(root: np.ndarray, offsets: np.ndarray, global_rots: np.ndarray) -> np.ndarray:
-    """Joint positions (T, 22, 3) from the root path, rest offsets and world rotations."""
-    pos = np.zeros(global_rots.shape[:2] + (3,))
-    pos[:, 0] = root
-    for c, p in enumerate(PARENTS):
-        if p >= 0:
-            pos[:, c] = pos[:, p] + Q.qrot(global_rots[:, p], np.broadcast_to(offsets[c], root.shape))
-    return pos
 
 
 def _hierarchy(offsets: np.ndarray) -> list[str]:
@@ -142,9 +91,9 @@ def joints_to_bvh(joints: np.ndarray, fps: int = FPS) -> str:
     """The BVH text of a motion given as joint positions (T, 22, 3), metres, Y up."""
     joints = validate_joints(joints).astype(np.float64)
     offsets = rest_offsets(joints)
-    local = local_rotations(global_rotations(joints, offsets))
+    local = local_rotations(solve_rotations(joints, offsets, PARENTS), PARENTS)
     # Intrinsic Z, X, Y in that order: R = Rz Rx Ry, matching the channel order written above.
-    euler = np.degrees(_to_scipy(local.reshape(-1, 4)).as_euler("ZXY")).reshape(len(joints), NUM_JOINTS, 3)
+    euler = np.degrees(Rotation.from_matrix(local.reshape(-1, 3, 3)).as_euler("ZXY")).reshape(len(joints), NUM_JOINTS, 3)
     lines = _hierarchy(offsets)
     lines += ["MOTION", f"Frames: {len(joints)}", f"Frame Time: {1.0 / fps:.6f}"]
     for t in range(len(joints)):

@@ -11,12 +11,11 @@ The official .pkl holds chumpy arrays, and chumpy neither installs nor imports o
 their numpy values without importing chumpy (and refuses every other class, so a hostile pickle
 cannot run code). The renderer then finds the .npz through ATOM_SMPL_MODEL or an explicit path.
 
-Pose from joints ("analytic IK"): walking the kinematic tree from the pelvis, each joint's global
-rotation is the smallest rotation that turns its rest-pose bone direction (already carried by
-the parent's rotation) onto the target bone direction; joints with several children (pelvis,
-upper spine) take the least-squares rotation of all their bones (Kabsch). Twist about a bone is
-not observable from positions and is inherited from the parent. Body shape stays the mean shape
-(betas = 0), so limb lengths are SMPL's, not the motion's; directions match.
+Pose from joints: the analytic inverse kinematics of atom.motion.ik (shared with the BVH and
+SMPL-parameter exports), solved against this model's rest joints (atom.motion.smpl_export's
+solve_smpl_pose). Twist about a bone is not observable from positions and is inherited from the
+parent. Body shape stays the mean shape (betas = 0), so limb lengths are SMPL's, not the
+motion's; directions match.
 """
 
 from __future__ import annotations
@@ -29,11 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from atom.motion.skeleton import NUM_JOINTS, PARENTS
+from atom.motion.smpl_export import NUM_SMPL_JOINTS, SMPL_PARENTS, solve_smpl_pose
 
 SMPL_ENV = "ATOM_SMPL_MODEL"
-NUM_SMPL_JOINTS = 24
-SMPL_PARENTS = tuple(PARENTS) + (20, 21)  # joints 22/23 are the hands, children of the wrists
 REQUIRED = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
 CONVERT_HINT = (
     "Download the SMPL model from https://smpl.is.tue.mpg.de (licence required), then convert it "
@@ -217,77 +214,6 @@ def load_smpl_arrays(path=None) -> dict[str, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------------------------
-# Analytic IK: 22 joint positions -> SMPL joint rotations
-# ----------------------------------------------------------------------------------------------
-
-def _align(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(T, 3, 3) smallest rotations taking unit vectors a onto unit vectors b (both (T, 3))."""
-    v = np.cross(a, b)
-    c = np.einsum("ti,ti->t", a, b)
-    vx = np.zeros(a.shape[:1] + (3, 3))
-    vx[:, 0, 1], vx[:, 0, 2], vx[:, 1, 2] = -v[:, 2], v[:, 1], -v[:, 0]
-    vx[:, 1, 0], vx[:, 2, 0], vx[:, 2, 1] = v[:, 2], -v[:, 1], v[:, 0]
-    eye = np.broadcast_to(np.eye(3), vx.shape)
-    opposite = c < -1 + 1e-6
-    k = 1.0 / np.where(opposite, 1.0, 1.0 + c)
-    rot = eye + vx + (vx @ vx) * k[:, None, None]
-    if opposite.any():
-        # Half turn about any axis perpendicular to a.
-        helper = np.where(np.abs(a[opposite, :1]) < 0.9, [[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]])
-        axis = np.cross(a[opposite], helper)
-        axis /= np.linalg.norm(axis, axis=1, keepdims=True)
-        rot[opposite] = 2 * axis[:, :, None] * axis[:, None, :] - np.eye(3)
-    return rot
-
-
-def _kabsch(rest: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """(T, 3, 3) rotations R minimising sum |R rest_c - target_c|^2; rest (C, 3), target (T, C, 3)."""
-    h = np.einsum("ci,tcj->tij", rest, target)
-    u, _, vt = np.linalg.svd(h)
-    d = np.sign(np.linalg.det(np.transpose(vt, (0, 2, 1)) @ np.transpose(u, (0, 2, 1))))
-    fix = np.broadcast_to(np.eye(3), h.shape).copy()
-    fix[:, 2, 2] = d
-    return np.transpose(vt, (0, 2, 1)) @ fix @ np.transpose(u, (0, 2, 1))
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(v, axis=-1, keepdims=True)
-    return v / np.maximum(n, 1e-9)
-
-
-def solve_pose(joints: np.ndarray, rest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Joint rotations for target joints (T, 22, 3) given SMPL rest joints (24, 3).
-
-    Returns local rotation matrices (T, 24, 3, 3) (index 0 = global orientation) and the root
-    translation (T, 3) such that SMPL's posed pelvis lands on the target pelvis.
-    """
-    joints = np.asarray(joints, np.float64)
-    rest = np.asarray(rest, np.float64)
-    T = joints.shape[0]
-    children = {j: [c for c in range(NUM_JOINTS) if SMPL_PARENTS[c] == j] for j in range(NUM_SMPL_JOINTS)}
-    glob = np.zeros((T, NUM_SMPL_JOINTS, 3, 3))
-    for j in range(NUM_SMPL_JOINTS):
-        kids = children[j]
-        parent_rot = glob[:, SMPL_PARENTS[j]] if j > 0 else np.broadcast_to(np.eye(3), (T, 3, 3))
-        if len(kids) >= 2:
-            rest_dirs = _unit(rest[kids] - rest[j])
-            target_dirs = _unit(joints[:, kids] - joints[:, j : j + 1])
-            glob[:, j] = _kabsch(rest_dirs, target_dirs)
-        elif len(kids) == 1:
-            c = kids[0]
-            carried = np.einsum("tij,j->ti", parent_rot, _unit(rest[c] - rest[j]))
-            target = _unit(joints[:, c] - joints[:, j])
-            glob[:, j] = _align(_unit(carried), target) @ parent_rot
-        else:
-            glob[:, j] = parent_rot
-    local = glob.copy()
-    for j in range(1, NUM_SMPL_JOINTS):
-        local[:, j] = np.transpose(glob[:, SMPL_PARENTS[j]], (0, 2, 1)) @ glob[:, j]
-    transl = joints[:, 0] - rest[0]
-    return local, transl
-
-
-# ----------------------------------------------------------------------------------------------
 # The body: posed SMPL vertices for the renderer
 # ----------------------------------------------------------------------------------------------
 
@@ -335,7 +261,7 @@ class SmplBody:
         joints = np.asarray(joints, np.float64)
         if joints.ndim == 2:
             joints = joints[None]
-        local, transl = solve_pose(joints, self.rest_joints)
+        local, transl = solve_smpl_pose(joints, self.rest_joints)
         P = len(joints)
         t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32)  # noqa: E731
         with torch.no_grad():

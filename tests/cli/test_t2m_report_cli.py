@@ -38,7 +38,7 @@ def test_t2m_writes_every_format_and_repeats_with_its_seed(bundle_store, tmp_pat
     from services.renderer.video import mp4_frame_count
 
     args = ["t2m", "a person jumps twice, then waves", "--base-model", "models/base", "--samples", "2",
-            "--format", "mp4,bvh,npz", "--size", "64"]
+            "--format", "mp4,bvh,npz,smpl", "--size", "64"]
     out = _atomctl(bundle_store, *args, "--out", str(tmp_path / "a"))
     assert out.returncode == 0, out.stderr
     summary = json.loads((tmp_path / "a" / "prompt.json").read_text())
@@ -51,6 +51,9 @@ def test_t2m_writes_every_format_and_repeats_with_its_seed(bundle_store, tmp_pat
         assert mp4_frame_count((folder / "motion.mp4").read_bytes()) == s["num_frames"]
         assert (folder / "motion.bvh").read_text().startswith("HIERARCHY\nROOT pelvis")
         assert np.load(folder / "motion.npz")["joints"].shape == joints.shape
+        with np.load(folder / "motion_smpl.npz", allow_pickle=False) as smpl:
+            assert smpl["poses"].shape == (s["num_frames"], 72) and smpl["trans"].shape == (s["num_frames"], 3)
+            np.testing.assert_allclose(smpl["trans"], joints[:, 0], atol=1e-6)  # no SMPL model: the pelvis itself
     again = _atomctl(bundle_store, *args, "--out", str(tmp_path / "b"))
     assert again.returncode == 0, again.stderr
     for i in (0, 1):
@@ -64,6 +67,9 @@ def test_t2m_refuses_bad_input_in_one_line(bundle_store, tmp_path):
     out = _atomctl(bundle_store, "t2m", "a man waves", "--base-model", "models/base", "--format", "fbx",
                    "--out", str(tmp_path / "x"))
     assert out.returncode == 5 and "unknown format" in out.stderr
+    out = _atomctl(bundle_store, "t2m", "a man waves", "--base-model", "models/base", "--format", "smpl",
+                   "--smpl-model", str(tmp_path / "SMPL_NEUTRAL.npz"), "--out", str(tmp_path / "x"))
+    assert out.returncode == 5 and "SMPL_NEUTRAL.npz' does not exist" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_report_builds_and_serves_the_site(tmp_path):

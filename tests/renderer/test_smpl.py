@@ -1,4 +1,5 @@
-"""SMPL mesh style: model conversion without chumpy, analytic IK, posing with smplx, rendering.
+"""SMPL mesh style: model conversion without chumpy, analytic IK (atom.motion.ik, through
+atom.motion.smpl_export.solve_smpl_pose), posing with smplx, rendering.
 
 The real SMPL files are licensed, so these tests write a synthetic model with SMPL's array
 names and sizes (6890 vertices, 13776 faces, 24 joints, 10 shape and 207 pose directions)."""
@@ -13,6 +14,7 @@ import pytest
 import scipy.sparse as sp
 
 from atom.motion.skeleton import BONES, PARENTS
+from atom.motion.smpl_export import solve_smpl_pose
 from services.renderer import RenderOptions, render
 from services.renderer.api import decode_png
 from services.renderer.smpl import (
@@ -22,7 +24,6 @@ from services.renderer.smpl import (
     convert_smpl_pkl,
     load_smpl_arrays,
     read_smpl_pkl,
-    solve_pose,
 )
 from services.renderer.synthetic import jump, raise_arms, walk
 
@@ -50,7 +51,7 @@ def _forward_kinematics(rest, local, root):
 @pytest.mark.parametrize("motion", [walk(40, turn_rate=0.8), raise_arms(30), jump(30)])
 def test_ik_reproduces_every_bone_direction(motion, smpl_rest):
     rest = smpl_rest  # a T-pose: the arms must rotate down to match the motions
-    local, transl = solve_pose(motion, rest)
+    local, transl = solve_smpl_pose(motion, rest)
     assert local.shape == (len(motion), 24, 3, 3)
     np.testing.assert_allclose(local @ np.transpose(local, (0, 1, 3, 2)), np.broadcast_to(np.eye(3), local.shape), atol=1e-9)
     np.testing.assert_allclose(np.linalg.det(local), 1.0, atol=1e-9)
@@ -65,7 +66,7 @@ def test_ik_handles_a_bone_pointing_opposite_to_rest(smpl_rest):
     target = np.asarray(walk(2), np.float64)
     # Flip the left forearm so it points exactly against its rest direction.
     target[:, 20] = target[:, 18] - (rest[20] - rest[18])
-    local, _ = solve_pose(target, rest)
+    local, _ = solve_smpl_pose(target, rest)
     posed = _forward_kinematics(rest, local, target[:, 0])
     assert _cosines(posed, target).min() > 0.999
 
