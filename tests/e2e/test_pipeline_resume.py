@@ -31,6 +31,7 @@ render: {size: 64, form: full_image}
 judge: {backend: vlm, model: fake-vlm, budget_usd: 100, batch: 4}
 train: {epochs: 2, batch_size: 4}
 eval: {replications: 2, mm_texts: 3, mm_samples: 3, general_texts: 12}
+site: {build: false}
 """
 
 

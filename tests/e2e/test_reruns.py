@@ -38,7 +38,7 @@ BASE = {"run": "matrix", "world.clips": 200, "model.pretrain_preset": "tiny", "p
         "generate.eval_samples_per_prompt": 2, "render.size": 64, "render.people_samples": 2, "pairs.score_filter": False,
         "train.epochs": 2, "train.batch_size": 4, "eval.replications": 2, "eval.mm_texts": 3, "eval.mm_samples": 3,
         "eval.general_texts": 12, "eval.general_samples": 2, "judge.backend": "vlm", "judge.model": "fake-vlm",
-        "judge.batch": 8}
+        "judge.batch": 8, "site.build": False}  # the run browser is tested in tests/report; no stage reads it
 ALL = set(STAGES)
 AFTER_GENERATE = ALL - {"prompts"}
 
