@@ -44,7 +44,7 @@ from atom.pipeline.stages import (EVAL_GENERAL_SEED_OFFSET, EVAL_PROMPTS_SEED_OF
 from atom.settings import EvalSettings  # noqa: E402
 from atom.store import open_store  # noqa: E402
 from atom.store.localcache import local_tree  # noqa: E402
-from services.evaluator.embedded import EmbeddedEvaluator  # noqa: E402
+from atom.embedded_evaluator import EmbeddedEvaluator  # noqa: E402
 from services.evaluator.records import GENERAL, ModelSample, hold_to_min_length  # noqa: E402
 from services.evaluator.report import evaluate  # noqa: E402
 from services.evaluator.subsets import build_subsets  # noqa: E402

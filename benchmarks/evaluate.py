@@ -62,7 +62,9 @@ def main() -> None:
 
     from atom.motion.humanml3d import HumanML3D
     from atom.store import LocalStore
-    from services.evaluator.embedded import EmbeddedConfig, EmbeddedEvaluator, train_embedded_evaluator
+    from atom.embedded_evaluator import EmbeddedConfig, EmbeddedEvaluator
+    from services.evaluator.embedded import ground_truth_summary
+    from services.trainer.evaluator_training import train_embedded_evaluator
     from services.evaluator.report import evaluate
     from services.evaluator.stats import ConfidenceInterval
     from services.evaluator.subsets import build_subsets, subset_sizes
@@ -88,7 +90,8 @@ def main() -> None:
               f"({ev.summary['steps']} steps, final loss {ev.summary['final_loss']:.3f})")
         if store is not None:
             ev.save(store, EVALUATOR_PREFIX)
-    gt = ev.summary["gt"]
+    # The evaluator service measures these on first use; measured here the same way.
+    gt = ev.summary.get("gt") or ground_truth_summary(ev, root)
     ci = {k: ConfidenceInterval.from_dict(gt[k]) for k in ("r1", "r2", "r3", "mm_dist", "diversity", "fid")}
     print(f"  GT on {gt['split']} ({gt['clips']} clips, {gt['replications']} replications): "
           + ", ".join(f"{k} {ci[k].format()}" for k in ("r1", "r2", "r3", "mm_dist", "diversity"))

@@ -24,7 +24,7 @@ def _fresh_bundle():
     from atom.mgpt.tokenizer import WordTokenizer
     from atom.mgpt.vqvae import VQVAE
     from atom.motion.events import EVENT_TYPES
-    from services.generator.pretrain import PretrainConfig
+    from services.trainer.pretrain import PretrainConfig
 
     cfg = PretrainConfig()
     torch.manual_seed(0)

@@ -19,12 +19,6 @@ PACKAGES = ("atom", "services")
 
 # atom/ -> services/: the controller still runs some service code in its own process.
 ATOM_TO_SERVICES_ALLOWED = {
-    # moving pretraining and evaluator training into the services is issue #19
-    ("atom.pipeline.bootstrap", "services.generator.pretrain"),
-    ("atom.pipeline.bootstrap", "services.evaluator.embedded"),
-    # `atomctl world --quality` measures the base model in process (a generator-side report that
-    # no service API offers yet)
-    ("atom.cli.world_cmd", "services.generator.quality"),
     # `atomctl judge agree` computes the agreement statistics and reads human scores in process
     # (the judges themselves are called through the judge service)
     ("atom.pipeline.agree", "services.judge.agree"),

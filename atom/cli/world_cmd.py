@@ -86,28 +86,64 @@ def world_show(dataset: Path | None, clip_id: str | None, events: str | None, se
 @click.option("--minutes", type=float, default=None, help="Time budget for the base model's training.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="Pipeline config file.")
 @click.option("--quality/--no-quality", default=True, show_default=True,
-              help="Measure and print the base model's quality figures afterwards.")
+              help="Measure and print the base model's quality figures afterwards (through the generator).")
 @click.pass_obj
 @handle_errors
 def pretrain_cmd(obj: Ctx, world_clips: int | None, seed: int, minutes: float | None, config_path: Path | None,
                  quality: bool) -> None:
-    """Build the world (if needed), pretrain the tiny base model (VQ-VAE, then a small T5) and the
-    embedded evaluator on it, and store them. `run-pipeline` does this on first use."""
+    """Build the world (if needed), have the trainer service pretrain the tiny base model (VQ-VAE,
+    then a small T5) and train the embedded evaluator on it, and store them. `run-pipeline` does
+    this on first use. The trainer (and, for --quality, the generator) start here unless
+    --endpoint names running ones."""
+    from contextlib import ExitStack
+
     from atom.pipeline import bootstrap
     from atom.pipeline.config import load_config
+    from atom.pipeline.runner import service_clients
     from atom.store import open_store
 
     cfg = load_config(config_path, {"world.clips": world_clips, "seed": seed, "model.pretrain_minutes": minutes})
     store = open_store(obj.store_url)
     store.ping()
     t0 = time.perf_counter()
-    dataset = bootstrap.ensure_dataset(store, cfg)
-    base = bootstrap.ensure_base_model(store, cfg, dataset)
-    evaluator = bootstrap.ensure_evaluator(store, cfg, dataset)
-    click.echo(f"base model: {base}\nevaluator: {evaluator}\ndataset: {dataset}\n({time.perf_counter() - t0:.0f}s)")
-    if quality:
-        from atom.mgpt.bundle import load_bundle
-        from services.generator.quality import measure_quality
+    with ExitStack() as stack:
+        dataset = bootstrap.ensure_dataset(store, cfg)
+        clients = service_clients(stack, obj, names=["trainer", "generator"] if quality else ["trainer"])
+        base = bootstrap.ensure_base_model(store, cfg, dataset, trainer=clients["trainer"])
+        evaluator = bootstrap.ensure_evaluator(store, cfg, dataset, trainer=clients["trainer"])
+        click.echo(f"base model: {base}\nevaluator: {evaluator}\ndataset: {dataset}\n({time.perf_counter() - t0:.0f}s)")
+        if quality:
+            click.echo(model_figures(store, base))
+            click.echo(base_model_quality(store, clients["generator"], base, seed).format())
 
-        report = measure_quality(load_bundle(store, base), bootstrap.local_dataset(store, dataset), seed=seed)
-        click.echo(report.format())
+
+def model_figures(store, base: str) -> str:
+    """What pretraining measured, as the bundle records it (bundle.json, read as data: the
+    controller loads no model)."""
+    metrics = (store.get_json(f"{base}/bundle.json").get("info") or {}).get("metrics") or {}
+    if not metrics:
+        return "the bundle records no training figures"
+    return ("held-out VQ reconstruction (smooth L1, normalised features) {vq_recon_loss:.4f}, perplexity "
+            "{vq_perplexity:.1f}, {codes_used} codes used; language model loss {lm_train_loss:.3f} (train), "
+            "{lm_eval_loss:.3f} (held out)").format_map(metrics)
+
+
+def base_model_quality(store, generator, base: str, seed: int, prompts_per_task: int = 40, samples_per_prompt: int = 2):
+    """Event fidelity of the base model (atom.motion.quality), sampled by the generator service:
+    the same RPC the pipeline's generate stage calls, so the controller needs no model code."""
+    from atom.motion.quality import event_fidelity
+    from atom.motion.record import MotionRecord
+    from atom.v1 import common_pb2, generator_pb2
+
+    def sample(captions, samples, sample_seed):
+        prompts = [common_pb2.Prompt(prompt_id=f"q{i}", text=c, task="quality") for i, c in enumerate(captions)]
+        req = generator_pb2.GenerateRequest(prompts=prompts, samples_per_prompt=samples,
+                                            model=common_pb2.ModelRef(base=base), seed=sample_seed)
+        out: list[list] = [[None] * samples for _ in captions]
+        for m in generator.stream("Generate", req, timeout=3600):
+            if m.num_frames >= 2:
+                out[int(m.prompt_id[1:])][m.sample_index] = MotionRecord.from_bytes(
+                    store.get_bytes(m.motion.key), m.motion.key).joints
+        return out
+
+    return event_fidelity(sample, prompts_per_task, samples_per_prompt, seed)

@@ -1,7 +1,9 @@
 """What a run needs before stage 1, made or imported once and cached in the store.
 
-Embedded: the procedural world corpus, the tiny base model pretrained on it, the embedded
-evaluator. A user's own files (a HumanML3D directory, the released MotionGPT checkpoint with its
+Embedded: the procedural world corpus (built here, it is plain data), the tiny base model
+pretrained on it and the embedded evaluator: those two are trainer-service jobs (Trainer.StartTraining
+with `pretrain` / `evaluator`), started and watched here like preference training, so the
+controller itself trains nothing. A user's own files (a HumanML3D directory, the released MotionGPT checkpoint with its
 T5 and normalisation files, the Guo et al. evaluator) are imported under a prefix keyed by the
 sha256 of their content, so another file with the same name is another artifact, and each import
 is recorded (`assets`) with what it read, for the report."""
@@ -12,11 +14,14 @@ import hashlib
 import json
 import logging
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import click
 
 from atom.pipeline.config import PipelineConfig
+from atom.runtime.client import ServiceClient
 from atom.store import ArtifactStore
 
 log = logging.getLogger("atom.pipeline")
@@ -95,13 +100,6 @@ def ensure_dataset(store: ArtifactStore, cfg: PipelineConfig, show: bool = True)
     return prefix
 
 
-def local_dataset(store: ArtifactStore, prefix: str) -> Path:
-    """A local copy of a dataset in the store (training reads files)."""
-    from atom.store.localcache import local_tree
-
-    return local_tree(store, prefix)
-
-
 def base_model_prefix(cfg: PipelineConfig) -> str:
     return f"models/base-tiny-s{cfg.world.seed}-n{cfg.world.clips}"
 
@@ -132,7 +130,58 @@ def import_checkpoint(store: ArtifactStore, cfg: PipelineConfig, show: bool = Tr
     return import_motiongpt_checkpoint(store, assets, record)
 
 
-def ensure_base_model(store: ArtifactStore, cfg: PipelineConfig, dataset: str, show: bool = True) -> str:
+@contextmanager
+def trainer_service(store: ArtifactStore, trainer: ServiceClient | None) -> Iterator[ServiceClient]:
+    """The trainer to run a model job on: the given client, or (for a command that starts no
+    trainer of its own, such as `atomctl t2m`) one started here on loopback for the job's length."""
+    if trainer is not None:
+        yield trainer
+        return
+    from atom.runtime.client import connect
+    from atom.runtime.launch import LocalServices
+
+    with LocalServices(store.url, ["trainer"], log_dir=Path(".atom/logs")) as group:
+        group.wait_ready()
+        with connect("trainer", group.endpoints()["trainer"]) as client:
+            client.wait_ready(60)
+            yield client
+
+
+def run_trainer_job(trainer: ServiceClient, request, label: str, show: bool = True):
+    """Start a trainer job (or find it finished: the job id is a hash of the request), watch it to
+    its end with a progress bar, and return its final Job; a job that did not succeed raises."""
+    from atom.pipeline.context import Progress
+    from atom.v1 import common_pb2, trainer_pb2
+
+    job = trainer.call("StartTraining", request, timeout=120)
+    terminal = (common_pb2.JOB_STATE_SUCCEEDED, common_pb2.JOB_STATE_FAILED, common_pb2.JOB_STATE_CANCELLED)
+    final, done = job, job.metrics.step
+    if job.state not in terminal:
+        bar = Progress(label, max(job.metrics.total_steps, 1), show)
+        bar.advance(done)
+        try:
+            for event in trainer.stream("WatchJob", trainer_pb2.JobRef(job_id=job.job_id), timeout=24 * 3600):
+                final = event.job
+                log.info("%s: %s", label, event.message)
+                if final.metrics.total_steps and bar.total != final.metrics.total_steps:
+                    bar.total = final.metrics.total_steps
+                if final.metrics.step > done:
+                    bar.advance(final.metrics.step - done)
+                    done = final.metrics.step
+                if final.state in terminal:
+                    break
+        finally:
+            bar.close()
+    if final.state != common_pb2.JOB_STATE_SUCCEEDED:
+        raise RuntimeError(f"trainer job {job.job_id} ({label}) ended {common_pb2.JobState.Name(final.state)}: "
+                           f"{final.error or 'no reason given'}; run the command again to start it again")
+    return final
+
+
+def ensure_base_model(store: ArtifactStore, cfg: PipelineConfig, dataset: str, show: bool = True,
+                      trainer: ServiceClient | None = None) -> str:
+    """The run's base model: given, imported, or pretrained on the world by the trainer service
+    (first run only; `trainer` is the client to ask, else one is started for the job)."""
     if cfg.model.base:
         return cfg.model.base
     if cfg.model.checkpoint:
@@ -140,22 +189,28 @@ def ensure_base_model(store: ArtifactStore, cfg: PipelineConfig, dataset: str, s
     prefix = base_prefix_for(cfg)
     if store.exists(f"{prefix}/bundle.json"):
         return prefix
-    from services.generator.pretrain import PretrainConfig, pretrain
+    from atom.v1 import common_pb2, trainer_pb2
 
-    _say(f"pretraining the tiny base model on the world (first run only; about 9 min on 2 cores, "
-         f"capped at {cfg.model.pretrain_minutes:g} min) ...", show)
-    root = local_dataset(store, dataset)
-    if cfg.model.pretrain_preset == "tiny":
-        pcfg = PretrainConfig.tiny(seed=cfg.seed)
-    else:
-        pcfg = PretrainConfig(time_budget_s=cfg.model.pretrain_minutes * 60, seed=cfg.seed)
-    # The store prefix, not the local cache path: the bundle manifest is the model's identity
-    # (it is hashed into every motion's key), and the cache path differs from store to store.
-    result = pretrain(root, store, prefix, pcfg, dataset_name=dataset)
-    if result.stopped_early:
-        _say(f"warning: pretraining hit its {cfg.model.pretrain_minutes:g}-minute cap after {result.vq_steps_done} "
-             f"VQ-VAE and {result.lm_steps_done} language-model steps ({pcfg.vq_steps} and {pcfg.lm_steps} planned); "
-             "the base model, and so every result, now depends on this machine's speed. Raise "
+    tiny = cfg.model.pretrain_preset == "tiny"
+    _say("pretraining the tiny base model on the world in the trainer service (first run only; "
+         + ("the tiny preset: seconds) ..." if tiny else
+            f"about 9 min on 2 cores, capped at {cfg.model.pretrain_minutes:g} min) ..."), show)
+    request = trainer_pb2.StartTrainingRequest(output_prefix=prefix, pretrain=trainer_pb2.PretrainJob(
+        dataset=common_pb2.ArtifactRef(key=dataset, sha256=dataset_digest(store, dataset) or ""),
+        preset=cfg.model.pretrain_preset, seed=cfg.seed,
+        # The tiny preset has no cap (it takes seconds); the bundle records the cap it was made under.
+        time_budget_s=None if tiny else cfg.model.pretrain_minutes * 60))
+    with trainer_service(store, trainer) as client:
+        job = run_trainer_job(client, request, "pretrain", show)
+    f = job.figures
+    if "vq_mpjpe_mm" in f:
+        _say(f"base model pretrained in {f.get('seconds', 0):.0f} s: VQ-VAE round trip {f['vq_mpjpe_mm']:.1f} mm MPJPE on "
+             f"held-out clips (root-relative {f['vq_mpjpe_rootrel_mm']:.1f} mm), language-model held-out loss "
+             f"{f['lm_eval_loss']:.3f}", show)
+    if f.get("stopped_early"):
+        _say(f"warning: pretraining hit its {cfg.model.pretrain_minutes:g}-minute cap after {f['vq_steps_done']:.0f} "
+             f"VQ-VAE and {f['lm_steps_done']:.0f} language-model steps ({f['vq_steps']:.0f} and {f['lm_steps']:.0f} "
+             "planned); the base model, and so every result, now depends on this machine's speed. Raise "
              "model.pretrain_minutes for the reproducible model.", show)
     return prefix
 
@@ -222,17 +277,25 @@ def evaluator_spec(store: ArtifactStore, cfg: PipelineConfig, embedded_prefix: s
     return f"embedded:{embedded_prefix}"
 
 
-def ensure_evaluator(store: ArtifactStore, cfg: PipelineConfig, dataset: str, show: bool = True) -> str:
+EVALUATOR_STEPS_TINY = 40  # the embedded evaluator's steps under the tiny preset (seconds)
+
+
+def ensure_evaluator(store: ArtifactStore, cfg: PipelineConfig, dataset: str, show: bool = True,
+                     trainer: ServiceClient | None = None) -> str:
+    """The embedded evaluator's prefix, trained on the dataset by the trainer service on first use
+    (`trainer` is the client to ask, else one is started for the job). With a Guo evaluator
+    configured there is nothing to train."""
     prefix = evaluator_prefix(dataset)
     if cfg.eval.evaluator != "embedded" or store.exists(f"{prefix}/evaluator.json"):
         return prefix
-    from services.evaluator.embedded import EmbeddedConfig, train_embedded_evaluator
+    from atom.v1 import common_pb2, trainer_pb2
 
-    _say("training the embedded text/motion evaluator (first run only) ...", show)
-    root = local_dataset(store, dataset)
-    steps = 40 if cfg.model.pretrain_preset == "tiny" else EmbeddedConfig().steps
-    model = train_embedded_evaluator(root, EmbeddedConfig(seed=cfg.seed, steps=steps))
-    model.save(store, prefix)
+    _say("training the embedded text/motion evaluator in the trainer service (first run only) ...", show)
+    request = trainer_pb2.StartTrainingRequest(output_prefix=prefix, evaluator=trainer_pb2.EvaluatorJob(
+        dataset=common_pb2.ArtifactRef(key=dataset, sha256=dataset_digest(store, dataset) or ""), seed=cfg.seed,
+        steps=EVALUATOR_STEPS_TINY if cfg.model.pretrain_preset == "tiny" else None))
+    with trainer_service(store, trainer) as client:
+        run_trainer_job(client, request, "evaluator", show)
     return prefix
 
 

@@ -83,16 +83,21 @@ def run(cfg: PipelineConfig, cli: Ctx, until: str = "evaluate", only: str | None
         manifest = Manifest.load(store, cfg.run, cfg.to_dict())
         wanted = [only] if only else list(STAGES[: STAGES.index(until) + 1])
         out: dict[str, dict] = _check_ready(store, cfg, manifest, only) if only else {}
-        # Services start while the base model and dataset are prepared.
         dataset = bootstrap.ensure_dataset(store, cfg, show_progress)
+        # Every service is up (ready) before the base model is made: on a first run the trainer
+        # service pretrains it.
         clients = service_clients(stack, cli, env={DEVICE_ENV: cfg.model.device, DTYPE_ENV: cfg.model.dtype})
         ctx = RunContext(cfg=cfg, store=store, clients=clients, manifest=manifest, show_progress=show_progress,
                          dataset=dataset)
-        ctx.base_model = bootstrap.ensure_base_model(store, cfg, dataset, show_progress)
+        ctx.base_model = bootstrap.ensure_base_model(store, cfg, dataset, show_progress, trainer=clients["trainer"])
         ctx.context_digests = {"dataset": bootstrap.dataset_digest(store, dataset),
                                "base_model": bootstrap.base_model_digest(store, ctx.base_model)}
         conf = cfg.to_dict()
         for stage in wanted:
+            if stage == "evaluate":
+                # On a first run the trainer service trains the embedded evaluator; the evaluate
+                # stage then finds it in the store (stages.prepare_evaluation).
+                bootstrap.ensure_evaluator(store, cfg, dataset, show_progress, trainer=clients["trainer"])
             reads = dict.fromkeys(source(e) for e in needs(BY_NAME[stage], conf)[1])
             out[stage] = stages.RUNNERS[stage](ctx, {name: out[name] for name in reads})
             if stage == "judge":

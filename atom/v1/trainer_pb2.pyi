@@ -94,17 +94,43 @@ class TrainingConfig(_message.Message):
     rpo_alpha: float
     def __init__(self, algorithm: _Optional[str] = ..., beta: _Optional[float] = ..., learning_rate: _Optional[float] = ..., batch_size: _Optional[int] = ..., epochs: _Optional[int] = ..., max_steps: _Optional[int] = ..., lora_r: _Optional[int] = ..., lora_alpha: _Optional[int] = ..., lora_dropout: _Optional[float] = ..., target_modules: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., scheduler: _Optional[str] = ..., warmup_ratio: _Optional[float] = ..., logprobs: _Optional[str] = ..., rpo_alpha: _Optional[float] = ...) -> None: ...
 
+class PretrainJob(_message.Message):
+    __slots__ = ("dataset", "preset", "seed", "time_budget_s")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    PRESET_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    TIME_BUDGET_S_FIELD_NUMBER: _ClassVar[int]
+    dataset: _common_pb2.ArtifactRef
+    preset: str
+    seed: int
+    time_budget_s: float
+    def __init__(self, dataset: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., preset: _Optional[str] = ..., seed: _Optional[int] = ..., time_budget_s: _Optional[float] = ...) -> None: ...
+
+class EvaluatorJob(_message.Message):
+    __slots__ = ("dataset", "seed", "steps")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    dataset: _common_pb2.ArtifactRef
+    seed: int
+    steps: int
+    def __init__(self, dataset: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., seed: _Optional[int] = ..., steps: _Optional[int] = ...) -> None: ...
+
 class StartTrainingRequest(_message.Message):
-    __slots__ = ("base", "pairs", "config", "output_prefix")
+    __slots__ = ("base", "pairs", "config", "output_prefix", "pretrain", "evaluator")
     BASE_FIELD_NUMBER: _ClassVar[int]
     PAIRS_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    PRETRAIN_FIELD_NUMBER: _ClassVar[int]
+    EVALUATOR_FIELD_NUMBER: _ClassVar[int]
     base: _common_pb2.ModelRef
     pairs: _common_pb2.ArtifactRef
     config: TrainingConfig
     output_prefix: str
-    def __init__(self, base: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., pairs: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., config: _Optional[_Union[TrainingConfig, _Mapping]] = ..., output_prefix: _Optional[str] = ...) -> None: ...
+    pretrain: PretrainJob
+    evaluator: EvaluatorJob
+    def __init__(self, base: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., pairs: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., config: _Optional[_Union[TrainingConfig, _Mapping]] = ..., output_prefix: _Optional[str] = ..., pretrain: _Optional[_Union[PretrainJob, _Mapping]] = ..., evaluator: _Optional[_Union[EvaluatorJob, _Mapping]] = ...) -> None: ...
 
 class JobRef(_message.Message):
     __slots__ = ("job_id",)
@@ -131,20 +157,33 @@ class TrainingMetrics(_message.Message):
     def __init__(self, step: _Optional[int] = ..., total_steps: _Optional[int] = ..., epoch: _Optional[int] = ..., loss: _Optional[float] = ..., margin: _Optional[float] = ..., accuracy: _Optional[float] = ..., learning_rate: _Optional[float] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "state", "metrics", "adapter", "error", "resumed")
+    __slots__ = ("job_id", "state", "metrics", "adapter", "error", "resumed", "kind", "output", "figures")
+    class FiguresEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
     ADAPTER_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     RESUMED_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    FIGURES_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     state: _common_pb2.JobState
     metrics: TrainingMetrics
     adapter: _common_pb2.ArtifactRef
     error: str
     resumed: bool
-    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., metrics: _Optional[_Union[TrainingMetrics, _Mapping]] = ..., adapter: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., error: _Optional[str] = ..., resumed: _Optional[bool] = ...) -> None: ...
+    kind: str
+    output: _common_pb2.ArtifactRef
+    figures: _containers.ScalarMap[str, float]
+    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.JobState, str]] = ..., metrics: _Optional[_Union[TrainingMetrics, _Mapping]] = ..., adapter: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., error: _Optional[str] = ..., resumed: _Optional[bool] = ..., kind: _Optional[str] = ..., output: _Optional[_Union[_common_pb2.ArtifactRef, _Mapping]] = ..., figures: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class JobEvent(_message.Message):
     __slots__ = ("job", "message")

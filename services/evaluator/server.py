@@ -13,6 +13,7 @@ from atom import evalplan
 from atom.motion import postag
 from atom.motion.humanml3d import HumanML3D
 
+from atom.embedded_evaluator import EmbeddedEvaluator
 from atom.motion.record import MotionFormatError, MotionRecord
 from atom.runtime import telemetry
 from atom.runtime.device import resolve_compute
@@ -22,6 +23,7 @@ from atom.store import ArtifactNotFound, open_store
 from atom.runtime.dataroots import resolve_local
 from atom.store.localcache import local_tree
 from atom.v1 import common_pb2, evaluator_pb2, evaluator_pb2_grpc
+from services.evaluator.embedded import with_ground_truth
 from services.evaluator.motiongpt_protocol import MM_KIND, real_features
 from services.evaluator.records import (FEATURE_DIM, GENERAL, MIN_EVAL_FRAMES, ModelSample, check_stop,
                                         hold_to_min_length)
@@ -41,8 +43,6 @@ JUDGE_MEAN = telemetry.gauge("atom_eval_judge_score", "Mean judge score of the l
 def load_evaluator(store, spec: str):
     kind, _, arg = spec.partition(":")
     if kind in ("", "embedded"):
-        from services.evaluator.embedded import EmbeddedEvaluator
-
         require(bool(arg), "evaluator", "embedded evaluator needs its store prefix: embedded:<prefix>")
         return EmbeddedEvaluator.load(store, arg)
     if kind == "guo":
@@ -160,6 +160,9 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
                 while not self._lock.acquire(timeout=0.5):
                     check_stop(stop)
                 try:
+                    if isinstance(evaluator, EmbeddedEvaluator) and "gt" not in evaluator.summary:
+                        progress("measuring the embedded evaluator on the real clips (once per evaluator)", 0, 1)
+                        with_ground_truth(evaluator, root, request.dataset)
                     if plan is None:
                         result["report"] = evaluate(models, real, evaluator, replications=replications,
                                                     seed=request.seed, progress=progress, reference=reference,

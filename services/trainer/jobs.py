@@ -1,10 +1,14 @@
 """Training jobs: background threads with states, progress streams, cancellation and resume.
 
+Three kinds, one queue (one slot: they share the machine): `preference` (LoRA preference training,
+config TrainConfig), `pretrain` (the tiny base model) and `evaluator` (the embedded evaluator), the
+last two specified in services/trainer/model_jobs.py.
+
 A job's id is derived from its config's fingerprint, so starting the same config twice names the
-same job: a running job is returned as is, a finished one is not run again, and a failed,
-cancelled or interrupted one resumes from its last checkpoint. Job records live in the store
-(jobs/<id>.json), so a restarted trainer process still knows every job and can resume the ones it
-was running when it stopped.
+same job: a running job is returned as is, a finished one whose output is still in the store is
+not run again, and a failed, cancelled or interrupted one is started again (a preference job from
+its last checkpoint). Job records live in the store (jobs/<id>.json), so a restarted trainer
+process still knows every job and starts again the ones it was running when it stopped.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Callable, Iterator
 
 from atom.store import ArtifactStore, StoreError
 from services.trainer.config import TrainConfig
+from services.trainer.model_jobs import SPECS, EvaluatorSpec, JobCancelled, JobProgress, PretrainSpec
 from services.trainer.train import PreferenceLM, Progress, TrainingCancelled, train_preference
 
 log = logging.getLogger(__name__)
@@ -29,6 +34,8 @@ TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
 INTERRUPTED = "interrupted: the trainer process stopped while the job was active; start it again to resume"
 
 ModelLoader = Callable[[TrainConfig], PreferenceLM]
+PREFERENCE = "preference"
+JobConfig = TrainConfig | PretrainSpec | EvaluatorSpec
 
 
 class JobNotFound(KeyError):
@@ -40,8 +47,19 @@ class JobNotFound(KeyError):
         return self.args[0]
 
 
-def job_id_for(config: TrainConfig) -> str:
-    return "train-" + config.fingerprint()[:16]
+def job_id_for(config: JobConfig) -> str:
+    if isinstance(config, TrainConfig):
+        return "train-" + config.fingerprint()[:16]
+    return config.job_id()
+
+
+def kind_of(config: JobConfig) -> str:
+    return PREFERENCE if isinstance(config, TrainConfig) else config.kind
+
+
+def config_from_record(kind: str, d: dict) -> JobConfig:
+    """A job's config as its record stores it (records from before `kind` existed are preference jobs)."""
+    return TrainConfig.from_dict(d) if kind == PREFERENCE else SPECS[kind].from_dict(d)
 
 
 @dataclass
@@ -61,6 +79,9 @@ class JobStatus:
     error: str = ""
     adapter_prefix: str = ""
     summary_key: str = ""
+    kind: str = PREFERENCE
+    output_prefix: str = ""  # pretrain / evaluator: the model they made, when SUCCEEDED
+    figures: dict = field(default_factory=dict)  # pretrain / evaluator: name -> value, when SUCCEEDED
     interrupted: bool = False
     resumed_from_step: int = 0  # > 0 when the last run continued from a checkpoint
     attempts: int = 0
@@ -97,7 +118,7 @@ class JobManager:
     """Runs training jobs in background threads, at most `max_concurrent` at once (one GPU).
 
     model_loader(config) must return a fresh PreferenceLM for config.base_model each time (LoRA is
-    attached to it in place)."""
+    attached to it in place); pretrain and evaluator jobs build their models themselves."""
 
     def __init__(self, store: ArtifactStore, model_loader: ModelLoader, *, prefix: str = "jobs",
                  max_concurrent: int = 1, persist_interval_s: float = 5.0, watch_buffer: int = 1024):
@@ -155,19 +176,23 @@ class JobManager:
 
     # -- public API ---------------------------------------------------------------------------
 
-    def start(self, config: TrainConfig) -> str:
+    def start(self, config: JobConfig) -> str:
         """Start (or resume, or return) the job of this config; returns its id."""
         job_id = job_id_for(config)
         with self._cond:
             job = self._jobs.get(job_id)
-            if job is not None and (job.active or (job.status.state == SUCCEEDED and self._adapter_present(job))):
+            if job is not None and (job.active or (job.status.state == SUCCEEDED and self._output_present(job, config))):
                 return job_id
             if job is None:
-                job = _Job(JobStatus(job_id, PENDING, config.to_dict()))
+                job = _Job(JobStatus(job_id, PENDING, config.to_dict(), kind=kind_of(config)))
                 self._jobs[job_id] = job
             status = job.status
             status.state, status.error, status.interrupted = PENDING, "", False
-            status.message = "resuming from the last checkpoint" if status.attempts else "waiting for a training slot"
+            if not status.attempts:
+                status.message = "waiting for a training slot"
+            else:  # only preference training keeps checkpoints; the model jobs are seeded and start over
+                status.message = ("resuming from the last checkpoint" if status.kind == PREFERENCE
+                                  else "starting again from the beginning (same seed, same model)")
             status.attempts += 1
             job.cancel = threading.Event()
             job.thread = threading.Thread(target=self._run, args=(job, config), name=f"trainer-{job_id}", daemon=True)
@@ -176,8 +201,10 @@ class JobManager:
             job.thread.start()
         return job_id
 
-    def _adapter_present(self, job: "_Job") -> bool:
-        """A finished job's adapter is still in the store (deleted outputs are trained again)."""
+    def _output_present(self, job: "_Job", config: JobConfig) -> bool:
+        """A finished job's output is still in the store (deleted outputs are trained again)."""
+        if not isinstance(config, TrainConfig):
+            return config.output_present(self.store)
         prefix = job.status.adapter_prefix
         return bool(prefix) and self.store.exists(f"{prefix.rstrip('/')}/adapter_model.safetensors")
 
@@ -237,7 +264,8 @@ class JobManager:
     def resume_interrupted(self) -> list[str]:
         """Start again every job that a previous process left unfinished; returns their ids."""
         with self._cond:
-            configs = [TrainConfig.from_dict(j.status.config) for j in self._jobs.values() if j.status.interrupted]
+            configs = [config_from_record(j.status.kind, j.status.config) for j in self._jobs.values()
+                       if j.status.interrupted]
         return [self.start(c) for c in configs]
 
     def shutdown(self, timeout: float | None = 30.0) -> None:
@@ -258,7 +286,7 @@ class JobManager:
 
     # -- the worker ---------------------------------------------------------------------------
 
-    def _run(self, job: _Job, config: TrainConfig) -> None:
+    def _run(self, job: _Job, config: JobConfig) -> None:
         acquired = False
         try:
             while not (acquired := self._slots.acquire(timeout=0.2)):
@@ -266,6 +294,9 @@ class JobManager:
                     raise TrainingCancelled(job.status.step)
             if job.cancel.is_set():
                 raise TrainingCancelled(job.status.step)
+            if not isinstance(config, TrainConfig):
+                self._run_model_job(job, config)
+                return
             with self._cond:
                 job.status.state, job.status.message = RUNNING, "loading the model"
                 self._publish(job)
@@ -282,7 +313,7 @@ class JobManager:
                 s.step = s.total_steps = result.steps
                 s.adapter_prefix, s.summary_key = result.adapter_prefix, result.summary_key
                 s.resumed_from_step = result.resumed_from_step
-        except TrainingCancelled as exc:
+        except (TrainingCancelled, JobCancelled) as exc:
             with self._cond:
                 job.status.state, job.status.message = CANCELLED, str(exc)
         except Exception as exc:  # any failure ends the job FAILED with the reason, never silently
@@ -300,6 +331,27 @@ class JobManager:
             with self._cond:
                 self._publish(job)
                 self._persist(job)
+
+    def _run_model_job(self, job: _Job, spec: PretrainSpec | EvaluatorSpec) -> None:
+        """A pretrain or evaluator job, in the slot _run holds; its exceptions end the job there."""
+        with self._cond:
+            job.status.state, job.status.message = RUNNING, f"starting the {spec.kind} job"
+            job.status.output_prefix, job.status.figures = "", {}
+            self._publish(job)
+            self._persist(job)
+        outcome = spec.run(self.store, lambda p: self._model_progress(job, p), job.cancel)
+        with self._cond:
+            s = job.status
+            s.state, s.message = SUCCEEDED, outcome.message
+            s.step = s.total_steps = outcome.steps
+            s.output_prefix, s.figures = outcome.output_prefix, outcome.figures
+
+    def _model_progress(self, job: _Job, p: JobProgress) -> None:
+        with self._cond:
+            s = job.status
+            s.step, s.total_steps, s.message = p.step, p.total_steps, p.message
+            self._publish(job)
+            self._persist(job, force=False)
 
     def _progress(self, job: _Job, p: Progress) -> None:
         with self._cond:

@@ -5,6 +5,8 @@ Two stages, as in MotionGPT: (1) the VQ-VAE motion tokeniser learns to reconstru
 features from random windows; (2) every training clip is tokenised, and a small T5 learns
 caption -> motion tokens (teacher forcing) with a word-level tokenizer built from the captions.
 Everything is seeded: the same corpus, config and thread count give the same bundle.
+
+The trainer service runs it as a `pretrain` job (services/trainer/model_jobs.py) on first use.
 """
 
 from __future__ import annotations
@@ -116,6 +118,10 @@ class PretrainResult:
     vq_steps_done: int = 0
     lm_steps_done: int = 0
     stopped_early: bool = False  # the time budget cut a stage short
+    # Joint error of the VQ-VAE's encode -> decode round trip on the held-out clips (mm), global
+    # and root-relative (so root drift does not dominate): what the tokeniser loses, in metres.
+    vq_mpjpe_mm: float | None = None
+    vq_mpjpe_rootrel_mm: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -221,6 +227,24 @@ def eval_vqvae(vq: VQVAE, corpus: Corpus, cfg: PretrainConfig) -> tuple[float, f
 
 
 @torch.no_grad()
+def vq_reconstruction(vq: VQVAE, corpus: Corpus, mean: np.ndarray, std: np.ndarray,
+                      max_clips: int = 100) -> tuple[float, float]:
+    """(MPJPE mm, root-relative MPJPE mm) of the encode -> decode round trip, mean over up to
+    `max_clips` clips of `corpus` (normalised features, cropped to whole tokens)."""
+    from atom.motion.features import features_to_joints
+
+    vq.eval()
+    errs = []
+    for f in corpus.features[:max_clips]:
+        rec = vq.decode(vq.encode(torch.from_numpy(f)[None]))[0].numpy()
+        j0, j1 = features_to_joints(f * std + mean), features_to_joints(rec * std + mean)
+        errs.append((np.linalg.norm(j0 - j1, axis=-1).mean(),
+                     np.linalg.norm((j0 - j0[:, :1]) - (j1 - j1[:, :1]), axis=-1).mean()))
+    g, r = np.mean(errs, axis=0) * 1000.0
+    return float(g), float(r)
+
+
+@torch.no_grad()
 def tokenize_corpus(vq: VQVAE, corpus: Corpus, offsets=(0,)) -> list[tuple[int, list[int]]]:
     """(clip index, codes) for every clip and frame offset."""
     k = vq.config.frames_per_token
@@ -319,7 +343,9 @@ def pretrain(dataset_root, store, out_prefix: str, config: PretrainConfig | None
         vq, vq_steps = train_vqvae(train, cfg, progress, vq_deadline)
         t_vq = time.monotonic() - t0
         vq_loss, perplexity, used = eval_vqvae(vq, held, cfg)
-        progress("vqvae", cfg.vq_steps, cfg.vq_steps, f"held-out recon {vq_loss:.4f}, {used} codes used")
+        mpjpe, mpjpe_rel = vq_reconstruction(vq, held, mean, std)
+        progress("vqvae", cfg.vq_steps, cfg.vq_steps,
+                 f"held-out recon {vq_loss:.4f} (MPJPE {mpjpe:.1f} mm), {used} codes used")
 
         pairs = tokenize_corpus(vq, train, cfg.token_offsets)
         held_pairs = tokenize_corpus(vq, held, (0,))
@@ -346,6 +372,7 @@ def pretrain(dataset_root, store, out_prefix: str, config: PretrainConfig | None
                               vq_perplexity=perplexity, codes_used=used, lm_train_loss=train_loss,
                               lm_eval_loss=eval_loss, seconds_vq=t_vq, seconds_lm=t_lm,
                               seconds_total=time.monotonic() - t0, vq_steps_done=vq_steps, lm_steps_done=lm_steps,
-                              stopped_early=vq_steps < cfg.vq_steps or lm_steps < cfg.lm_steps)
+                              stopped_early=vq_steps < cfg.vq_steps or lm_steps < cfg.lm_steps,
+                              vq_mpjpe_mm=mpjpe, vq_mpjpe_rootrel_mm=mpjpe_rel)
     finally:
         torch.set_num_threads(old_threads)

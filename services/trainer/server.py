@@ -1,6 +1,8 @@
-"""The trainer's gRPC servicer: BuildPairs, and LoRA preference training as jobs
-(StartTraining, WatchJob streamed, CancelJob, GetJob). Jobs live in the store, so a restarted
-trainer knows them, and starting the same config again resumes from the last checkpoint."""
+"""The trainer's gRPC servicer: BuildPairs, and jobs (StartTraining, WatchJob streamed, CancelJob,
+GetJob) of three kinds: LoRA preference training, pretraining the tiny base model, and training
+the embedded evaluator. Jobs live in the store, so a restarted trainer knows them, and starting
+the same request again returns the finished job or runs it again (preference training from its
+last checkpoint)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from atom.store import ArtifactNotFound, open_store
 from atom.v1 import common_pb2, trainer_pb2, trainer_pb2_grpc
 from services.trainer.config import LoraSettings, TrainConfig, TrainConfigError
 from services.trainer.jobs import JobManager, JobNotFound, JobStatus
+from services.trainer.model_jobs import PRESETS, EvaluatorSpec, ModelJobError, PretrainSpec
 from services.trainer.pairs import PairConfig, build_pair_sets
 
 log = logging.getLogger("atom.trainer")
@@ -73,7 +76,9 @@ def job_to_proto(s: JobStatus) -> trainer_pb2.Job:
         metrics=trainer_pb2.TrainingMetrics(step=s.step, total_steps=s.total_steps, epoch=s.epoch, loss=_num(s.loss),
                                             margin=_num(s.margin), accuracy=_num(s.accuracy), learning_rate=_num(s.lr)),
         adapter=common_pb2.ArtifactRef(key=s.adapter_prefix) if s.adapter_prefix else None,
-        error=s.error, resumed=s.resumed_from_step > 0)
+        error=s.error, resumed=s.resumed_from_step > 0, kind=s.kind,
+        output=common_pb2.ArtifactRef(key=s.output_prefix) if s.output_prefix else None,
+        figures={k: float(v) for k, v in s.figures.items()})
 
 
 # TrainingConfig.logprobs -> TrainConfig.average_logprobs ("" leaves it to the loss's convention).
@@ -104,6 +109,30 @@ def config_from_request(req: trainer_pb2.StartTrainingRequest) -> TrainConfig:
                            average_logprobs=LOGPROBS[c.logprobs or d.logprobs], rpo_alpha=get("rpo_alpha", d.rpo_alpha))
     except TrainConfigError as exc:
         raise InvalidArgument("config", str(exc)) from None
+
+
+def model_job_from_request(req: trainer_pb2.StartTrainingRequest) -> PretrainSpec | EvaluatorSpec:
+    """A pretrain or evaluator job's spec from a request whose `kind` is set."""
+    kind = req.WhichOneof("kind")
+    job = getattr(req, kind)
+    require(not req.base.base and not req.base.adapter and not req.pairs.key and not req.HasField("config"),
+            "base", f"a {kind} job takes no base model, pairs or training config; leave them empty")
+    require_key(job.dataset.key, f"{kind}.dataset.key", "name the HumanML3D-layout dataset's store prefix")
+    require_key(req.output_prefix, "output_prefix", f"e.g. models/{'base-tiny' if kind == 'pretrain' else 'evaluator'}")
+    common = {"dataset": job.dataset.key.rstrip("/"), "dataset_sha256": job.dataset.sha256,
+              "output_prefix": req.output_prefix.rstrip("/"), "seed": job.seed}
+    try:
+        if kind == "pretrain":
+            preset = job.preset or "default"
+            require(preset in PRESETS, "pretrain.preset", f"must be one of {', '.join(PRESETS)}, got {job.preset!r}")
+            require(not job.HasField("time_budget_s") or (math.isfinite(job.time_budget_s) and job.time_budget_s > 0),
+                    "pretrain.time_budget_s", f"must be a positive number of seconds, got {job.time_budget_s}")
+            return PretrainSpec(preset=preset, time_budget_s=job.time_budget_s if job.HasField("time_budget_s") else None,
+                                **common)
+        require(not job.HasField("steps") or job.steps >= 1, "evaluator.steps", f"must be >= 1, got {job.steps}")
+        return EvaluatorSpec(steps=job.steps if job.HasField("steps") else None, **common)
+    except ModelJobError as exc:
+        raise InvalidArgument(kind, str(exc)) from None
 
 
 class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
@@ -144,6 +173,11 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
         return resp
 
     def StartTraining(self, request, context):
+        if request.WhichOneof("kind"):
+            spec = model_job_from_request(request)
+            if not self.store.exists(f"{spec.dataset}/DONE"):  # written last by every dataset import
+                raise ArtifactNotFound(f"{spec.dataset}/DONE", self.store.url)
+            return job_to_proto(self.jobs.get(self.jobs.start(spec)))
         config = config_from_request(request)
         if not self.store.exists(config.pairs_key):
             raise ArtifactNotFound(config.pairs_key, self.store.url)

@@ -1,15 +1,15 @@
+"""The embedded evaluator: its model (atom/embedded_evaluator.py), its training (the trainer's,
+services/trainer/evaluator_training.py) and the ground-truth figures the evaluator service
+measures with it (services/evaluator/embedded.py)."""
+
 import numpy as np
 import pytest
 
 from atom.store import LocalStore
-from services.evaluator.embedded import (
-    EmbeddedConfig,
-    EmbeddedEvaluator,
-    EmbeddedEvaluatorError,
-    text_words,
-    train_embedded_evaluator,
-)
+from atom.embedded_evaluator import EmbeddedConfig, EmbeddedEvaluator, EmbeddedEvaluatorError, text_words
+from services.evaluator.embedded import ground_truth_summary, with_ground_truth
 from services.evaluator.records import TextMotionEvaluator
+from services.trainer.evaluator_training import train_embedded_evaluator
 
 SMALL = EmbeddedConfig(steps=80, batch_size=32, word_dim=32, text_hidden=48, motion_hidden=48,
                        conv_channels=48, embed_dim=32, lr=3e-3, num_threads=1)
@@ -17,7 +17,10 @@ SMALL = EmbeddedConfig(steps=80, batch_size=32, word_dim=32, text_hidden=48, mot
 
 @pytest.fixture(scope="module")
 def trained(synthetic_corpus):
-    return train_embedded_evaluator(synthetic_corpus, SMALL, gt_replications=3)
+    ev = train_embedded_evaluator(synthetic_corpus, SMALL)
+    assert "gt" not in ev.summary  # training does not measure it: the evaluator service does
+    ev.summary["gt"] = ground_truth_summary(ev, synthetic_corpus, replications=3)
+    return ev
 
 
 def test_text_words_agree_for_free_and_tagged_text():
@@ -53,9 +56,13 @@ def test_save_load_round_trip_and_batch_independence(trained, tmp_path):
 
 
 def test_training_is_seeded(synthetic_corpus, trained):
-    again = train_embedded_evaluator(synthetic_corpus, SMALL, gt_split=None)
+    again = train_embedded_evaluator(synthetic_corpus, SMALL)
     x = np.random.default_rng(1).normal(size=(60, 263)).astype(np.float32)
     np.testing.assert_allclose(again.embed_motions([x]), trained.embed_motions([x]), atol=1e-5)
+    # The ground-truth figures are a function of the weights and the data (the evaluator service
+    # measures them once per evaluator and dataset): measured again, they are the same.
+    with_ground_truth(again, synthetic_corpus, "synthetic")
+    assert again.summary["gt"] == ground_truth_summary(again, synthetic_corpus)
 
 
 def test_bad_inputs(trained, tmp_path):

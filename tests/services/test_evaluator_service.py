@@ -31,14 +31,15 @@ write_corpus = _evaluator_helpers().write_corpus
 def evaluation(tmp_path_factory):
     """A store with a small corpus, an embedded evaluator trained briefly on it, and one model's
     samples (the real test clips, standing for generated motions)."""
-    from services.evaluator.embedded import EmbeddedConfig, train_embedded_evaluator
+    from atom.embedded_evaluator import EmbeddedConfig
+    from services.trainer.evaluator_training import train_embedded_evaluator
 
     root = tmp_path_factory.mktemp("eval")
     corpus = root / "corpus"
     write_corpus(corpus, sizes={"train": 64, "val": 16, "test": 48})
     store = LocalStore(root / "store")
     store.put_tree("datasets/syn", corpus)
-    train_embedded_evaluator(corpus, EmbeddedConfig(steps=20), gt_split=None).save(store, "models/evaluator-syn")
+    train_embedded_evaluator(corpus, EmbeddedConfig(steps=20)).save(store, "models/evaluator-syn")
     ds = HumanML3D(corpus)
     rows = []
     for cid in ds.split_ids("test"):

@@ -5,8 +5,8 @@ import pytest
 
 from atom.mgpt.bundle import load_bundle
 from atom.store import LocalStore
-from services.generator.pretrain import PretrainConfig, PretrainError, pretrain
-from services.generator.sampling import sample_motions
+from services.generator.sampling import sample_motions  # a test may use two services; the code may not
+from services.trainer.pretrain import PretrainConfig, PretrainError, pretrain
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +29,7 @@ def test_pretrain_tiny_saves_a_working_bundle(tmp_path, corpus):
     bundle = load_bundle(store, "models/tiny-world")
     assert bundle.info["source"] == "pretrain" and bundle.info["config"]["vq_steps"] == 30
     assert (res.vq_steps_done, res.lm_steps_done, res.stopped_early) == (30, 30, False)
+    assert res.vq_mpjpe_mm > 0 and 0 < res.vq_mpjpe_rootrel_mm
     assert bundle.info["metrics"]["vq_steps_done"] == 30 and bundle.info["metrics"]["lm_steps_done"] == 30
     out = sample_motions(bundle, ["a person walks forward"], [0], max_tokens=6)
     assert out[0].joints.shape[1:] == (22, 3) and out[0].valid
