@@ -125,6 +125,9 @@ class JudgeSettings(Section):
         "json_schema", description="VLM structured output: json_schema (OpenAI), guided_json / structured_outputs "
                                    "(vLLM), json_object, none")
     batch_api: bool = Field(False, description="VLM: through the Batch API at half price (resumes after a kill)")
+    confirm_above_usd: float | None = Field(
+        5.0, ge=0, description="VLM: ask before the judge stage spends more than this (estimated, USD); with no "
+                               "terminal, stop instead; null = never ask (--yes)")
 
 
 class PairSettings(Section):

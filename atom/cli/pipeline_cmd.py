@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from atom.cli.context import Ctx, handle_errors
+from atom.cli.judge_cmd import judge_group, yes_option
 from atom.pipeline.graph import STAGES
 from atom.settings import ALGORITHMS, DTYPES, FORMS, JUDGES, JudgeSettings, ModelSettings, TrainSettings
 
@@ -103,7 +104,10 @@ def _load(kwargs: dict, with_sources: bool = False):
 
     overrides = {key: (str(kwargs[flag]) if isinstance(kwargs[flag], Path) else kwargs[flag])
                  for flag, key in _FLAG_TO_KEY.items() if kwargs.get(flag) is not None}
-    cfg, sources = load_config_with_sources(kwargs.get("config_path"), overrides, parse_set(kwargs.get("set_values")))
+    sets = parse_set(kwargs.get("set_values"))
+    if kwargs.get("yes"):
+        sets["judge.confirm_above_usd"] = None  # --yes: never ask (it wins over the file and --set)
+    cfg, sources = load_config_with_sources(kwargs.get("config_path"), overrides, sets)
     return (cfg, sources) if with_sources else cfg
 
 
@@ -113,6 +117,7 @@ def register(cli: click.Group) -> None:
     @click.pass_obj
     @handle_errors
     @click.option("--dry-run", is_flag=True, help="Print which stages would run and why; run nothing.")
+    @yes_option
     def run_pipeline(obj: Ctx, dry_run: bool, **kwargs) -> None:
         """Run all seven stages: prompts, generate, render, judge, pairs, train, evaluate.
 
@@ -174,50 +179,9 @@ def _register_stage(cli: click.Group, stage: str) -> None:
     command.__doc__ = docs[stage] + ("\n\nReads the outputs the earlier stages made for the same settings; "
                                      "when they are missing it says which stage to run, before starting anything.")
     if stage == "judge":
-        # `atomctl judge` runs the stage; `atomctl judge agree` compares two judges.
-        group = click.group("judge", invoke_without_command=True)(config_options(_judge_group(command)))
-        group.add_command(judge_agree)
-        cli.add_command(group)
+        # `atomctl judge` runs the stage; its subcommands (agree, estimate, calibrate) are in judge_cmd.
+        cli.add_command(judge_group(command, config_options, _load))
     else:
         cli.command(stage)(config_options(command))
 
 
-def _judge_group(stage_command):
-    @click.pass_context
-    def judge(ctx: click.Context, **kwargs) -> None:
-        if ctx.invoked_subcommand is None:
-            ctx.invoke(stage_command, **kwargs)
-
-    judge.__doc__ = stage_command.__doc__ + "\n\n`atomctl judge agree --help`: compare two judges on the same motions."
-    return judge
-
-
-@click.command("agree")
-@click.option("--run", "run_name", default="default", show_default=True, help="The run whose judged motions to use.")
-@click.option("--a", "judge_a", default="kinematic", show_default=True,
-              help="First judge: kinematic, vlm, or human:FILE (CSV or JSONL of item_id,score).")
-@click.option("--b", "judge_b", default="vlm", show_default=True, help="Second judge, same forms as --a.")
-@click.option("--limit", type=int, default=0, help="Use only the first N motions (0 = all).")
-@click.option("--judge-model", default="gpt-4o", show_default=True, help="Model for the vlm judge.")
-@click.option("--form", type=click.Choice(["frame_by_frame", "full_image", "trajectory_image"]), default="full_image",
-              show_default=True, help="Injection form for the vlm judge.")
-@click.option("--interval", type=int, default=8, show_default=True, help="Frame sampling interval for the vlm judge.")
-@click.option("--budget", "budget_usd", type=float, default=5.0, show_default=True, help="Cap on new VLM spend.")
-@click.pass_obj
-@handle_errors
-def judge_agree(obj: Ctx, run_name: str, judge_a: str, judge_b: str, limit: int, judge_model: str, form: str,
-                interval: int, budget_usd: float) -> None:
-    """Score the same motions with two judges and print their agreement: exact-match rate,
-    within-one rate, Spearman, Cohen's kappa and the confusion matrix. Item ids are
-    '<prompt_id>:<motion key>', as in runs/<run>/judgements.jsonl."""
-    from atom.cli.context import CommandError
-    from atom.pipeline.agree import JudgeGaveNoScores, run_agreement
-
-    # A judge call that fails (refused key, permission, quota) is a grpc.RpcError: handle_errors
-    # makes it one line and a non-zero exit. A judge that scored nothing is reported the same way.
-    try:
-        report = run_agreement(obj, run_name, judge_a, judge_b, limit=limit, model=judge_model, form=form,
-                               interval=interval, budget_usd=budget_usd)
-    except JudgeGaveNoScores as exc:
-        raise CommandError(str(exc)) from None
-    click.echo(report)

@@ -7,10 +7,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sys
+
+import click
 
 from atom import evalplan
 from atom.pipeline import bootstrap
+from atom.cli.context import EXIT_BUDGET, CommandError
 from atom.pipeline.context import RunContext, from_dict, to_dict
+from atom.pipeline.graph import OUTPUTS_FILE, stage_key, stage_prefix
 from atom.store import ArtifactNotFound
 from atom.pipeline.fanout import FanOut
 from atom.settings import GenerateSettings
@@ -192,10 +197,10 @@ def judge_config(ctx: RunContext) -> judge_pb2.JudgeConfig:
                                  batch_api=j.batch_api)
 
 
-def judge_motions(ctx: RunContext, rows: list[dict], prompts: dict[str, common_pb2.Prompt],
-                  renders: dict | None = None, label: str = "judge") -> dict[str, judge_pb2.Judgement]:
-    """Judgements keyed by item id '<prompt_id>:<motion>' (the same motion for the same prompt is
-    one question, asked once)."""
+def score_items(rows: list[dict], prompts: dict[str, common_pb2.Prompt],
+                renders: dict | None = None) -> dict[str, judge_pb2.ScoreItem]:
+    """The judge's questions for motion rows, keyed by item id '<prompt_id>:<motion>' (the same
+    motion for the same prompt is one question, asked once)."""
     items = {}
     for r in rows:
         if not r["motion"]:
@@ -204,12 +209,23 @@ def judge_motions(ctx: RunContext, rows: list[dict], prompts: dict[str, common_p
         images = [common_pb2.ArtifactRef(key=k) for k in (renders or {}).get(r["motion"], {}).get("images", [])]
         items[item_id] = judge_pb2.ScoreItem(item_id=item_id, prompt=prompts[r["prompt_id"]],
                                              motion=common_pb2.ArtifactRef(key=r["motion"]), images=images)
+    return items
+
+
+def judge_motions(ctx: RunContext, rows: list[dict], prompts: dict[str, common_pb2.Prompt],
+                  renders: dict | None = None, label: str = "judge") -> dict[str, judge_pb2.Judgement]:
+    """Judgements keyed by item id '<prompt_id>:<motion>' (see score_items)."""
+    return ask_judge(ctx, list(score_items(rows, prompts, renders).values()), label)
+
+
+def ask_judge(ctx: RunContext, items: list[judge_pb2.ScoreItem], label: str = "judge") -> dict[str, judge_pb2.Judgement]:
+    """The configured judge's judgements of `items`, keyed by item id."""
     config = judge_config(ctx)
 
     def call(chunk):
         return ctx.clients["judge"].stream("Score", judge_pb2.ScoreRequest(items=chunk, judge=config), timeout=3600)
 
-    return fan_out(ctx, label, "judge", list(items.values()), len(items), call, expected=lambda it: [it.item_id],
+    return fan_out(ctx, label, "judge", items, len(items), call, expected=lambda it: [it.item_id],
                    result_key=lambda j: j.item_id, chunk_size=ctx.cfg.judge.batch, per_replica=2)
 
 
@@ -222,15 +238,66 @@ def judgement_summary(judgements) -> dict:
             "cost_usd": round(sum(j.cost_usd for j in js if not j.cache_hit), 6)}
 
 
+# Items per Estimate call: 1,000 questions of up to 64 render keys each stay within a message.
+ESTIMATE_CHUNK = 1000
+
+
+def estimate_judging(ctx: RunContext, items: list[judge_pb2.ScoreItem],
+                     so_far: judge_pb2.JudgeEstimate | None = None) -> judge_pb2.JudgeEstimate | None:
+    """What judging `items` with the configured judge would ask and cost (the judge service's
+    Estimate: nothing is asked), added to `so_far`. Sent in chunks, each call adding its items to
+    the estimate so far; None when there is nothing to judge."""
+    config, est = judge_config(ctx), so_far
+    for start in range(0, len(items), ESTIMATE_CHUNK):
+        est = ctx.clients["judge"].call("Estimate", judge_pb2.EstimateRequest(
+            items=items[start:start + ESTIMATE_CHUNK], judge=config, so_far=est), timeout=600)
+    return est
+
+
+def judge_stage_items(ctx: RunContext, up: dict) -> tuple[list[dict], dict[str, judge_pb2.ScoreItem]]:
+    """The judge stage's motion rows and the questions it asks about them."""
+    prompts = {p.prompt_id: p for p in load_prompts(ctx, up["prompts"]["train"])}
+    rows = ctx.store.get_jsonl(up["generate"]["motions"])
+    renders = ctx.store.get_json(up["render"]["renders"])["renders"] if ctx.cfg.judge.backend == "vlm" else None
+    return rows, score_items(rows, prompts, renders)
+
+
+def confirm_judge_spend(ctx: RunContext, est: judge_pb2.JudgeEstimate | None, what: str = "the judge stage") -> None:
+    """Go on when the estimated new spend is within judge.confirm_above_usd (null: always), or when
+    a person at a terminal says yes; otherwise stop before anything is asked."""
+    j = ctx.cfg.judge
+    if est is None or j.confirm_above_usd is None:
+        return
+    cost, bound = (est.batch_usd, est.batch_usd_bound) if j.batch_api else (est.sync_usd, est.sync_usd_bound)
+    if cost <= j.confirm_above_usd:
+        return
+    spend = (f"{what} would ask {est.to_ask} new question(s) of {est.model} for an estimated ${cost:,.2f} "
+             f"(up to ${bound:,.2f}{', Batch API' if j.batch_api else ''}), more than judge.confirm_above_usd "
+             f"= ${j.confirm_above_usd:,.2f}")
+    if sys.stdin.isatty():
+        click.echo(est.text, err=True)
+        if click.confirm(f"{spend}. Spend it?", default=False, err=True):
+            return
+        raise CommandError("not confirmed; nothing was asked", EXIT_BUDGET)
+    raise CommandError(f"{spend}; nothing was asked. Pass --yes to spend it, or raise the threshold "
+                       "(--set judge.confirm_above_usd=USD)", EXIT_BUDGET)
+
+
+def finished(ctx: RunContext, stage: str, up: dict) -> bool:
+    """Whether `stage`'s outputs exist for this config and these upstream outputs (it would be reused)."""
+    return ctx.store.exists(f"{stage_prefix(stage, stage_key(ctx.stage_inputs(stage, up)))}/{OUTPUTS_FILE}")
+
+
 def judge_stage(ctx: RunContext, up: dict) -> dict:
     cfg = ctx.cfg
+    if cfg.judge.backend == "vlm" and not finished(ctx, "judge", up):
+        # Before the stage is recorded as started and anything is asked: what it would cost.
+        confirm_judge_spend(ctx, estimate_judging(ctx, list(judge_stage_items(ctx, up)[1].values())))
     with ctx.stage("judge", up) as box:
         if box["skip"]:
             return box["outputs"]
-        prompts = {p.prompt_id: p for p in load_prompts(ctx, up["prompts"]["train"])}
-        rows = ctx.store.get_jsonl(up["generate"]["motions"])
-        renders = ctx.store.get_json(up["render"]["renders"])["renders"] if cfg.judge.backend == "vlm" else None
-        judgements = judge_motions(ctx, rows, prompts, renders)
+        rows, items = judge_stage_items(ctx, up)
+        judgements = ask_judge(ctx, list(items.values()))
         out = []
         for r in rows:
             j = judgements.get(f"{r['prompt_id']}:{r['motion']}")

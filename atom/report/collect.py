@@ -69,6 +69,7 @@ class RunView:
     history: list[dict]                 # the training job's per-step metrics
     train_config: dict
     adapter: str
+    calibration: dict | None = None     # the latest `atomctl judge calibrate` table in the store, if any
 
 
 def _stage(manifest: Manifest, name: str) -> dict:
@@ -163,7 +164,20 @@ def collect(store: ArtifactStore, run: str, max_pairs: int = 60) -> RunView:
         summary = {}
     return RunView(run=run, report=report, plots=list(evaluate.get("plots", [])), cards=cards, pairs=pairs,
                    pairs_total=len(pair_rows), history=list(summary.get("history", [])),
-                   train_config=dict(summary.get("config", {})), adapter=adapter)
+                   train_config=dict(summary.get("config", {})), adapter=adapter,
+                   calibration=latest_calibration(store))
+
+
+CALIBRATION_LATEST = "judge/calibration/latest.json"  # written by the judge service's Calibrate
+
+
+def latest_calibration(store: ArtifactStore) -> dict | None:
+    """The newest judge calibration table (judge/calibration/<key>.json), or None when the judge
+    was never calibrated against this store. It measures the judge, not the run: any run shows it."""
+    try:
+        return store.get_json(store.get_json(CALIBRATION_LATEST)["key"])
+    except (ArtifactNotFound, KeyError, TypeError):
+        return None
 
 
 def pick_for_video(cards: list[Card], per_task: int) -> list[Card]:

@@ -10,6 +10,7 @@ video, through the renderer service (which caches them by motion content).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -76,6 +77,25 @@ def summary_tables(report: dict) -> dict:
             "metric_rows": metric_rows}
 
 
+def calibration_table(table: dict | None) -> dict | None:
+    """The judge calibration's rows as display strings, each with its confusion matrix."""
+    if not table:
+        return None
+
+    def share(x) -> str:
+        return "–" if x is None else f"{x:.3f}"
+
+    rows = [{"task": r["task"], "setting": r["setting"], "n": r["n"], "scored": r["scored"], "exact": share(r["exact"]),
+             "within_one": share(r["within_one"]), "kappa": share(r["kappa"]),
+             "kinematic_exact": share(r.get("kinematic_exact")), "kinematic_truth": share(r.get("kinematic_truth")),
+             "cost": f"${r['cost_usd']:.4f}", "labels": r["labels"], "confusion": r["confusion"]}
+            for r in table.get("rows", [])]
+    made = table.get("created")
+    return {"judge": table.get("judge_id", ""), "kinematic": table.get("kinematic_id", ""), "rows": rows,
+            "cases": table.get("cases"), "sources": ", ".join(table.get("sources", [])),
+            "made": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(made)) if made else ""}
+
+
 def training_charts(history: list[dict]) -> list[str]:
     steps = [float(h["step"]) for h in history]
 
@@ -115,7 +135,8 @@ def build_site(store: ArtifactStore, view: RunView, render_webm: RenderWebm,
     pages = {
         "index.html": env.get_template("index.html.j2").render(
             **common, page="index", title="Results", plots=plots, cards=cards,
-            tasks=list(dict.fromkeys(c.task for c in view.cards)), **summary_tables(view.report)),
+            tasks=list(dict.fromkeys(c.task for c in view.cards)), **summary_tables(view.report),
+            calibration=calibration_table(view.calibration)),
         "pairs.html": env.get_template("pairs.html.j2").render(
             **common, page="pairs", title="Training pairs", pairs=view.pairs, pairs_total=view.pairs_total),
         "training.html": env.get_template("training.html.j2").render(

@@ -44,6 +44,21 @@ class JudgeStub:
                 request_serializer=atom_dot_v1_dot_judge__pb2.ScoreRequest.SerializeToString,
                 response_deserializer=atom_dot_v1_dot_judge__pb2.Judgement.FromString,
                 _registered_method=True)
+        self.Estimate = channel.unary_unary(
+                '/atom.v1.Judge/Estimate',
+                request_serializer=atom_dot_v1_dot_judge__pb2.EstimateRequest.SerializeToString,
+                response_deserializer=atom_dot_v1_dot_judge__pb2.JudgeEstimate.FromString,
+                _registered_method=True)
+        self.CalibrationCases = channel.unary_unary(
+                '/atom.v1.Judge/CalibrationCases',
+                request_serializer=atom_dot_v1_dot_judge__pb2.CalibrationCasesRequest.SerializeToString,
+                response_deserializer=atom_dot_v1_dot_judge__pb2.CalibrationCasesResponse.FromString,
+                _registered_method=True)
+        self.Calibrate = channel.unary_unary(
+                '/atom.v1.Judge/Calibrate',
+                request_serializer=atom_dot_v1_dot_judge__pb2.CalibrateRequest.SerializeToString,
+                response_deserializer=atom_dot_v1_dot_judge__pb2.CalibrateResponse.FromString,
+                _registered_method=True)
 
 
 class JudgeServicer:
@@ -61,6 +76,24 @@ class JudgeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Estimate(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CalibrationCases(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Calibrate(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JudgeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +106,21 @@ def add_JudgeServicer_to_server(servicer, server):
                     servicer.Score,
                     request_deserializer=atom_dot_v1_dot_judge__pb2.ScoreRequest.FromString,
                     response_serializer=atom_dot_v1_dot_judge__pb2.Judgement.SerializeToString,
+            ),
+            'Estimate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Estimate,
+                    request_deserializer=atom_dot_v1_dot_judge__pb2.EstimateRequest.FromString,
+                    response_serializer=atom_dot_v1_dot_judge__pb2.JudgeEstimate.SerializeToString,
+            ),
+            'CalibrationCases': grpc.unary_unary_rpc_method_handler(
+                    servicer.CalibrationCases,
+                    request_deserializer=atom_dot_v1_dot_judge__pb2.CalibrationCasesRequest.FromString,
+                    response_serializer=atom_dot_v1_dot_judge__pb2.CalibrationCasesResponse.SerializeToString,
+            ),
+            'Calibrate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Calibrate,
+                    request_deserializer=atom_dot_v1_dot_judge__pb2.CalibrateRequest.FromString,
+                    response_serializer=atom_dot_v1_dot_judge__pb2.CalibrateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -129,6 +177,87 @@ class Judge:
             '/atom.v1.Judge/Score',
             atom_dot_v1_dot_judge__pb2.ScoreRequest.SerializeToString,
             atom_dot_v1_dot_judge__pb2.Judgement.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Estimate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atom.v1.Judge/Estimate',
+            atom_dot_v1_dot_judge__pb2.EstimateRequest.SerializeToString,
+            atom_dot_v1_dot_judge__pb2.JudgeEstimate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CalibrationCases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atom.v1.Judge/CalibrationCases',
+            atom_dot_v1_dot_judge__pb2.CalibrationCasesRequest.SerializeToString,
+            atom_dot_v1_dot_judge__pb2.CalibrationCasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Calibrate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/atom.v1.Judge/Calibrate',
+            atom_dot_v1_dot_judge__pb2.CalibrateRequest.SerializeToString,
+            atom_dot_v1_dot_judge__pb2.CalibrateResponse.FromString,
             options,
             channel_credentials,
             insecure,

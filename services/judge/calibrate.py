@@ -94,6 +94,33 @@ def world_items(prompts: Sequence[PromptRecord], settings: Sequence[Setting], re
     return out
 
 
+def world_cases(tasks: Sequence[str], n: int, seed: int = 0, max_frames: int | None = None):
+    """n world clips with known truth, shared out over `tasks` (the first n % len(tasks) tasks get one
+    more): for each task, the clips of every rubric level (kinematic.variants) of as many composed
+    prompts as it takes. Returns [(PromptRecord, GroundTruthCase)]."""
+    from services.judge.compose import compose_prompts
+    from services.judge.kinematic import ground_truth_cases
+
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    tasks = list(dict.fromkeys(tasks))
+    out = []
+    for i, task in enumerate(tasks):
+        want = n // len(tasks) + (i < n % len(tasks))
+        if not want:
+            continue
+        count = math.ceil(want / 3)  # a prompt gives 4-5 clips, fewer when one is too long to compose
+        while True:
+            prompts = compose_prompts([task], count, seed)
+            cases = ground_truth_cases(prompts, seed, max_frames)
+            if len(cases) >= want or count >= want:
+                break
+            count *= 2
+        by_id = {p.prompt_id: p for p in prompts}
+        out += [(by_id[c.item_id.rsplit(":", 1)[0]], c) for c in cases[:want]]
+    return out
+
+
 def human_items(labels: Iterable[HumanLabel], settings: Sequence[Setting], render: RenderFn,
                 base_dir: str | Path | None = None, store=None, size: int = 256) -> list[CalibrationItem]:
     """Human-labelled motions (services/judge/human.py), loaded and rendered for each setting."""
@@ -165,8 +192,12 @@ def _num(x) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
+JOINTS = "joints"  # the setting label of a judge that reads the joints (the kinematic judge): no renders
+
+
 def calibrate(items: Sequence[CalibrationItem], judge, settings: Sequence[Setting], kinematic=None) -> CalibrationResult:
-    """Score every item in every setting with `judge`; compare with the truth and the kinematic judge."""
+    """Score every item in every setting with `judge`; compare with the truth and the kinematic judge.
+    With no settings the judge is given the joints (the kinematic judge), once, as setting "joints"."""
     items = list(items)
     kin: dict[str, int | None] = {}
     if kinematic is not None:
@@ -174,20 +205,22 @@ def calibrate(items: Sequence[CalibrationItem], judge, settings: Sequence[Settin
             kin[it.item_id] = kinematic.score_labels(it.prompt.labels, it.joints, it.item_id).score \
                 if it.joints is not None else None
     rows = []
-    for setting in settings:
-        asked = [it.judge_item(setting) for it in items]
+    for setting in list(settings) or [None]:
+        label = setting.label() if setting is not None else JOINTS
+        asked = [it.judge_item(setting) if setting is not None else
+                 JudgeItem(f"{it.item_id}@{JOINTS}", it.prompt, joints=it.joints) for it in items]
         got: dict[str, Judgement] = {j.item_id: j for j in judge.score_batch(asked)}
         for task, allowed in ALLOWED_SCORES.items():
             sub = [it for it in items if it.prompt.task == task]
             if not sub:
                 continue
-            js = [got[f"{it.item_id}@{setting.label()}"] for it in sub]
+            js = [got[f"{it.item_id}@{label}"] for it in sub]
             judged = [j.score if j.ok else None for j in js]
             truth = [it.truth for it in sub]
             rep = agreement(truth, judged, labels=allowed, names=("truth", getattr(judge, "judge_id", "judge")))
             kin_scores = [kin.get(it.item_id) for it in sub]
             rows.append(TaskCalibration(
-                task, setting.label(), len(sub), sum(j.ok for j in js), sum(not j.ok for j in js),
+                task, label, len(sub), sum(j.ok for j in js), sum(not j.ok for j in js),
                 _num(rep.exact), _num(rep.within_one), _num(rep.kappa), list(rep.labels), rep.confusion,
                 round(sum(j.cost_usd for j in js if not j.cache_hit), 8),
                 _share(judged, kin_scores) if kinematic is not None else None,

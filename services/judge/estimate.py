@@ -33,9 +33,10 @@ from __future__ import annotations
 import math
 import struct
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Iterable, Sequence
 
+from services.judge.budget import CostModel
 from services.judge.cache import JudgementCache
 from services.judge.instructions import build_messages, text_bytes
 from services.judge.records import JudgeInputError, JudgeItem
@@ -131,6 +132,8 @@ class JudgeEstimate:
     batch_price_factor: float
     image_rule: str
     text_rule: str
+    cached_answers: int = 0  # cached answers with a completion-token count, among the questions ...
+    cached_output_tokens: int = 0  # ... and their completion tokens (the expected output is their mean)
     per_question: list[QuestionEstimate] = field(default_factory=list, repr=False)
 
     @property
@@ -203,34 +206,61 @@ def estimate(items: Iterable[JudgeItem], config: VLMConfig, cache: JudgementCach
             per_q.append(QuestionEstimate(it.item_id, None if v is None else v.index, key, rec is not None, sizes,
                                           image, text))
     ask = [q for q in per_q if not q.cached]
-    bound = cost.max_completion_tokens
-    if cached_completion:
-        expected = min(bound, math.ceil(sum(cached_completion) / len(cached_completion)))
-        basis = f"mean of {len(cached_completion)} cached answers"
-    elif expected_output_tokens is not None:
-        expected, basis = min(bound, int(expected_output_tokens)), "as given"
-    else:
-        expected, basis = bound, "no cached answers: the max_completion_tokens bound"
-    image_tokens = sum(q.image_tokens for q in ask)
-    text_tokens = sum(q.text_tokens for q in ask)
     n_images = [len(q.image_sizes) for q in ask]
-    sizes = Counter(f"{w}x{h}" for q in ask for w, h in q.image_sizes)
-    sync = cost.cost(image_tokens + text_tokens, expected * len(ask))
-    sync_bound = cost.cost(image_tokens + text_tokens, bound * len(ask))
-    return JudgeEstimate(
+    est = JudgeEstimate(
         model=config.model, detail=config.image_detail, votes=config.votes, items=len(items), invalid=invalid,
         questions=len(per_q), cached=len(per_q) - len(ask), to_ask=len(ask), images=sum(n_images),
         images_per_question=(min(n_images, default=0), max(n_images, default=0),
                              sum(n_images) / len(n_images) if n_images else 0.0),
-        image_sizes=dict(sizes), image_tokens=image_tokens, text_tokens=text_tokens,
-        output_tokens_expected=expected, output_tokens_bound=bound, output_basis=basis,
-        sync_usd=sync, sync_usd_bound=sync_bound, batch_usd=sync * batch_price_factor,
-        batch_usd_bound=sync_bound * batch_price_factor, batch_price_factor=batch_price_factor,
-        image_rule=rule.describe(),
+        image_sizes=dict(Counter(f"{w}x{h}" for q in ask for w, h in q.image_sizes)),
+        image_tokens=sum(q.image_tokens for q in ask), text_tokens=sum(q.text_tokens for q in ask),
+        output_tokens_expected=0, output_tokens_bound=0, output_basis="", sync_usd=0.0, sync_usd_bound=0.0,
+        batch_usd=0.0, batch_usd_bound=0.0, batch_price_factor=batch_price_factor, image_rule=rule.describe(),
         text_rule=("an upper bound: one token per " + ("UTF-8 byte" if cost.chars_per_token == 1 else
                                                         f"{cost.chars_per_token:g} UTF-8 bytes")
                    + f" of text, plus {cost.message_overhead_tokens} per message and per reply (CostModel)"),
-        per_question=per_q)
+        cached_answers=len(cached_completion), cached_output_tokens=sum(cached_completion), per_question=per_q)
+    return _priced(est, cost, expected_output_tokens)
+
+
+def _priced(est: JudgeEstimate, cost: CostModel, expected_output_tokens: int | None = None) -> JudgeEstimate:
+    """Fill in the expected output per question and the four costs from the counts."""
+    bound = cost.max_completion_tokens
+    if est.cached_answers:
+        expected = min(bound, math.ceil(est.cached_output_tokens / est.cached_answers))
+        basis = f"mean of {est.cached_answers} cached answers"
+    elif expected_output_tokens is not None:
+        expected, basis = min(bound, int(expected_output_tokens)), "as given"
+    else:
+        expected, basis = bound, "no cached answers: the max_completion_tokens bound"
+    sync = cost.cost(est.input_tokens, expected * est.to_ask)
+    sync_bound = cost.cost(est.input_tokens, bound * est.to_ask)
+    return replace(est, output_tokens_expected=expected, output_tokens_bound=bound, output_basis=basis,
+                   sync_usd=sync, sync_usd_bound=sync_bound, batch_usd=sync * est.batch_price_factor,
+                   batch_usd_bound=sync_bound * est.batch_price_factor)
+
+
+def merge(a: JudgeEstimate, b: JudgeEstimate, cost: CostModel) -> JudgeEstimate:
+    """The estimate of two sets of items judged with the same config (counts added, costs recomputed
+    at `cost`'s prices). A question in both sets is counted twice: estimate them together to avoid it."""
+    if (a.model, a.detail, a.votes) != (b.model, b.detail, b.votes):
+        raise ValueError(f"cannot merge estimates for different configs: {(a.model, a.detail, a.votes)} "
+                         f"and {(b.model, b.detail, b.votes)}")
+    asked = [e for e in (a, b) if e.to_ask]
+    to_ask = a.to_ask + b.to_ask
+    images = a.images + b.images
+    est = replace(
+        b, items=a.items + b.items, invalid=a.invalid + b.invalid, questions=a.questions + b.questions,
+        cached=a.cached + b.cached, to_ask=to_ask, images=images,
+        images_per_question=(min((e.images_per_question[0] for e in asked), default=0),
+                             max((e.images_per_question[1] for e in asked), default=0),
+                             images / to_ask if to_ask else 0.0),
+        image_sizes=dict(Counter(a.image_sizes) + Counter(b.image_sizes)),
+        image_tokens=a.image_tokens + b.image_tokens, text_tokens=a.text_tokens + b.text_tokens,
+        cached_answers=a.cached_answers + b.cached_answers,
+        cached_output_tokens=a.cached_output_tokens + b.cached_output_tokens,
+        per_question=a.per_question + b.per_question)
+    return _priced(est, cost)
 
 
 def question_input_tokens(item: JudgeItem, config: VLMConfig, rule: ImageTokenRule = GPT4O_IMAGES) -> tuple[int, int]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 
 from atom.settings import RenderSettings
 from atom.motion.events import EventLabel, LabelGroup, check_task
@@ -31,7 +32,7 @@ from atom.motion.record import MotionFormatError, MotionRecord
 from atom.runtime import telemetry
 from atom.runtime.errors import InvalidArgument, require, require_key
 from atom.runtime.server import ServiceSpec, store_problem
-from atom.store import open_store
+from atom.store import open_store, sha256_hex
 from atom.v1 import common_pb2, judge_pb2, judge_pb2_grpc
 from services.judge.compose import compose_prompts
 from services.judge.instructions import RESPONSE_FORMATS
@@ -42,6 +43,8 @@ log = logging.getLogger("atom.judge")
 MAX_ITEMS = 10_000   # questions per Score call
 MAX_IMAGES = 64      # renders per question (frame_by_frame at interval 8 of a 10 s motion is 25)
 MAX_VOTES = 15
+MAX_CALIBRATION_CASES = 2000
+MAX_SETTINGS = 16    # (form, interval) settings per Calibrate call
 
 JUDGE_CALLS = telemetry.counter("atom_judge_calls_total", "Judgements made (cache hits excluded)", ("judge",))
 JUDGE_CACHE_HITS = telemetry.counter("atom_judge_cache_hits_total", "Judgements answered from the cache", ("judge",))
@@ -186,10 +189,23 @@ class JudgeServicer(judge_pb2_grpc.JudgeServicer):
         except MotionFormatError as exc:
             raise InvalidArgument(field, str(exc)) from None
 
-    def Score(self, request, context):
-        cfg = request.judge
+    @staticmethod
+    def _backend(cfg: judge_pb2.JudgeConfig) -> str:
         backend = cfg.backend or "kinematic"
         require(backend in ("kinematic", "vlm"), "judge.backend", f"unknown judge {backend!r}; use kinematic or vlm")
+        return backend
+
+    def _images(self, refs, field: str) -> list[bytes]:
+        require(0 < len(refs) <= MAX_IMAGES, field,
+                f"the VLM judge needs 1..{MAX_IMAGES} renders (Renderer.Render) of the motion, got {len(refs)}")
+        for k, ref in enumerate(refs):
+            require_key(ref.key, f"{field}[{k}].key", "name a render, e.g. renders/<sha>/.../frame-00000.png")
+        return [self.store.get_bytes(ref.key) for ref in refs]
+
+    def _items(self, request, backend: str) -> list[JudgeItem]:
+        """The request's items as the judges take them (Score and Estimate): joints for the
+        kinematic judge, the renders' bytes for the VLM judge."""
+        cfg = request.judge
         require(len(request.items) > 0, "items", "no items to judge")
         require(len(request.items) <= MAX_ITEMS, "items", f"at most {MAX_ITEMS} per request, got {len(request.items)}; "
                                                           "split the request")
@@ -204,12 +220,14 @@ class JudgeServicer(judge_pb2_grpc.JudgeServicer):
                 joints = self._load_joints(it.motion.key, f"{field}.motion")
                 items.append(JudgeItem(it.item_id, prompt, joints=joints))
             else:
-                require(0 < len(it.images) <= MAX_IMAGES, f"{field}.images",
-                        f"the VLM judge needs 1..{MAX_IMAGES} renders (Renderer.Render) of the motion, got {len(it.images)}")
-                for k, ref in enumerate(it.images):
-                    require_key(ref.key, f"{field}.images[{k}].key", "name a render, e.g. renders/<sha>/.../frame-00000.png")
-                images = [self.store.get_bytes(ref.key) for ref in it.images]
+                images = self._images(it.images, f"{field}.images")
                 items.append(JudgeItem(it.item_id, prompt, images=images, form=form, interval=cfg.interval or _RENDER.interval))
+        return items
+
+    def Score(self, request, context):
+        cfg = request.judge
+        backend = self._backend(cfg)
+        items = self._items(request, backend)
         if backend == "kinematic":
             results = self.kinematic.score_batch(items)
             judge_name = "kinematic"
@@ -245,6 +263,153 @@ class JudgeServicer(judge_pb2_grpc.JudgeServicer):
             close = getattr(results, "close", None)
             if close:
                 close()
+
+
+    # -- before and around scoring --------------------------------------------------------------
+    def Estimate(self, request, context):
+        """What Score would ask and cost for these items; nothing is asked or written."""
+        from services.judge.estimate import estimate, merge
+
+        backend = self._backend(request.judge)
+        if backend == "kinematic":
+            n = len(request.items) + request.so_far.items
+            return judge_pb2.JudgeEstimate(backend="kinematic", items=n, text=(
+                f"Judge estimate for the kinematic judge: {n} items, nothing to ask, no cost "
+                "(it reads the joints on this machine)"))
+        judge = self._vlm_judge(request.judge.model or _env("ATOM_JUDGE_MODEL", "gpt-4o"), request.judge)
+        est = estimate(self._items(request, backend), judge.config, judge.cache)
+        if request.HasField("so_far"):
+            try:
+                est = merge(estimate_from_proto(request.so_far), est, judge.config.cost)
+            except ValueError as exc:
+                raise InvalidArgument("so_far", str(exc)) from None
+        return estimate_to_proto(est)
+
+    def CalibrationCases(self, request, context):
+        """Motions with known scores: world clips (written to the store for the renderer) or the
+        motions of a human-label file in the store."""
+        from services.judge.calibrate import world_cases
+        from services.judge.human import HumanLabelError, load_human_labels, load_motion
+
+        if request.human_labels:
+            require_key(request.human_labels, "human_labels", "name a human-label JSONL file in the store")
+            try:
+                labels = load_human_labels(self.store.get_bytes(request.human_labels))
+                found = [(lab.label_id, lab.prompt, lab.score, load_motion(lab.motion, None, self.store),
+                          f"human:{lab.annotator}") for lab in labels]
+            except HumanLabelError as exc:
+                # One line: the file's problems, each with its line number.
+                head, *problems = str(exc).splitlines()
+                raise InvalidArgument("human_labels", " ".join([head, "; ".join(p.strip() for p in problems)])) from None
+        else:
+            tasks = list(request.tasks) or ["integrity", "temporal", "frequency"]
+            for i, t in enumerate(tasks):
+                try:
+                    check_task(t)
+                except ValueError as exc:
+                    raise InvalidArgument(f"tasks[{i}]", str(exc)) from None
+            require(0 < request.n <= MAX_CALIBRATION_CASES, "n",
+                    f"must be within 1..{MAX_CALIBRATION_CASES}, got {request.n}")
+            found = [(c.item_id, p, c.truth, c.joints, f"world:{c.variant}")
+                     for p, c in world_cases(tasks, request.n, request.seed)]
+        cases = []
+        for item_id, prompt, truth, joints, source in found:
+            info = self.store.put_content_addressed("motions", MotionRecord(joints=joints).to_bytes(), ".npz",
+                                                    "application/x-npz")
+            cases.append(judge_pb2.CalibrationCase(item_id=item_id, prompt=prompt_to_proto(prompt), truth=truth,
+                                                   motion=common_pb2.ArtifactRef(key=info.key), source=source))
+        return judge_pb2.CalibrationCasesResponse(cases=cases)
+
+    def Calibrate(self, request, context):
+        """Score the cases in every setting; agreement with the truth and with the kinematic judge.
+        The table is kept in the store under judge/calibration/<key>.json (the key: the request's
+        content), and judge/calibration/latest.json names the newest."""
+        from services.judge.calibrate import BatchScorer, CalibrationItem, Setting, calibrate
+
+        cfg = request.judge
+        backend = self._backend(cfg)
+        require(0 < len(request.cases) <= MAX_CALIBRATION_CASES, "cases",
+                f"1..{MAX_CALIBRATION_CASES} cases, got {len(request.cases)}")
+        if backend == "kinematic":
+            require(not request.settings, "settings", "the kinematic judge reads joints: give no settings")
+            settings = []
+        else:
+            require(0 < len(request.settings) <= MAX_SETTINGS, "settings", f"1..{MAX_SETTINGS} (form, interval) "
+                    f"settings for the VLM judge, got {len(request.settings)}")
+            try:
+                settings = [Setting(s.form, s.interval) for s in request.settings]
+            except ValueError as exc:
+                raise InvalidArgument("settings", str(exc)) from None
+            require(len(set(settings)) == len(settings), "settings", "a (form, interval) setting is repeated")
+        items = []
+        for i, case in enumerate(request.cases):
+            field = f"cases[{i}]"
+            require(bool(case.item_id), f"{field}.item_id", "is empty")
+            require_key(case.motion.key, f"{field}.motion.key", "name the case's motion")
+            prompt = prompt_from_proto(case.prompt, f"{field}.prompt")
+            renders = {Setting(r.form, r.interval): r.images for r in case.renders}
+            missing = [s.label() for s in settings if s not in renders]
+            require(not missing, f"{field}.renders", f"no renders for {', '.join(missing)}")
+            items.append(CalibrationItem(case.item_id, prompt, case.truth, self._load_joints(case.motion.key, field),
+                                         {s: self._images(renders[s], f"{field}.renders") for s in settings},
+                                         case.source))
+        if backend == "kinematic":
+            judge, kinematic = self.kinematic, None
+        else:
+            vlm = self._vlm_judge(cfg.model or _env("ATOM_JUDGE_MODEL", "gpt-4o"), cfg)
+            if cfg.batch_api:
+                from services.judge.batch import BatchJudge
+
+                judge = BatchScorer(BatchJudge(vlm))
+            else:
+                judge = _Capped(vlm, cfg.budget_usd or None)
+            kinematic = self.kinematic
+        result = calibrate(items, judge, settings, kinematic=kinematic)
+        table = result.to_dict()
+        key = f"judge/calibration/{sha256_hex(request.SerializeToString(deterministic=True))[:32]}.json"
+        self.store.put_json(key, {**table, "created": time.time(), "cases": len(items),
+                                  "sources": sorted({it.source.split(":")[0] for it in items}),
+                                  "settings": [s.label() for s in settings], "text": result.format()})
+        self.store.put_json("judge/calibration/latest.json", {"key": key, "created": time.time()})
+        return judge_pb2.CalibrateResponse(
+            judge_id=result.judge_id, kinematic_id=result.kinematic_id, text=result.format(),
+            cost_usd=sum(r.cost_usd for r in result.rows), record=common_pb2.ArtifactRef(key=key),
+            rows=[judge_pb2.CalibrationRow(
+                task=r.task, setting=r.setting, n=r.n, scored=r.scored, errors=r.errors, exact=r.exact,
+                within_one=r.within_one, kappa=r.kappa, labels=r.labels,
+                confusion=[v for row in r.confusion for v in row], cost_usd=r.cost_usd,
+                kinematic_exact=r.kinematic_exact, kinematic_truth=r.kinematic_truth) for r in result.rows])
+
+
+class _Capped:
+    """The VLM judge with the request's budget cap on each batch (calibrate calls score_batch(items))."""
+
+    def __init__(self, judge, budget_usd: float | None):
+        self.judge, self.budget_usd, self.judge_id = judge, budget_usd, judge.judge_id
+
+    def score_batch(self, items):
+        return self.judge.score_batch(items, budget_usd=self.budget_usd)
+
+
+_ESTIMATE_COUNTS = ("model", "detail", "votes", "items", "invalid", "questions", "cached", "to_ask", "images",
+                    "image_tokens", "text_tokens", "output_tokens_expected", "output_tokens_bound", "output_basis",
+                    "sync_usd", "sync_usd_bound", "batch_usd", "batch_usd_bound", "batch_price_factor", "image_rule",
+                    "text_rule", "cached_answers", "cached_output_tokens")
+
+
+def estimate_to_proto(est) -> judge_pb2.JudgeEstimate:
+    lo, hi, _ = est.images_per_question
+    return judge_pb2.JudgeEstimate(backend="vlm", images_min=lo, images_max=hi, image_sizes=est.image_sizes,
+                                   input_tokens=est.input_tokens, output_tokens=est.output_tokens, text=est.format(),
+                                   **{k: getattr(est, k) for k in _ESTIMATE_COUNTS})
+
+
+def estimate_from_proto(msg: judge_pb2.JudgeEstimate):
+    from services.judge.estimate import JudgeEstimate
+
+    return JudgeEstimate(images_per_question=(msg.images_min, msg.images_max,
+                                              msg.images / msg.to_ask if msg.to_ask else 0.0),
+                         image_sizes=dict(msg.image_sizes), **{k: getattr(msg, k) for k in _ESTIMATE_COUNTS})
 
 
 def build_spec(store_url: str) -> ServiceSpec:
