@@ -111,3 +111,22 @@ def test_estimate_counts_votes_and_refuses_bad_images(store):
     assert est.invalid == 1 and est.questions == 3 and est.to_ask == 3  # the duplicate item is asked once
     assert sorted(q.vote for q in est.per_question) == [0, 1, 2]
     assert est.output_basis.startswith("no cached answers")
+
+
+def test_estimates_of_chunks_merge_into_the_estimate_of_the_whole(store):
+    """What the judge service's Estimate does for a run sent in chunks (EstimateRequest.so_far)."""
+    from services.judge.estimate import merge
+
+    items = items_of_many_sizes()
+    cost = CostModel(usd_per_1k_input=0.0025, usd_per_1k_output=0.01)
+    with FakeOpenAI([score_reply(5, completion_tokens=20)]) as srv:
+        cfg = VLMConfig(model="fake-vlm", base_url=srv.base_url, cost=cost)
+        with VLMJudge(cfg, store, env=ENV) as judge:
+            list(judge.score_batch(items[1:2]))  # one cached answer, in the first chunk
+            whole = estimate(items, cfg, judge.cache)
+            parts = merge(estimate(items[:2], cfg, judge.cache), estimate(items[2:], cfg, judge.cache), cost)
+    assert whole.cached == 1 and whole.output_tokens_expected == 20
+    assert parts.to_dict() == whole.to_dict()
+    assert parts.format() == whole.format()
+    with pytest.raises(ValueError, match="different configs"):
+        merge(whole, estimate(items, VLMConfig(model="other", cost=cost)), cost)
