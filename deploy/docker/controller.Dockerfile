@@ -1,6 +1,8 @@
 # atom controller: `atomctl`, the orchestrator. Every stage is a gRPC call to the services (given with
-# --endpoint or ATOM_ENDPOINTS); before the first stage its bootstrap pretrains the tiny base model
-# and the embedded evaluator in process (first run only), so it carries the CPU build of torch.
+# --endpoint or ATOM_ENDPOINTS), and so is the first run's model building: the trainer service
+# pretrains the tiny base model and trains the embedded evaluator. The controller trains and holds
+# no model; it carries the CPU build of torch only to import a released MotionGPT checkpoint
+# (atom/mgpt/checkpoint.py reads it with PyTorch's weights_only unpickler) and to record versions.
 #
 # Build from the repository root, after atom-base (deploy/docker/build.sh builds all, in order):
 #   docker build -f deploy/docker/controller.Dockerfile -t atom-controller:0.1.0 .
