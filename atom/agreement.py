@@ -1,4 +1,6 @@
-"""Agreement between two judges (or a judge and human labels) on the same motions."""
+"""Agreement between two judges (or a judge and human labels) on the same motions: pure statistics
+and the score-file reader, shared by the judge service (calibration, the kinematic judge's
+self-check) and the controller (`atomctl judge agree`)."""
 
 from __future__ import annotations
 

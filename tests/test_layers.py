@@ -17,12 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("atom", "services")
 
-# atom/ -> services/: the controller still runs some service code in its own process.
-ATOM_TO_SERVICES_ALLOWED = {
-    # `atomctl judge agree` computes the agreement statistics and reads human scores in process
-    # (the judges themselves are called through the judge service)
-    ("atom.pipeline.agree", "services.judge.agree"),
-}
+# atom/ -> services/: none. The controller reaches service code only over gRPC.
+ATOM_TO_SERVICES_ALLOWED: set[tuple[str, str]] = set()
 
 # services/<a>/ -> services/<b>/, a != b: none today.
 CROSS_SERVICE_ALLOWED: set[tuple[str, str]] = set()

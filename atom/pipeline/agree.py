@@ -33,7 +33,7 @@ def require_scores(judge: str, scores: dict, errors: list[str]) -> None:
 
 def _scores(clients, store, rows, prompts, spec: str, model: str, form: str, interval: int, budget: float) -> dict:
     if spec.startswith("human:"):
-        from services.judge.agree import load_scores
+        from atom.agreement import load_scores
 
         return load_scores(Path(spec.split(":", 1)[1]))
     if spec not in ("kinematic", "vlm"):
@@ -62,7 +62,7 @@ def _scores(clients, store, rows, prompts, spec: str, model: str, form: str, int
 def run_agreement(cli: Ctx, run: str, judge_a: str, judge_b: str, *, limit: int = 0, model: str = "gpt-4o",
                   form: str = "full_image", interval: int = 8, budget_usd: float = 5.0) -> str:
     from atom.pipeline.runner import service_clients
-    from services.judge.agree import agreement_by_id
+    from atom.agreement import agreement_by_id
 
     store = open_store(cli.store_url)
     store.ping()

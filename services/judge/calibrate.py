@@ -24,7 +24,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from services.judge.agree import agreement
+from atom.agreement import agreement
 from services.judge.human import HumanLabel, load_motion
 from services.judge.records import FORMS, JudgeItem, Judgement, PromptRecord
 from services.judge.rules import ALLOWED_SCORES

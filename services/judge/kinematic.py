@@ -22,7 +22,7 @@ from atom.motion.events import EVENTS, EventLabel, LabelGroup
 from atom.motion.record import MotionFormatError, validate_joints
 from atom.store import ArtifactStore, StoreError
 
-from services.judge.agree import AgreementReport, agreement
+from atom.agreement import AgreementReport, agreement
 from services.judge.records import JudgeItem, Judgement, PromptRecord
 from services.judge.rules import ALLOWED_SCORES, RuleInputError, score_from_detected
 

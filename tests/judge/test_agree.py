@@ -3,7 +3,7 @@ import math
 import pytest
 from scipy import stats
 
-from services.judge.agree import AgreementInputError, agreement, agreement_by_id, load_scores
+from atom.agreement import AgreementInputError, agreement, agreement_by_id, load_scores
 
 
 def test_perfect_and_partial_agreement():
