@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Sequence
 
@@ -86,9 +85,7 @@ def text_words(text: str) -> list[str]:
     """Lemmatised words of a caption: a pre-tagged 'word/POS word/POS' caption (HumanML3D's texts)
     loses its tags; free text (composed prompts) is tagged first by atom.motion.postag, which
     follows HumanML3D's conventions, so both give the same words."""
-    parts = text.split()
-    tagged = parts and all(re.fullmatch(r"[^/\s]+/[A-Za-z_]+", p) for p in parts)
-    return [t.rpartition("/")[0] or t for t in (parts if tagged else postag.tag(text))]
+    return [t.rpartition("/")[0] or t for t in postag.caption_tokens(text)]
 
 
 class TextEncoder(nn.Module):
@@ -134,6 +131,10 @@ class MotionEncoder(nn.Module):
 
 
 class EncoderPair(nn.Module):
+    # buffers (register_buffer below), declared for the type checker
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, vocab_size: int, cfg: EmbeddedConfig):
         super().__init__()
         self.text = TextEncoder(vocab_size, cfg)

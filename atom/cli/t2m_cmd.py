@@ -55,9 +55,12 @@ def t2m(obj: Ctx, text: str, out_dir: Path, samples: int, seed: int, adapter: st
     store = obj.store()
     store.ping()
     with ExitStack() as stack:
-        clients = service_clients(stack, obj, names=SERVICES)
+        # A trainer named with --endpoint pretrains a missing base model; otherwise one starts
+        # here only if the model has to be made.
+        names = SERVICES + (("trainer",) if obj.endpoint("trainer") else ())
+        clients = service_clients(stack, obj, names=names)
         dataset = "" if cfg.model.base or cfg.model.checkpoint else bootstrap.ensure_dataset(store, cfg)
-        base = bootstrap.ensure_base_model(store, cfg, dataset)
+        base = bootstrap.ensure_base_model(store, cfg, dataset, trainer=clients.get("trainer"))
         summary = text_to_motion(store, clients["generator"], clients["renderer"], base, request, cfg.generate, out_dir,
                                  smpl_rest)
     for s in summary["samples"]:

@@ -343,7 +343,7 @@ def _tag_one(words: list[str], i: int, tags: list[str]) -> str:
         return "ADV"
     if w == "to":
         nxt_verb = next_w is not None and next_w in VERBS and next_w not in DET
-        return "PART" if nxt_verb and not (noun_lemma(next_w) and next_w in ("side", "front", "back")) else "ADP"
+        return "PART" if next_w is not None and nxt_verb and not (noun_lemma(next_w) and next_w in ("side", "front", "back")) else "ADP"
     if w in ("that", "this", "these", "those"):
         if _is_nounish(next_w) and verb_lemma(next_w or "") is None or next_w in DET | ADJ:
             return "DET"
@@ -382,9 +382,9 @@ def _tag_one(words: list[str], i: int, tags: list[str]) -> str:
         return "ADV"
 
     # ---- closed classes
-    for words, pos in ((DET, "DET"), (PRON, "PRON"), (CCONJ, "CCONJ"), (SCONJ, "SCONJ"),
-                       (NUM, "NUM"), (PART, "PART"), (ADP, "ADP")):
-        if w in words:
+    for closed, pos in ((DET, "DET"), (PRON, "PRON"), (CCONJ, "CCONJ"), (SCONJ, "SCONJ"),
+                        (NUM, "NUM"), (PART, "PART"), (ADP, "ADP")):
+        if w in closed:
             return pos
 
     # ---- open classes
@@ -501,6 +501,18 @@ def tag(caption: str) -> list[str]:
     HumanML3D used), else the built-in tagger. Deterministic for a given installation."""
     nlp = _spacy_pipeline()
     return tag_with_spacy(caption, nlp) if nlp is not None else tag_builtin(caption)
+
+
+_TAGGED_TOKEN = re.compile(r"[^/\s]+/[A-Za-z_]+")
+
+
+def caption_tokens(caption: str) -> list[str]:
+    """`word/POS` tokens of a caption: a pre-tagged 'w/P w/P' caption (HumanML3D's texts) as it is,
+    free text (composed prompts) tagged by `tag`."""
+    parts = caption.split()
+    if parts and all(_TAGGED_TOKEN.fullmatch(p) for p in parts):
+        return parts
+    return tag(caption)
 
 
 def tag_builtin(caption: str) -> list[str]:

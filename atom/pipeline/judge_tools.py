@@ -22,7 +22,7 @@ from atom.pipeline import stages
 from atom.pipeline.config import PipelineConfig
 from atom.pipeline.context import RunContext
 from atom.pipeline.manifest import Manifest
-from atom.pipeline.runner import _check_ready, service_clients
+from atom.pipeline.runner import upstream_outputs, service_clients
 from atom.store import ArtifactNotFound, ArtifactStore, open_store
 from atom.v1 import common_pb2, judge_pb2
 
@@ -44,7 +44,7 @@ def estimate_run(cfg: PipelineConfig, cli: Ctx) -> tuple[judge_pb2.JudgeEstimate
     stage has finished already."""
     with ExitStack() as stack:
         ctx = _context(cfg, cli, ["judge"], stack)
-        up = _check_ready(ctx.store, cfg, ctx.manifest, "judge")  # the motions and renders it would judge
+        up = upstream_outputs(ctx.store, cfg, ctx.manifest, "judge")  # the motions and renders it would judge
         _, items = stages.judge_stage_items(ctx, up)
         return stages.estimate_judging(ctx, list(items.values())), stages.finished(ctx, "judge", up)
 

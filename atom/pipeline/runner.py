@@ -53,7 +53,7 @@ def service_clients(stack: ExitStack, cli: Ctx, log_dir: Path = Path(".atom/logs
     return clients
 
 
-def _check_ready(store, cfg: PipelineConfig, manifest: Manifest, stage: str) -> dict[str, dict]:
+def upstream_outputs(store, cfg: PipelineConfig, manifest: Manifest, stage: str) -> dict[str, dict]:
     """For a single-stage command: the outputs of the stages it reads, which must exist for this
     config. Checked before any service starts or any model is built."""
     conf = cfg.to_dict()
@@ -82,7 +82,7 @@ def run(cfg: PipelineConfig, cli: Ctx, until: str = "evaluate", only: str | None
             stack.callback(server.shutdown)
         manifest = Manifest.load(store, cfg.run, cfg.to_dict())
         wanted = [only] if only else list(STAGES[: STAGES.index(until) + 1])
-        out: dict[str, dict] = _check_ready(store, cfg, manifest, only) if only else {}
+        out: dict[str, dict] = upstream_outputs(store, cfg, manifest, only) if only else {}
         dataset = bootstrap.ensure_dataset(store, cfg, show_progress)
         # Every service is up (ready) before the base model is made: on a first run the trainer
         # service pretrains it.

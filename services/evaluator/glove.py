@@ -15,7 +15,6 @@ Captions reach the text encoder as 'word/POS' tokens. HumanML3D ships them pre-t
 from __future__ import annotations
 
 import io
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -142,7 +141,4 @@ def caption_tokens(text: str | Sequence[str]) -> list[str]:
     the project's HumanML3D-style tagger (atom.motion.postag) tags."""
     if not isinstance(text, str):
         return [str(t) for t in text]
-    parts = text.split()
-    if parts and all(re.fullmatch(r"[^/\s]+/[A-Za-z_]+", p) for p in parts):
-        return parts
-    return postag.tag(text)
+    return postag.caption_tokens(text)

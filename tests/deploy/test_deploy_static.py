@@ -35,7 +35,7 @@ OVERLAYS = ("cpu", "gpu", "ops")
 GPU_OVERLAYS = {"gpu", "ops"}  # ops = gpu + components/ops
 GPU_SERVICES = {"generator", "trainer", "evaluator"}
 CUDA_SERVICES = GPU_SERVICES
-TORCH_IMAGES = CUDA_SERVICES | {"controller"}  # the controller's bootstrap pretrains in process (CPU torch)
+TORCH_IMAGES = CUDA_SERVICES | {"controller"}  # CPU torch: the controller imports released checkpoints and records the torch version
 STORE_URL = "http://minio:9000/atom"
 HEALTHCHECK_IN_IMAGE = "/usr/local/bin/atom-healthcheck.py"
 # The only credential values a committed file may hold: development placeholders.
