@@ -44,6 +44,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -78,6 +79,16 @@ def fit_power(ns, ys) -> tuple[float, float]:
     return b, my - b * mx
 
 
+def fit_linear(ns, ys) -> tuple[float, float]:
+    """Least squares of y = a + s n; returns (s, a)."""
+    if len(ns) < 2 or len(set(ns)) < 2:
+        raise ValueError("fit_linear needs at least two distinct sizes")
+    mx = sum(ns) / len(ns)
+    my = sum(ys) / len(ys)
+    s = sum((x - mx) * (y - my) for x, y in zip(ns, ys)) / sum((x - mx) ** 2 for x in ns)
+    return s, my - s * mx
+
+
 def extrapolate(ns, ys, target: float) -> float:
     """y at `target` from the largest measured point along the fitted power law:
     y(N_max) x (target / N_max)^b."""
@@ -98,18 +109,19 @@ def motions_for(n: int, samples: int, tasks: int = len(TASKS)) -> tuple[int, int
     return per_task, per_task * tasks * samples
 
 
-def check_curve(series: dict, max_exponent: float, rss_tolerance: float) -> list[str]:
-    """series: {label: {"n": [..], "seconds": {stage: [..]}, "rss": {process: [..]}}} ->
-    one message per offence (empty: passed)."""
+def check_curve(series: dict, max_exponent: float, rss_tolerance: float, time_kind: str = "seconds") -> list[str]:
+    """series: {label: {"n": [..], time_kind: {stage: [..]}, "rss": {process: [..]}}} ->
+    one message per offence (empty: passed). time_kind: "seconds" (stage time) or "cpu"."""
     problems = []
+    what = "services' CPU time" if time_kind == "cpu" else "time"
     for label, s in series.items():
         ns = s["n"]
         if len(set(ns)) < 2:
             continue
-        for stage, ts in s["seconds"].items():
+        for stage, ts in s[time_kind].items():
             b, _ = fit_power(ns, [max(t, 1e-6) for t in ts])
             if b > max_exponent:
-                problems.append(f"{label}: stage {stage} time grows as N^{b:.2f} (> {max_exponent})")
+                problems.append(f"{label}: stage {stage} {what} grows as N^{b:.2f} (> {max_exponent})")
         for proc, rss in s["rss"].items():
             r = growth_ratio(ns, rss)
             if r > rss_tolerance:
@@ -138,15 +150,27 @@ def reset_hwm(pid: int) -> bool:
         return False
 
 
-def run_measured(cmd: list[str], log_path: Path, env: dict) -> tuple[int, float, int]:
-    """Run `cmd`; (exit code, wall seconds, peak RSS in kB from wait4's ru_maxrss)."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process (/proc/<pid>/stat)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_measured(cmd: list[str], log_path: Path, env: dict) -> tuple[int, float, int, float]:
+    """Run `cmd`; (exit code, wall seconds, peak RSS in kB from wait4's ru_maxrss, CPU seconds)."""
     with open(log_path, "ab") as log:
         t0 = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-        _, status, usage = os.wait4(proc.pid, 0)
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:  # interrupted: leave no controller behind
+            proc.kill()
+            proc.wait()
+            raise
         wall = time.monotonic() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, wall, int(usage.ru_maxrss)
+    return proc.returncode, wall, int(usage.ru_maxrss), usage.ru_utime + usage.ru_stime
 
 
 # -- the fake OpenAI server, in a child process --------------------------------------------------------
@@ -244,6 +268,8 @@ class StageResult:
     service_kb: dict        # service -> peak kB over its replicas during the stage
     store_added: int        # bytes the stage added to the store
     outputs: dict = field(default_factory=dict)
+    cpu: float = 0.0        # CPU seconds of the controller process, start-up included
+    service_cpu: float = 0.0  # CPU seconds of every service process while the controller ran
 
 
 @dataclass
@@ -346,7 +372,10 @@ def run_point(args, judge: str, replicas: int, n: int, boot_root: Path, work: Pa
                 for pid in plist:
                     reset_hwm(pid)
             cmd = base + [stage, "--quiet"] + stage_sets(args, judge, per_task, run_name)
-            rc, wall, ctl_kb = run_measured(cmd, log_dir / f"atomctl-{stage}.log", env)
+            all_pids = [s.proc.pid for g in (group, ev) for grp in g.services.values() for s in grp]
+            cpu0 = sum(cpu_seconds(pid) for pid in all_pids)
+            rc, wall, ctl_kb, ctl_cpu = run_measured(cmd, log_dir / f"atomctl-{stage}.log", env)
+            svc_cpu = sum(cpu_seconds(pid) for pid in all_pids) - cpu0
             if rc != 0:
                 tail = (log_dir / f"atomctl-{stage}.log").read_text(errors="replace").splitlines()[-20:]
                 raise RuntimeError(f"`atomctl {stage}` failed (exit {rc}) at {name}:\n" + "\n".join(tail))
@@ -357,9 +386,10 @@ def run_point(args, judge: str, replicas: int, n: int, boot_root: Path, work: Pa
                 raise RuntimeError(f"stage {stage} was reused at {name}: the store is not fresh")
             now = store_bytes(store)
             results[stage] = StageResult(stage, float(record["seconds"]), wall, int(record["outputs"].get("items", 0)),
-                                         ctl_kb, svc_kb, now - before, record["outputs"])
+                                         ctl_kb, svc_kb, now - before, record["outputs"], ctl_cpu, svc_cpu)
             before = now
-            print(f"  {name:<22} {stage:<9} {record['seconds']:8.2f} s (process {wall:6.1f} s)  "
+            print(f"  {name:<22} {stage:<9} {record['seconds']:8.2f} s (process {wall:6.1f} s; CPU controller {ctl_cpu:5.1f} s, "
+                  f"services {svc_cpu:6.1f} s)  "
                   f"controller {ctl_kb / 1024:6.0f} MB  "
                   + "  ".join(f"{s} {kb / 1024:5.0f} MB" for s, kb in svc_kb.items()), flush=True)
     total_added = sum(r.store_added for r in results.values())
@@ -394,11 +424,13 @@ def bootstrap(args, root: Path) -> float:
 def series_of(points: list[Point]) -> dict:
     out: dict = {}
     for p in sorted(points, key=lambda p: (p.judge, p.replicas, p.n)):
-        s = out.setdefault(f"{p.judge} judge, {p.replicas} replica(s)", {"n": [], "seconds": {}, "rss": {}, "points": []})
+        s = out.setdefault(f"{p.judge} judge, {p.replicas} replica(s)",
+                           {"n": [], "seconds": {}, "cpu": {}, "rss": {}, "points": []})
         s["n"].append(p.n)
         s["points"].append(p)
         for stage, r in p.stages.items():
             s["seconds"].setdefault(stage, []).append(r.seconds)
+            s["cpu"].setdefault(stage, []).append(r.service_cpu)
             s["rss"].setdefault(f"controller ({stage})", []).append(r.controller_kb)
             for svc, kb in r.service_kb.items():
                 s["rss"].setdefault(f"{svc} ({stage})", []).append(kb)
@@ -408,14 +440,14 @@ def series_of(points: list[Point]) -> dict:
 def print_tables(series: dict) -> None:
     for label, s in series.items():
         print(f"\n### {label}\n")
-        print("| stage | N | stage s | process s | items | items/s | controller MB | "
+        print("| stage | N | stage s | process s | controller CPU s | services CPU s | items | items/s | controller MB | "
               + " | ".join(f"{svc} MB" for svc in SERVICES_TIMED) + " | store B/motion |")
-        print("|---|---|---|---|---|---|---|" + "---|" * len(SERVICES_TIMED) + "---|")
+        print("|---|---|---|---|---|---|---|---|---|" + "---|" * len(SERVICES_TIMED) + "---|")
         for stage in STAGES:
             for p in s["points"]:
                 r = p.stages[stage]
                 rate = r.items / r.seconds if r.seconds > 0 else float("nan")
-                print(f"| {stage} | {p.n} | {r.seconds:.2f} | {r.wall:.1f} | {r.items} | {rate:,.1f} | "
+                print(f"| {stage} | {p.n} | {r.seconds:.2f} | {r.wall:.1f} | {r.cpu:.1f} | {r.service_cpu:.1f} | {r.items} | {rate:,.1f} | "
                       f"{r.controller_kb / 1024:.0f} | "
                       + " | ".join(f"{r.service_kb[svc] / 1024:.0f}" for svc in SERVICES_TIMED)
                       + f" | {r.store_added / p.n:,.0f} |")
@@ -431,11 +463,15 @@ def print_exponents(series: dict) -> None:
         if len(set(s["n"])) < 2:
             print(f"  {label}: one size only, no fit")
             continue
-        exps = ", ".join(f"{st} {fit_power(s['n'], [max(t, 1e-6) for t in ts])[0]:.2f}"
-                         for st, ts in s["seconds"].items())
-        print(f"  {label}: exponents {exps}")
+        for kind, what in (("seconds", "stage time"), ("cpu", "the services' CPU time")):
+            exps = ", ".join(f"{st} {fit_power(s['n'], [max(t, 1e-6) for t in ts])[0]:.2f}"
+                             for st, ts in s[kind].items())
+            print(f"  {label}: exponents of {what}: {exps}")
         worst = sorted(((growth_ratio(s["n"], v), k) for k, v in s["rss"].items()), reverse=True)[:5]
         print("    largest peak-RSS ratios: " + ", ".join(f"{k} x{r:.2f}" for r, k in worst))
+        slopes = sorted(((fit_linear(s["n"], v)[0] * 1000 / 1024, k) for k, v in s["rss"].items()), reverse=True)[:5]
+        print("    steepest peak-RSS slopes (linear least squares): "
+              + ", ".join(f"{k} {m:+.2f} MB per 1,000 motions" for m, k in slopes))
 
 
 def print_paper_table(series: dict, target: int) -> None:
@@ -460,6 +496,12 @@ def print_paper_table(series: dict, target: int) -> None:
             total += t
             print(f"| {stage} | {b:.2f} | {ts[-1]:.2f} | {t:,.0f} | {t / 3600:.2f} |")
         print(f"| all five | | {sum(ts[-1] for ts in s['seconds'].values()):.2f} | {total:,.0f} | {total / 3600:.2f} |")
+        print("\n| process (stage) | peak RSS at N_max, MB | slope, MB per 1,000 motions | linear extrapolation, MB |")
+        print("|---|---|---|---|")
+        for proc, kb in sorted(s["rss"].items(), key=lambda kv: -fit_linear(s["n"], kv[1])[0])[:8]:
+            slope, icpt = fit_linear(s["n"], kb)
+            print(f"| {proc} | {kb[-1] / 1024:.0f} | {slope * 1000 / 1024:+.2f} | "
+                  f"{max(kb[-1], icpt + slope * target) / 1024:.0f} |")
         gb = last.bytes_per_motion * target / 1e9
         print(f"\nstore: {last.bytes_per_motion:,.0f} bytes per motion at N={last.n} -> {gb:,.2f} GB for {target:,}")
         e = last.estimate
@@ -469,7 +511,7 @@ def print_paper_table(series: dict, target: int) -> None:
                   f"{e['text_tokens']:,.0f} text), output <= {e['output_tokens_bound']} -> "
                   f"${e['sync_usd_bound'] * target:,.2f} synchronous, ${e['batch_usd_bound'] * target:,.2f} Batch API "
                   f"for {target:,} motions, one vote each (output at its bound: an upper bound)")
-        j = last.stages["judge"].outputs
+        j = last.stages["judge"].outputs or {}
         if j.get("prompt_tokens"):
             print(f"measured through the judge service: {j['prompt_tokens'] / max(j['scored'], 1):,.0f} prompt tokens "
                   f"per scored motion (counted by the local server by the same rule)")
@@ -497,16 +539,25 @@ def main(argv=None) -> int:
     ap.add_argument("--target", type=int, default=PAPER_MOTIONS, help="motions to extrapolate to (the paper: 47,100)")
     ap.add_argument("--max-exponent", type=float, default=1.1)
     ap.add_argument("--rss-tolerance", type=float, default=1.25)
+    ap.add_argument("--check-time", choices=("wall", "cpu"), default="wall",
+                    help="the time whose exponent is checked: the stage's wall time, or the CPU seconds the services "
+                         "spent during the stage (steadier on a machine other work shares; the controller's CPU is "
+                         "left out of it because its start-up, a constant, dominates the short stages)")
     ap.add_argument("--no-check", action="store_true", help="print the exponents and ratios, fail on nothing")
     ap.add_argument("--workdir", type=Path, help="where stores and logs go (default: a temporary directory)")
     ap.add_argument("--keep", action="store_true", help="keep each point's store")
     ap.add_argument("--json", type=Path, help="also write the measurements as JSON here")
+    ap.add_argument("--from-json", type=Path, help="print the tables and the check from a --json file; run nothing")
     ap.add_argument("--serve-fake-openai", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the services and the S3 server started here are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.serve_fake_openai:
         serve_fake_openai(args.vlm_latency)
         return 0
 
+    if args.from_json:
+        return report(args, points_from_json(args.from_json))
     sizes = sorted({int(x) for x in args.sizes.split(",") if x.strip()})
     replicas = sorted({int(x) for x in args.replicas.split(",") if x.strip()})
     judges = [j.strip() for j in args.judges.split(",") if j.strip()]
@@ -548,19 +599,30 @@ def main(argv=None) -> int:
                 for n in sizes:
                     points.append(run_point(args, judge, r, n, boot_root, work, s3, vlm_url))
 
+    if args.json:
+        args.json.write_text(json.dumps([{"judge": p.judge, "replicas": p.replicas, "n": p.n,
+                                          "bytes_per_motion": p.bytes_per_motion, "estimate": p.estimate,
+                                          "per_task": p.per_task, "stages": {k: vars(v) for k, v in p.stages.items()}}
+                                         for p in points], indent=1))
+    if tmp is not None:
+        tmp.cleanup()
+    return report(args, points)
+
+
+def points_from_json(path: Path) -> list[Point]:
+    return [Point(d["judge"], d["replicas"], d["n"], d.get("per_task", 0),
+                  {k: StageResult(**v) for k, v in d["stages"].items()}, d["bytes_per_motion"], d["estimate"])
+            for d in json.loads(path.read_text())]
+
+
+def report(args, points: list[Point]) -> int:
+    """Print the tables, the exponents and the extrapolation; then the check (exit code)."""
     series = series_of(points)
     print_tables(series)
     print_exponents(series)
     print_paper_table(series, args.target)
-    if args.json:
-        args.json.write_text(json.dumps([{"judge": p.judge, "replicas": p.replicas, "n": p.n,
-                                          "bytes_per_motion": p.bytes_per_motion, "estimate": p.estimate,
-                                          "stages": {k: {**vars(v), "outputs": None} for k, v in p.stages.items()}}
-                                         for p in points], indent=1))
-    if tmp is not None:
-        tmp.cleanup()
-    problems = check_curve(series, args.max_exponent, args.rss_tolerance)
-    rule = (f"rule: every stage's exponent <= {args.max_exponent}; every process's peak RSS at the largest N <= "
+    problems = check_curve(series, args.max_exponent, args.rss_tolerance, "cpu" if args.check_time == "cpu" else "seconds")
+    rule = (f"rule: every stage's {args.check_time}-time exponent <= {args.max_exponent}; every process's peak RSS at the largest N <= "
             f"{args.rss_tolerance} x its peak at the smallest N (raw peaks, nothing subtracted)")
     if args.no_check:
         print(f"\ncheck skipped (--no-check); {rule}; it would have found {len(problems)} problem(s)")

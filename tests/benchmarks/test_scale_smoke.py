@@ -62,6 +62,13 @@ def test_extrapolate_follows_the_fit_from_the_largest_point():
     assert scale.extrapolate(ns, [4.0, 4.0, 4.0], 47_100) == pytest.approx(4.0)
 
 
+def test_fit_linear_is_exact_on_a_line():
+    s, a = scale.fit_linear([200, 500, 1000], [100.0 + 0.02 * n for n in (200, 500, 1000)])
+    assert s == pytest.approx(0.02) and a == pytest.approx(100.0)
+    with pytest.raises(ValueError):
+        scale.fit_linear([5, 5], [1.0, 2.0])
+
+
 def test_growth_ratio_and_motion_counts():
     assert scale.growth_ratio([500, 100, 200], [150.0, 100.0, 120.0]) == pytest.approx(1.5)
     assert scale.motions_for(1000, 8) == (42, 1008)
@@ -94,10 +101,10 @@ def test_script_runs_at_tiny_sizes_and_prints_its_tables(tmp_path):
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=580)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     text = out.stdout
-    assert "| stage | N | stage s | process s | items | items/s | controller MB |" in text
+    assert "| stage | N | stage s | process s | controller CPU s | services CPU s | items | items/s | controller MB |" in text
     for stage in ("prompts", "generate", "render", "judge", "pairs"):
         assert f"| {stage} | 6 |" in text and f"| {stage} | 12 |" in text
-    assert "exponents prompts" in text and "largest peak-RSS ratios" in text
+    assert "exponents prompts" in text and "largest peak-RSS ratios" in text and "MB per 1,000 motions" in text
     assert "## Extrapolated to 47,100 judged motions" in text
     assert "GPT-4o judge" in text and "synchronous" in text
     assert "check skipped (--no-check)" in text
