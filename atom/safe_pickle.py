@@ -31,7 +31,7 @@ import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -175,10 +175,10 @@ def _check_archive(path: Path, limits: CheckpointLimits) -> None:
         raise UnsafeFileError(f"{path}: its pickle is {pkl[0].file_size} bytes; a checkpoint's is a few MB")
 
 
-def _safe_globals_for(names: list[str], what: str) -> list[tuple[Any, str]]:
+def _safe_globals_for(names: list[str], what: str) -> list[Callable[..., Any] | tuple[Callable[..., Any], str]]:
     """(object, full name) pairs for torch.serialization.safe_globals: real plain types, bounded
     byte constructors, a plain-dict defaultdict, and inert placeholders for everything else."""
-    out = []
+    out: list[Callable[..., Any] | tuple[Callable[..., Any], str]] = []
     for full in sorted(names):
         module, _, name = full.rpartition(".")
         if module == "builtins":

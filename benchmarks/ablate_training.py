@@ -104,7 +104,7 @@ def model_samples(pool: AdapterPool, prompts, captions, adapter: str | None, see
             continue  # the generator stores no motion for it; nothing is judged or evaluated
         j = judge.score_labels(prompt.labels, motion.joints)
         out.append(ModelSample(prompt.text, prompt.task, prompt.prompt_id, hold_to_min_length(motion.features)[0],
-                               score=float(j.score) if j.ok else None, kind="judge"))
+                               score=float(j.score) if j.ok and j.score is not None else None, kind="judge"))
     draws = ([(s, 1) for s in fid_seeds] if fid_seeds
              else [(seed + EVAL_GENERAL_SEED_OFFSET, EvalSettings().general_samples)])
     for request_seed, n in draws:

@@ -152,7 +152,9 @@ CONDITIONS = {
 
 def evaluate(cases: list[Case], perturb, ms, seed: int) -> dict:
     rng = np.random.default_rng(seed)
-    tp, fp, fn = collections.Counter(), collections.Counter(), collections.Counter()
+    tp: collections.Counter[str] = collections.Counter()
+    fp: collections.Counter[str] = collections.Counter()
+    fn: collections.Counter[str] = collections.Counter()
     order = [0, 0]
     count = [0, 0]
     exact = [0, 0]

@@ -34,7 +34,7 @@ def stand_in_models(subsets, std, gens: int, seed: int):
 
     rng = np.random.default_rng(seed)
     pool = subsets["general"]
-    models = {"base": [], "tuned": []}
+    models: dict[str, list[ModelSample]] = {"base": [], "tuned": []}
     for task, clips in subsets.items():
         for clip in clips:
             pid = f"{task}/{clip.clip_id}"

@@ -23,13 +23,14 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-FLAN_T5_BASE = dict(d_model=768, d_ff=2048, num_layers=12, num_decoder_layers=12, num_heads=12, d_kv=64,
+FLAN_T5_BASE: dict[str, Any] = dict(d_model=768, d_ff=2048, num_layers=12, num_decoder_layers=12, num_heads=12, d_kv=64,
                     feed_forward_proj="gated-gelu", dropout_rate=0.0)
 FLAN_VOCAB = 32100  # tokenizer entries (sentencepiece 32000 + 100 sentinels)
 
@@ -46,7 +47,8 @@ def build_bundle(device: str, dtype: torch.dtype):
     # the vocabulary size and the sequence lengths, not on how text is split.
     tok = WordTokenizer([f"w{i}" for i in range(FLAN_VOCAB - len(WordTokenizer.SPECIALS))])
     torch.manual_seed(0)
-    cfg = T5Config(vocab_size=len(tok), pad_token_id=tok.pad_id, eos_token_id=tok.eos_id,
+    # decoder_start_token_id and tie_word_embeddings are not T5Config fields: its __post_init__ takes them
+    cfg = T5Config(vocab_size=len(tok), pad_token_id=tok.pad_id, eos_token_id=tok.eos_id,  # type: ignore[call-arg]
                    decoder_start_token_id=tok.pad_id, tie_word_embeddings=False, **FLAN_T5_BASE)
     t5 = T5ForConditionalGeneration(cfg)
     untie_lm_head(t5)

@@ -35,6 +35,7 @@ import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -112,7 +113,7 @@ class TunedMatplotlib:
 
         self.fig = Figure(figsize=(size / 100, size / 100), dpi=100)
         self.canvas = FigureCanvasAgg(self.fig)
-        ax = self.fig.add_axes((0, 0, 1, 1), projection="3d")
+        ax: Any = self.fig.add_axes((0, 0, 1, 1), projection="3d")  # an Axes3D: mpl_toolkits is untyped
         ax.view_init(elev=20, azim=-60)
         if not axes:
             ax.set_axis_off()
@@ -256,8 +257,8 @@ def main() -> None:
         }
         for fn in methods.values():  # warm-up: imports, contexts, shader compilation, caches
             fn()
-        rates = {name: [] for name in methods}
-        walls = {name: [] for name in methods}
+        rates: dict[str, list[float]] = {name: [] for name in methods}
+        walls: dict[str, list[float]] = {name: [] for name in methods}
         for _ in range(args.rounds):
             for name, fn in methods.items():
                 n, cpu, wall = timed(fn)

@@ -30,9 +30,12 @@ import sys
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Callable, TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+T = TypeVar("T")
 
 MiB = 1024**2
 GB = 1e9  # the paper says "12 GB"; part 2 prints decimal GB to compare like with like
@@ -48,7 +51,7 @@ def proc_status_kib(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def saved_bytes(fn, exclude_storages: set[int]) -> tuple[int, object]:
+def saved_bytes(fn: Callable[[], T], exclude_storages: set[int]) -> tuple[int, T]:
     """Run fn() and return (distinct bytes autograd saved for backward, fn's result); tensors that
     share a storage are counted once, parameter storages not at all."""
     import torch
@@ -193,14 +196,14 @@ def base_estimate(batch: int, pairs_measured: int = 2, overhead: float | None = 
     from services.trainer.train import motion_logprobs
 
     vocab = 32100 + 515
-    dims = dict(d=768, ff=2048, layers=12, dec_layers=12, heads=12, d_kv=64)
-    n_params = t5_param_count(vocab, **dims)
+    n_params = t5_param_count(vocab, d=768, ff=2048, layers=12, dec_layers=12, heads=12, d_kv=64)
     n_lora = lora_param_count(768, 768, 12, 12, 8)
 
     # Saved activations, measured: a random flan-t5-base-shaped model, 2 pairs, CPU.
     words = [f"w{i}" for i in range(vocab - 3 - 515)]
     tokenizer = WordTokenizer(words)
-    cfg = T5Config(vocab_size=len(tokenizer), d_model=768, d_ff=2048, num_layers=12, num_decoder_layers=12,
+    # tie_word_embeddings and decoder_start_token_id are not T5Config fields: its __post_init__ takes them
+    cfg = T5Config(vocab_size=len(tokenizer), d_model=768, d_ff=2048, num_layers=12, num_decoder_layers=12,  # type: ignore[call-arg]
                    num_heads=12, d_kv=64, feed_forward_proj="gated-gelu", tie_word_embeddings=False,
                    pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
     torch.manual_seed(0)

@@ -65,7 +65,8 @@ def default_endpoints() -> dict[str, str]:
 class CommandError(click.ClickException):
     def __init__(self, message: str, exit_code: int = EXIT_FAILED):
         super().__init__(message)
-        self.exit_code = exit_code
+        # click types exit_code as a ClassVar; click reads it from the instance, so one per error works
+        self.exit_code = exit_code  # type: ignore[misc]
 
 
 def handle_errors(fn):

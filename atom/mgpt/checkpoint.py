@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from atom.mgpt.bundle import ModelBundle
-from atom.mgpt.lm import MotionLM, set_dropout, untie_lm_head
+from atom.mgpt.lm import DEFAULT_TEMPLATE, MotionLM, set_dropout, untie_lm_head
 from atom.mgpt.tokenizer import HFTokenizerAdapter, NUM_MOTION_TOKENS, TokenizerError
 from atom.mgpt.vqvae import VQVAE, VQVAEConfig
 from atom.safe_pickle import Opaque, UnreadableFileError, UnsafeFileError, load_torch_checkpoint
@@ -153,7 +153,7 @@ def build_lm(lm_sd: dict, t5_dir: str | Path, template: str | None = None) -> Mo
                   "The language model must be flan-t5-base (d_model 768, 12+12 layers) as in MotionGPT-base",
                   optional=tied, ignorable=("decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight",))
     set_dropout(model, 0.0)
-    return MotionLM(model, tokenizer, **({"template": template} if template else {}))
+    return MotionLM(model, tokenizer, template=template or DEFAULT_TEMPLATE)
 
 
 def infer_vq_config(vae_sd: dict) -> VQVAEConfig:

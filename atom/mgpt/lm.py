@@ -72,7 +72,7 @@ def set_dropout(model: nn.Module, rate: float) -> None:
         if isinstance(m, nn.Dropout):
             m.p = rate
         elif hasattr(m, "dropout") and isinstance(getattr(m, "dropout"), float):
-            m.dropout = rate
+            setattr(m, "dropout", rate)
     cfg = getattr(model, "config", None)
     if cfg is not None and hasattr(cfg, "dropout_rate"):
         cfg.dropout_rate = rate
@@ -140,7 +140,8 @@ class MotionLM:
 
         size = size or T5Size()
         config = T5Config(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_id, eos_token_id=tokenizer.eos_id,
-                          decoder_start_token_id=tokenizer.pad_id, **size.to_dict())
+                          **size.to_dict())
+        config.decoder_start_token_id = tokenizer.pad_id  # not a T5Config field: a PreTrainedConfig attribute
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = T5ForConditionalGeneration(config)

@@ -28,6 +28,12 @@ def _after_load(module: "EMAQuantizer", incompatible) -> None:
 
 
 class EMAQuantizer(nn.Module):
+    # buffers (register_buffer below), declared for the type checker
+    codebook: torch.Tensor
+    code_sum: torch.Tensor
+    code_count: torch.Tensor
+    initialized: torch.Tensor
+
     def __init__(self, num_codes: int = 512, code_dim: int = 512, mu: float = 0.99, reset_fraction: float = 0.125):
         super().__init__()
         if num_codes < 2 or code_dim < 1:

@@ -158,7 +158,7 @@ def save_skeleton_strip(joints: np.ndarray, path: str | os.PathLike, every: int 
     dpi = 100
     head = 0.25 if title else 0.0
     fig = Figure(figsize=(cols * size / dpi, rows * size / dpi + head), dpi=dpi)
-    FigureCanvasAgg(fig)
+    canvas = FigureCanvasAgg(fig)
     if title:
         fig.suptitle(title, fontsize=9)
     floor_y = float(joints[..., 1].min())
@@ -169,8 +169,8 @@ def save_skeleton_strip(joints: np.ndarray, path: str | os.PathLike, every: int 
         rect = (c / cols, body_h * (1 - (r + 1) / rows), 1 / cols, body_h / rows)
         view = SkeletonView(radius=radius, fig=fig, rect=rect)
         view.pose(joints[t], floor_y, label=f"frame {t}")
-    fig.canvas.draw()
-    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    canvas.draw()
+    pixels = np.asarray(canvas.buffer_rgba())[..., :3].copy()
     path = Path(path)
     _atomic_save(path, lambda p: Image.fromarray(pixels).save(p, format="PNG"))
     return path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -38,7 +39,7 @@ class Progress:
         self.done = 0
         self._lock = threading.Lock()
         self._bar = click.progressbar(length=max(total, 1), label=f"{label:<10}", show_pos=True,
-                                      show_eta=True, file=click.get_text_stream("stderr")) if show else None
+                                      show_eta=True, file=sys.stderr) if show else None
         if self._bar:
             self._bar.__enter__()
 

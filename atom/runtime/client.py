@@ -116,7 +116,8 @@ class ServiceClient:
         out = {}
         for addr, ch in self._channels.items():
             try:
-                resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=service),
+                # types-grpcio-health-checking declares HealthStub without its methods
+                resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=service),  # type: ignore[attr-defined]
                                                             timeout=timeout)
                 out[addr] = health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
             except grpc.RpcError as exc:

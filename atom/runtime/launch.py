@@ -11,6 +11,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from atom.runtime.client import connect
 from atom.runtime.net import free_port
@@ -60,7 +61,7 @@ def start_local_service(name: str, store_url: str, *, port: int = 0, metrics_por
     # the services loaded that checkout's code while the controller ran the installed one).
     env["PYTHONPATH"] = os.pathsep.join(p for p in (CODE_ROOT, env.get("PYTHONPATH", "")) if p)
     log_path = None
-    out = subprocess.DEVNULL
+    out: int | IO[bytes] = subprocess.DEVNULL
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / f"{name}-{port}.log"

@@ -3,6 +3,7 @@ everything else (JSON, content addressing, files) is built on them here, once.""
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import re
@@ -123,7 +124,7 @@ class ArtifactStore(ABC):
     def put_jsonl(self, key: str, rows) -> ArtifactInfo:
         return self.put_bytes(key, encode_jsonl(rows), "application/x-ndjson")
 
-    def get_jsonl(self, key: str) -> list:
+    def get_jsonl(self, key: str) -> builtins.list:  # builtins: the method list() shadows the type in here
         return [obj for _where, obj in iter_jsonl(self.get_bytes(key), f"artifact {key!r}", CorruptArtifact)]
 
     def put_file(self, key: str, path: str | Path, content_type: str = "application/octet-stream") -> ArtifactInfo:
@@ -139,7 +140,7 @@ class ArtifactStore(ABC):
         tmp.replace(path)
         return path
 
-    def put_tree(self, prefix: str, root: str | Path) -> list[ArtifactInfo]:
+    def put_tree(self, prefix: str, root: str | Path) -> builtins.list[ArtifactInfo]:
         """Upload every file under `root` to prefix/<relative path>."""
         root = Path(root)
         return [self.put_file(f"{prefix.rstrip('/')}/{p.relative_to(root).as_posix()}", p)

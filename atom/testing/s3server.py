@@ -67,13 +67,13 @@ def s3_server(data_dir: str | Path, config: str | Path | None = None):
         *(f"-{n}.port={http[n]}" for n in names), *(f"-{n}.port.grpc={grpc[n]}" for n in names),
         f"-debug.port={ports[-1]}",
     ]
-    ports = {"s3": http["s3"]}
+    s3_port = http["s3"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     log = open(data_dir / "weed.log", "wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
-        _wait_port(ports["s3"], 30.0, proc)
-        yield f"127.0.0.1:{ports['s3']}"
+        _wait_port(s3_port, 30.0, proc)
+        yield f"127.0.0.1:{s3_port}"
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)

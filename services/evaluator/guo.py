@@ -197,8 +197,10 @@ class GuoEvaluator:
         mods = build_modules()
         for key, module in mods.items():
             load_state(module, ckpt[key], key)
-        return cls(mods["text_encoder"], mods["movement_encoder"], mods["motion_encoder"], vectorizer,
-                   mean, std, pack_motions=pack_motions)
+        text, movement, motion = mods["text_encoder"], mods["movement_encoder"], mods["motion_encoder"]
+        assert isinstance(text, TextEncoderBiGRUCo) and isinstance(movement, MovementConvEncoder)  # build_modules' types
+        assert isinstance(motion, MotionEncoderBiGRUCo)
+        return cls(text, movement, motion, vectorizer, mean, std, pack_motions=pack_motions)
 
     @classmethod
     def from_dir(cls, root: str | Path, pack_motions: bool = True) -> "GuoEvaluator":

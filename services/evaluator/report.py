@@ -403,10 +403,11 @@ def evaluate(
             return GENERAL, sets[GENERAL]
         return None
 
-    real_tasks = {t: real_for(t, real, "real clips") for t in tasks}
-    missing = [t for t, v in real_tasks.items() if v is None]
+    found = {t: real_for(t, real, "real clips") for t in tasks}
+    missing = [t for t, v in found.items() if v is None]
     if missing:
         raise EvaluationInputError(f"no real clips for tasks {missing} and no '{GENERAL}' set to fall back on")
+    real_tasks = {t: v for t, v in found.items() if v is not None}
     # The real row's FID compares like with like: the reference subset of the same name as the
     # real subset used (a temporal test subset against the whole val split would mislead).
     ref_tasks = {}

@@ -66,7 +66,7 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
             return "an evaluation is running; the next one waits for it"
         return store_problem(self.store)
 
-    def _samples(self, m: evaluator_pb2.ModelSamples, field: str, planned: bool) -> tuple[list[ModelSample], int]:
+    def _samples(self, m: evaluator_pb2.ModelSamples, field: str, planned: bool) -> tuple[list[ModelSample], tuple[int, int]]:
         """The model's sample rows. `planned` (motiongpt protocol): test-split rows keep their
         plan coordinates and their motions as generated (the protocol cuts and pads them; a row
         without a motion becomes the zero motion)."""

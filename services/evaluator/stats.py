@@ -55,7 +55,7 @@ def _json_float(x: float) -> float | None:
     return None if math.isnan(x) else float(x)
 
 
-def mean_ci(values: Sequence[float], z: float = Z_95) -> ConfidenceInterval:
+def mean_ci(values: Sequence[float] | np.ndarray, z: float = Z_95) -> ConfidenceInterval:
     """Mean and z * population std / sqrt(n) of a set of replications or per-unit values."""
     v = np.asarray(values, dtype=np.float64).reshape(-1)
     if v.size == 0:

@@ -46,8 +46,8 @@ def event_sequence(labels: dict) -> list[tuple[str, int]]:
     for i, e in enumerate(events):
         if isinstance(e, str):
             name, count = e, 1
-        elif isinstance(e, dict) and isinstance(e.get("event", e.get("name")), str):
-            name, count = e.get("event", e.get("name")), e.get("count", 1)
+        elif isinstance(e, dict) and isinstance(event := e.get("event", e.get("name")), str):
+            name, count = event, e.get("count", 1)
         else:
             raise SubsetError(f"labels event {i} must be a name or a dict with 'event', got {e!r}")
         if not isinstance(count, int) or count < 1:

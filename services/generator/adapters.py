@@ -18,9 +18,12 @@ import tempfile
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 from atom.mgpt.bundle import ModelBundle, load_bundle
+
+if TYPE_CHECKING:
+    from peft import PeftModel
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -77,7 +80,7 @@ class AdapterPool:
         self.capacity = capacity
         self.base_prefix = base_prefix.strip("/")
         self.version = ""  # the bundle's content id, when the cache knows it
-        self._peft = None
+        self._peft: PeftModel | None = None  # wraps the base model while any adapter is loaded
         self._names: OrderedDict[str, str] = OrderedDict()  # adapter prefix -> PEFT adapter name
         self._versions: dict[str, str] = {}  # adapter prefix -> content id of the loaded weights
         self._counter = 0
@@ -99,18 +102,25 @@ class AdapterPool:
             fetch_adapter(self.store, prefix, tmp)
             self._check_base(prefix, json.loads((Path(tmp) / ADAPTER_CONFIG).read_text()))
             try:
-                if self._peft is None:
-                    self._peft = PeftModel.from_pretrained(self.bundle.lm.model, tmp, adapter_name=name,
-                                                           is_trainable=False)
+                peft = self._peft
+                if peft is None:
+                    peft = self._peft = PeftModel.from_pretrained(self.bundle.lm.model, tmp, adapter_name=name,
+                                                                  is_trainable=False)
                 else:
-                    self._peft.load_adapter(tmp, adapter_name=name, is_trainable=False)
+                    peft.load_adapter(tmp, adapter_name=name, is_trainable=False)
             except Exception as exc:  # peft raises RuntimeError/ValueError/KeyError on mismatching adapters
                 raise AdapterError(f"adapter {prefix!r} does not fit this base model ({type(exc).__name__}: "
                                    f"{str(exc)[:300]}); it was trained on another base") from None
         self._counter += 1
         self.loads += 1
-        self._peft.eval()
+        peft.eval()
         return name
+
+    def _loaded_peft(self) -> PeftModel:
+        """The PEFT wrapper, which exists while an adapter is loaded."""
+        if self._peft is None:
+            raise RuntimeError("no adapter is loaded")
+        return self._peft
 
     def _evict_over_capacity(self, keep: str) -> None:
         while len(self._names) > self.capacity:
@@ -120,8 +130,8 @@ class AdapterPool:
                 continue
             del self._names[old_prefix]
             self._versions.pop(old_prefix, None)
-            self._peft.set_adapter(self._names[keep])  # never delete the active adapter
-            self._peft.delete_adapter(old_name)
+            self._loaded_peft().set_adapter(self._names[keep])  # never delete the active adapter
+            self._loaded_peft().delete_adapter(old_name)
 
     def adapter_name(self, prefix: str, version: str = "") -> str:
         """Make sure the adapter is loaded; returns its PEFT name (and marks it recently used).
@@ -152,11 +162,11 @@ class AdapterPool:
             if name is None:
                 return False
             if self._names:
-                self._peft.set_adapter(next(reversed(self._names.values())))
-                self._peft.delete_adapter(name)
+                self._loaded_peft().set_adapter(next(reversed(self._names.values())))
+                self._loaded_peft().delete_adapter(name)
             else:
                 # The last adapter: unwrap completely so the base model is plain again.
-                self.bundle.lm.model = self._peft.unload()
+                self.bundle.lm.model = self._loaded_peft().unload()
                 self._peft = None
             return True
 
@@ -168,9 +178,10 @@ class AdapterPool:
         with self._lock:
             if adapter:
                 name = self.adapter_name(adapter, version)
-                self._peft.set_adapter(name)
-                self._peft.eval()
-                yield self._peft
+                peft = self._loaded_peft()
+                peft.set_adapter(name)
+                peft.eval()
+                yield peft
             elif self._peft is None:
                 yield self.bundle.lm.model
             else:

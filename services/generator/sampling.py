@@ -27,7 +27,7 @@ import contextlib
 import hashlib
 import threading
 from dataclasses import dataclass, field, replace
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -251,7 +251,7 @@ def _sample_batch(lm: MotionLM, net, texts, seeds, cfg: SamplingConfig, num_code
                 break
             if len(keep) < len(active):
                 idx = torch.tensor(keep, dtype=torch.long, device=device)
-                cache.reorder_cache(idx)
+                cache.reorder_cache(idx)  # type: ignore[arg-type]  # transformers says LongTensor: idx is a long Tensor
                 enc, mask = enc.index_select(0, idx), mask.index_select(0, idx)
                 active = [active[r] for r in keep]
                 nxt = [nxt[r] for r in keep]
@@ -310,7 +310,7 @@ def sample_motions(bundle: ModelBundle, prompts: Sequence[str], seeds: Sequence[
         raise TypeError("prompts must be a list of captions, not one string")
     if len(prompts) != len(seeds):
         raise ValueError(f"need one seed per prompt: {len(prompts)} prompts, {len(seeds)} seeds")
-    given = {k: v for k, v in dict(temperature=temperature, top_k=top_k, top_p=top_p, max_tokens=max_tokens or None,
+    given: dict[str, Any] = {k: v for k, v in dict(temperature=temperature, top_k=top_k, top_p=top_p, max_tokens=max_tokens or None,
                                    batch_size=batch_size, decoding=decoding, min_tokens=min_tokens).items()
              if v is not None}
     if config is None:

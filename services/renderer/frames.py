@@ -34,8 +34,11 @@ _CHECKER = checker_texture()
 
 
 class Body(Protocol):
-    vertices_per_pose: int
-    colors: np.ndarray
+    @property
+    def vertices_per_pose(self) -> int: ...
+
+    @property
+    def colors(self) -> np.ndarray: ...
 
     def pose(self, joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
@@ -93,8 +96,8 @@ class MotionRenderer:
         indices = [int(i) for i in indices]
         scene = self.scene
         with scene.lock:
-            if width is not None:
-                scene.resize(width, height)
+            if width is not None or height is not None:
+                scene.resize(scene.width if width is None else width, scene.height if height is None else height)
             scene.set_samples(samples)
             cams = self.camera_poses(joints, camera, indices)
             root_xz = joints[:, 0, [0, 2]]
@@ -151,8 +154,8 @@ class MotionRenderer:
         indices = [int(i) for i in indices]
         scene = self.scene
         with scene.lock:
-            if width is not None:
-                scene.resize(width, height)
+            if width is not None or height is not None:
+                scene.resize(scene.width if width is None else width, scene.height if height is None else height)
             scene.set_samples(samples)
             sampled = joints[indices]
             root_xz = joints[:, 0, [0, 2]]

@@ -76,11 +76,11 @@ class RenderOptions:
     def with_defaults(cls, form: str = "", interval: int = 0, width: int = 0, height: int = 0,
                       style: str = "", camera: str = "") -> "RenderOptions":
         """Options from a message whose unset fields are 0 / "" (proto3), which mean the defaults."""
-        d = cls.__dataclass_fields__
+        # the class attributes are the fields' defaults
         return cls(
-            form=form or d["form"].default, interval=interval or d["interval"].default,
-            width=width or d["width"].default, height=height or d["height"].default,
-            style=style or d["style"].default, camera=camera or d["camera"].default,
+            form=form or cls.form, interval=interval or cls.interval,
+            width=width or cls.width, height=height or cls.height,
+            style=style or cls.style, camera=camera or cls.camera,
         )
 
     @property

@@ -23,6 +23,7 @@ from __future__ import annotations
 import threading
 import types
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 
@@ -186,9 +187,9 @@ class SceneRenderer:
         self._floor_node = None
         self._floor_key = None
         self._dyn_node = None
-        self._dyn_primitive = None
+        self._dyn_primitive: Any = None  # a pyrender.Primitive (pyrender has no type information)
         self._dyn_vertices = 0
-        self._dyn_buffer = None
+        self._dyn_buffer: np.ndarray | None = None
         self._dyn_dirty = False
         self._flags = self._pr.RenderFlags.FLAT
 
@@ -288,14 +289,15 @@ class SceneRenderer:
     def _upload(self) -> None:
         from OpenGL.GL import GL_ARRAY_BUFFER, glBindBuffer, glBufferSubData
 
-        prim = self._dyn_primitive
+        prim, buf = self._dyn_primitive, self._dyn_buffer
+        assert buf is not None  # draw uploads only after set_vertex_buffer
         if not prim._in_context():
             # First draw of this mesh: pyrender creates the buffers from the primitive's arrays.
-            prim.positions = np.ascontiguousarray(self._dyn_buffer[:, 0:3])
-            prim.color_0 = np.ascontiguousarray(self._dyn_buffer[:, 3:7])
+            prim.positions = np.ascontiguousarray(buf[:, 0:3])
+            prim.color_0 = np.ascontiguousarray(buf[:, 3:7])
             return
         glBindBuffer(GL_ARRAY_BUFFER, prim._buffers[0])
-        glBufferSubData(GL_ARRAY_BUFFER, 0, self._dyn_buffer.nbytes, self._dyn_buffer)
+        glBufferSubData(GL_ARRAY_BUFFER, 0, buf.nbytes, buf)
         glBindBuffer(GL_ARRAY_BUFFER, 0)
 
     @contextmanager

@@ -10,7 +10,7 @@ facing direction of a stick figure is ambiguous from many viewpoints.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -37,14 +37,14 @@ def joint_colors() -> np.ndarray:
 
 def unit_sphere(n_lon: int = 10, n_lat: int = 6) -> tuple[np.ndarray, np.ndarray]:
     """A UV sphere of radius 1: (V, 3) vertices (equal to their normals) and (F, 3) faces."""
-    verts = [(0.0, 1.0, 0.0)]
+    points = [(0.0, 1.0, 0.0)]
     for i in range(1, n_lat):
         theta = np.pi * i / n_lat
         for k in range(n_lon):
             phi = 2 * np.pi * k / n_lon
-            verts.append((np.sin(theta) * np.cos(phi), np.cos(theta), np.sin(theta) * np.sin(phi)))
-    verts.append((0.0, -1.0, 0.0))
-    verts = np.array(verts, dtype=np.float64)
+            points.append((np.sin(theta) * np.cos(phi), np.cos(theta), np.sin(theta) * np.sin(phi)))
+    points.append((0.0, -1.0, 0.0))
+    verts = np.array(points, dtype=np.float64)
     bottom = len(verts) - 1
     faces = []
     for k in range(n_lon):
@@ -117,6 +117,13 @@ class SkeletonTemplate:
     sphere_lon: int = 10
     sphere_lat: int = 6
     cylinder_segments: int = 10
+    # Derived in __post_init__ (not arguments, not compared)
+    _sphere: tuple[np.ndarray, np.ndarray] = field(init=False, repr=False, compare=False)
+    _cyl: tuple[np.ndarray, np.ndarray, np.ndarray] = field(init=False, repr=False, compare=False)
+    _radii: np.ndarray = field(init=False, repr=False, compare=False)
+    _faces: np.ndarray = field(init=False, repr=False, compare=False)
+    _colors: np.ndarray = field(init=False, repr=False, compare=False)
+    _bone_idx: tuple[np.ndarray, np.ndarray] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         sv, sf = unit_sphere(self.sphere_lon, self.sphere_lat)

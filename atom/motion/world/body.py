@@ -162,7 +162,7 @@ def random_body(rng: np.random.Generator) -> Body:
 # Rotation maths, vectorised over any leading shape.
 
 
-def rot_x(a: np.ndarray) -> np.ndarray:
+def rot_x(a: np.ndarray | float) -> np.ndarray:
     """Rotation about +X (left axis); a positive angle tips +Y towards +Z (a forward bow)."""
     a = np.asarray(a, dtype=np.float64)
     c, s = np.cos(a), np.sin(a)
@@ -175,7 +175,7 @@ def rot_x(a: np.ndarray) -> np.ndarray:
     return r
 
 
-def rot_y(a: np.ndarray) -> np.ndarray:
+def rot_y(a: np.ndarray | float) -> np.ndarray:
     """Rotation about +Y (yaw); a positive angle turns +Z towards +X (a turn to the left)."""
     a = np.asarray(a, dtype=np.float64)
     c, s = np.cos(a), np.sin(a)
@@ -188,7 +188,7 @@ def rot_y(a: np.ndarray) -> np.ndarray:
     return r
 
 
-def rot_z(a: np.ndarray) -> np.ndarray:
+def rot_z(a: np.ndarray | float) -> np.ndarray:
     """Rotation about +Z (forward axis); a positive angle tips +Y towards -X (the right side)."""
     a = np.asarray(a, dtype=np.float64)
     c, s = np.cos(a), np.sin(a)

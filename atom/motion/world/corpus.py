@@ -15,7 +15,7 @@ import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence, TypeVar
 
 import numpy as np
 
@@ -54,7 +54,10 @@ class CorpusSummary:
         return asdict(self)
 
 
-def _pick(rng: np.random.Generator, table) -> object:
+_T = TypeVar("_T")
+
+
+def _pick(rng: np.random.Generator, table: Sequence[tuple[_T, float]]) -> _T:
     names = [t[0] for t in table]
     p = np.array([t[1] for t in table], dtype=np.float64)
     return names[int(rng.choice(len(names), p=p / p.sum()))]
@@ -168,10 +171,12 @@ def build_corpus(out_dir: str | os.PathLike, num_clips: int, seed: int, splits=(
         nonlocal frames
         for i, clip in enumerate(_clips(seed, int(num_clips), workers)):
             write_clip(root, clip)
-            kinds[clip.labels["kind"]] += 1
-            for o in clip.labels["occurrences"]:
+            labels = clip.labels
+            assert labels is not None  # build_clip always labels its clips
+            kinds[labels["kind"]] += 1
+            for o in labels["occurrences"]:
                 occ[o["event"]] += 1
-            frames += clip.labels["num_frames"]
+            frames += labels["num_frames"]
             if progress is not None:
                 progress(i + 1, num_clips)
             if clip.clip_id in train:

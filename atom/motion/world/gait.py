@@ -84,16 +84,16 @@ def _footprints(style: Style, gait: Gait, steps, root_xz, heading, n) -> list[tu
     last = {foot: max(i for i, s in enumerate(steps) if s[0] == foot) for foot in (0, 1)}
     current = {}
     for foot in (0, 1):
-        xz, yaw = nominal_toes(style, root_xz, heading, np.array([0]), foot)
-        current[foot] = xz[0]
+        start_xz, _ = nominal_toes(style, root_xz, heading, np.array([0]), foot)
+        current[foot] = start_xz[0]
     min_sep = 1.6 * style.foot_width  # toes this far apart keep the (toed-out) heels apart too
     out = []
     for i, (foot, lift, land) in enumerate(steps):
         lead = gait.lead + (gait.lead_extra if foot == gait.first_foot else 0.0)
         aim = n - 1 if i == last[foot] else min(n - 1, int(round(land + lead)))
         width = 1.0 if i == last[foot] else gait.width
-        xz, yaw = nominal_toes(style, root_xz, heading, np.array([aim]), foot, width)
-        xz, yaw = xz[0].copy(), float(yaw[0])
+        xzs, yaws = nominal_toes(style, root_xz, heading, np.array([aim]), foot, width)
+        xz, yaw = xzs[0].copy(), float(yaws[0])
         if i != last[foot]:
             h = heading[aim]
             left = np.array([np.cos(h), -np.sin(h)])

@@ -12,6 +12,7 @@ Index 0 of every per-limb axis is the left limb, 1 the right one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -74,7 +75,7 @@ def smooth(x: np.ndarray, width: int) -> np.ndarray:
     return (c[k:] - c[:-k]) / k
 
 
-def arm_direction(flex: np.ndarray, abduct: np.ndarray, side: float) -> np.ndarray:
+def arm_direction(flex: np.ndarray | float, abduct: np.ndarray | float, side: float) -> np.ndarray:
     """Unit direction of a straight arm in the heading frame.
 
     flex swings the hanging arm forward (pi/2 points it ahead, pi straight up through the front);
@@ -223,7 +224,7 @@ def concat(tracks: list[Track]) -> Track:
     """Tracks one after another (each already placed where the previous one ended)."""
     if not tracks:
         raise ValueError("concat needs at least one track")
-    out = {name: np.concatenate([getattr(t, name) for t in tracks], axis=0) for name in _ARRAY_FIELDS}
+    out: dict[str, Any] = {name: np.concatenate([getattr(t, name) for t in tracks], axis=0) for name in _ARRAY_FIELDS}
     return Track(**out)
 
 
@@ -281,9 +282,9 @@ def pose_track(track: Track, body: Body) -> tuple[np.ndarray, np.ndarray, np.nda
 
     for j in (1, 2, 3):
         place(j, 0)
-    w = (0.4, 0.3, 0.3)
+    spine_w = (0.4, 0.3, 0.3)
     prev = 0
-    for joint, wi in zip((3, 6, 9), w):
+    for joint, wi in zip((3, 6, 9), spine_w):
         local = rot_y(wi * track.spine[:, 2]) @ rot_x(wi * track.spine[:, 0]) @ rot_z(wi * track.spine[:, 1])
         g[:, joint] = g[:, prev] @ local
         if joint != 3:
