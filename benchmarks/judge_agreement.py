@@ -15,7 +15,7 @@ import argparse
 import random
 import time
 
-from services.judge.agree import agreement
+from atom.agreement import agreement
 from services.judge.compose import compose_prompts
 from services.judge.kinematic import KinematicJudge, ground_truth_agreement, ground_truth_cases
 from services.judge.rules import ALLOWED_SCORES
