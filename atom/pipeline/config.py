@@ -87,7 +87,7 @@ def _field_doc(loc) -> str:
     return doc
 
 
-def _describe(err: dict) -> str:
+def _describe(err: Mapping[str, Any]) -> str:
     key = ".".join(str(p) for p in err["loc"] if not isinstance(p, int))
     value = err.get("input")
     ctx = err.get("ctx") or {}

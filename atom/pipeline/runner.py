@@ -38,7 +38,7 @@ def service_clients(stack: ExitStack, cli: Ctx, log_dir: Path = Path(".atom/logs
     """Clients for the named services (all by default): given endpoints, or services started here
     on loopback (with `env` added to their environment)."""
     missing = [s for s in names if not cli.endpoint(s)]
-    endpoints = {s: cli.endpoint(s) for s in names if cli.endpoint(s)}
+    endpoints = {s: e for s in names if (e := cli.endpoint(s))}
     if missing:
         from atom.runtime.launch import LocalServices
 

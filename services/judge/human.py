@@ -123,13 +123,15 @@ def load_human_labels(source: str | Path | bytes) -> list[HumanLabel]:
         text = source.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise HumanLabelError(f"{where} is not UTF-8 text ({exc})") from None
-    labels, problems, ids = [], [], {}
+    labels: list[HumanLabel] = []
+    problems: list[str] = []
+    ids: dict[str, int] = {}  # label id -> line
     for n, raw in enumerate(text.splitlines(), 1):
         if not raw.strip() or raw.lstrip().startswith("#"):
             continue
         try:
             obj = json.loads(raw)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             problems.append(f"line {n}: not JSON ({exc.msg})")
             continue
         try:

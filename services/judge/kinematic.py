@@ -172,7 +172,7 @@ def ground_truth_cases(prompts: Sequence[PromptRecord], seed: int, max_frames: i
     from atom.motion.world.compose import CompositionError, compose
 
     rng = random.Random(seed)
-    cases = []
+    cases: list[GroundTruthCase] = []
     for p in prompts:
         for variant, performed in variants(p.labels, rng):
             gen = np.random.default_rng([seed, len(cases)])
