@@ -60,6 +60,7 @@ def test_extrapolate_follows_the_fit_from_the_largest_point():
     assert scale.extrapolate(ns, ts, 47_100) == pytest.approx(0.5 * 47_100 ** 1.2)
     # From the largest point, not the intercept: a constant stage stays at its measured time.
     assert scale.extrapolate(ns, [4.0, 4.0, 4.0], 47_100) == pytest.approx(4.0)
+    assert scale.extrapolate_linear(ns, [4.0, 5.0, 8.0], 40_000) == pytest.approx(16.0)
 
 
 def test_fit_linear_is_exact_on_a_line():
