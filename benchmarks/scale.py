@@ -304,6 +304,10 @@ def stage_sets(args, judge: str, per_task: int, run: str) -> list[str]:
             "pairs.score_filter": str(args.score_filter).lower()}
     if judge == "vlm":
         sets.update({"judge.model": "gpt-4o", "judge.budget_usd": 0})  # 0: no cap (the server is local)
+        from atom.settings import JudgeSettings
+
+        if "confirm_above_usd" in JudgeSettings.model_fields:  # no spend confirmation: the server is local
+            sets["judge.confirm_above_usd"] = "null"
     out = []
     for k, v in sets.items():
         out += ["--set", f"{k}={v}"]
