@@ -7,6 +7,7 @@ from atom.pipeline import metrics
 from atom.pipeline.config import load_config
 from atom.pipeline.context import RunContext
 from atom.pipeline.manifest import Manifest
+from atom.pipeline.outputs import PromptsOutputs
 from atom.store import LocalStore
 
 
@@ -21,7 +22,7 @@ def test_a_failed_stage_raises_the_flag(tmp_path, monkeypatch):
     ctx = RunContext(cfg=cfg, store=store, clients={}, manifest=Manifest.load(store, cfg.run, cfg.to_dict()),
                      show_progress=False)
     with pytest.raises(RuntimeError, match="boom"):
-        with ctx.stage("prompts", {}):
+        with ctx.stage("prompts", {}, PromptsOutputs):
             raise RuntimeError("boom")
     assert _value("atom_pipeline_stage_failed", "metrics-probe", "prompts") == 1
     assert ctx.manifest.stage("prompts")["state"] == "failed"

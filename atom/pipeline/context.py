@@ -7,7 +7,8 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Generic, Iterator, Mapping, TypeVar
 
 import click
 from google.protobuf.json_format import MessageToDict, ParseDict
@@ -16,10 +17,12 @@ from atom.pipeline import metrics
 from atom.pipeline.config import PipelineConfig
 from atom.pipeline.graph import BY_NAME, OUTPUTS_FILE, digest_of, explain, stage_inputs, stage_key, stage_prefix
 from atom.pipeline.manifest import Manifest
+from atom.pipeline.outputs import StageOutputs
 from atom.runtime.client import ServiceClient
 from atom.store import ArtifactStore, sha256_hex
 
 log = logging.getLogger("atom.pipeline")
+OutputsT = TypeVar("OutputsT", bound=StageOutputs)
 
 
 def to_dict(msg) -> dict:
@@ -77,55 +80,73 @@ class RunContext:
     def progress(self, label: str, total: int) -> Progress:
         return Progress(label, total, self.show_progress)
 
-    def stage_inputs(self, name: str, upstream: dict[str, dict]) -> dict:
+    def stage_inputs(self, name: str, upstream: Mapping[str, StageOutputs]) -> dict:
         """What stage `name`'s key is made of now: config, code version, upstream output digests
         (from their outputs records) and run-level input digests."""
-        return stage_inputs(BY_NAME[name], self.cfg.to_dict(), {u: o for u, o in upstream.items() if o},
+        return stage_inputs(BY_NAME[name], self.cfg.to_dict(), {u: o.to_dict() for u, o in upstream.items() if o},
                             self.context_digests)
 
     @contextmanager
-    def stage(self, name: str, upstream: dict[str, dict]):
+    def stage(self, name: str, upstream: Mapping[str, StageOutputs],
+              kind: type[OutputsT]) -> Iterator[StageRun[OutputsT]]:
         """Run a stage body unless its outputs exist under its content key; record it either way.
-        The body writes under `box["prefix"]`, sets `box["outputs"]` and names in `box["parts"]`
+        The body writes under `box.prefix`, sets `box.outputs` and names in `box.parts`
         ({part: [artifact keys]}) the artifacts whose content is the stage's output: each part's
-        digest, and one over all, key what depends on it."""
+        digest, and one over all, key what depends on it. After the block, `box.outputs` holds
+        them (read it there: the digests are filled in on the way out)."""
         inputs = self.stage_inputs(name, upstream)
         key = stage_key(inputs)
         prefix = stage_prefix(name, key)
         record = f"{prefix}/{OUTPUTS_FILE}"
         if self.store.exists(record):
             done = self.store.get_json(record)
-            outputs = done["outputs"]
             self.manifest.reuse(name, key, inputs, done)
             log.info("stage %s: outputs under %s exist, reused", name, prefix)
             if self.show_progress:
                 click.echo(f"{name:<10} done earlier ({prefix}), reused", err=True)
-            yield {"skip": True, "outputs": outputs, "prefix": prefix}
+            yield StageRun(prefix, skip=True, outputs=kind.from_dict(done["outputs"]))
             return
         why = explain(inputs, self.manifest.stage(name).get("inputs"))
         log.info("stage %s runs under %s: %s", name, prefix, "; ".join(why))
         self.manifest.start(name, key, inputs, why)
-        box: dict = {"skip": False, "outputs": {}, "prefix": prefix, "parts": {}}
+        box: StageRun[OutputsT] = StageRun(prefix, skip=False)
         t0 = time.monotonic()
         try:
             yield box
-            if not box["parts"]:
-                raise RuntimeError(f"stage {name} named no output artifacts to digest")
+            if box.outputs is None or not box.parts:
+                raise RuntimeError(f"stage {name} set no outputs or named no output artifacts to digest")
             # Content only: names relative to the stage's prefix, which holds the key itself.
             parts = {part: digest_of({k[len(prefix) + 1:] if k.startswith(prefix + "/") else k:
                                       sha256_hex(self.store.get_bytes(k)) for k in keys})
-                     for part, keys in box["parts"].items()}
-            box["outputs"]["parts"] = parts
-            box["outputs"]["digest"] = digest_of(parts)
-            self.store.put_json(record, {"stage": name, "key": key, "inputs": inputs, "outputs": box["outputs"],
+                     for part, keys in box.parts.items()}
+            box.outputs = replace(box.outputs, parts=parts, digest=digest_of(parts))
+            outputs = box.outputs.to_dict()
+            self.store.put_json(record, {"stage": name, "key": key, "inputs": inputs, "outputs": outputs,
                                          "finished": time.time(), "seconds": round(time.monotonic() - t0, 3),
                                          "attempts": self.manifest.stage(name).get("attempts", 1)})
         except BaseException as exc:
             self.manifest.fail(name, f"{type(exc).__name__}: {exc}")
             metrics.record_failure(self.run, name)
             raise
-        self.manifest.finish(name, box["outputs"])
+        self.manifest.finish(name, outputs)
         metrics.stage_seconds.labels(self.run, name).set(time.monotonic() - t0)
-        metrics.stage_items.labels(self.run, name).set(box["outputs"].get("items", 0))
+        metrics.stage_items.labels(self.run, name).set(box.outputs.items)
         metrics.stage_state.labels(self.run, name).set(1)
         metrics.push(self.run)
+
+
+@dataclass
+class StageRun(Generic[OutputsT]):
+    """The stage body's side of RunContext.stage: where to write, whether to skip (the outputs
+    exist: `outputs` holds them), and what the body made."""
+
+    prefix: str
+    skip: bool
+    outputs: OutputsT | None = None
+    parts: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def result(self) -> OutputsT:
+        if self.outputs is None:
+            raise RuntimeError(f"the stage under {self.prefix} finished without outputs")
+        return self.outputs

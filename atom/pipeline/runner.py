@@ -16,6 +16,8 @@ from atom.pipeline.config import PipelineConfig
 from atom.pipeline.context import RunContext
 from atom.pipeline.graph import BY_NAME, STAGES, needs, source
 from atom.pipeline.manifest import Manifest
+from atom.pipeline.outputs import (EvaluateOutputs, GenerateOutputs, JudgeOutputs, PairsOutputs, PromptsOutputs,
+                                   RenderOutputs, StageOutputs, TrainOutputs, need, outputs_from_record)
 from atom.pipeline.plan import make_plan
 from atom.runtime.client import connect
 from atom.runtime.device import DEVICE_ENV, DTYPE_ENV
@@ -53,7 +55,7 @@ def service_clients(stack: ExitStack, cli: Ctx, log_dir: Path = Path(".atom/logs
     return clients
 
 
-def upstream_outputs(store, cfg: PipelineConfig, manifest: Manifest, stage: str) -> dict[str, dict]:
+def upstream_outputs(store, cfg: PipelineConfig, manifest: Manifest, stage: str) -> dict[str, StageOutputs]:
     """For a single-stage command: the outputs of the stages it reads, which must exist for this
     config. Checked before any service starts or any model is built."""
     conf = cfg.to_dict()
@@ -63,7 +65,7 @@ def upstream_outputs(store, cfg: PipelineConfig, manifest: Manifest, stage: str)
         step = planned.stage(name)
         if step.outputs is None:
             raise StageNotReady(stage, name, step.why)
-        upstream[name] = step.outputs
+        upstream[name] = outputs_from_record(name, step.outputs)
     return upstream
 
 
@@ -82,7 +84,7 @@ def run(cfg: PipelineConfig, cli: Ctx, until: str = "evaluate", only: str | None
             stack.callback(server.shutdown)
         manifest = Manifest.load(store, cfg.run, cfg.to_dict())
         wanted = [only] if only else list(STAGES[: STAGES.index(until) + 1])
-        out: dict[str, dict] = upstream_outputs(store, cfg, manifest, only) if only else {}
+        out: dict[str, StageOutputs] = upstream_outputs(store, cfg, manifest, only) if only else {}
         dataset = bootstrap.ensure_dataset(store, cfg, show_progress)
         # Every service is up (ready) before the base model is made: on a first run the trainer
         # service pretrains it.
@@ -101,8 +103,9 @@ def run(cfg: PipelineConfig, cli: Ctx, until: str = "evaluate", only: str | None
             reads = dict.fromkeys(source(e) for e in needs(BY_NAME[stage], conf)[1])
             out[stage] = stages.RUNNERS[stage](ctx, {name: out[name] for name in reads})
             if stage == "judge":
-                metrics.judge_cost.labels(cfg.run).set(out["judge"].get("cost_usd", 0.0))
-                metrics.judge_calls.labels(cfg.run).set(out["judge"].get("paid_calls", 0))
+                judged = need(out, JudgeOutputs)
+                metrics.judge_cost.labels(cfg.run).set(judged.cost_usd)
+                metrics.judge_calls.labels(cfg.run).set(judged.paid_calls)
         ctx.summary["stages"] = {k: v for k, v in out.items() if k in wanted}
         ctx.summary["seconds"] = round(time.monotonic() - t0, 1)
         metrics.push(cfg.run)
@@ -129,29 +132,32 @@ def print_summary(ctx: RunContext) -> None:
     if reused:
         echo(f"  reused from earlier runs (same settings and inputs): {', '.join(reused)}")
     if "prompts" in out:
-        echo(f"  prompts   {out['prompts']['items']} training ({out['prompts']['per_task']}), "
-             f"{out['prompts']['eval_items']} held-out")
+        p = need(out, PromptsOutputs)
+        echo(f"  prompts   {p.items} training ({dict(p.per_task)}), {p.eval_items} held-out")
     if "generate" in out:
-        echo(f"  generate  {out['generate']['items']} motions ({out['generate']['unique_motions']} distinct)")
+        g = need(out, GenerateOutputs)
+        echo(f"  generate  {g.items} motions ({g.unique_motions} distinct)")
     if "render" in out:
-        echo(f"  render    {out['render']['items']} motions rendered -> {out['render']['renders']}")
+        r = need(out, RenderOutputs)
+        echo(f"  render    {r.items} motions rendered -> {r.renders}")
     if "judge" in out:
-        j = out["judge"]
-        echo(f"  judge     {j['scored']} scored, {j['errors']} errors, {j['paid_calls']} paid calls, "
-             f"{j['cache_hits']} cache hits, {j['prompt_tokens'] + j['completion_tokens']} tokens, ${j['cost_usd']:.4f}")
+        j = need(out, JudgeOutputs)
+        echo(f"  judge     {j.scored} scored, {j.errors} errors, {j.paid_calls} paid calls, "
+             f"{j.cache_hits} cache hits, {j.prompt_tokens + j.completion_tokens} tokens, ${j.cost_usd:.4f}")
     if "pairs" in out:
-        echo(f"  pairs     {out['pairs']['items']} pairs {out['pairs']['pairs_per_task']} -> {out['pairs']['pairs']}")
+        pairs = need(out, PairsOutputs)
+        echo(f"  pairs     {pairs.items} pairs {dict(pairs.pairs_per_task)} -> {pairs.pairs}")
     if "train" in out:
-        t = out["train"]
-        echo(f"  train     {t['items']} steps, final loss {t['final_loss']:.4f}, margin {t['final_margin']:.3f}, "
-             f"accuracy {t['final_accuracy']:.2f} -> {t['adapter']}")
+        t = need(out, TrainOutputs)
+        echo(f"  train     {t.items} steps, final loss {t.final_loss:.4f}, margin {t.final_margin:.3f}, "
+             f"accuracy {t.final_accuracy:.2f} -> {t.adapter}")
     if "evaluate" in out:
-        e = out["evaluate"]
-        echo(f"  evaluate  report -> {e['report_md']} (+ {e['report_json']}, {len(e['plots'])} plots)")
+        e = need(out, EvaluateOutputs)
+        echo(f"  evaluate  report -> {e.report_md} (+ {e.report_json}, {len(e.plots)} plots)")
         echo("")
-        echo(ctx.store.get_bytes(e["report_md"]).decode())
-        if e.get("site"):
+        echo(ctx.store.get_bytes(e.report_md).decode())
+        if e.site:
             from atom.report.site import site_location
 
-            echo(f"Run browser: open {site_location(ctx.store.url, e['site'])} "
+            echo(f"Run browser: open {site_location(ctx.store.url, e.site)} "
                  f"(or `atomctl report --run {ctx.run} --serve`)")

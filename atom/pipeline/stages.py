@@ -8,6 +8,8 @@ import hashlib
 import json
 import logging
 import sys
+from dataclasses import replace
+from typing import Callable, Mapping
 
 import click
 
@@ -16,12 +18,17 @@ from atom.pipeline import bootstrap
 from atom.cli.context import EXIT_BUDGET, CommandError
 from atom.pipeline.context import RunContext, from_dict, to_dict
 from atom.pipeline.graph import OUTPUTS_FILE, stage_key, stage_prefix
+from atom.pipeline.outputs import (EvaluateOutputs, GenerateOutputs, JudgeOutputs, PairsOutputs, PromptsOutputs,
+                                   RenderOutputs, StageOutputs, TrainOutputs, need)
 from atom.store import ArtifactNotFound
 from atom.pipeline.fanout import FanOut
 from atom.settings import GenerateSettings
 from atom.v1 import (common_pb2, evaluator_pb2, generator_pb2, judge_pb2, renderer_pb2, trainer_pb2)
 
 log = logging.getLogger("atom.pipeline")
+
+# A stage's inputs: the outputs of the stages it reads, by stage name (atom.pipeline.graph).
+Up = Mapping[str, StageOutputs]
 
 # Seed offsets: each stream of random draws in a run has its own seed, cfg.seed + offset (the
 # training prompts and the training motions use cfg.seed itself). The generator derives a
@@ -48,12 +55,12 @@ EVAL_MM_SEED_OFFSET = 13
 # Every stage runner takes the run context and the outputs of the stages it reads (by stage name,
 # as atom.pipeline.graph declares them) and returns its own outputs.
 
-def compose_prompts(ctx: RunContext, up: dict) -> dict:
+def compose_prompts(ctx: RunContext, up: Up) -> PromptsOutputs:
     cfg = ctx.cfg
-    with ctx.stage("prompts", up) as box:
-        if box["skip"]:
-            return box["outputs"]
-        out = box["prefix"]
+    with ctx.stage("prompts", up, PromptsOutputs) as box:
+        if box.skip:
+            return box.result
+        out = box.prefix
         judge = ctx.clients["judge"]
         train = judge.call("ComposePrompts", judge_pb2.ComposePromptsRequest(
             tasks=cfg.prompts.tasks, per_task=cfg.prompts.per_task, seed=cfg.seed, backend=cfg.prompts.backend),
@@ -73,11 +80,11 @@ def compose_prompts(ctx: RunContext, up: dict) -> dict:
             eval_prompts.append(p)
         ctx.store.put_jsonl(f"{out}/prompts.jsonl", [to_dict(p) for p in train])
         ctx.store.put_jsonl(f"{out}/eval-prompts.jsonl", [to_dict(p) for p in eval_prompts])
-        counts = {t: sum(p.task == t for p in train) for t in cfg.prompts.tasks}
-        box["outputs"] = {"train": f"{out}/prompts.jsonl", "eval": f"{out}/eval-prompts.jsonl",
-                          "items": len(train), "per_task": counts, "eval_items": len(eval_prompts)}
-        box["parts"] = {"train": [f"{out}/prompts.jsonl"], "eval": [f"{out}/eval-prompts.jsonl"]}
-        return box["outputs"]
+        counts = {str(t): sum(p.task == t for p in train) for t in cfg.prompts.tasks}
+        box.outputs = PromptsOutputs(train=f"{out}/prompts.jsonl", eval=f"{out}/eval-prompts.jsonl",
+                                     items=len(train), per_task=counts, eval_items=len(eval_prompts))
+        box.parts = {"train": [f"{out}/prompts.jsonl"], "eval": [f"{out}/eval-prompts.jsonl"]}
+    return box.result
 
 
 def fan_out(ctx: RunContext, label: str, service: str, items: list, total: int, call, expected, result_key,
@@ -134,18 +141,18 @@ def generate_motions(ctx: RunContext, prompts: list[common_pb2.Prompt], samples:
     return rows
 
 
-def generate_stage(ctx: RunContext, up: dict) -> dict:
+def generate_stage(ctx: RunContext, up: Up) -> GenerateOutputs:
     cfg = ctx.cfg
-    with ctx.stage("generate", up) as box:
-        if box["skip"]:
-            return box["outputs"]
-        prompts = load_prompts(ctx, up["prompts"]["train"])
+    with ctx.stage("generate", up, GenerateOutputs) as box:
+        if box.skip:
+            return box.result
+        prompts = load_prompts(ctx, need(up, PromptsOutputs).train)
         rows = generate_motions(ctx, prompts, cfg.generate.samples_per_prompt)
-        key = f"{box['prefix']}/motions.jsonl"
+        key = f"{box.prefix}/motions.jsonl"
         ctx.store.put_jsonl(key, rows)
-        box["outputs"] = {"motions": key, "items": len(rows), "unique_motions": len({r["motion"] for r in rows})}
-        box["parts"] = {"all": [key]}
-        return box["outputs"]
+        box.outputs = GenerateOutputs(motions=key, items=len(rows), unique_motions=len({r["motion"] for r in rows}))
+        box.parts = {"all": [key]}
+    return box.result
 
 
 # --- 3. render ---------------------------------------------------------------------------------
@@ -169,23 +176,23 @@ def render_motions(ctx: RunContext, motion_keys: list[str], form: str | None = N
             for k, r in results.items()}
 
 
-def render_stage(ctx: RunContext, up: dict) -> dict:
+def render_stage(ctx: RunContext, up: Up) -> RenderOutputs:
     cfg = ctx.cfg
-    with ctx.stage("render", up) as box:
-        if box["skip"]:
-            return box["outputs"]
-        rows = ctx.store.get_jsonl(up["generate"]["motions"])
+    with ctx.stage("render", up, RenderOutputs) as box:
+        if box.skip:
+            return box.result
+        rows = ctx.store.get_jsonl(need(up, GenerateOutputs).motions)
         keys = list(dict.fromkeys(r["motion"] for r in rows if r["motion"]))
         if cfg.judge.backend != "vlm":
             # The kinematic judge reads joints; render a few motions so people can look at them.
             keys = keys[: cfg.render.people_samples]
         renders = render_motions(ctx, keys)
         videos = render_motions(ctx, keys[:3], form="video", label="video")
-        key = f"{box['prefix']}/renders.json"
+        key = f"{box.prefix}/renders.json"
         ctx.store.put_json(key, {"form": cfg.render.form, "renders": renders, "videos": videos})
-        box["outputs"] = {"renders": key, "items": len(renders)}
-        box["parts"] = {"all": [key]}
-        return box["outputs"]
+        box.outputs = RenderOutputs(renders=key, items=len(renders))
+        box.parts = {"all": [key]}
+    return box.result
 
 
 # --- 4. judge ----------------------------------------------------------------------------------
@@ -254,11 +261,11 @@ def estimate_judging(ctx: RunContext, items: list[judge_pb2.ScoreItem],
     return est
 
 
-def judge_stage_items(ctx: RunContext, up: dict) -> tuple[list[dict], dict[str, judge_pb2.ScoreItem]]:
+def judge_stage_items(ctx: RunContext, up: Up) -> tuple[list[dict], dict[str, judge_pb2.ScoreItem]]:
     """The judge stage's motion rows and the questions it asks about them."""
-    prompts = {p.prompt_id: p for p in load_prompts(ctx, up["prompts"]["train"])}
-    rows = ctx.store.get_jsonl(up["generate"]["motions"])
-    renders = ctx.store.get_json(up["render"]["renders"])["renders"] if ctx.cfg.judge.backend == "vlm" else None
+    prompts = {p.prompt_id: p for p in load_prompts(ctx, need(up, PromptsOutputs).train)}
+    rows = ctx.store.get_jsonl(need(up, GenerateOutputs).motions)
+    renders = ctx.store.get_json(need(up, RenderOutputs).renders)["renders"] if ctx.cfg.judge.backend == "vlm" else None
     return rows, score_items(rows, prompts, renders)
 
 
@@ -283,19 +290,19 @@ def confirm_judge_spend(ctx: RunContext, est: judge_pb2.JudgeEstimate | None, wh
                        "(--set judge.confirm_above_usd=USD)", EXIT_BUDGET)
 
 
-def finished(ctx: RunContext, stage: str, up: dict) -> bool:
+def finished(ctx: RunContext, stage: str, up: Up) -> bool:
     """Whether `stage`'s outputs exist for this config and these upstream outputs (it would be reused)."""
     return ctx.store.exists(f"{stage_prefix(stage, stage_key(ctx.stage_inputs(stage, up)))}/{OUTPUTS_FILE}")
 
 
-def judge_stage(ctx: RunContext, up: dict) -> dict:
+def judge_stage(ctx: RunContext, up: Up) -> JudgeOutputs:
     cfg = ctx.cfg
     if cfg.judge.backend == "vlm" and not finished(ctx, "judge", up):
         # Before the stage is recorded as started and anything is asked: what it would cost.
         confirm_judge_spend(ctx, estimate_judging(ctx, list(judge_stage_items(ctx, up)[1].values())))
-    with ctx.stage("judge", up) as box:
-        if box["skip"]:
-            return box["outputs"]
+    with ctx.stage("judge", up, JudgeOutputs) as box:
+        if box.skip:
+            return box.result
         rows, items = judge_stage_items(ctx, up)
         judgements = ask_judge(ctx, list(items.values()))
         out = []
@@ -308,29 +315,29 @@ def judge_stage(ctx: RunContext, up: dict) -> dict:
             out.append({**r, "ok": j.ok, "score": j.score if j.ok else None, "rationale": j.rationale,
                         "judge_id": j.judge_id, "error": j.error, "agreement": j.agreement or 1.0,
                         "votes": list(j.votes)})
-        key = f"{box['prefix']}/judgements.jsonl"
+        key = f"{box.prefix}/judgements.jsonl"
         ctx.store.put_jsonl(key, out)
-        box["outputs"] = {"judgements": key, **judgement_summary(judgements.values())}
+        box.outputs = JudgeOutputs(judgements=key, **judgement_summary(judgements.values()))
         # The verdicts, not their bookkeeping: a cache hit and a paid call for the same answer
         # give the same pairs.
         scores = [{"prompt_id": r["prompt_id"], "motion": r["motion"], "ok": r["ok"], "score": r["score"]} for r in out]
         if cfg.judge.votes > 1:  # the agreement decides which pairs are kept (pairs.min_agreement)
             scores = [{**s, "agreement": r["agreement"]} for s, r in zip(scores, out)]
-        ctx.store.put_jsonl(f"{box['prefix']}/scores.jsonl", scores)
-        box["parts"] = {"all": [f"{box['prefix']}/scores.jsonl"]}
-        return box["outputs"]
+        ctx.store.put_jsonl(f"{box.prefix}/scores.jsonl", scores)
+        box.parts = {"all": [f"{box.prefix}/scores.jsonl"]}
+    return box.result
 
 
 # --- 5. pairs ----------------------------------------------------------------------------------
-def pairs_stage(ctx: RunContext, up: dict) -> dict:
+def pairs_stage(ctx: RunContext, up: Up) -> PairsOutputs:
     cfg = ctx.cfg
-    with ctx.stage("pairs", up) as box:
-        if box["skip"]:
-            return box["outputs"]
-        prompts = {p.prompt_id: p for p in load_prompts(ctx, up["prompts"]["train"])}
+    with ctx.stage("pairs", up, PairsOutputs) as box:
+        if box.skip:
+            return box.result
+        prompts = {p.prompt_id: p for p in load_prompts(ctx, need(up, PromptsOutputs).train)}
         records = []
         low_agreement: dict[str, int] = {}
-        for r in ctx.store.get_jsonl(up["judge"]["judgements"]):
+        for r in ctx.store.get_jsonl(need(up, JudgeOutputs).judgements):
             if not r["ok"]:
                 continue  # no score, no preference: never a guessed score
             if r.get("agreement", 1.0) < cfg.judge.min_agreement:
@@ -342,23 +349,23 @@ def pairs_stage(ctx: RunContext, up: dict) -> dict:
             records.append({"prompt_id": r["prompt_id"], "prompt": r["text"], "task": r["task"],
                             "labels": to_dict(p.labels), "motion_key": r["motion"], "score": r["score"],
                             "judge_id": r["judge_id"], "rationale": r["rationale"]})
-        dataset_key = f"{box['prefix']}/motionprefer.jsonl"
+        dataset_key = f"{box.prefix}/motionprefer.jsonl"
         ctx.store.put_jsonl(dataset_key, records)
         resp = ctx.clients["trainer"].call("BuildPairs", trainer_pb2.BuildPairsRequest(
             dataset=common_pb2.ArtifactRef(key=dataset_key), theta=cfg.pairs.theta,
             no_score_filter=not cfg.pairs.score_filter, min_chosen_score=cfg.pairs.min_chosen_score,
-            mixed_size=cfg.pairs.mixed_size, seed=cfg.seed, output_prefix=box["prefix"]), timeout=600)  # None: unset
+            mixed_size=cfg.pairs.mixed_size, seed=cfg.seed, output_prefix=box.prefix), timeout=600)  # None: unset
         sets = {ref.key.rsplit("/", 1)[-1]: ref.key for ref in resp.pair_sets}
         mixed = next((k for name, k in sets.items() if "mixed" in name), None)
         if mixed is None:
             raise RuntimeError(f"trainer returned no mixed pair set (got {sorted(sets)})")
-        box["outputs"] = {"dataset": dataset_key, "pairs": mixed, "pair_sets": sets,
-                          "items": int(sum(resp.pairs_per_task.values())),
-                          "pairs_per_task": dict(resp.pairs_per_task), "prompts_per_task": dict(resp.prompts_per_task),
-                          "motions_per_task": dict(resp.motions_per_task),
-                          "motions_dropped_low_agreement": low_agreement}
-        box["parts"] = {"all": [mixed]}
-        return box["outputs"]
+        box.outputs = PairsOutputs(dataset=dataset_key, pairs=mixed, pair_sets=sets,
+                                   items=int(sum(resp.pairs_per_task.values())),
+                                   pairs_per_task=dict(resp.pairs_per_task), prompts_per_task=dict(resp.prompts_per_task),
+                                   motions_per_task=dict(resp.motions_per_task),
+                                   motions_dropped_low_agreement=low_agreement)
+        box.parts = {"all": [mixed]}
+    return box.result
 
 
 # --- 6. train ----------------------------------------------------------------------------------
@@ -371,20 +378,20 @@ def training_config(ctx: RunContext) -> trainer_pb2.TrainingConfig:
         seed=ctx.cfg.seed, scheduler="cosine", logprobs=t.logprobs, rpo_alpha=t.rpo_alpha)
 
 
-def train_stage(ctx: RunContext, up: dict) -> dict:
-    pairs_out = up["pairs"]
-    with ctx.stage("train", up) as box:
-        if box["skip"]:
-            return box["outputs"]
-        if not pairs_out.get("items"):
+def train_stage(ctx: RunContext, up: Up) -> TrainOutputs:
+    pairs_out = need(up, PairsOutputs)
+    with ctx.stage("train", up, TrainOutputs) as box:
+        if box.skip:
+            return box.result
+        if not pairs_out.items:
             raise ValueError(
-                f"no preference pairs to train on ({pairs_out.get('pairs_per_task')}): every prompt's samples scored "
+                f"no preference pairs to train on ({dict(pairs_out.pairs_per_task)}): every prompt's samples scored "
                 "alike or none passed the score filter. Generate more samples per prompt, lower --theta, or check "
                 "the judgements of the judge stage (runs/<run>/manifest.json names them)")
         trainer = ctx.clients["trainer"]
         job = trainer.call("StartTraining", trainer_pb2.StartTrainingRequest(
-            base=common_pb2.ModelRef(base=ctx.base_model), pairs=common_pb2.ArtifactRef(key=pairs_out["pairs"]),
-            config=training_config(ctx), output_prefix=box["prefix"]), timeout=120)
+            base=common_pb2.ModelRef(base=ctx.base_model), pairs=common_pb2.ArtifactRef(key=pairs_out.pairs),
+            config=training_config(ctx), output_prefix=box.prefix), timeout=120)
         bar = ctx.progress("train", max(job.metrics.total_steps, 1))
         last_step = job.metrics.step
         bar.advance(last_step)
@@ -405,12 +412,12 @@ def train_stage(ctx: RunContext, up: dict) -> dict:
         if final.state != common_pb2.JOB_STATE_SUCCEEDED:
             raise RuntimeError(f"training job {job.job_id} ended {common_pb2.JobState.Name(final.state)}: {final.error}")
         m = final.metrics
-        box["outputs"] = {"job_id": job.job_id, "adapter": final.adapter.key, "items": int(m.step),
-                          "final_loss": m.loss, "final_margin": m.margin, "final_accuracy": m.accuracy,
-                          "resumed": final.resumed}
+        box.outputs = TrainOutputs(job_id=job.job_id, adapter=final.adapter.key, items=int(m.step),
+                                   final_loss=m.loss, final_margin=m.margin, final_accuracy=m.accuracy,
+                                   resumed=final.resumed)
         adapter = final.adapter.key.rstrip("/")
-        box["parts"] = {"all": [f"{adapter}/adapter_model.safetensors", f"{adapter}/adapter_config.json"]}
-        return box["outputs"]
+        box.parts = {"all": [f"{adapter}/adapter_model.safetensors", f"{adapter}/adapter_config.json"]}
+    return box.result
 
 
 # --- 7. evaluate -------------------------------------------------------------------------------
@@ -455,18 +462,18 @@ def general_captions(store, dataset: str, limit: int = 0) -> list[common_pb2.Pro
     return out
 
 
-def evaluate_stage(ctx: RunContext, up: dict) -> dict:
+def evaluate_stage(ctx: RunContext, up: Up) -> EvaluateOutputs:
     """Held-out prompts judged for base and tuned, plus HumanML3D-style metrics on the test split;
     the report is copied to reports/<run>/."""
     cfg = ctx.cfg
     general_texts = prepare_evaluation(ctx)
-    train_out = up["train"]
-    with ctx.stage("evaluate", up) as box:
-        if box["skip"]:
-            return publish_site(ctx, publish_report(ctx, box["outputs"]))
-        eval_prompts = load_prompts(ctx, up["prompts"]["eval"])
+    train_out = need(up, TrainOutputs)
+    with ctx.stage("evaluate", up, EvaluateOutputs) as box:
+        if box.skip:
+            return publish_site(ctx, publish_report(ctx, box.result))
+        eval_prompts = load_prompts(ctx, need(up, PromptsOutputs).eval)
         by_id = {p.prompt_id: p for p in eval_prompts + general_texts}
-        models = {"base": "", "atom": train_out["adapter"]}
+        models = {"base": "", "atom": train_out.adapter}
         refs = []
         judged_summary = {}
         for name, adapter in models.items():
@@ -497,7 +504,7 @@ def evaluate_stage(ctx: RunContext, up: dict) -> dict:
                     mrows = generate_motions(ctx, mm, max(1, cfg.eval.mm_samples), adapter, label=f"gen-mm-{name}",
                                              seed=cfg.seed + EVAL_MM_SEED_OFFSET)
                     samples += [{**r, "kind": "general"} for r in mrows]
-            key = f"{box['prefix']}/eval-samples-{name}.jsonl"
+            key = f"{box.prefix}/eval-samples-{name}.jsonl"
             ctx.store.put_jsonl(key, samples)
             refs.append(evaluator_pb2.ModelSamples(name=name, samples=common_pb2.ArtifactRef(key=key)))
         report = None
@@ -508,17 +515,16 @@ def evaluate_stage(ctx: RunContext, up: dict) -> dict:
                   for a in ctx.assets]
         for event in ctx.clients["evaluator"].stream("Evaluate", evaluator_pb2.EvaluateRequest(
                 models=refs, dataset=ctx.dataset, split="test", evaluator=ctx.evaluator_spec,
-                replications=cfg.eval.replications, seed=cfg.seed, output_prefix=box["prefix"],
+                replications=cfg.eval.replications, seed=cfg.seed, output_prefix=box.prefix,
                 baseline="base", protocol=cfg.protocol, base_model=ctx.base_model, assets=assets), timeout=3600):
             if event.HasField("report"):
                 report = event.report
         if report is None:
             raise RuntimeError("the evaluator finished without a report")
-        box["outputs"] = {"report_json": report.json.key, "report_md": report.markdown.key,
-                          "plots": [p.key for p in report.plots], "items": len(refs),
-                          "judge": judged_summary}
-        box["parts"] = {"all": [report.json.key]}
-    return publish_site(ctx, publish_report(ctx, box["outputs"]))
+        box.outputs = EvaluateOutputs(report_json=report.json.key, report_md=report.markdown.key,
+                                      plots=tuple(p.key for p in report.plots), items=len(refs), judge=judged_summary)
+        box.parts = {"all": [report.json.key]}
+    return publish_site(ctx, publish_report(ctx, box.result))
 
 
 def plan_samples(ctx: RunContext, adapter: str, name: str) -> list[dict]:
@@ -541,22 +547,22 @@ def plan_samples(ctx: RunContext, adapter: str, name: str) -> list[dict]:
     return out
 
 
-def publish_report(ctx: RunContext, outputs: dict) -> dict:
+def publish_report(ctx: RunContext, outputs: EvaluateOutputs) -> EvaluateOutputs:
     """Copy the evaluate stage's report (made under its content key) to reports/<run>/, where people
     look; the returned outputs point there."""
     dest = f"reports/{ctx.run}"
-    src = outputs["report_json"].rsplit("/", 1)[0]
+    src = outputs.report_json.rsplit("/", 1)[0]
 
     def copy(key: str) -> str:
         target = f"{dest}/{key[len(src) + 1:]}"
         ctx.store.put_bytes(target, ctx.store.get_bytes(key))
         return target
 
-    return {**outputs, "report_json": copy(outputs["report_json"]), "report_md": copy(outputs["report_md"]),
-            "plots": [copy(k) for k in outputs.get("plots", [])], "made_under": src}
+    return replace(outputs, report_json=copy(outputs.report_json), report_md=copy(outputs.report_md),
+                   plots=tuple(copy(k) for k in outputs.plots), made_under=src)
 
 
-def publish_site(ctx: RunContext, outputs: dict) -> dict:
+def publish_site(ctx: RunContext, outputs: EvaluateOutputs) -> EvaluateOutputs:
     """After the report: the measured gains into the adapter's model card, and the run browser
     (reports/<run>/site/, atom.report) with videos made by the renderer. Neither is a stage output:
     both are rebuilt from the stages' outputs whenever the evaluation runs or is reused."""
@@ -572,9 +578,10 @@ def publish_site(ctx: RunContext, outputs: dict) -> dict:
         return outputs
     index = build_site(ctx.store, view, webm_renderer(ctx.store, ctx.clients["renderer"], site.video_size),
                        SiteOptions(site.cards_per_task, site.pair_videos, site.video_size))
-    return {**outputs, "site": index}
+    return replace(outputs, site=index)
 
 
 # The stage runners, by stage name (the graph, atom.pipeline.graph, says what each reads).
-RUNNERS = {"prompts": compose_prompts, "generate": generate_stage, "render": render_stage, "judge": judge_stage,
-           "pairs": pairs_stage, "train": train_stage, "evaluate": evaluate_stage}
+RUNNERS: dict[str, Callable[[RunContext, Up], StageOutputs]] = {
+    "prompts": compose_prompts, "generate": generate_stage, "render": render_stage, "judge": judge_stage,
+    "pairs": pairs_stage, "train": train_stage, "evaluate": evaluate_stage}

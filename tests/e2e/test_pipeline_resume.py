@@ -131,6 +131,11 @@ def test_kill_and_resume_at_several_points(tmp_path, wait_for):
     assert len(questions) - len(set(questions)) <= 4, "answered judge questions were paid for twice"
     assert m["stages"]["judge"]["attempts"] >= 2
     assert "| integrity" in log and "report ->" in log
+    # The first run's models were made by the trainer service, as jobs (one each: content-keyed).
+    jobs = [json.loads(p.read_text()) for p in (store / "jobs").glob("*.json")]
+    kinds = sorted(j["kind"] for j in jobs)
+    assert kinds.count("pretrain") == 1 and kinds.count("evaluator") == 1, kinds
+    assert all(j["state"] == "SUCCEEDED" for j in jobs if j["kind"] != "preference"), jobs
     assert "sk-test-not-a-real-key" not in log
     for p in store.rglob("*.json*"):
         assert "sk-test-not-a-real-key" not in p.read_text(errors="ignore")

@@ -76,15 +76,15 @@ def test_replica_killed_mid_run_loses_nothing(tmp_path):
                     os.killpg(first(name).pid, signal.SIGKILL)  # a frozen process ignores SIGTERM
     assert list(killed) == ["generator", "renderer", "judge"]
     out = ctx.summary["stages"]
-    rows = store.get_jsonl(out["generate"]["motions"])
+    rows = store.get_jsonl(out["generate"].motions)
     assert len(rows) == 24 * 4
     assert len({(r["prompt_id"], r["sample_index"]) for r in rows}) == len(rows)  # none duplicated
     keys = [r["motion"] for r in rows if r["motion"]]
     assert all(store.exists(k) for k in keys)  # none lost
-    renders = store.get_json(out["render"]["renders"])["renders"]
+    renders = store.get_json(out["render"].renders)["renders"]
     assert set(renders) == set(keys)
     assert all(store.exists(i) for r in renders.values() for i in r["images"])
-    judged = store.get_jsonl(out["judge"]["judgements"])
+    judged = store.get_jsonl(out["judge"].judgements)
     assert len(judged) == len(rows) and all(j["ok"] for j in judged if j["motion"])
     # Each kill landed while its stage still had work on the frozen replica.
     for name, prefix in plan:
