@@ -12,19 +12,31 @@ its listed values.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-TASKS = ("integrity", "temporal", "frequency")
-FORMS = ("frame_by_frame", "full_image", "trajectory_image")
-ALGORITHMS = ("ipo", "dpo", "kto")
-LOGPROBS = ("sum", "mean")
-JUDGES = ("kinematic", "vlm")
-DECODINGS = ("", "constrained", "motiongpt")
-PROTOCOLS = ("", "motiongpt", "guo")
-DTYPES = ("fp32", "bf16", "fp16")
-RESPONSE_FORMATS = ("json_schema", "json_object", "none", "guided_json", "structured_outputs")
+# Each choice is written once, as a Literal type; its tuple of values (for CLI choices and
+# messages) is read back from it.
+Task = Literal["integrity", "temporal", "frequency"]
+Form = Literal["frame_by_frame", "full_image", "trajectory_image"]
+Algorithm = Literal["ipo", "dpo", "kto"]
+Logprob = Literal["sum", "mean"]
+Judge = Literal["kinematic", "vlm"]
+Decoding = Literal["", "constrained", "motiongpt"]
+Protocol = Literal["", "motiongpt", "guo"]
+Dtype = Literal["fp32", "bf16", "fp16"]
+ResponseFormat = Literal["json_schema", "json_object", "none", "guided_json", "structured_outputs"]
+
+TASKS: tuple[Task, ...] = get_args(Task)
+FORMS: tuple[Form, ...] = get_args(Form)
+ALGORITHMS: tuple[Algorithm, ...] = get_args(Algorithm)
+LOGPROBS: tuple[Logprob, ...] = get_args(Logprob)
+JUDGES: tuple[Judge, ...] = get_args(Judge)
+DECODINGS: tuple[Decoding, ...] = get_args(Decoding)
+PROTOCOLS: tuple[Protocol, ...] = get_args(Protocol)
+DTYPES: tuple[Dtype, ...] = get_args(Dtype)
+RESPONSE_FORMATS: tuple[ResponseFormat, ...] = get_args(ResponseFormat)
 
 
 def _store_prefix(value):
@@ -68,7 +80,7 @@ class ModelSettings(Section):
                                           "empty = found in its deps/ layout")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda|cuda:\d+)$",
                         description="generator, trainer, evaluator: auto | cpu | cuda | cuda:N")
-    dtype: Literal[DTYPES] = Field("fp32", description="the language model's format on generator and trainer")
+    dtype: Dtype = Field("fp32", description="the language model's format on generator and trainer")
     pretrain_minutes: float = Field(20.0, gt=0, description="a cap: the planned steps take about 9 min on 2 cores")
     pretrain_preset: Literal["default", "tiny"] = Field("default", description="tiny: seconds, for tests and smoke runs")
 
@@ -76,7 +88,7 @@ class ModelSettings(Section):
 class PromptSettings(Section):
     """Event-level prompt composition (the judge service's ComposePrompts)."""
 
-    tasks: Annotated[list[Literal[TASKS]], BeforeValidator(_comma_list)] = Field(
+    tasks: Annotated[list[Task], BeforeValidator(_comma_list)] = Field(
         default_factory=lambda: list(TASKS), min_length=1, description="sub-tasks")
     per_task: int = Field(150, ge=1, description="training prompts per sub-task")
     eval_per_task: int = Field(100, ge=1, description="held-out prompts per sub-task (>= 32 for R-precision)")
@@ -94,7 +106,7 @@ class GenerateSettings(Section):
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus mass; 1 = off")
     max_length: int | None = Field(None, ge=1, le=1024, description="null = the decoding's: 49 codes (constrained), "
                                                                     "127 new tokens (motiongpt)")
-    decoding: Literal[DECODINGS] = Field("", description="empty = the model's own: motiongpt for an imported "
+    decoding: Decoding = Field("", description="empty = the model's own: motiongpt for an imported "
                                                          "checkpoint, else constrained")
     batch_prompts: int = Field(8, ge=1, description="prompts per Generate request (the unit of fan-out and retry)")
     concurrency: int = Field(2, ge=1, description="requests in flight per generator replica")
@@ -103,7 +115,7 @@ class GenerateSettings(Section):
 class RenderSettings(Section):
     """The renderer's options (RenderOptions)."""
 
-    form: Literal[FORMS] = Field("full_image", description="how frames are shown to a VLM judge")
+    form: Form = Field("full_image", description="how frames are shown to a VLM judge")
     interval: int = Field(8, ge=1, le=64, description="render every k-th frame (paper: 8)")
     size: int = Field(256, ge=32, le=2048, description="pixels per frame, square")
     style: Literal["skeleton", "mesh"] = Field("skeleton", description="mesh needs SMPL model files (ATOM_SMPL_MODEL)")
@@ -113,7 +125,7 @@ class RenderSettings(Section):
 class JudgeSettings(Section):
     """The judge service (JudgeConfig)."""
 
-    backend: Literal[JUDGES] = Field("kinematic", description="kinematic (offline) or vlm (OpenAI-compatible)")
+    backend: Judge = Field("kinematic", description="kinematic (offline) or vlm (OpenAI-compatible)")
     model: str = Field("gpt-4o", min_length=1, description="the VLM's model name")
     budget_usd: float = Field(5.0, ge=0, description="hard cap on new judge spend in USD")
     batch: int = Field(16, ge=1, description="motions per Score request")
@@ -121,7 +133,7 @@ class JudgeSettings(Section):
     vote_temperature: float = Field(0.7, gt=0, le=2, description="VLM votes' sampling temperature")
     min_agreement: float = Field(0.0, ge=0, le=1, description="VLM votes: drop pairs whose chosen or rejected "
                                                               "score has less agreement than this")
-    response_format: Literal[RESPONSE_FORMATS] = Field(
+    response_format: ResponseFormat = Field(
         "json_schema", description="VLM structured output: json_schema (OpenAI), guided_json / structured_outputs "
                                    "(vLLM), json_object, none")
     batch_api: bool = Field(False, description="VLM: through the Batch API at half price (resumes after a kill)")
@@ -147,8 +159,8 @@ class TrainSettings(Section):
     sub-tasks of the tiny model, IPO only temporal order (docs/experiments.md). The paper's recipe
     (as its official release ran it) is algorithm ipo, beta 0.1, logprobs mean."""
 
-    algorithm: Literal[ALGORITHMS] = Field("kto", description="preference loss (the paper's: ipo)")
-    logprobs: Literal[LOGPROBS] = Field("sum", description="sequence log-prob: sum over tokens, or the per-token "
+    algorithm: Algorithm = Field("kto", description="preference loss (the paper's: ipo)")
+    logprobs: Logprob = Field("sum", description="sequence log-prob: sum over tokens, or the per-token "
                                                            "mean (TRL's IPO convention)")
     beta: float = Field(1.0, gt=0, description="the loss's beta (paper, IPO: 0.1)")
     rpo_alpha: float = Field(0.0, ge=0, description="weight of the chosen motions' NLL added to the loss (RPO)")
@@ -182,4 +194,4 @@ class EvalSettings(Section):
     mm_samples: int = Field(30, ge=0, description="generations per MultiModality prompt")
     evaluator: str = Field("embedded", pattern=r"^(embedded|guo:.+)$",
                            description="embedded, or guo:<dir> (Guo et al.'s finest.tar, glove/, meta/; or deps/)")
-    protocol: Literal[PROTOCOLS] = Field("", description="empty = motiongpt with the Guo evaluator, else guo")
+    protocol: Protocol = Field("", description="empty = motiongpt with the Guo evaluator, else guo")

@@ -71,8 +71,8 @@ def world_show(dataset: Path | None, clip_id: str | None, events: str | None, se
         names = [e.strip() for e in (events or "walk_forward,squat").split(",") if e.strip()]
         for n in names:
             check_event(n)
-        clip = compose([EventLabel(n) for n in names], np.random.default_rng(seed))
-        joints, title = clip.joints, " then ".join(names)
+        composed = compose([EventLabel(n) for n in names], np.random.default_rng(seed))
+        joints, title = composed.joints, " then ".join(names)
     if out.suffix.lower() == ".png":
         save_skeleton_strip(joints, out)
     else:

@@ -41,7 +41,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Final, Iterable, Literal, Sequence, TypeGuard
 
 from atom.store import ArtifactNotFound, StoreError
 from services.judge.budget import BudgetExceeded, BudgetLedger, Reservation
@@ -53,7 +53,7 @@ from services.judge.votes import Vote
 log = logging.getLogger(__name__)
 
 PREFIX = "judge-batches"
-ENDPOINT = "/v1/chat/completions"
+ENDPOINT: Final = "/v1/chat/completions"
 ACTIVE = ("preparing", "uploaded", "validating", "in_progress", "finalizing", "cancelling")
 TERMINAL = ("completed", "expired", "failed", "cancelled")
 
@@ -70,7 +70,7 @@ class BatchConfig:
     max_lines_per_batch: int = 50_000  # the Batch API's limit
     max_bytes_per_batch: int = 190 * 2 ** 20  # the limit is 200 MB
     max_wait_s: float | None = None  # None: wait until every batch ends
-    completion_window: str = "24h"
+    completion_window: Literal["24h"] = "24h"  # the only window the Batch API offers
 
     def __post_init__(self) -> None:
         if not 0 < self.price_factor <= 1:
@@ -153,9 +153,11 @@ def reply_of(body) -> tuple[str | None, tuple[int, int] | None]:
     """(message text, (prompt tokens, completion tokens) or None) of a batch line's response body."""
     if not isinstance(body, dict) or not isinstance(body.get("choices"), list):
         raise MalformedReply(f"the line's body is not a chat completion: {str(body)[:200]!r}")
-    usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+    usage = body.get("usage")
+    if not isinstance(usage, dict):
+        usage = {}
     p, c = usage.get("prompt_tokens"), usage.get("completion_tokens")
-    def count(v) -> bool:
+    def count(v: object) -> TypeGuard[int]:
         return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
     tokens = (p, c if count(c) else 0) if count(p) else None
@@ -244,7 +246,8 @@ class BatchJudge:
             plan.append((it, cids))
 
         mine = [s for s in self.submissions() if not set(s.custom_ids).isdisjoint(questions)]
-        tries, expiries = Counter(), Counter()
+        tries: Counter[str] = Counter()
+        expiries: Counter[str] = Counter()
         for s in mine:
             self._count_outcomes(s, questions, tries, expiries)
             if s.batch_id and s.batch_id not in run.resumed:
@@ -305,7 +308,10 @@ class BatchJudge:
         if s.status == "uploaded":  # killed after the upload: adopt the batch if it was created
             self._create(s, check_first=True)
             return
-        b, _ = self.judge.retrier.run(lambda n: self.judge.client.batches.retrieve(s.batch_id))
+        batch_id = s.batch_id
+        if batch_id is None:  # past "uploaded" a submission has its batch (_take records both)
+            raise RuntimeError(f"submission {s.key}: status {s.status!r} but no batch id")
+        b, _ = self.judge.retrier.run(lambda n: self.judge.client.batches.retrieve(batch_id))
         if b.status != s.status:
             log.info("batch %s: %s -> %s", s.batch_id, s.status, b.status)
         self._take(s, b)
@@ -374,7 +380,8 @@ class BatchJudge:
             reason = "retry" if tries[q.custom_id] else "expired" if expiries[q.custom_id] else "new"
             groups.setdefault(reason, []).append(q)
         for reason, group in groups.items():
-            chunk, size = [], 0
+            chunk: list[Question] = []
+            size = 0
             for q in group:
                 n = len(q.line())
                 if chunk and (len(chunk) >= cfg.max_lines_per_batch or size + n > cfg.max_bytes_per_batch):
@@ -414,6 +421,10 @@ class BatchJudge:
         return None
 
     def _create(self, sub: Submission, check_first: bool) -> None:
+        input_file_id = sub.input_file_id
+        if input_file_id is None:  # only an uploaded submission is created (_upload sets it)
+            raise RuntimeError(f"submission {sub.key}: no input file to create its batch from")
+
         def attempt(n: int):
             # A retried create (or a resumed one) first looks for the batch an earlier try made:
             # the create may have succeeded with its reply lost.
@@ -422,7 +433,7 @@ class BatchJudge:
                 log.info("adopting batch %s made for submission %s", found.id, sub.key)
                 return found, True
             return self.judge.client.batches.create(
-                input_file_id=sub.input_file_id, endpoint=ENDPOINT, completion_window=self.config.completion_window,
+                input_file_id=input_file_id, endpoint=ENDPOINT, completion_window=self.config.completion_window,
                 metadata={"atom_submission": sub.key}), False
 
         (b, adopted), _ = self.judge.retrier.run(attempt)
@@ -503,7 +514,8 @@ class BatchJudge:
         self._save(s)
 
     def _assemble(self, plan, answers: dict[str, Judgement], votes) -> list[Judgement]:
-        out, owner = [], {}
+        out: list[Judgement] = []
+        owner: dict[str, str] = {}
         for it, cids in plan:
             if isinstance(cids, Judgement):
                 out.append(cids)

@@ -205,7 +205,8 @@ def calibrate(items: Sequence[CalibrationItem], judge, settings: Sequence[Settin
             kin[it.item_id] = kinematic.score_labels(it.prompt.labels, it.joints, it.item_id).score \
                 if it.joints is not None else None
     rows = []
-    for setting in list(settings) or [None]:
+    runs: list[Setting | None] = [*settings] or [None]
+    for setting in runs:
         label = setting.label() if setting is not None else JOINTS
         asked = [it.judge_item(setting) if setting is not None else
                  JudgeItem(f"{it.item_id}@{JOINTS}", it.prompt, joints=it.joints) for it in items]

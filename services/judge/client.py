@@ -26,7 +26,7 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, Mapping, TypeGuard, TypeVar
 from urllib.parse import urlsplit
 
 import openai
@@ -111,7 +111,7 @@ class Secret:
         raise TypeError("Secret cannot be pickled")
 
 
-def resolve_api_key(key_file: str | Path | None = None, env: dict | None = None,
+def resolve_api_key(key_file: str | Path | None = None, env: Mapping[str, str] | None = None,
                     required: bool = True) -> Secret:
     env = os.environ if env is None else env
     for name in KEY_ENV_VARS:
@@ -273,7 +273,7 @@ def create_completion(client: openai.OpenAI, **kwargs):
         raise MalformedReply(f"the reply body is not JSON ({exc})") from None
 
 
-def _is_count(v) -> bool:
+def _is_count(v: object) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
@@ -300,7 +300,7 @@ def reply_text(resp) -> str | None:
     if not choices:
         return None
     message = getattr(choices[0], "message", None)
-    if not hasattr(message, "content"):
+    if message is None or not hasattr(message, "content"):
         raise MalformedReply(f"the reply's first choice has no message: {str(choices[0])[:100]!r}")
     if message.content is not None and not isinstance(message.content, str):
         raise MalformedReply(f"the reply's message content is not text: {str(message.content)[:100]!r}")

@@ -63,6 +63,9 @@ def read_prompts_jsonl(data: bytes | str | Path) -> list[PromptRecord]:
         data = data.read_bytes()
     out = []
     for where, obj in iter_jsonl(data.encode() if isinstance(data, str) else data, "prompts", JudgeInputError):
+        if not isinstance(obj, dict):
+            raise JudgeInputError(f"{where}: not a prompt record (a JSON {type(obj).__name__}); "
+                                  "expected an object with keys text, task, labels")
         try:
             out.append(PromptRecord.from_dict(obj))
         except (ValueError, JudgeInputError) as exc:

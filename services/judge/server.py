@@ -25,6 +25,7 @@ import logging
 import os
 import threading
 import time
+from typing import TYPE_CHECKING, Any
 
 from atom.settings import RenderSettings
 from atom.motion.events import EventLabel, LabelGroup, check_task
@@ -38,6 +39,9 @@ from services.judge.compose import compose_prompts
 from services.judge.instructions import RESPONSE_FORMATS
 from services.judge.kinematic import KinematicJudge
 from services.judge.records import JudgeItem, Judgement, PromptRecord
+
+if TYPE_CHECKING:
+    from services.judge.vlm import VLMConfig, VLMJudge
 
 log = logging.getLogger("atom.judge")
 MAX_ITEMS = 10_000   # questions per Score call
@@ -74,7 +78,7 @@ def _env(name: str, default: str = "") -> str:
     return os.environ.get(name) or default
 
 
-def vlm_config_from_env(model: str, **overrides):
+def vlm_config_from_env(model: str, **overrides: Any) -> VLMConfig:
     """The VLM judge's settings for `model` from the ATOM_JUDGE_* variables (see the module doc);
     `overrides` (e.g. votes from a request) win over the environment."""
     from services.judge.budget import CostModel
@@ -82,12 +86,12 @@ def vlm_config_from_env(model: str, **overrides):
 
     cost = CostModel(usd_per_1k_input=float(_env("ATOM_JUDGE_USD_PER_1K_INPUT", "0.0025")),
                      usd_per_1k_output=float(_env("ATOM_JUDGE_USD_PER_1K_OUTPUT", "0.01")))
-    settings = dict(model=model, base_url=_env("ATOM_JUDGE_BASE_URL") or None,
-                    concurrency=int(_env("ATOM_JUDGE_CONCURRENCY", "4")), cost=cost,
-                    allow_no_key=_env("ATOM_JUDGE_ALLOW_NO_KEY") in ("1", "true"),
-                    response_format=_env("ATOM_JUDGE_RESPONSE_FORMAT", "json_schema"),
-                    votes=int(_env("ATOM_JUDGE_VOTES", "1")),
-                    vote_temperature=float(_env("ATOM_JUDGE_VOTE_TEMPERATURE", "0.7")))
+    settings: dict[str, Any] = dict(model=model, base_url=_env("ATOM_JUDGE_BASE_URL") or None,
+                                    concurrency=int(_env("ATOM_JUDGE_CONCURRENCY", "4")), cost=cost,
+                                    allow_no_key=_env("ATOM_JUDGE_ALLOW_NO_KEY") in ("1", "true"),
+                                    response_format=_env("ATOM_JUDGE_RESPONSE_FORMAT", "json_schema"),
+                                    votes=int(_env("ATOM_JUDGE_VOTES", "1")),
+                                    vote_temperature=float(_env("ATOM_JUDGE_VOTE_TEMPERATURE", "0.7")))
     settings.update(overrides)
     return VLMConfig(**settings)
 
@@ -110,8 +114,8 @@ def prompt_to_proto(p: PromptRecord) -> common_pb2.Prompt:
 
 def judgement_to_proto(j: Judgement) -> judge_pb2.Judgement:
     return judge_pb2.Judgement(
-        item_id=j.item_id, ok=j.ok, score=float(j.score) if j.ok else 0.0, rationale=j.rationale, judge_id=j.judge_id,
-        prompt_tokens=j.prompt_tokens, completion_tokens=j.completion_tokens, cost_usd=j.cost_usd,
+        item_id=j.item_id, ok=j.ok, score=float(j.score) if j.ok and j.score is not None else 0.0, rationale=j.rationale,
+        judge_id=j.judge_id, prompt_tokens=j.prompt_tokens, completion_tokens=j.completion_tokens, cost_usd=j.cost_usd,
         cache_hit=j.cache_hit, error=j.error, record=common_pb2.ArtifactRef(key=j.record_key) if j.record_key else None,
         agreement=float(j.extra.get("agreement", 1.0)), vote_entropy=float(j.extra.get("entropy", 0.0)),
         votes=[-1 if v is None else int(v) for v in j.extra.get("votes", [])])
@@ -121,7 +125,7 @@ class JudgeServicer(judge_pb2_grpc.JudgeServicer):
     def __init__(self, store_url: str):
         self.store = open_store(store_url)
         self.kinematic = KinematicJudge(self.store)
-        self._vlm = {}
+        self._vlm: dict[tuple[str, tuple[tuple[str, int | float | str], ...]], VLMJudge] = {}
         self._ledger = None  # the process-wide budget ledger, made with the first VLM judge
         self._lock = threading.Lock()
 
@@ -165,7 +169,7 @@ class JudgeServicer(judge_pb2_grpc.JudgeServicer):
         one per combination, all spending against the process's one ledger."""
         from services.judge.vlm import VLMJudge
 
-        overrides = {}
+        overrides: dict[str, int | float | str] = {}
         if cfg.votes:
             require(1 <= cfg.votes <= MAX_VOTES, "judge.votes", f"must be within 1..{MAX_VOTES}, got {cfg.votes}")
             overrides["votes"] = cfg.votes

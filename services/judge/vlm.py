@@ -32,7 +32,7 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence, TypedDict
 
 import openai
 
@@ -79,6 +79,22 @@ _FORMAT_FIELD = {"json_schema": "response_format", "json_object": "response_form
                  "structured_outputs": "structured_outputs"}
 
 Progress = Callable[[int, int, Judgement], None]
+
+
+class _Usage(TypedDict):
+    """The usage fields of a Judgement, passed as keywords."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    attempts: int
+
+
+class _Answered(_Usage):
+    """A paid answer's fields of a Judgement, passed as keywords."""
+
+    judge_id: str
+    cache_key: str
 
 
 @dataclass(frozen=True)
@@ -275,8 +291,8 @@ class VLMJudge:
         key = self.key_for(item, vote)
         record_key = self.cache.record_key(key) if self.cache else ""
         p_tok, c_tok = usage
-        base = dict(judge_id=self.judge_id, prompt_tokens=p_tok, completion_tokens=c_tok, cost_usd=spent,
-                    attempts=attempts, cache_key=key)
+        base = _Answered(judge_id=self.judge_id, prompt_tokens=p_tok, completion_tokens=c_tok, cost_usd=spent,
+                         attempts=attempts, cache_key=key)
         record = {
             "key": key, "judge_id": self.judge_id, "model": self.config.model,
             "instruction_version": INSTRUCTION_VERSION, "task": item.prompt.task,
@@ -316,9 +332,9 @@ class VLMJudge:
         and entropy, every vote's score; recorded under `aggregate_key` (the votes stay their own
         records). No vote with a score: the first failed vote's error."""
         res = majority([v.score if v.ok else None for v in votes], ALLOWED_SCORES[item.prompt.task])
-        totals = dict(prompt_tokens=sum(v.prompt_tokens for v in votes),
-                      completion_tokens=sum(v.completion_tokens for v in votes),
-                      cost_usd=sum(v.cost_usd for v in votes), attempts=sum(v.attempts for v in votes))
+        totals = _Usage(prompt_tokens=sum(v.prompt_tokens for v in votes),
+                        completion_tokens=sum(v.completion_tokens for v in votes),
+                        cost_usd=sum(v.cost_usd for v in votes), attempts=sum(v.attempts for v in votes))
         extra = {**res.to_dict(), "vote_keys": [v.cache_key for v in votes],
                  "vote_errors": [v.error_kind for v in votes if not v.ok]}
         del extra["score"]
@@ -463,7 +479,10 @@ class VLMJudge:
                 for fut in futs:
                     wait([fut, abort.future], return_when=FIRST_COMPLETED)
                     abort.raise_if_set()
-                answers = [f.result() for f in futs]
+                results = [f.result() for f in futs]
+                answers = [a for a in results if a is not None]
+                if len(answers) < len(results):  # a vote is skipped only after an account error, raised above
+                    raise RuntimeError("a vote was skipped without an account error")
                 j = answers[0] if votes == [None] else self.aggregate(it, answers)
                 if dup:
                     j = replace(j, item_id=it.item_id, cache_hit=j.ok, cost_usd=0.0, prompt_tokens=0,

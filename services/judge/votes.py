@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def agreement_of(judgement) -> float:
         return 0.0
     if isinstance(judgement, (int, float)) and not isinstance(judgement, bool):
         return float(judgement)
-    d = judgement if isinstance(judgement, Mapping) else {"extra": getattr(judgement, "extra", {}) or {}}
+    d: Mapping[str, Any] = judgement if isinstance(judgement, Mapping) else {"extra": getattr(judgement, "extra", {}) or {}}
     value = d.get("agreement", (d.get("extra") or {}).get("agreement"))
     return 1.0 if value is None else float(value)
 
@@ -193,7 +193,7 @@ def summarize_votes(judgements_by_task: Mapping[str, Iterable], pairs: PairFilte
 
         out[task] = TaskVoteSummary(
             task, n, mean([r.agreement for r in results]), mean([float(r.agreement >= 1.0) for r in results]),
-            mean([r.entropy for r in results]), dict(sorted(Counter(r.score for r in results).items())),
+            mean([r.entropy for r in results]), dict(sorted(Counter(r.score for r in results if r.score is not None).items())),
             pairs.kept_per_task.get(task, 0) if pairs else 0, pairs.dropped_per_task.get(task, 0) if pairs else 0)
     return out
 

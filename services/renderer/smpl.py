@@ -146,7 +146,7 @@ def convert_smpl_pkl(pkl_path, out_npz) -> Path:
     out = Path(out_npz)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
+    np.savez(tmp, allow_pickle=True, **arrays)  # numpy's default, given so that **arrays cannot fill it
     os.replace(tmp, out)
     return out
 
@@ -160,7 +160,7 @@ def validate_smpl_arrays(arrays: dict, source: str = "SMPL model") -> dict[str, 
     if v.ndim != 2 or v.shape[1] != 3:
         raise SmplModelError(f"{source}: v_template must be (V, 3), got {v.shape}")
     nv = v.shape[0]
-    out = {"v_template": v}
+    out: dict[str, np.ndarray] = {"v_template": v}
     checks = {
         "shapedirs": lambda a: a.ndim == 3 and a.shape[:2] == (nv, 3),
         "posedirs": lambda a: a.ndim == 3 and a.shape[:2] == (nv, 3) and a.shape[2] == 9 * (NUM_SMPL_JOINTS - 1),

@@ -13,6 +13,7 @@ process still knows every job and starts again the ones it was running when it s
 
 from __future__ import annotations
 
+import builtins
 import collections
 import dataclasses
 import gc
@@ -261,7 +262,7 @@ class JobManager:
                 self._cond.wait(0.25 if left is None else min(0.25, left))
             return dataclasses.replace(job.status)
 
-    def resume_interrupted(self) -> list[str]:
+    def resume_interrupted(self) -> builtins.list[str]:  # `list` here is the method above
         """Start again every job that a previous process left unfinished; returns their ids."""
         with self._cond:
             configs = [config_from_record(j.status.kind, j.status.config) for j in self._jobs.values()
@@ -271,7 +272,7 @@ class JobManager:
     def shutdown(self, timeout: float | None = 30.0) -> None:
         """Cancel active jobs (they checkpoint) and wait for their threads."""
         with self._cond:
-            threads = [j.thread for j in self._jobs.values() if j.active]
+            threads = [j.thread for j in self._jobs.values() if j.active and j.thread is not None]
             for j in self._jobs.values():
                 if j.active:
                     j.cancel.set()
@@ -288,6 +289,7 @@ class JobManager:
 
     def _run(self, job: _Job, config: JobConfig) -> None:
         acquired = False
+        lm: PreferenceLM | None = None
         try:
             while not (acquired := self._slots.acquire(timeout=0.2)):
                 if job.cancel.is_set():

@@ -209,4 +209,5 @@ class EvaluatorSpec:
                                                     "train_seconds")})
 
 
-SPECS = {PretrainSpec.kind: PretrainSpec, EvaluatorSpec.kind: EvaluatorSpec}
+SPECS: dict[str, type[PretrainSpec] | type[EvaluatorSpec]] = {PretrainSpec.kind: PretrainSpec,
+                                                               EvaluatorSpec.kind: EvaluatorSpec}

@@ -371,8 +371,8 @@ def train_preference(lm: PreferenceLM, store: ArtifactStore, config: TrainConfig
     params = [p for p in peft_model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, betas=config.adam_betas, eps=config.adam_eps,
                                   weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s, warmup=config.warmup_for(total): lr_factor(s, total, warmup, config.schedule))
+    warmup = config.warmup_for(total)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, warmup, config.schedule))
 
     start, history = 0, []
     state = load_checkpoint(store, config, pairs_sha)
