@@ -9,7 +9,7 @@ history. Pure reads: nothing is written and no service is called.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from atom.pipeline.manifest import Manifest
 from atom.store import ArtifactNotFound, ArtifactStore
@@ -70,6 +70,7 @@ class RunView:
     train_config: dict
     adapter: str
     calibration: dict | None = None     # the latest `atomctl judge calibrate` table in the store, if any
+    reliability: list["TaskReliability"] = field(default_factory=list)  # the judge stage's, per task
 
 
 def _stage(manifest: Manifest, name: str) -> dict:
@@ -147,6 +148,7 @@ def collect(store: ArtifactStore, run: str, max_pairs: int = 60) -> RunView:
         raise RunNotReady(f"no run '{run}' in {store.url}; run `atomctl run-pipeline --run {run}` first") from None
     manifest = Manifest(store, run, data)
     evaluate, prompts_out = _stage(manifest, "evaluate"), _stage(manifest, "prompts")
+    judge_out = _stage(manifest, "judge")
     pairs_out, train_out = _stage(manifest, "pairs"), _stage(manifest, "train")
     report_key = evaluate["report_json"]
     report = store.get_json(report_key)
@@ -165,7 +167,48 @@ def collect(store: ArtifactStore, run: str, max_pairs: int = 60) -> RunView:
     return RunView(run=run, report=report, plots=list(evaluate.get("plots", [])), cards=cards, pairs=pairs,
                    pairs_total=len(pair_rows), history=list(summary.get("history", [])),
                    train_config=dict(summary.get("config", {})), adapter=adapter,
-                   calibration=latest_calibration(store))
+                   calibration=latest_calibration(store),
+                   reliability=judge_reliability(store.get_jsonl(judge_out["judgements"]), pairs_out))
+
+
+@dataclass(frozen=True)
+class TaskReliability:
+    """How far the training judgements of one sub-task can be trusted, and what they gave."""
+
+    task: str
+    motions: int                    # judgement rows (one per generated motion)
+    scored: int
+    votes: int                      # votes per question (judge.votes)
+    mean_agreement: float | None    # share of the votes behind the kept score, averaged; None unscored
+    unanimous: float | None         # share of scored motions whose votes all agreed
+    scores: dict[str, int]          # score -> motions
+    dropped_low_agreement: int      # motions left out of the pairs (judge.min_agreement)
+    pairs: int                      # pairs built from this task's motions
+
+
+def judge_reliability(rows: list[dict], pairs_out: dict) -> list[TaskReliability]:
+    """Per sub-task: votes, agreement, the score distribution and the pairs kept, from the judge
+    stage's judgements.jsonl rows and the pairs stage's outputs."""
+    by_task: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_task[row["task"]].append(row)
+    dropped = pairs_out.get("motions_dropped_low_agreement") or {}
+    pairs = pairs_out.get("pairs_per_task") or {}
+    out = []
+    for task, task_rows in by_task.items():
+        scored = [r for r in task_rows if r.get("ok")]
+        agreements = [float(r.get("agreement", 1.0)) for r in scored]
+        scores: dict[str, int] = defaultdict(int)
+        for r in scored:
+            scores[f"{r['score']:g}"] += 1
+        out.append(TaskReliability(
+            task=task, motions=len(task_rows), scored=len(scored),
+            votes=max((len(r.get("votes") or [r.get("score")]) for r in scored), default=0),
+            mean_agreement=sum(agreements) / len(agreements) if agreements else None,
+            unanimous=sum(a >= 1.0 for a in agreements) / len(agreements) if agreements else None,
+            scores=dict(sorted(scores.items(), key=lambda kv: float(kv[0]))),
+            dropped_low_agreement=int(dropped.get(task, 0)), pairs=int(pairs.get(task, 0))))
+    return out
 
 
 CALIBRATION_LATEST = "judge/calibration/latest.json"  # written by the judge service's Calibrate

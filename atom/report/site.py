@@ -19,7 +19,7 @@ from typing import Callable
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from atom.report.charts import line_chart
-from atom.report.collect import RunView, pick_for_video
+from atom.report.collect import RunView, TaskReliability, pick_for_video
 from atom.report.numbers import format_stat
 from atom.store import ArtifactStore
 
@@ -96,6 +96,18 @@ def calibration_table(table: dict | None) -> dict | None:
             "made": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(made)) if made else ""}
 
 
+def reliability_rows(tasks: list[TaskReliability]) -> list[dict]:
+    """The judge stage's reliability per task as display strings."""
+
+    def share(x: float | None) -> str:
+        return "–" if x is None else f"{x:.3f}"
+
+    return [{"task": t.task, "motions": t.motions, "scored": t.scored, "votes": t.votes,
+             "agreement": share(t.mean_agreement), "unanimous": share(t.unanimous),
+             "scores": ", ".join(f"{s}: {n}" for s, n in t.scores.items()) or "–",
+             "dropped": t.dropped_low_agreement, "pairs": t.pairs} for t in tasks]
+
+
 def training_charts(history: list[dict]) -> list[str]:
     steps = [float(h["step"]) for h in history]
 
@@ -136,7 +148,7 @@ def build_site(store: ArtifactStore, view: RunView, render_webm: RenderWebm,
         "index.html": env.get_template("index.html.j2").render(
             **common, page="index", title="Results", plots=plots, cards=cards,
             tasks=list(dict.fromkeys(c.task for c in view.cards)), **summary_tables(view.report),
-            calibration=calibration_table(view.calibration)),
+            calibration=calibration_table(view.calibration), reliability=reliability_rows(view.reliability)),
         "pairs.html": env.get_template("pairs.html.j2").render(
             **common, page="pairs", title="Training pairs", pairs=view.pairs, pairs_total=view.pairs_total),
         "training.html": env.get_template("training.html.j2").render(

@@ -72,9 +72,20 @@ def write_run(store, run="demo", prompts_per_task=4) -> dict:
                 "rejected_reward": -0.05 * s, "accuracy": min(1.0, 0.1 * s)} for s in range(1, 21)]
     store.put_json("stages/train/k3/train_summary.json", {"history": history, "config": {
         "loss": "kto", "beta": 1.0, "lr": 0.001, "batch_size": 32, "epochs": 8, "lora": {"r": 8}}})
+    # The judge stage's rows for the training motions: three votes each; per task one unscored
+    # motion, one split vote (2 of 3) and the rest unanimous.
+    judged = []
+    for task in TASK_EVENTS:
+        judged.append({"task": task, "ok": False, "score": None, "votes": []})
+        judged.append({"task": task, "ok": True, "score": 1.0, "agreement": 2 / 3, "votes": [1.0, 1.0, 2.0]})
+        judged += [{"task": task, "ok": True, "score": 2.0, "agreement": 1.0, "votes": [2.0] * 3}] * 2
+    store.put_jsonl("stages/judge/k1/judgements.jsonl", judged)
     m = Manifest.load(store, run, {"seed": 0})
     outputs = {"prompts": {"eval": "stages/prompts/k0/eval-prompts.jsonl"},
-               "pairs": {"pairs": "stages/pairs/k2/pairs-mixed.jsonl"},
+               "judge": {"judgements": "stages/judge/k1/judgements.jsonl"},
+               "pairs": {"pairs": "stages/pairs/k2/pairs-mixed.jsonl",
+                         "pairs_per_task": {t: sum(p["task"] == t for p in pairs) for t in TASK_EVENTS},
+                         "motions_dropped_low_agreement": {"temporal": 1}},
                "train": {"adapter": "stages/train/k3/adapter"},
                "evaluate": {"report_json": f"{prefix}/report.json", "plots": [], "made_under": prefix}}
     for stage, out in outputs.items():

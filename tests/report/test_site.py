@@ -40,6 +40,18 @@ def test_cards_hold_both_models_and_the_outcome(run):
     assert len(view.pairs) == facts["pairs"] and len(view.history) == facts["history"]
 
 
+def test_judge_reliability_per_task(run):
+    store, facts = run
+    rel = {t.task: t for t in collect(store, "demo").reliability}
+    assert set(rel) == {"integrity", "temporal", "frequency"}
+    for t in rel.values():
+        assert (t.motions, t.scored, t.votes) == (4, 3, 3)
+        assert t.mean_agreement == pytest.approx((2 / 3 + 1 + 1) / 3) and t.unanimous == pytest.approx(2 / 3)
+        assert t.scores == {"1": 1, "2": 2}
+        assert t.pairs == sum(p["task"] == t.task for p in facts["prompts"])
+    assert rel["temporal"].dropped_low_agreement == 1 and rel["integrity"].dropped_low_agreement == 0
+
+
 def test_videos_are_picked_across_outcomes(run):
     store, _ = run
     cards = collect(store, "demo").cards
@@ -83,6 +95,7 @@ def test_the_site_is_self_contained(run):
     view = collect(store, "demo")
     index = build_site(store, view, render, SiteOptions(cards_per_task=2, pair_videos=1))
     root = Path(store.root) / index.rsplit("/", 1)[0]
+    assert 'id="reliability-table"' in (root / "index.html").read_text()
     for page in ("index.html", "pairs.html", "training.html"):
         html = (root / page).read_text()
         for link in re.findall(r'(?:src|href)="([^"#]+)"', html):
