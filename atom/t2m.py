@@ -5,7 +5,7 @@ write, per sample, what a person needs to look at it or take it elsewhere.
       prompt.json                 the text, seeds, model and the files written
       sample-0/joints.npy         (T, 22, 3) float32, metres, Y up, 20 fps
       sample-0/features.npy       (T, 263) HumanML3D features (un-normalised; the joints are recovered from them)
-      sample-0/motion.mp4         rendered by the renderer service (format mp4)
+      sample-0/motion.mp4         rendered by the renderer service (format mp4; motion.gif with format gif)
       sample-0/motion.bvh         the 22-joint skeleton, root path and joint rotations (format bvh)
       sample-0/motion.npz         the motion record as stored: joints, features, tokens, meta (format npz)
       sample-0/motion_smpl.npz    SMPL parameters in AMASS's npz layout, by inverse kinematics (format smpl;
@@ -30,7 +30,9 @@ from atom.settings import GenerateSettings
 from atom.store import ArtifactStore
 from atom.v1 import common_pb2, generator_pb2, renderer_pb2
 
-FORMATS = ("mp4", "bvh", "npz", "smpl")
+FORMATS = ("mp4", "gif", "bvh", "npz", "smpl")
+# The formats the renderer service makes: t2m format -> (render form, file name).
+RENDERED = {"mp4": ("video", "motion.mp4"), "gif": ("gif", "motion.gif")}
 
 
 @dataclass(frozen=True)
@@ -72,13 +74,14 @@ def text_to_motion(store: ArtifactStore, generator: ServiceClient, renderer: Ser
         model=common_pb2.ModelRef(base=base_model, adapter=request.adapter), sampling=sampling_params(gen))
     motions = sorted(generator.stream("Generate", reply, timeout=3600), key=lambda m: m.sample_index)
     out.mkdir(parents=True, exist_ok=True)
-    videos = {}
+    videos: dict[str, dict[str, str]] = {}  # file name -> motion key -> rendered artifact key
     keys = [m.motion.key for m in motions if m.motion.key]
-    if "mp4" in request.formats and renderer is not None and keys:
-        req = renderer_pb2.RenderRequest(motions=[common_pb2.ArtifactRef(key=k) for k in keys],
-                                         options=renderer_pb2.RenderOptions(form="video", width=request.size,
-                                                                            height=request.size))
-        videos = {r.motion.key: r.images[0].key for r in renderer.stream("Render", req, timeout=3600)}
+    for fmt, (form, name) in RENDERED.items():
+        if fmt in request.formats and renderer is not None and keys:
+            req = renderer_pb2.RenderRequest(motions=[common_pb2.ArtifactRef(key=k) for k in keys],
+                                             options=renderer_pb2.RenderOptions(form=form, width=request.size,
+                                                                                height=request.size))
+            videos[name] = {r.motion.key: r.images[0].key for r in renderer.stream("Render", req, timeout=3600)}
     samples = []
     for m in motions:
         folder = out / f"sample-{m.sample_index}"
@@ -94,9 +97,10 @@ def text_to_motion(store: ArtifactStore, generator: ServiceClient, renderer: Ser
         files = {"joints.npy": None, "features.npy": None}
         np.save(folder / "joints.npy", record.joints)
         np.save(folder / "features.npy", record.features)
-        if m.motion.key in videos:
-            (folder / "motion.mp4").write_bytes(store.get_bytes(videos[m.motion.key]))
-            files["motion.mp4"] = None
+        for name, rendered in videos.items():
+            if m.motion.key in rendered:
+                (folder / name).write_bytes(store.get_bytes(rendered[m.motion.key]))
+                files[name] = None
         if "bvh" in request.formats:
             (folder / "motion.bvh").write_text(joints_to_bvh(record.joints))
             files["motion.bvh"] = None

@@ -26,8 +26,8 @@ def register(cli: click.Group) -> None:
 @click.option("--base-model", default=None, help="Store prefix of a model bundle (default: the tiny base, "
                                                  "pretrained on first use).")
 @click.option("--format", "formats", default="mp4", show_default=True,
-              help="Comma-separated: mp4 (video), bvh (skeleton animation for Blender), npz (raw arrays), "
-                   "smpl (SMPL parameters, AMASS npz layout).")
+              help="Comma-separated: mp4 (video), gif (looping animation), bvh (skeleton animation for Blender), "
+                   "npz (raw arrays), smpl (SMPL parameters, AMASS npz layout).")
 @click.option("--size", default=256, show_default=True, type=int, help="Video width and height in pixels.")
 @click.option("--smpl-model", default="", envvar="ATOM_SMPL_MODEL", show_envvar=True,
               help="Optional SMPL model .npz (as the renderer uses): the smpl export is then solved against "

@@ -22,11 +22,12 @@ from services.renderer.options import RenderInputError, RenderOptions, cache_key
 from services.renderer.png import encode_png
 from services.renderer.sampling import sample_indices
 from services.renderer.skeleton_mesh import SkeletonTemplate
-from services.renderer.video import encode_mp4, encode_webm
+from services.renderer.video import encode_gif, encode_mp4, encode_webm
 
-PNG, MP4, WEBM = "image/png", "video/mp4", "video/webm"
+PNG, MP4, WEBM, GIF = "image/png", "video/mp4", "video/webm", "image/gif"
 # Video forms: (encoder, media type, file name). Every frame is drawn for these.
-_VIDEOS = {"video": (encode_mp4, MP4, "motion.mp4"), "webm": (encode_webm, WEBM, "motion.webm")}
+_VIDEOS = {"video": (encode_mp4, MP4, "motion.mp4"), "webm": (encode_webm, WEBM, "motion.webm"),
+           "gif": (encode_gif, GIF, "motion.gif")}
 RENDER_VERSION = 1  # bump when the look of renders changes; recorded in the store manifest
 
 _default_lock = threading.Lock()

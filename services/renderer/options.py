@@ -10,8 +10,8 @@ import numpy as np
 from atom.motion.record import MotionFormatError, validate_joints
 from atom.settings import RenderSettings
 
-FORMS = ("frame_by_frame", "full_image", "trajectory_image", "video", "webm")
-VIDEO_FORMS = ("video", "webm")
+FORMS = ("frame_by_frame", "full_image", "trajectory_image", "video", "webm", "gif")
+VIDEO_FORMS = ("video", "webm", "gif")
 STYLES = ("skeleton", "mesh")
 CAMERAS = ("follow", "fixed")
 MIN_SIZE, MAX_SIZE = 32, 2048
@@ -32,8 +32,8 @@ class RenderOptions:
 
     form: frame_by_frame (one PNG per sampled frame), full_image (sampled frames tiled 5 per row
       into one PNG), trajectory_image (all sampled poses in one PNG with the root path), video
-      (an H.264 mp4 of every frame at 20 fps, for people) or webm (the same as VP9 WebM, for web
-      pages: every browser plays it).
+      (an H.264 mp4 of every frame at 20 fps, for people), webm (the same as VP9 WebM, for web
+      pages: every browser plays it) or gif (the same as a looping GIF, shown inline anywhere).
     interval: render frames 0, k, 2k, ... (the paper's default k = 8).
     width, height: pixels of each rendered frame (a full_image is 5 frames wide).
     style: skeleton (always available) or mesh (an SMPL body; needs SMPL model arrays).

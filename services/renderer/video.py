@@ -1,6 +1,7 @@
 """Video encoding of rendered frames with the ffmpeg that imageio-ffmpeg bundles: H.264 mp4 (for
 files people download) and VP9 WebM (for web pages: every Chromium build plays VP9, not every one
-plays H.264)."""
+plays H.264); and animated GIF with Pillow (for slides, issues and chat, where a video is not
+shown inline)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,26 @@ def encode_mp4(frames: Iterable[np.ndarray], width: int, height: int, fps: int =
 def encode_webm(frames: Iterable[np.ndarray], width: int, height: int, fps: int = FPS) -> bytes:
     """Encode (H, W, 3) uint8 frames as VP9 in WebM and return the bytes."""
     return encode_video(frames, width, height, fps, "vp9")
+
+
+def encode_gif(frames: Iterable[np.ndarray], width: int, height: int, fps: int = FPS) -> bytes:
+    """Encode (H, W, 3) uint8 frames as an endlessly looping GIF. GIF delays are whole
+    hundredths of a second, so 20 fps is exact (5/100 s) and other rates are rounded."""
+    import io
+
+    from PIL import Image
+
+    images = [Image.fromarray(np.ascontiguousarray(f, dtype=np.uint8), "RGB") for f in frames]
+    if not images:
+        raise ValueError("no frames to encode")
+    if images[0].size != (width, height):
+        raise ValueError(f"frames are {images[0].size[0]}x{images[0].size[1]}, expected {width}x{height}")
+    buf = io.BytesIO()
+    # One adaptive palette per frame (Pillow's default quantizer: deterministic); no optimisation
+    # pass, so frame count and timing stay exactly the motion's.
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps),
+                   loop=0, optimize=False, disposal=1)
+    return buf.getvalue()
 
 
 def encode_video(frames: Iterable[np.ndarray], width: int, height: int, fps: int, codec: str) -> bytes:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from atom.mgpt.bundle import save_bundle
 from atom.runtime.net import free_port
@@ -38,7 +39,7 @@ def test_t2m_writes_every_format_and_repeats_with_its_seed(bundle_store, tmp_pat
     from services.renderer.video import mp4_frame_count
 
     args = ["t2m", "a person jumps twice, then waves", "--base-model", "models/base", "--samples", "2",
-            "--format", "mp4,bvh,npz,smpl", "--size", "64"]
+            "--format", "mp4,gif,bvh,npz,smpl", "--size", "64"]
     out = _atomctl(bundle_store, *args, "--out", str(tmp_path / "a"))
     assert out.returncode == 0, out.stderr
     summary = json.loads((tmp_path / "a" / "prompt.json").read_text())
@@ -49,6 +50,8 @@ def test_t2m_writes_every_format_and_repeats_with_its_seed(bundle_store, tmp_pat
         assert joints.shape == (s["num_frames"], 22, 3)
         assert np.load(folder / "features.npy").shape == (s["num_frames"], 263)  # joints recovered from them
         assert mp4_frame_count((folder / "motion.mp4").read_bytes()) == s["num_frames"]
+        with Image.open(folder / "motion.gif") as gif:
+            assert gif.n_frames == s["num_frames"] and gif.size == (64, 64)
         assert (folder / "motion.bvh").read_text().startswith("HIERARCHY\nROOT pelvis")
         assert np.load(folder / "motion.npz")["joints"].shape == joints.shape
         with np.load(folder / "motion_smpl.npz", allow_pickle=False) as smpl:

@@ -132,6 +132,28 @@ def test_webm_is_vp9_with_every_frame_and_decodes_back(motion_renderer):
     assert np.abs(decoded[0].astype(int) - first).mean() < 12
 
 
+def test_gif_loops_every_frame_at_20_fps_and_decodes_back(motion_renderer):
+    """The slides' and issues' animation: a looping GIF, every frame 5/100 s, each frame the drawn
+    picture up to its 256-colour palette."""
+    import io
+
+    from PIL import Image, ImageSequence
+
+    motion = jump(30)
+    out = render(motion, RenderOptions(form="gif", width=128, height=96), renderer=motion_renderer)
+    assert out.media_type == "image/gif" and out.filenames() == ["motion.gif"]
+    gif = Image.open(io.BytesIO(out.images[0]))
+    frames = [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(gif)]
+    assert gif.info["loop"] == 0 and len(frames) == 30 and frames[0].shape == (96, 128, 3)
+    assert all(f.info["duration"] == 50 for f in ImageSequence.Iterator(Image.open(io.BytesIO(out.images[0]))))
+    png = render(motion, RenderOptions(form="frame_by_frame", interval=10, width=128, height=96),
+                 renderer=motion_renderer)
+    for i, image in zip((0, 10, 20), png.images):
+        assert np.abs(frames[i].astype(int) - decode_png(image).astype(int)).mean() < 4
+    again = render(motion, RenderOptions(form="gif", width=128, height=96), renderer=motion_renderer)
+    assert again.images[0] == out.images[0]
+
+
 def test_fixed_camera_does_not_move(motion_renderer):
     motion = walk(60, speed=1.5)
     poses = motion_renderer.camera_poses(motion, "fixed", [0, 30, 59])
