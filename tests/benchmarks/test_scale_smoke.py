@@ -105,7 +105,8 @@ def test_script_runs_at_tiny_sizes_and_prints_its_tables(tmp_path):
     assert "| stage | N | stage s | process s | controller CPU s | services CPU s | items | items/s | controller MB |" in text
     for stage in ("prompts", "generate", "render", "judge", "pairs"):
         assert f"| {stage} | 6 |" in text and f"| {stage} | 12 |" in text
-    assert "exponents prompts" in text and "largest peak-RSS ratios" in text and "MB per 1,000 motions" in text
+    assert "exponents of stage time: prompts" in text and "exponents of the services' CPU time: prompts" in text
+    assert "largest peak-RSS ratios" in text and "MB per 1,000 motions" in text
     assert "## Extrapolated to 47,100 judged motions" in text
     assert "GPT-4o judge" in text and "synchronous" in text
     assert "check skipped (--no-check)" in text
