@@ -314,9 +314,13 @@ def stage_sets(args, judge: str, per_task: int, run: str) -> list[str]:
     return out
 
 
+ESTIMATE_SAMPLE = 500  # rendered motions the GPT-4o estimate reads (evenly spaced), at most
+
+
 def gpt4o_estimate(store, run: str, form: str, interval: int) -> dict:
     """The judge's own estimate (services/judge/estimate.py) over the motions the render stage
-    rendered, for GPT-4o at its list prices (the judge service's defaults): per question."""
+    rendered (at most ESTIMATE_SAMPLE of them, evenly spaced), for GPT-4o at its list prices (the
+    judge service's defaults): per question."""
     from atom.motion.events import EventLabel, LabelGroup
     from services.judge.estimate import estimate
     from services.judge.records import JudgeItem, PromptRecord
@@ -333,11 +337,11 @@ def gpt4o_estimate(store, run: str, form: str, interval: int) -> dict:
         events = tuple(EventLabel(e["event"], max(1, int(e.get("count") or 1))) for e in labels.get("events", []))
         prompts[d["prompt_id"]] = PromptRecord(d["prompt_id"], d["text"], d["task"], LabelGroup(d["task"], events))
     renders = store.get_json(outputs("render")["renders"])["renders"]
+    rows = [r for r in store.get_jsonl(outputs("generate")["motions"]) if r["motion"] and renders.get(r["motion"])]
+    step = max(1, math.ceil(len(rows) / ESTIMATE_SAMPLE))
     items = []
-    for r in store.get_jsonl(outputs("generate")["motions"]):
-        rend = renders.get(r["motion"]) if r["motion"] else None
-        if not rend:
-            continue
+    for r in rows[::step]:  # the estimate is a mean per question: an even sample of the rendered motions
+        rend = renders[r["motion"]]
         images = [store.get_bytes(k) for k in rend["images"]]
         items.append(JudgeItem(f"{r['prompt_id']}:{r['motion']}", prompts[r["prompt_id"]], images=images,
                                form=form.replace("_", "-"), interval=interval))
