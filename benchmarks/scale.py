@@ -529,15 +529,21 @@ def print_paper_table(series: dict, target: int) -> None:
             slope, icpt = fit_linear(s["n"], kb)
             print(f"| {proc} | {kb[-1] / 1024:.0f} | {slope * 1000 / 1024:+.2f} | "
                   f"{max(kb[-1], icpt + slope * target) / 1024:.0f} |")
-        gb = last.bytes_per_motion * target / 1e9
-        print(f"\nstore: {last.bytes_per_motion:,.0f} bytes per motion at N={last.n} -> {gb:,.2f} GB for {target:,}")
         e = last.estimate
+        print(f"\n| quantity | per motion (N={last.n}) | for {target:,} motions |")
+        print("|---|---|---|")
+        print(f"| store bytes | {last.bytes_per_motion:,.0f} | {last.bytes_per_motion * target / 1e9:,.2f} GB |")
         if e:
-            print(f"\nGPT-4o judge ({e['questions']} rendered motions measured; sizes {e['image_sizes']}): "
-                  f"{e['input_tokens']:,.0f} input tokens per question ({e['image_tokens']:,.0f} image + <= "
-                  f"{e['text_tokens']:,.0f} text), output <= {e['output_tokens_bound']} -> "
-                  f"${e['sync_usd_bound'] * target:,.2f} synchronous, ${e['batch_usd_bound'] * target:,.2f} Batch API "
-                  f"for {target:,} motions, one vote each (output at its bound: an upper bound)")
+            print(f"| GPT-4o input tokens (images exact by the rule + text upper bound) | {e['input_tokens']:,.0f} | "
+                  f"{e['input_tokens'] * target / 1e6:,.1f} M |")
+            print(f"| GPT-4o output tokens (bound) | {e['output_tokens_bound']} | "
+                  f"{e['output_tokens_bound'] * target / 1e6:,.1f} M |")
+            print(f"| GPT-4o judge, synchronous, USD (upper bound) | {e['sync_usd_bound']:.5f} | "
+                  f"{e['sync_usd_bound'] * target:,.2f} |")
+            print(f"| GPT-4o judge, Batch API, USD (upper bound) | {e['batch_usd_bound']:.5f} | "
+                  f"{e['batch_usd_bound'] * target:,.2f} |")
+            print(f"\nGPT-4o estimate over {e['questions']} rendered motions (image sizes {e['image_sizes']}), one vote "
+                  f"each, output at its {e['output_tokens_bound']}-token bound: an upper bound.")
         j = last.stages["judge"].outputs or {}
         if j.get("prompt_tokens"):
             print(f"measured through the judge service: {j['prompt_tokens'] / max(j['scored'], 1):,.0f} prompt tokens "
