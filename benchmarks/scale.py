@@ -17,7 +17,8 @@ added per motion.
 Then, per stage, the growth exponent b of time ~ N^b (least squares on log time vs log N) and the
 peak-RSS ratio from the smallest to the largest N of every process. The check (off with
 --no-check) fails, with exit code 1 and a message naming each offender, when
-  - an exponent is above --max-exponent (1.1), or
+  - an exponent is above --max-exponent (1.1) (a stage under --min-seconds, 1 s, at the largest N
+    is not judged: its time is timer ticks and jitter), or
   - a process's peak RSS at the largest N is more than --rss-tolerance (1.25) times its peak RSS
     at the smallest N (same judge and replicas; nothing is subtracted: the ratio of the raw peaks).
     The processes checked per stage: the controller, and the service the stage calls (judge for
@@ -121,9 +122,12 @@ def motions_for(n: int, samples: int, tasks: int = len(TASKS)) -> tuple[int, int
     return per_task, per_task * tasks * samples
 
 
-def check_curve(series: dict, max_exponent: float, rss_tolerance: float, time_kind: str = "seconds") -> list[str]:
+def check_curve(series: dict, max_exponent: float, rss_tolerance: float, time_kind: str = "seconds",
+                min_seconds: float = 0.0) -> list[str]:
     """series: {label: {"n": [..], time_kind: {stage: [..]}, "rss": {process: [..]}}} ->
-    one message per offence (empty: passed). time_kind: "seconds" (stage time) or "cpu"."""
+    one message per offence (empty: passed). time_kind: "seconds" (stage time) or "cpu". A stage
+    whose time at the largest N is under `min_seconds` is not judged (timer ticks and per-call
+    jitter are all there is to fit)."""
     problems = []
     what = "services' CPU time" if time_kind == "cpu" else "time"
     for label, s in series.items():
@@ -131,6 +135,8 @@ def check_curve(series: dict, max_exponent: float, rss_tolerance: float, time_ki
         if len(set(ns)) < 2:
             continue
         for stage, ts in s[time_kind].items():
+            if max(ts) < min_seconds:
+                continue
             b, _ = fit_power(ns, [max(t, 1e-6) for t in ts])
             if b > max_exponent:
                 problems.append(f"{label}: stage {stage} {what} grows as N^{b:.2f} (> {max_exponent})")
@@ -478,16 +484,17 @@ def print_tables(series: dict) -> None:
             print(f"| {p.n} | {p.bytes_per_motion:,.0f} |")
 
 
-def print_exponents(series: dict) -> None:
+def print_exponents(series: dict, min_seconds: float) -> None:
     print("\nGrowth exponents b (stage time ~ N^b, least squares on log-log) and peak-RSS ratios, smallest to "
-          "largest N:")
+          f"largest N; (short): under {min_seconds:g} s at the largest N, not checked and extrapolated in proportion "
+          "to N only:")
     for label, s in series.items():
         if len(set(s["n"])) < 2:
             print(f"  {label}: one size only, no fit")
             continue
         for kind, what in (("seconds", "stage time"), ("cpu", "the services' CPU time")):
             exps = ", ".join(f"{st} {fit_power(s['n'], [max(t, 1e-6) for t in ts])[0]:.2f}"
-                             for st, ts in s[kind].items())
+                             + (" (short)" if max(ts) < min_seconds else "") for st, ts in s[kind].items())
             print(f"  {label}: exponents of {what}: {exps}")
         worst = sorted(((growth_ratio(s["n"], v), k) for k, v in s["rss"].items()), reverse=True)[:5]
         print("    largest peak-RSS ratios: " + ", ".join(f"{k} x{r:.2f}" for r, k in worst))
@@ -496,7 +503,7 @@ def print_exponents(series: dict) -> None:
               + ", ".join(f"{k} {m:+.2f} MB per 1,000 motions" for m, k in slopes))
 
 
-def print_paper_table(series: dict, target: int) -> None:
+def print_paper_table(series: dict, target: int, min_seconds: float) -> None:
     print(f"\n## Extrapolated to {target:,} judged motions\n")
     print("Time along the fit: t(N_max) x (target / N_max)^b with each stage's fitted b; linear: t(N_max) x target / "
           "N_max (a fit below 1 comes from fixed costs amortised over the measured range and understates a "
@@ -517,10 +524,12 @@ def print_paper_table(series: dict, target: int) -> None:
         for stage, ts in s["seconds"].items():
             ts = [max(t, 1e-6) for t in ts]
             b, _ = fit_power(s["n"], ts)
-            t_fit = extrapolate(s["n"], ts, target)
             t_lin = extrapolate_linear(s["n"], ts, target)
+            short = max(ts) < min_seconds
+            t_fit = t_lin if short else extrapolate(s["n"], ts, target)
             total_fit, total_lin, total_max = total_fit + t_fit, total_lin + t_lin, total_max + max(t_fit, t_lin)
-            print(f"| {stage} | {b:.2f} | {ts[-1]:.2f} | {t_fit:,.0f} | {t_lin:,.0f} | {max(t_fit, t_lin) / 3600:.2f} |")
+            print(f"| {stage} | {b:.2f}{' (short)' if short else ''} | {ts[-1]:.2f} | "
+                  f"{'-' if short else f'{t_fit:,.0f}'} | {t_lin:,.0f} | {max(t_fit, t_lin) / 3600:.2f} |")
         print(f"| all five | | {sum(ts[-1] for ts in s['seconds'].values()):.2f} | {total_fit:,.0f} | {total_lin:,.0f} | "
               f"{total_max / 3600:.2f} |")
         print("\n| process (stage) | peak RSS at N_max, MB | slope, MB per 1,000 motions | linear extrapolation, MB |")
@@ -572,6 +581,9 @@ def main(argv=None) -> int:
     ap.add_argument("--target", type=int, default=PAPER_MOTIONS, help="motions to extrapolate to (the paper: 47,100)")
     ap.add_argument("--max-exponent", type=float, default=1.1)
     ap.add_argument("--rss-tolerance", type=float, default=1.25)
+    ap.add_argument("--min-seconds", type=float, default=1.0,
+                    help="a stage under this many seconds at the largest N is not checked, and is extrapolated in "
+                         "proportion to N only: timer ticks and per-call jitter are all a fit would see")
     ap.add_argument("--check-time", choices=("wall", "cpu"), default="wall",
                     help="the time whose exponent is checked: the stage's wall time, or the CPU seconds the services "
                          "spent during the stage (steadier on a machine other work shares; the controller's CPU is "
@@ -652,10 +664,12 @@ def report(args, points: list[Point]) -> int:
     """Print the tables, the exponents and the extrapolation; then the check (exit code)."""
     series = series_of(points)
     print_tables(series)
-    print_exponents(series)
-    print_paper_table(series, args.target)
-    problems = check_curve(series, args.max_exponent, args.rss_tolerance, "cpu" if args.check_time == "cpu" else "seconds")
-    rule = (f"rule: every stage's {args.check_time}-time exponent <= {args.max_exponent}; every process's peak RSS at the largest N <= "
+    print_exponents(series, args.min_seconds)
+    print_paper_table(series, args.target, args.min_seconds)
+    problems = check_curve(series, args.max_exponent, args.rss_tolerance, "cpu" if args.check_time == "cpu" else "seconds",
+                           args.min_seconds)
+    rule = (f"rule: every stage's {args.check_time}-time exponent <= {args.max_exponent} (stages under "
+            f"{args.min_seconds:g} s at the largest N not judged); every process's peak RSS at the largest N <= "
             f"{args.rss_tolerance} x its peak at the smallest N (raw peaks, nothing subtracted)")
     if args.no_check:
         print(f"\ncheck skipped (--no-check); {rule}; it would have found {len(problems)} problem(s)")

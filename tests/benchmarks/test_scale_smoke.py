@@ -91,6 +91,12 @@ def test_check_curve_flags_superlinear_time_and_growing_memory():
     edge = {"k": {"n": ns, "seconds": {"s": [1.0, 10 ** 1.1]}, "rss": {"p": [100, 125]}}}
     assert scale.check_curve(edge, 1.1 + 1e-9, 1.25) == []
     assert scale.check_curve({"k": {"n": [5], "seconds": {"s": [1.0]}, "rss": {"p": [1]}}}, 1.1, 1.25) == []
+    # A stage too short to time is not judged; the same curve scaled up is.
+    short = {"k": {"n": ns, "cpu": {"pairs": [0.01, 0.2]}, "rss": {}}}
+    assert scale.check_curve(short, 1.1, 1.25, "cpu", min_seconds=1.0) == []
+    longer = {"k": {"n": ns, "cpu": {"pairs": [1.0, 20.0]}, "rss": {}}}
+    (msg,) = scale.check_curve(longer, 1.1, 1.25, "cpu", min_seconds=1.0)
+    assert "pairs services' CPU time grows as N^1.30" in msg
 
 
 @pytest.mark.slow
