@@ -26,6 +26,7 @@ test: $(STAMP) browser lint
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check atom services benchmarks tests deploy
+	$(VENV)/bin/ruff format --check atom services benchmarks tests deploy
 	$(VENV)/bin/mypy
 
 # The run-browser test drives a real Chromium. Installed here when missing and we may (root);

@@ -72,8 +72,7 @@ def _as_score(v, where: str) -> int | None:
     return int(f)
 
 
-def agreement(a: Sequence, b: Sequence, labels: Sequence[int] | None = None,
-              names: tuple[str, str] = ("a", "b")) -> AgreementReport:
+def agreement(a: Sequence, b: Sequence, labels: Sequence[int] | None = None, names: tuple[str, str] = ("a", "b")) -> AgreementReport:
     """Compare two aligned score lists; positions where either side is None are skipped."""
     if len(a) != len(b):
         raise AgreementInputError(f"score lists differ in length: {len(a)} vs {len(b)}; align them by item first")
@@ -92,8 +91,9 @@ def agreement(a: Sequence, b: Sequence, labels: Sequence[int] | None = None,
         conf[index[x], index[y]] += 1
     n = len(pairs)
     if n == 0:
-        return AgreementReport(names[0], names[1], 0, skipped, float("nan"), float("nan"), float("nan"),
-                               None, None, None, labs, conf.tolist())
+        return AgreementReport(
+            names[0], names[1], 0, skipped, float("nan"), float("nan"), float("nan"), None, None, None, labs, conf.tolist()
+        )
     xa = np.array([p[0] for p in pairs], float)
     xb = np.array([p[1] for p in pairs], float)
     diff = np.abs(xa - xb)
@@ -104,12 +104,14 @@ def agreement(a: Sequence, b: Sequence, labels: Sequence[int] | None = None,
     p_o = float(np.mean(diff == 0))
     p_e = float(np.sum(conf.sum(1) / n * conf.sum(0) / n))
     kappa = None if p_e >= 1.0 else (p_o - p_e) / (1.0 - p_e)
-    return AgreementReport(names[0], names[1], n, skipped, p_o, float(np.mean(diff <= 1)), float(diff.mean()),
-                           rho, p_val, kappa, labs, conf.tolist())
+    return AgreementReport(
+        names[0], names[1], n, skipped, p_o, float(np.mean(diff <= 1)), float(diff.mean()), rho, p_val, kappa, labs, conf.tolist()
+    )
 
 
-def agreement_by_id(a: Mapping[str, object], b: Mapping[str, object], labels: Sequence[int] | None = None,
-                    names: tuple[str, str] = ("a", "b")) -> AgreementReport:
+def agreement_by_id(
+    a: Mapping[str, object], b: Mapping[str, object], labels: Sequence[int] | None = None, names: tuple[str, str] = ("a", "b")
+) -> AgreementReport:
     """Compare scores keyed by item id over the ids both sides have; ids on one side only count
     as skipped."""
     common = sorted(set(a) & set(b))
@@ -126,8 +128,7 @@ def load_scores(path: str | Path | None = None, data: bytes | str | None = None,
             raise AgreementInputError("give a path or the file's data")
         data = Path(path).read_bytes()
     text = data.decode() if isinstance(data, bytes) else data
-    fmt = fmt or ("jsonl" if path and str(path).endswith((".jsonl", ".json")) else
-                  "jsonl" if text.lstrip().startswith("{") else "csv")
+    fmt = fmt or ("jsonl" if path and str(path).endswith((".jsonl", ".json")) else "jsonl" if text.lstrip().startswith("{") else "csv")
     out: dict[str, int | None] = {}
     if fmt == "jsonl":
         for n, line in enumerate(text.splitlines(), 1):

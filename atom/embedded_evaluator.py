@@ -93,8 +93,12 @@ class TextEncoder(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, cfg.word_dim, padding_idx=0)
         self.gru = nn.GRU(cfg.word_dim, cfg.text_hidden, batch_first=True, bidirectional=True)
-        self.out = nn.Sequential(nn.Linear(2 * cfg.text_hidden, cfg.text_hidden), nn.LayerNorm(cfg.text_hidden),
-                                 nn.GELU(), nn.Linear(cfg.text_hidden, cfg.embed_dim))
+        self.out = nn.Sequential(
+            nn.Linear(2 * cfg.text_hidden, cfg.text_hidden),
+            nn.LayerNorm(cfg.text_hidden),
+            nn.GELU(),
+            nn.Linear(cfg.text_hidden, cfg.embed_dim),
+        )
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         packed = pack_padded_sequence(self.embed(ids), lengths.cpu(), batch_first=True, enforce_sorted=False)
@@ -109,9 +113,12 @@ class MotionEncoder(nn.Module):
         self.conv1 = nn.Conv1d(FEATURE_DIM, c, 4, 2, 1)
         self.conv2 = nn.Conv1d(c, c, 4, 2, 1)
         self.gru = nn.GRU(c, cfg.motion_hidden, batch_first=True, bidirectional=True)
-        self.out = nn.Sequential(nn.Linear(2 * cfg.motion_hidden, cfg.motion_hidden),
-                                 nn.LayerNorm(cfg.motion_hidden), nn.GELU(),
-                                 nn.Linear(cfg.motion_hidden, cfg.embed_dim))
+        self.out = nn.Sequential(
+            nn.Linear(2 * cfg.motion_hidden, cfg.motion_hidden),
+            nn.LayerNorm(cfg.motion_hidden),
+            nn.GELU(),
+            nn.Linear(cfg.motion_hidden, cfg.embed_dim),
+        )
 
     @staticmethod
     def _mask(h: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -193,27 +200,40 @@ class EmbeddedEvaluator:
 
     @torch.no_grad()
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        out = [self._scale(self.model.text(*self._text_batch(texts[i : i + self.batch_size]))).cpu().numpy()
-               for i in range(0, len(texts), self.batch_size)]
+        out = [
+            self._scale(self.model.text(*self._text_batch(texts[i : i + self.batch_size]))).cpu().numpy()
+            for i in range(0, len(texts), self.batch_size)
+        ]
         return np.concatenate(out) if out else np.zeros((0, self.config.embed_dim), np.float32)
 
     @torch.no_grad()
     def embed_motions(self, features: Sequence[np.ndarray]) -> np.ndarray:
-        out = [self._scale(self.model.motion(*self._motion_batch(features[i : i + self.batch_size]))).cpu().numpy()
-               for i in range(0, len(features), self.batch_size)]
+        out = [
+            self._scale(self.model.motion(*self._motion_batch(features[i : i + self.batch_size]))).cpu().numpy()
+            for i in range(0, len(features), self.batch_size)
+        ]
         return np.concatenate(out) if out else np.zeros((0, self.config.embed_dim), np.float32)
 
     def describe(self) -> dict:
-        return {"name": self.name, "embedding_dim": self.config.embed_dim,
-                "embedding_scale": self.config.embedding_scale, "vocab_size": len(self.vocab),
-                "motion_encoder": "avgpool2 + 2 stride-2 convs + BiGRU packed by length",
-                **({"gt": self.summary["gt"]} if "gt" in self.summary else {})}
+        return {
+            "name": self.name,
+            "embedding_dim": self.config.embed_dim,
+            "embedding_scale": self.config.embedding_scale,
+            "vocab_size": len(self.vocab),
+            "motion_encoder": "avgpool2 + 2 stride-2 convs + BiGRU packed by length",
+            **({"gt": self.summary["gt"]} if "gt" in self.summary else {}),
+        }
 
     # -- persistence -------------------------------------------------------------------------
     def to_artifacts(self) -> tuple[bytes, bytes]:
         weights = st_save({k: v.contiguous() for k, v in self.model.state_dict().items()})
-        meta = {"format_version": FORMAT_VERSION, "name": self.name, "config": asdict(self.config),
-                "vocab": self.vocab, "summary": self.summary}
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "name": self.name,
+            "config": asdict(self.config),
+            "vocab": self.vocab,
+            "summary": self.summary,
+        }
         return weights, json.dumps(meta, indent=1, sort_keys=True).encode()
 
     @classmethod
@@ -245,8 +265,7 @@ class EmbeddedEvaluator:
     def save(self, store, prefix: str) -> dict[str, str]:
         weights, meta = self.to_artifacts()
         p = prefix.rstrip("/")
-        return {"weights": store.put_bytes(f"{p}/model.safetensors", weights).key,
-                "meta": store.put_bytes(f"{p}/evaluator.json", meta).key}
+        return {"weights": store.put_bytes(f"{p}/model.safetensors", weights).key, "meta": store.put_bytes(f"{p}/evaluator.json", meta).key}
 
     @classmethod
     def load(cls, store, prefix: str) -> "EmbeddedEvaluator":

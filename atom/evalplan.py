@@ -75,7 +75,7 @@ def motiongpt_items(dataset: HumanML3D, split: str = "test") -> list[EvalItem]:
             if cap.whole_clip:
                 continue
             a = int(cap.start * FPS)
-            n = len(range(length)[a:int(cap.end * FPS)])
+            n = len(range(length)[a : int(cap.end * FPS)])
             if MIN_LEN <= n < MAX_LEN:
                 items.append(EvalItem(f"{cid}#{line}", cid, a, a + n, (cap,)))
         whole = tuple(c for c in captions if c.whole_clip)
@@ -118,13 +118,23 @@ def generation_seed(seed: int, replication: int, kind: str) -> int:
 
 
 def items_to_json(items: list[EvalItem]) -> list[dict]:
-    return [{"item_id": it.item_id, "clip_id": it.clip_id, "start": it.start, "end": it.end,
-             "captions": [c.to_line() for c in it.captions]} for it in items]
+    return [
+        {"item_id": it.item_id, "clip_id": it.clip_id, "start": it.start, "end": it.end, "captions": [c.to_line() for c in it.captions]}
+        for it in items
+    ]
 
 
 def items_from_json(rows: list[dict]) -> list[EvalItem]:
-    return [EvalItem(r["item_id"], r["clip_id"], int(r["start"]), int(r["end"]),
-                     tuple(Caption.from_line(line, f"item {r['item_id']}") for line in r["captions"])) for r in rows]
+    return [
+        EvalItem(
+            r["item_id"],
+            r["clip_id"],
+            int(r["start"]),
+            int(r["end"]),
+            tuple(Caption.from_line(line, f"item {r['item_id']}") for line in r["captions"]),
+        )
+        for r in rows
+    ]
 
 
 def store_items(store, dataset_prefix: str, split: str = "test") -> list[EvalItem]:

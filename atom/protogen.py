@@ -1,7 +1,7 @@
 """Generate the Python gRPC code for protos/atom/v1 into atom/v1, reproducibly.
 
-    python -m atom.protogen          # regenerate
-    python -m atom.protogen --check  # exit 1 if atom/v1 is stale (the test suite runs this)
+python -m atom.protogen          # regenerate
+python -m atom.protogen --check  # exit 1 if atom/v1 is stale (the test suite runs this)
 """
 
 from __future__ import annotations
@@ -28,8 +28,17 @@ def generate(out_root: Path) -> Path:
 
     include = Path(grpc_tools.__file__).parent / "_proto"
     files = [str(p.relative_to(PROTO_ROOT)) for p in proto_files()]
-    rc = protoc.main(["protoc", f"-I{PROTO_ROOT}", f"-I{include}", f"--python_out={out_root}",
-                      f"--pyi_out={out_root}", f"--grpc_python_out={out_root}", *files])
+    rc = protoc.main(
+        [
+            "protoc",
+            f"-I{PROTO_ROOT}",
+            f"-I{include}",
+            f"--python_out={out_root}",
+            f"--pyi_out={out_root}",
+            f"--grpc_python_out={out_root}",
+            *files,
+        ]
+    )
     if rc != 0:
         raise SystemExit(f"protoc failed with exit code {rc}")
     out = out_root / "atom" / "v1"

@@ -46,18 +46,68 @@ class UnreadableFileError(ValueError):
 
 # Modules whose globals can run commands, import or evaluate code. A file naming one is refused
 # outright (as a placeholder it would be harmless, but such a file is not a checkpoint).
-DENIED_MODULES = frozenset((
-    "os", "posix", "nt", "subprocess", "sys", "shutil", "socket", "importlib", "runpy", "pickle", "_pickle",
-    "marshal", "ctypes", "code", "codeop", "pty", "webbrowser", "multiprocessing", "signal", "io", "_io", "types",
-    "inspect", "operator", "functools", "pdb", "timeit", "platform", "tempfile", "glob", "pathlib", "urllib",
-    "http", "requests", "asyncio", "threading", "_thread", "builtins", "__builtin__", "copyreg", "_codecs",
-    "codecs", "gc", "weakref", "ast", "dill", "cloudpickle", "joblib", "site", "sysconfig", "zipimport",
-))
+DENIED_MODULES = frozenset(
+    (
+        "os",
+        "posix",
+        "nt",
+        "subprocess",
+        "sys",
+        "shutil",
+        "socket",
+        "importlib",
+        "runpy",
+        "pickle",
+        "_pickle",
+        "marshal",
+        "ctypes",
+        "code",
+        "codeop",
+        "pty",
+        "webbrowser",
+        "multiprocessing",
+        "signal",
+        "io",
+        "_io",
+        "types",
+        "inspect",
+        "operator",
+        "functools",
+        "pdb",
+        "timeit",
+        "platform",
+        "tempfile",
+        "glob",
+        "pathlib",
+        "urllib",
+        "http",
+        "requests",
+        "asyncio",
+        "threading",
+        "_thread",
+        "builtins",
+        "__builtin__",
+        "copyreg",
+        "_codecs",
+        "codecs",
+        "gc",
+        "weakref",
+        "ast",
+        "dill",
+        "cloudpickle",
+        "joblib",
+        "site",
+        "sysconfig",
+        "zipimport",
+    )
+)
 
 # Builtins a config object legitimately names (as values or to rebuild containers). Everything
 # else from builtins (eval, exec, getattr, __import__, open, type, ...) refuses the file.
-_PLAIN_BUILTINS = {name: getattr(__import__("builtins"), name) for name in (
-    "dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "bool", "str", "slice", "object")}
+_PLAIN_BUILTINS = {
+    name: getattr(__import__("builtins"), name)
+    for name in ("dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "bool", "str", "slice", "object")
+}
 _MAX_BYTES_ARG = 1 << 20  # bytes(n) / bytearray(n) from a pickle: refuse absurd allocations
 
 
@@ -145,8 +195,7 @@ class CheckpointLimits:
                 raise UnreadableFileError(f"{name}={raw!r} is not an integer number of bytes/records") from None
 
         d = cls()
-        return cls(num("ATOM_CHECKPOINT_MAX_BYTES", d.max_bytes), num("ATOM_CHECKPOINT_MAX_RECORDS", d.max_records),
-                   d.max_pickle_bytes)
+        return cls(num("ATOM_CHECKPOINT_MAX_BYTES", d.max_bytes), num("ATOM_CHECKPOINT_MAX_RECORDS", d.max_records), d.max_pickle_bytes)
 
 
 def _check_archive(path: Path, limits: CheckpointLimits) -> None:
@@ -156,18 +205,19 @@ def _check_archive(path: Path, limits: CheckpointLimits) -> None:
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise UnreadableFileError(
             f"{path} is not a readable PyTorch checkpoint (expected the zip format torch.save writes since "
-            f"PyTorch 1.6: {exc}); an older file can be re-saved with torch.save on a trusted machine") from None
+            f"PyTorch 1.6: {exc}); an older file can be re-saved with torch.save on a trusted machine"
+        ) from None
     if len(infos) > limits.max_records:
-        raise UnsafeFileError(f"{path} has {len(infos)} entries, more than the limit of {limits.max_records} "
-                              "(ATOM_CHECKPOINT_MAX_RECORDS)")
+        raise UnsafeFileError(f"{path} has {len(infos)} entries, more than the limit of {limits.max_records} (ATOM_CHECKPOINT_MAX_RECORDS)")
     packed = [i.filename for i in infos if i.compress_type != zipfile.ZIP_STORED]
     if packed:
-        raise UnsafeFileError(f"{path}: entry {packed[0]} is compressed; torch.save stores entries uncompressed, "
-                              "so this file was not written by it (a compressed entry can expand without bound)")
+        raise UnsafeFileError(
+            f"{path}: entry {packed[0]} is compressed; torch.save stores entries uncompressed, "
+            "so this file was not written by it (a compressed entry can expand without bound)"
+        )
     total = sum(i.file_size for i in infos)
     if total > limits.max_bytes:
-        raise UnsafeFileError(f"{path} holds {total} bytes, more than the limit of {limits.max_bytes} "
-                              "(ATOM_CHECKPOINT_MAX_BYTES)")
+        raise UnsafeFileError(f"{path} holds {total} bytes, more than the limit of {limits.max_bytes} (ATOM_CHECKPOINT_MAX_BYTES)")
     pkl = [i for i in infos if i.filename.endswith("/data.pkl") or i.filename == "data.pkl"]
     if not pkl:
         raise UnreadableFileError(f"{path} is a zip file but not a torch.save checkpoint (no data.pkl)")
@@ -187,16 +237,19 @@ def _safe_globals_for(names: list[str], what: str) -> list[Callable[..., Any] | 
             elif name in ("bytes", "bytearray"):
                 out.append((_bounded_bytes(bytes if name == "bytes" else bytearray), full))
             else:
-                raise UnsafeFileError(f"refusing to load {what}: it asks for builtins.{name}, which can run code; "
-                                      "this is not a plain checkpoint, or it has been tampered with. Nothing was executed")
+                raise UnsafeFileError(
+                    f"refusing to load {what}: it asks for builtins.{name}, which can run code; "
+                    "this is not a plain checkpoint, or it has been tampered with. Nothing was executed"
+                )
         elif is_denied(full):
-            raise UnsafeFileError(f"refusing to load {what}: it asks for {full}, which can run code; this is not a "
-                                  "plain checkpoint, or it has been tampered with. Nothing was executed")
+            raise UnsafeFileError(
+                f"refusing to load {what}: it asks for {full}, which can run code; this is not a "
+                "plain checkpoint, or it has been tampered with. Nothing was executed"
+            )
         elif _root(module) == "torch":
             # Torch's own loader already allows what tensors need; other torch objects (modules,
             # optimisers, scripted code) are not weights.
-            raise UnsafeFileError(f"refusing to load {what}: it holds {full}, a torch object other than tensors; "
-                                  "save a state_dict instead")
+            raise UnsafeFileError(f"refusing to load {what}: it holds {full}, a torch object other than tensors; save a state_dict instead")
         elif full == "collections.defaultdict":
             out.append((_plain_defaultdict, full))
         else:
@@ -219,8 +272,7 @@ def load_torch_checkpoint(path: str | Path, limits: CheckpointLimits | None = No
     try:
         names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
     except Exception as exc:  # a malformed pickle fails in many ways; all mean "not a checkpoint"
-        raise UnreadableFileError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: "
-                                  f"{str(exc)[:300]})") from None
+        raise UnreadableFileError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {str(exc)[:300]})") from None
     extra = _safe_globals_for(names, str(path))
     with _TORCH_GLOBALS_LOCK, torch.serialization.safe_globals(extra), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch warns about odd pickle protocols before refusing them
@@ -230,14 +282,15 @@ def load_torch_checkpoint(path: str | Path, limits: CheckpointLimits | None = No
             raise
         except pickle.UnpicklingError as exc:
             # torch wraps the reason in several paragraphs of advice meant for trusted files.
-            reason = next((line for line in str(exc).splitlines() if "Unsupported" in line or "Can only" in line
-                           or "Trying" in line), str(exc).splitlines()[0] if str(exc) else "")
+            reason = next(
+                (line for line in str(exc).splitlines() if "Unsupported" in line or "Can only" in line or "Trying" in line),
+                str(exc).splitlines()[0] if str(exc) else "",
+            )
             raise UnreadableFileError(f"{path}: refused by the safe loader ({reason.strip()[:300]})") from None
         except MemoryError:
             raise UnsafeFileError(f"{path}: loading it needs more memory than this machine has; refused") from None
         except Exception as exc:  # torch's own asserts and errors on malformed files: all "not readable"
-            raise UnreadableFileError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: "
-                                      f"{str(exc)[:300]})") from None
+            raise UnreadableFileError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {str(exc)[:300]})") from None
 
 
 # -- plain pickles (word lists, indexes) --------------------------------------------------------------
@@ -284,9 +337,12 @@ def _latin1(text, encoding="latin1"):
 
 
 _PLAIN_GLOBALS = {
-    ("numpy.core.multiarray", "scalar"): _numpy_scalar, ("numpy._core.multiarray", "scalar"): _numpy_scalar,
-    ("numpy", "dtype"): _SafeDType, ("_codecs", "encode"): _latin1,
-    ("builtins", "bytes"): _bounded_bytes(bytes), ("builtins", "bytearray"): _bounded_bytes(bytearray),
+    ("numpy.core.multiarray", "scalar"): _numpy_scalar,
+    ("numpy._core.multiarray", "scalar"): _numpy_scalar,
+    ("numpy", "dtype"): _SafeDType,
+    ("_codecs", "encode"): _latin1,
+    ("builtins", "bytes"): _bounded_bytes(bytes),
+    ("builtins", "bytearray"): _bounded_bytes(bytearray),
 }
 
 
@@ -297,8 +353,7 @@ class _PlainUnpickler(pickle.Unpickler):
             return _PLAIN_BUILTINS[name]
         if (module, name) in _PLAIN_GLOBALS:
             return _PLAIN_GLOBALS[(module, name)]
-        raise UnsafeFileError(f"refusing to unpickle {module}.{name}: this file may hold only lists, dicts, "
-                              "strings and numbers")
+        raise UnsafeFileError(f"refusing to unpickle {module}.{name}: this file may hold only lists, dicts, strings and numbers")
 
 
 def load_plain_pickle(data: bytes, what: str) -> Any:

@@ -76,10 +76,12 @@ class ModelSettings(Section):
     base: StorePrefix = Field("", description="store prefix of a model bundle; empty = the tiny base, pretrained on first use")
     checkpoint: str = Field("", description="a released MotionGPT checkpoint (motiongpt_s3_h3d.tar), imported once")
     t5_dir: str = Field("", description="flan-t5-base folder; empty = deps/flan-t5-base next to the checkpoint")
-    mean_std: str = Field("", description="MotionGPT's meta/{mean,std}.npy folder (not HumanML3D's Mean/Std); "
-                                          "empty = found in its deps/ layout")
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda|cuda:\d+)$",
-                        description="generator, trainer, evaluator: auto | cpu | cuda | cuda:N")
+    mean_std: str = Field(
+        "", description="MotionGPT's meta/{mean,std}.npy folder (not HumanML3D's Mean/Std); empty = found in its deps/ layout"
+    )
+    device: str = Field(
+        "auto", pattern=r"^(auto|cpu|cuda|cuda:\d+)$", description="generator, trainer, evaluator: auto | cpu | cuda | cuda:N"
+    )
     dtype: Dtype = Field("fp32", description="the language model's format on generator and trainer")
     pretrain_minutes: float = Field(20.0, gt=0, description="a cap: the planned steps take about 9 min on 2 cores")
     pretrain_preset: Literal["default", "tiny"] = Field("default", description="tiny: seconds, for tests and smoke runs")
@@ -89,7 +91,8 @@ class PromptSettings(Section):
     """Event-level prompt composition (the judge service's ComposePrompts)."""
 
     tasks: Annotated[list[Task], BeforeValidator(_comma_list)] = Field(
-        default_factory=lambda: list(TASKS), min_length=1, description="sub-tasks")
+        default_factory=lambda: list(TASKS), min_length=1, description="sub-tasks"
+    )
     per_task: int = Field(150, ge=1, description="training prompts per sub-task")
     eval_per_task: int = Field(100, ge=1, description="held-out prompts per sub-task (>= 32 for R-precision)")
     backend: Literal["offline", "llm"] = Field("offline", description="offline templates, or an OpenAI-compatible LLM")
@@ -101,13 +104,12 @@ class GenerateSettings(Section):
     samples_per_prompt: int = Field(8, ge=2, description="motions per training prompt (paper: 6-10)")
     eval_samples_per_prompt: int = Field(8, ge=1, description="motions per held-out prompt")
     temperature: float = Field(1.0, gt=0, description="softmax temperature")
-    top_k: int | None = Field(None, ge=0, description="null = the decoding's (off for constrained, 50 for motiongpt); "
-                                                       "0 = off")
+    top_k: int | None = Field(None, ge=0, description="null = the decoding's (off for constrained, 50 for motiongpt); 0 = off")
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus mass; 1 = off")
-    max_length: int | None = Field(None, ge=1, le=1024, description="null = the decoding's: 49 codes (constrained), "
-                                                                    "127 new tokens (motiongpt)")
-    decoding: Decoding = Field("", description="empty = the model's own: motiongpt for an imported "
-                                                         "checkpoint, else constrained")
+    max_length: int | None = Field(
+        None, ge=1, le=1024, description="null = the decoding's: 49 codes (constrained), 127 new tokens (motiongpt)"
+    )
+    decoding: Decoding = Field("", description="empty = the model's own: motiongpt for an imported checkpoint, else constrained")
     batch_prompts: int = Field(8, ge=1, description="prompts per Generate request (the unit of fan-out and retry)")
     concurrency: int = Field(2, ge=1, description="requests in flight per generator replica")
 
@@ -131,15 +133,19 @@ class JudgeSettings(Section):
     batch: int = Field(16, ge=1, description="motions per Score request")
     votes: int = Field(1, ge=1, le=15, description="VLM: ask each question this many times, keep the majority")
     vote_temperature: float = Field(0.7, gt=0, le=2, description="VLM votes' sampling temperature")
-    min_agreement: float = Field(0.0, ge=0, le=1, description="VLM votes: drop pairs whose chosen or rejected "
-                                                              "score has less agreement than this")
+    min_agreement: float = Field(
+        0.0, ge=0, le=1, description="VLM votes: drop pairs whose chosen or rejected score has less agreement than this"
+    )
     response_format: ResponseFormat = Field(
-        "json_schema", description="VLM structured output: json_schema (OpenAI), guided_json / structured_outputs "
-                                   "(vLLM), json_object, none")
+        "json_schema", description="VLM structured output: json_schema (OpenAI), guided_json / structured_outputs (vLLM), json_object, none"
+    )
     batch_api: bool = Field(False, description="VLM: through the Batch API at half price (resumes after a kill)")
     confirm_above_usd: float | None = Field(
-        5.0, ge=0, description="VLM: ask before the judge stage spends more than this (estimated, USD); with no "
-                               "terminal, stop instead; null = never ask (--yes)")
+        5.0,
+        ge=0,
+        description="VLM: ask before the judge stage spends more than this (estimated, USD); with no "
+        "terminal, stop instead; null = never ask (--yes)",
+    )
 
 
 class PairSettings(Section):
@@ -147,8 +153,7 @@ class PairSettings(Section):
 
     theta: float = Field(0.0, ge=0, description="pair when score_i - score_j > theta")
     score_filter: bool = Field(True, description="keep a pair only when the chosen motion passes the task")
-    min_chosen_score: float | None = Field(None, ge=0, description="null = per task: > 3 on the 0-5 scales, "
-                                                                   "> 2 on frequency's 1-3")
+    min_chosen_score: float | None = Field(None, ge=0, description="null = per task: > 3 on the 0-5 scales, > 2 on frequency's 1-3")
     mixed_size: int = Field(0, ge=0, description="pairs in the mixed training set; 0 = every pair")
 
 
@@ -160,8 +165,7 @@ class TrainSettings(Section):
     (as its official release ran it) is algorithm ipo, beta 0.1, logprobs mean."""
 
     algorithm: Algorithm = Field("kto", description="preference loss (the paper's: ipo)")
-    logprobs: Logprob = Field("sum", description="sequence log-prob: sum over tokens, or the per-token "
-                                                           "mean (TRL's IPO convention)")
+    logprobs: Logprob = Field("sum", description="sequence log-prob: sum over tokens, or the per-token mean (TRL's IPO convention)")
     beta: float = Field(1.0, gt=0, description="the loss's beta (paper, IPO: 0.1)")
     rpo_alpha: float = Field(0.0, ge=0, description="weight of the chosen motions' NLL added to the loss (RPO)")
     learning_rate: float = Field(1e-3, gt=0, description="peak learning rate, cosine schedule")
@@ -172,7 +176,8 @@ class TrainSettings(Section):
     lora_alpha: int = Field(16, ge=1, description="LoRA alpha")
     lora_dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout")
     target_modules: Annotated[list[str], BeforeValidator(_comma_list)] = Field(
-        default_factory=lambda: ["q", "v"], min_length=1, description="T5 projections that get LoRA")
+        default_factory=lambda: ["q", "v"], min_length=1, description="T5 projections that get LoRA"
+    )
 
 
 class SiteSettings(Section):
@@ -192,6 +197,7 @@ class EvalSettings(Section):
     general_samples: int = Field(5, ge=1, description="generations per test caption; each replication picks one")
     mm_texts: int = Field(100, ge=0, description="MultiModality prompts")
     mm_samples: int = Field(30, ge=0, description="generations per MultiModality prompt")
-    evaluator: str = Field("embedded", pattern=r"^(embedded|guo:.+)$",
-                           description="embedded, or guo:<dir> (Guo et al.'s finest.tar, glove/, meta/; or deps/)")
+    evaluator: str = Field(
+        "embedded", pattern=r"^(embedded|guo:.+)$", description="embedded, or guo:<dir> (Guo et al.'s finest.tar, glove/, meta/; or deps/)"
+    )
     protocol: Protocol = Field("", description="empty = motiongpt with the Guo evaluator, else guo")

@@ -47,7 +47,7 @@ class T2MRequest:
 
     def __post_init__(self) -> None:
         if not self.text.strip():
-            raise ValueError("the prompt is empty; e.g. atomctl t2m \"a person jumps twice, then waves\"")
+            raise ValueError('the prompt is empty; e.g. atomctl t2m "a person jumps twice, then waves"')
         if len(self.text) > 1000:
             raise ValueError("the prompt is longer than 1000 characters")
         if not 1 <= self.samples <= 100:
@@ -58,35 +58,52 @@ class T2MRequest:
 
 
 def prompt_for(text: str) -> common_pb2.Prompt:
-    return common_pb2.Prompt(prompt_id="t2m-" + hashlib.sha256(text.encode()).hexdigest()[:12], text=text,
-                             task="general")
+    return common_pb2.Prompt(prompt_id="t2m-" + hashlib.sha256(text.encode()).hexdigest()[:12], text=text, task="general")
 
 
-def text_to_motion(store: ArtifactStore, generator: ServiceClient, renderer: ServiceClient | None,
-                   base_model: str, request: T2MRequest, gen: GenerateSettings, out: Path,
-                   smpl_rest: np.ndarray | None = None) -> dict:
+def text_to_motion(
+    store: ArtifactStore,
+    generator: ServiceClient,
+    renderer: ServiceClient | None,
+    base_model: str,
+    request: T2MRequest,
+    gen: GenerateSettings,
+    out: Path,
+    smpl_rest: np.ndarray | None = None,
+) -> dict:
     """Generate, then write the samples under `out`; returns the summary also written to prompt.json.
 
     smpl_rest: the rest joints of request.smpl_model (atom.motion.smpl_export.model_rest_joints),
     read by the caller before anything starts so that a bad model file fails at once."""
     reply = generator_pb2.GenerateRequest(
-        prompts=[prompt_for(request.text)], samples_per_prompt=request.samples, seed=request.seed,
-        model=common_pb2.ModelRef(base=base_model, adapter=request.adapter), sampling=sampling_params(gen))
+        prompts=[prompt_for(request.text)],
+        samples_per_prompt=request.samples,
+        seed=request.seed,
+        model=common_pb2.ModelRef(base=base_model, adapter=request.adapter),
+        sampling=sampling_params(gen),
+    )
     motions = sorted(generator.stream("Generate", reply, timeout=3600), key=lambda m: m.sample_index)
     out.mkdir(parents=True, exist_ok=True)
     videos: dict[str, dict[str, str]] = {}  # file name -> motion key -> rendered artifact key
     keys = [m.motion.key for m in motions if m.motion.key]
     for fmt, (form, name) in RENDERED.items():
         if fmt in request.formats and renderer is not None and keys:
-            req = renderer_pb2.RenderRequest(motions=[common_pb2.ArtifactRef(key=k) for k in keys],
-                                             options=renderer_pb2.RenderOptions(form=form, width=request.size,
-                                                                                height=request.size))
+            req = renderer_pb2.RenderRequest(
+                motions=[common_pb2.ArtifactRef(key=k) for k in keys],
+                options=renderer_pb2.RenderOptions(form=form, width=request.size, height=request.size),
+            )
             videos[name] = {r.motion.key: r.images[0].key for r in renderer.stream("Render", req, timeout=3600)}
     samples = []
     for m in motions:
         folder = out / f"sample-{m.sample_index}"
-        entry = {"sample_index": m.sample_index, "sample_seed": m.sample_seed, "motion": m.motion.key,
-                 "num_frames": m.num_frames, "num_tokens": m.num_tokens, "files": []}
+        entry = {
+            "sample_index": m.sample_index,
+            "sample_seed": m.sample_seed,
+            "motion": m.motion.key,
+            "num_frames": m.num_frames,
+            "num_tokens": m.num_tokens,
+            "files": [],
+        }
         if not m.motion.key:
             entry["note"] = "the model produced no motion for this sample"
             samples.append(entry)
@@ -112,7 +129,6 @@ def text_to_motion(store: ArtifactStore, generator: ServiceClient, renderer: Ser
             files["motion_smpl.npz"] = None
         entry["files"] = [f"{folder.name}/{name}" for name in files]
         samples.append(entry)
-    summary = {"request": asdict(request), "base_model": base_model, "model_id": motions[0].model_id if motions else "",
-               "samples": samples}
+    summary = {"request": asdict(request), "base_model": base_model, "model_id": motions[0].model_id if motions else "", "samples": samples}
     (out / "prompt.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -39,8 +39,11 @@ from atom.mgpt.bundle import load_bundle  # noqa: E402
 from atom.motion.events import TASKS  # noqa: E402
 from atom.pipeline.bootstrap import base_model_prefix, evaluator_prefix, world_prefix  # noqa: E402
 from atom.pipeline.config import PipelineConfig, parse_value  # noqa: E402
-from atom.pipeline.stages import (EVAL_GENERAL_SEED_OFFSET, EVAL_PROMPTS_SEED_OFFSET,  # noqa: E402
-                                  general_captions)
+from atom.pipeline.stages import (
+    EVAL_GENERAL_SEED_OFFSET,
+    EVAL_PROMPTS_SEED_OFFSET,  # noqa: E402
+    general_captions,
+)
 from atom.settings import EvalSettings  # noqa: E402
 from atom.store import open_store  # noqa: E402
 from atom.store.localcache import local_tree  # noqa: E402
@@ -75,8 +78,7 @@ def train_config(sets: list[str], **fields) -> TrainConfig:
     return TrainConfig.from_dict(d)
 
 
-def sample(pool: AdapterPool, prompts, adapter: str | None, request_seed: int, samples: int,
-           decoding: str | None = None):
+def sample(pool: AdapterPool, prompts, adapter: str | None, request_seed: int, samples: int, decoding: str | None = None):
     """(prompt, motion) for `samples` motions per prompt, seeded as the generator service seeds a
     Generate request with `request_seed`: base and adapters are sampled with the same dice."""
     texts = [p.text for p in prompts for _ in range(samples)]
@@ -85,14 +87,14 @@ def sample(pool: AdapterPool, prompts, adapter: str | None, request_seed: int, s
         yield prompts[k // samples], motion
 
 
-def sample_held_out(pool: AdapterPool, prompts, adapter: str | None, seed: int, samples: int,
-                    decoding: str | None = None):
+def sample_held_out(pool: AdapterPool, prompts, adapter: str | None, seed: int, samples: int, decoding: str | None = None):
     """The held-out prompts' motions the evaluate stage of a run with seed `seed` asks for."""
     return sample(pool, prompts, adapter, seed + EVAL_PROMPTS_SEED_OFFSET, samples, decoding)
 
 
-def model_samples(pool: AdapterPool, prompts, captions, adapter: str | None, seed: int, samples: int,
-                  fid_seeds: list[int], decoding: str | None = None) -> list[ModelSample]:
+def model_samples(
+    pool: AdapterPool, prompts, captions, adapter: str | None, seed: int, samples: int, fid_seeds: list[int], decoding: str | None = None
+) -> list[ModelSample]:
     """One model's evaluation samples, as the evaluator service reads them from a run: held-out
     prompts' motions with their kinematic-judge scores, and the test captions' motions (one per
     FID seed, else the evaluate stage's general_samples); a motion with no frames is left out, a
@@ -103,15 +105,21 @@ def model_samples(pool: AdapterPool, prompts, captions, adapter: str | None, see
         if not motion.valid or motion.num_frames < 2:
             continue  # the generator stores no motion for it; nothing is judged or evaluated
         j = judge.score_labels(prompt.labels, motion.joints)
-        out.append(ModelSample(prompt.text, prompt.task, prompt.prompt_id, hold_to_min_length(motion.features)[0],
-                               score=float(j.score) if j.ok and j.score is not None else None, kind="judge"))
-    draws = ([(s, 1) for s in fid_seeds] if fid_seeds
-             else [(seed + EVAL_GENERAL_SEED_OFFSET, EvalSettings().general_samples)])
+        out.append(
+            ModelSample(
+                prompt.text,
+                prompt.task,
+                prompt.prompt_id,
+                hold_to_min_length(motion.features)[0],
+                score=float(j.score) if j.ok and j.score is not None else None,
+                kind="judge",
+            )
+        )
+    draws = [(s, 1) for s in fid_seeds] if fid_seeds else [(seed + EVAL_GENERAL_SEED_OFFSET, EvalSettings().general_samples)]
     for request_seed, n in draws:
         for caption, motion in sample(pool, captions, adapter, request_seed, n, decoding):
             if motion.valid and motion.num_frames >= 2:
-                out.append(ModelSample(caption.text, GENERAL, caption.prompt_id,
-                                       hold_to_min_length(motion.features)[0], kind=GENERAL))
+                out.append(ModelSample(caption.text, GENERAL, caption.prompt_id, hold_to_min_length(motion.features)[0], kind=GENERAL))
     return out
 
 
@@ -125,20 +133,30 @@ def main(argv=None) -> int:
     ap.add_argument("--pairs", default="", help="default: the run's mixed pairs")
     ap.add_argument("--eval-prompts", default="", help="default: the run's held-out prompts")
     ap.add_argument("--name", required=True, help="the adapter goes to models/ablate-<name>/adapter")
-    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                    help="a services.trainer.config.TrainConfig field, e.g. beta=0.05 or lora.r=16 (repeat)")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="a services.trainer.config.TrainConfig field, e.g. beta=0.05 or lora.r=16 (repeat)",
+    )
     ap.add_argument("--eval-only", action="store_true", help="evaluate an existing adapter (--adapter)")
-    ap.add_argument("--adapter", default="", help="adapter prefix to evaluate (default models/ablate-<name>/adapter; "
-                                                "'run': the run's own adapter)")
+    ap.add_argument(
+        "--adapter", default="", help="adapter prefix to evaluate (default models/ablate-<name>/adapter; 'run': the run's own adapter)"
+    )
     ap.add_argument("--general", type=int, default=400, help="test captions for FID")
-    ap.add_argument("--fid-seeds", default="",
-                    help="comma-separated Generate request seeds for the test captions, one motion per caption "
-                         "each; every replication of the evaluation picks one per caption, FID is their mean "
-                         f"(default: the evaluate stage's, --seed + {EVAL_GENERAL_SEED_OFFSET} with "
-                         f"{EvalSettings().general_samples} motions per caption). One draw moved a model's FID by up "
-                         "to 15%%; the README's figures use 101000,7,20000,31337,555555")
-    ap.add_argument("--seed", type=int, default=1000,
-                    help="the run seed the evaluate stage's sampling seeds derive from (a run's own: its seed)")
+    ap.add_argument(
+        "--fid-seeds",
+        default="",
+        help="comma-separated Generate request seeds for the test captions, one motion per caption "
+        "each; every replication of the evaluation picks one per caption, FID is their mean "
+        f"(default: the evaluate stage's, --seed + {EVAL_GENERAL_SEED_OFFSET} with "
+        f"{EvalSettings().general_samples} motions per caption). One draw moved a model's FID by up "
+        "to 15%%; the README's figures use 101000,7,20000,31337,555555",
+    )
+    ap.add_argument(
+        "--seed", type=int, default=1000, help="the run seed the evaluate stage's sampling seeds derive from (a run's own: its seed)"
+    )
     ap.add_argument("--samples", type=int, default=4, help="motions per held-out prompt and model")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
@@ -164,8 +182,10 @@ def main(argv=None) -> int:
     evaluator = EmbeddedEvaluator.load(store, a.evaluator or evaluator_prefix(a.dataset))
     real = build_subsets(local_tree(store, a.dataset), "test")  # what the evaluator service compares with
     fid_seeds = [int(x) for x in a.fid_seeds.split(",") if x.strip()]
-    models = {model: model_samples(pool, prompts, captions, adapter, a.seed, a.samples, fid_seeds, decoding)
-              for model, adapter in (("base", None), ("tuned", a.adapter or f"{prefix}/adapter"))}
+    models = {
+        model: model_samples(pool, prompts, captions, adapter, a.seed, a.samples, fid_seeds, decoding)
+        for model, adapter in (("base", None), ("tuned", a.adapter or f"{prefix}/adapter"))
+    }
     report = evaluate(models, real, evaluator, seed=a.seed)
     judged = {(j.task, j.model): j.score for j in report.judge}
     fid = {m: report.row(GENERAL, m).metrics["fid"].mean for m in models}
@@ -176,10 +196,10 @@ def main(argv=None) -> int:
         if base is None or tuned is None:
             continue
         d = report.comparison(task, "tuned").difference
-        parts.append(f"{task} {base.mean:.3f}->{tuned.mean:.3f} "
-                     f"d={d.mean:+.3f}±{d.half_width:.3f} (n={d.n})")
-    parts.append(f"FID {fid['base']:.3f}->{fid['tuned']:.3f} "
-                 f"({fid['tuned'] / fid['base']:.2f}x, {draws} seeds; {time.monotonic() - t0:.0f}s)")
+        parts.append(f"{task} {base.mean:.3f}->{tuned.mean:.3f} d={d.mean:+.3f}±{d.half_width:.3f} (n={d.n})")
+    parts.append(
+        f"FID {fid['base']:.3f}->{fid['tuned']:.3f} ({fid['tuned'] / fid['base']:.2f}x, {draws} seeds; {time.monotonic() - t0:.0f}s)"
+    )
     print("  ".join(parts), flush=True)
     return 0
 

@@ -141,9 +141,15 @@ def combined(j, spans, rng, ms):
 
 
 CONDITIONS = {
-    "clean": clean, "jitter_2cm": jitter, "blur_2fr": blur, "feature_noise": feature_noise,
-    "slower_0.8x": slower, "faster_1.25x": faster, "combined": combined,
-    "stress_fnoise_x2": feature_noise_strong, "stress_blur_3fr": blur_strong,
+    "clean": clean,
+    "jitter_2cm": jitter,
+    "blur_2fr": blur,
+    "feature_noise": feature_noise,
+    "slower_0.8x": slower,
+    "faster_1.25x": faster,
+    "combined": combined,
+    "stress_fnoise_x2": feature_noise_strong,
+    "stress_blur_3fr": blur_strong,
 }
 
 
@@ -198,9 +204,12 @@ def evaluate(cases: list[Case], perturb, ms, seed: int) -> dict:
         per_event[e] = (p, r, 2 * p * r / max(p + r, 1e-9), tp[e] + fn[e])
     return {
         "per_event": per_event,
-        "order": order[0] / max(order[1], 1), "order_n": order[1],
-        "count": count[0] / max(count[1], 1), "count_n": count[1],
-        "exact": exact[0] / max(exact[1], 1), "exact_n": exact[1],
+        "order": order[0] / max(order[1], 1),
+        "order_n": order[1],
+        "count": count[0] / max(count[1], 1),
+        "count_n": count[1],
+        "exact": exact[0] / max(exact[1], 1),
+        "exact_n": exact[1],
         "ms_per_clip": 1000 * t_det / max(len(cases), 1),
     }
 
@@ -209,16 +218,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clips", type=int, default=300, help="corpus-mix clips (plus as many 3-event and repeat clips / 2)")
     ap.add_argument("--quick", action="store_true", help="clean and combined conditions only")
-    ap.add_argument("--seed", type=int, default=HELD_OUT_SEED,
-                    help=f"clip seed (default: the held-out {HELD_OUT_SEED}; {TUNING_SEED} is the tuning set)")
+    ap.add_argument(
+        "--seed",
+        type=int,
+        default=HELD_OUT_SEED,
+        help=f"clip seed (default: the held-out {HELD_OUT_SEED}; {TUNING_SEED} is the tuning set)",
+    )
     args = ap.parse_args()
     n_mix = args.clips
     cases = held_out_cases(n_mix, n_mix // 2, n_mix // 2, args.seed)
     # Normalisation statistics for the feature-space noise, from clips of yet another seed.
     ms = compute_mean_std(joints_to_features(make_world_clip(HELD_OUT_SEED + 1, i)[1].joints) for i in range(60))
     role = "TUNING set" if args.seed == TUNING_SEED else "held out"
-    print(f"clip seed {args.seed} ({role}; thresholds tuned on seed {TUNING_SEED}); "
-          f"{n_mix} corpus-mix clips, {n_mix // 2} three-event clips, {n_mix // 2} repeated-event clips")
+    print(
+        f"clip seed {args.seed} ({role}; thresholds tuned on seed {TUNING_SEED}); "
+        f"{n_mix} corpus-mix clips, {n_mix // 2} three-event clips, {n_mix // 2} repeated-event clips"
+    )
     conditions = {k: CONDITIONS[k] for k in (("clean", "combined") if args.quick else CONDITIONS)}
     summary = []
     for name, fn in conditions.items():
@@ -230,8 +245,10 @@ def main() -> None:
             print(f"{e:15s} {p:6.3f} {rc:6.3f} {f1:6.3f} {n:5d}{flag}")
         min_f1 = min(v[2] for v in r["per_event"].values())
         mean_f1 = float(np.mean([v[2] for v in r["per_event"].values()]))
-        print(f"order accuracy {r['order']:.3f} (n={r['order_n']}), count accuracy {r['count']:.3f} (n={r['count_n']}), "
-              f"exact match on the mix {r['exact']:.3f} (n={r['exact_n']})")
+        print(
+            f"order accuracy {r['order']:.3f} (n={r['order_n']}), count accuracy {r['count']:.3f} (n={r['count_n']}), "
+            f"exact match on the mix {r['exact']:.3f} (n={r['exact_n']})"
+        )
         summary.append((name, min_f1, mean_f1, r["order"], r["count"], r["exact"]))
     print("\n== summary (targets: min F1 >= 0.95, order >= 0.95, count >= 0.90)")
     print(f"{'condition':15s} {'min F1':>7s} {'mean F1':>8s} {'order':>6s} {'count':>6s} {'exact':>6s}  targets")

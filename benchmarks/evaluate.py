@@ -86,16 +86,20 @@ def main() -> None:
     else:
         t = time.perf_counter()
         ev = train_embedded_evaluator(root, EmbeddedConfig(seed=args.seed, num_threads=args.threads))
-        print(f"embedded evaluator: trained in {time.perf_counter() - t:.1f} s "
-              f"({ev.summary['steps']} steps, final loss {ev.summary['final_loss']:.3f})")
+        print(
+            f"embedded evaluator: trained in {time.perf_counter() - t:.1f} s "
+            f"({ev.summary['steps']} steps, final loss {ev.summary['final_loss']:.3f})"
+        )
         if store is not None:
             ev.save(store, EVALUATOR_PREFIX)
     # The evaluator service measures these on first use; measured here the same way.
     gt = ev.summary.get("gt") or ground_truth_summary(ev, root)
     ci = {k: ConfidenceInterval.from_dict(gt[k]) for k in ("r1", "r2", "r3", "mm_dist", "diversity", "fid")}
-    print(f"  GT on {gt['split']} ({gt['clips']} clips, {gt['replications']} replications): "
-          + ", ".join(f"{k} {ci[k].format()}" for k in ("r1", "r2", "r3", "mm_dist", "diversity"))
-          + f"; FID vs {gt['reference_split']} {ci['fid'].mean:.3f}")
+    print(
+        f"  GT on {gt['split']} ({gt['clips']} clips, {gt['replications']} replications): "
+        + ", ".join(f"{k} {ci[k].format()}" for k in ("r1", "r2", "r3", "mm_dist", "diversity"))
+        + f"; FID vs {gt['reference_split']} {ci['fid'].mean:.3f}"
+    )
     for k in ("order", "count"):
         if k in gt:
             print(f"  {k} contrast: {gt[k]['accuracy']:.3f} over {gt[k]['pairs']} pairs (chance 0.5)")

@@ -44,8 +44,10 @@ def detected_count(judge: KinematicJudge, labels: LabelGroup, joints: np.ndarray
 
 def count_line(count: int, detected: list[int], extra: str = "") -> str:
     got = np.array(detected)
-    return (f"count {count}: n={len(got)}{extra} right {np.mean(got == count):.2f} "
-            f"fewer {np.mean(got < count):.2f} more {np.mean(got > count):.2f}")
+    return (
+        f"count {count}: n={len(got)}{extra} right {np.mean(got == count):.2f} "
+        f"fewer {np.mean(got < count):.2f} more {np.mean(got > count):.2f}"
+    )
 
 
 def model_counts(pool: AdapterPool, prompts, adapter: str | None, samples: int, seed: int) -> str:
@@ -58,8 +60,8 @@ def model_counts(pool: AdapterPool, prompts, adapter: str | None, samples: int, 
         row["score"].append(score)
         row["detected"].append(got)
     return " | ".join(
-        count_line(c, r["detected"], f" tokens {np.mean(r['tokens']):.1f} score {np.mean(r['score']):.2f}")
-        for c, r in sorted(rows.items()))
+        count_line(c, r["detected"], f" tokens {np.mean(r['tokens']):.1f} score {np.mean(r['score']):.2f}") for c, r in sorted(rows.items())
+    )
 
 
 def tokenizer_ceiling(store, bundle: ModelBundle, dataset: str) -> tuple[str, str, str]:
@@ -86,9 +88,11 @@ def tokenizer_ceiling(store, bundle: ModelBundle, dataset: str) -> tuple[str, st
         rec[count].append(kept)
         if count >= 2:
             repeated[labels.events[0].event].append(kept == count)
-    return (" | ".join(count_line(c, v) for c, v in sorted(raw.items())),
-            " | ".join(count_line(c, v) for c, v in sorted(rec.items())),
-            " ".join(f"{e} {np.mean(v):.2f} (n={len(v)})" for e, v in sorted(repeated.items())))
+    return (
+        " | ".join(count_line(c, v) for c, v in sorted(raw.items())),
+        " | ".join(count_line(c, v) for c, v in sorted(rec.items())),
+        " ".join(f"{e} {np.mean(v):.2f} (n={len(v)})" for e, v in sorted(repeated.items())),
+    )
 
 
 def main(argv=None) -> int:

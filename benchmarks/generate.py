@@ -34,8 +34,9 @@ def _fresh_bundle():
     words = [f"a person {e.phrase} then {p}" for e in EVENT_TYPES for p in e.paraphrases]
     lm = MotionLM.create(WordTokenizer.build(words), cfg.t5, seed=0)
     lm.set_dropout(0.0)
-    return ModelBundle(vqvae=vq, lm=lm, mean=np.zeros(263, np.float32), std=np.ones(263, np.float32),
-                       info={"name": "fresh-pretrain-architecture"})
+    return ModelBundle(
+        vqvae=vq, lm=lm, mean=np.zeros(263, np.float32), std=np.ones(263, np.float32), info={"name": "fresh-pretrain-architecture"}
+    )
 
 
 def main() -> None:
@@ -72,8 +73,11 @@ def main() -> None:
             best = min(best, time.perf_counter() - t)
         rates[bs] = a.motions / best
         tokens[bs] = [m.tokens.tolist() for m in out]
-        print(f"batch {bs:>2}: {rates[bs]:7.2f} motions/s  ({best:.2f} s for {a.motions} motions of "
-              f"{a.tokens} tokens = {4 * a.tokens} frames)", flush=True)
+        print(
+            f"batch {bs:>2}: {rates[bs]:7.2f} motions/s  ({best:.2f} s for {a.motions} motions of "
+            f"{a.tokens} tokens = {4 * a.tokens} frames)",
+            flush=True,
+        )
     same = tokens[1] == tokens[8] == tokens[32]
     print(f"speed-up batch 8 vs 1: {rates[8] / rates[1]:.1f}x, batch 32 vs 1: {rates[32] / rates[1]:.1f}x")
     print(f"identical motions at every batch size: {same}")

@@ -30,8 +30,9 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-FLAN_T5_BASE: dict[str, Any] = dict(d_model=768, d_ff=2048, num_layers=12, num_decoder_layers=12, num_heads=12, d_kv=64,
-                    feed_forward_proj="gated-gelu", dropout_rate=0.0)
+FLAN_T5_BASE: dict[str, Any] = dict(
+    d_model=768, d_ff=2048, num_layers=12, num_decoder_layers=12, num_heads=12, d_kv=64, feed_forward_proj="gated-gelu", dropout_rate=0.0
+)
 FLAN_VOCAB = 32100  # tokenizer entries (sentencepiece 32000 + 100 sentinels)
 
 
@@ -48,15 +49,22 @@ def build_bundle(device: str, dtype: torch.dtype):
     tok = WordTokenizer([f"w{i}" for i in range(FLAN_VOCAB - len(WordTokenizer.SPECIALS))])
     torch.manual_seed(0)
     # decoder_start_token_id and tie_word_embeddings are not T5Config fields: its __post_init__ takes them
-    cfg = T5Config(vocab_size=len(tok), pad_token_id=tok.pad_id, eos_token_id=tok.eos_id,  # type: ignore[call-arg]
-                   decoder_start_token_id=tok.pad_id, tie_word_embeddings=False, **FLAN_T5_BASE)
+    cfg = T5Config(
+        vocab_size=len(tok),
+        pad_token_id=tok.pad_id,
+        eos_token_id=tok.eos_id,  # type: ignore[call-arg]
+        decoder_start_token_id=tok.pad_id,
+        tie_word_embeddings=False,
+        **FLAN_T5_BASE,
+    )
     t5 = T5ForConditionalGeneration(cfg)
     untie_lm_head(t5)
     vq = VQVAE(VQVAEConfig())
     with torch.no_grad():
         vq.quantizer.codebook.normal_()
-    bundle = ModelBundle(vqvae=vq, lm=MotionLM(t5, tok), mean=torch.zeros(263).numpy(), std=torch.ones(263).numpy(),
-                         info={"decoding": "motiongpt"})
+    bundle = ModelBundle(
+        vqvae=vq, lm=MotionLM(t5, tok), mean=torch.zeros(263).numpy(), std=torch.ones(263).numpy(), info={"decoding": "motiongpt"}
+    )
     bundle.to(device)
     bundle.lm.model.to(dtype)
     return bundle
@@ -82,14 +90,19 @@ def generation(bundle, device: str, batch: int, repeats: int) -> dict:
     t0 = time.perf_counter()
     tokens = 0
     for r in range(repeats):
-        ms = sample_motions(bundle, prompts, list(range(r * batch, (r + 1) * batch)), decoding="motiongpt",
-                            batch_size=batch)
+        ms = sample_motions(bundle, prompts, list(range(r * batch, (r + 1) * batch)), decoding="motiongpt", batch_size=batch)
         tokens += sum(len(m.raw_ids) for m in ms)
     sync(device)
     dt = time.perf_counter() - t0
     n = batch * repeats
-    return {"batch": batch, "motions": n, "seconds": round(dt, 3), "motions_per_s": round(n / dt, 3),
-            "new_tokens_per_motion": round(tokens / n, 1), "peak_mib": peak_mib(device)}
+    return {
+        "batch": batch,
+        "motions": n,
+        "seconds": round(dt, 3),
+        "motions_per_s": round(n / dt, 3),
+        "new_tokens_per_motion": round(tokens / n, 1),
+        "peak_mib": peak_mib(device),
+    }
 
 
 def training(bundle, device: str, batch: int, steps: int, dtype: str) -> dict:
@@ -100,11 +113,25 @@ def training(bundle, device: str, batch: int, steps: int, dtype: str) -> dict:
     import numpy as np
 
     rng = np.random.default_rng(0)
-    examples = [Example("Generate motion: a person walks forward, then jumps twice and waves",
-                        tuple(int(c) for c in rng.integers(512, size=rng.integers(20, 49))),
-                        tuple(int(c) for c in rng.integers(512, size=rng.integers(20, 49)))) for _ in range(batch)]
-    config = TrainConfig(pairs_key="bench", output_prefix="bench", base_model="bench", loss="ipo", beta=0.1,
-                         batch_size=batch, lora=LoraSettings(), device=device, dtype=dtype)
+    examples = [
+        Example(
+            "Generate motion: a person walks forward, then jumps twice and waves",
+            tuple(int(c) for c in rng.integers(512, size=rng.integers(20, 49))),
+            tuple(int(c) for c in rng.integers(512, size=rng.integers(20, 49))),
+        )
+        for _ in range(batch)
+    ]
+    config = TrainConfig(
+        pairs_key="bench",
+        output_prefix="bench",
+        base_model="bench",
+        loss="ipo",
+        beta=0.1,
+        batch_size=batch,
+        lora=LoraSettings(),
+        device=device,
+        dtype=dtype,
+    )
     model = bundle.lm.model
     model.to(torch.float32)  # LoRA trains in float32 weights; dtype applies through autocast
     disable_dropout(model)
@@ -131,8 +158,15 @@ def training(bundle, device: str, batch: int, steps: int, dtype: str) -> dict:
     sync(device)
     dt = time.perf_counter() - t0
     peft_model.unload()  # the base model back as it was, for the next batch size
-    return {"batch_pairs": batch, "steps": steps, "seconds": round(dt, 3), "steps_per_s": round(steps / dt, 4),
-            "pairs_per_s": round(steps * batch / dt, 2), "peak_mib": peak_mib(device), "loss": round(loss, 4)}
+    return {
+        "batch_pairs": batch,
+        "steps": steps,
+        "seconds": round(dt, 3),
+        "steps_per_s": round(steps / dt, 4),
+        "pairs_per_s": round(steps * batch / dt, 2),
+        "peak_mib": peak_mib(device),
+        "loss": round(loss, 4),
+    }
 
 
 def main(argv=None) -> int:
@@ -154,30 +188,30 @@ def main(argv=None) -> int:
     gen_batches = [int(b) for b in (args.gen_batches or ("1,8,32,128" if gpu else "1,2")).split(",")]
     train_batches = [int(b) for b in (args.train_batches or ("8,32" if gpu else "2")).split(",")]
     repeats, steps = args.repeats or (3 if gpu else 1), args.steps or (10 if gpu else 1)
-    print(f"device {compute.device} ({compute.describe().get('gpu', 'CPU')}), dtype {compute.dtype}; "
-          f"torch {torch.__version__}")
+    print(f"device {compute.device} ({compute.describe().get('gpu', 'CPU')}), dtype {compute.dtype}; torch {torch.__version__}")
     if not gpu:
-        print("no GPU here: one small batch of each, to show the full-size path works on this machine; "
-              "these are not GPU figures")
+        print("no GPU here: one small batch of each, to show the full-size path works on this machine; these are not GPU figures")
     t0 = time.perf_counter()
     bundle = build_bundle(compute.device, compute.torch_dtype)
     params = sum(p.numel() for p in bundle.lm.model.parameters()) + sum(p.numel() for p in bundle.vqvae.parameters())
-    print(f"MotionGPT-base architecture, random weights: {params / 1e6:.1f} M parameters, built in "
-          f"{time.perf_counter() - t0:.1f} s")
-    result = {"device": compute.describe(), "torch": torch.__version__, "parameters": params,
-              "generation": [], "training": []}
+    print(f"MotionGPT-base architecture, random weights: {params / 1e6:.1f} M parameters, built in {time.perf_counter() - t0:.1f} s")
+    result = {"device": compute.describe(), "torch": torch.__version__, "parameters": params, "generation": [], "training": []}
     print("\ngeneration (MotionGPT decoding)\n  batch  motions/s  new tokens/motion  seconds  peak MiB")
     for b in gen_batches:
         g = generation(bundle, compute.device, b, repeats)
         result["generation"].append(g)
-        print(f"  {b:5d}  {g['motions_per_s']:9.3f}  {g['new_tokens_per_motion']:17.1f}  {g['seconds']:7.2f}  "
-              f"{g['peak_mib'] if g['peak_mib'] is not None else '-'}")
+        print(
+            f"  {b:5d}  {g['motions_per_s']:9.3f}  {g['new_tokens_per_motion']:17.1f}  {g['seconds']:7.2f}  "
+            f"{g['peak_mib'] if g['peak_mib'] is not None else '-'}"
+        )
     print("\nLoRA (r 8, q/v) + IPO training\n  pairs  steps/s  pairs/s  seconds  peak MiB")
     for b in train_batches:
         t = training(bundle, compute.device, b, steps, compute.dtype)
         result["training"].append(t)
-        print(f"  {b:5d}  {t['steps_per_s']:7.3f}  {t['pairs_per_s']:7.2f}  {t['seconds']:7.2f}  "
-              f"{round(t['peak_mib']) if t['peak_mib'] is not None else '-'}")
+        print(
+            f"  {b:5d}  {t['steps_per_s']:7.3f}  {t['pairs_per_s']:7.2f}  {t['seconds']:7.2f}  "
+            f"{round(t['peak_mib']) if t['peak_mib'] is not None else '-'}"
+        )
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     return 0

@@ -34,8 +34,10 @@ def main() -> None:
     judge = KinematicJudge()
     results = ground_truth_agreement(cases, judge)
     t2 = time.perf_counter()
-    print(f"{len(prompts)} prompts -> {len(cases)} world clips (composed in {t1 - t0:.1f}s); "
-          f"judged in {t2 - t1:.1f}s ({1000 * (t2 - t1) / max(len(cases), 1):.1f} ms per clip)\n")
+    print(
+        f"{len(prompts)} prompts -> {len(cases)} world clips (composed in {t1 - t0:.1f}s); "
+        f"judged in {t2 - t1:.1f}s ({1000 * (t2 - t1) / max(len(cases), 1):.1f} ms per clip)\n"
+    )
 
     rng = random.Random(args.seed)
     for task, r in results.items():

@@ -68,6 +68,7 @@ def _plot_coords(p: np.ndarray) -> np.ndarray:
 # (a) the usual plot: new figure per frame
 # --------------------------------------------------------------------------------------------
 
+
 def naive_matplotlib(joints: np.ndarray, indices, size: int) -> list[bytes]:
     import matplotlib
 
@@ -104,6 +105,7 @@ def naive_matplotlib(joints: np.ndarray, indices, size: int) -> list[bytes]:
 # --------------------------------------------------------------------------------------------
 # (b) tuned: one figure, artists updated in place, canvas read directly
 # --------------------------------------------------------------------------------------------
+
 
 class TunedMatplotlib:
     def __init__(self, size: int, axes: bool = False):
@@ -145,6 +147,7 @@ class TunedMatplotlib:
 # --------------------------------------------------------------------------------------------
 # (d) "before": pyrender with one node per joint and bone, pyrender's lit shader, PIL PNG
 # --------------------------------------------------------------------------------------------
+
 
 class NaivePyrender:
     """The straightforward pyrender scene this renderer replaced: 22 sphere nodes and 21
@@ -203,14 +206,13 @@ class NaivePyrender:
 # (c) ours
 # --------------------------------------------------------------------------------------------
 
+
 def ours_png(joints: np.ndarray, size: int) -> list[bytes]:
     return render(joints, RenderOptions(form="frame_by_frame", interval=INTERVAL, width=size, height=size)).images
 
 
 def ours_arrays(joints: np.ndarray, size: int) -> list[np.ndarray]:
-    return default_renderer().render_frames(
-        joints, sample_indices(len(joints), INTERVAL), SkeletonTemplate(), width=size, height=size
-    )
+    return default_renderer().render_frames(joints, sample_indices(len(joints), INTERVAL), SkeletonTemplate(), width=size, height=size)
 
 
 def timed(fn) -> tuple[int, float, float]:
@@ -236,10 +238,14 @@ def main() -> None:
     renderer = default_renderer()
     renderer.scene._offscreen._platform.make_current()
     gl_name = glGetString(GL_RENDERER).decode()
-    print(f"GL renderer: {gl_name} (PYOPENGL_PLATFORM={os.environ.get('PYOPENGL_PLATFORM')}, "
-          f"LP_NUM_THREADS={os.environ.get('LP_NUM_THREADS')})")
-    print(f"motions: {len(clips)} ({sum(len(m) for m in clips)} frames), sampled every {INTERVAL}th: "
-          f"{total} frames per round; {args.rounds} rounds; rates are frames per CPU-second\n")
+    print(
+        f"GL renderer: {gl_name} (PYOPENGL_PLATFORM={os.environ.get('PYOPENGL_PLATFORM')}, "
+        f"LP_NUM_THREADS={os.environ.get('LP_NUM_THREADS')})"
+    )
+    print(
+        f"motions: {len(clips)} ({sum(len(m) for m in clips)} frames), sampled every {INTERVAL}th: "
+        f"{total} frames per round; {args.rounds} rounds; rates are frames per CPU-second\n"
+    )
 
     for size in args.sizes:
         tuned = TunedMatplotlib(size)
@@ -268,8 +274,7 @@ def main() -> None:
         print(f"== {size}x{size} ==")
         print(f"{'method':40s} {'best fps/core':>14s} {'median':>8s} {'wall fps':>9s}")
         for name in methods:
-            print(f"{name:40s} {max(rates[name]):14.1f} {statistics.median(rates[name]):8.1f} "
-                  f"{statistics.median(walls[name]):9.1f}")
+            print(f"{name:40s} {max(rates[name]):14.1f} {statistics.median(rates[name]):8.1f} {statistics.median(walls[name]):9.1f}")
         a = max(rates["(a) matplotlib, new figure per frame"])
         b = max(rates["(b) matplotlib tuned (figure reused)"])
         c = max(rates["(c) ours, pyrender EGL"])
@@ -278,8 +283,10 @@ def main() -> None:
         print(f"ratio ours / before (naive pyrender scene): {d and c / d:6.1f}x")
         print(f"ratio ours / naive matplotlib : {c / a:6.1f}x")
         b_axes = max(rates["(b') tuned, 3D axes and grid drawn"])
-        print(f"ratio ours / tuned matplotlib : {c / b:6.1f}x   (raw RGB: {c_raw / b_raw:.1f}x; "
-              f"against (b') with axes drawn: {c / b_axes:.1f}x)\n")
+        print(
+            f"ratio ours / tuned matplotlib : {c / b:6.1f}x   (raw RGB: {c_raw / b_raw:.1f}x; "
+            f"against (b') with axes drawn: {c / b_axes:.1f}x)\n"
+        )
 
 
 if __name__ == "__main__":

@@ -72,6 +72,7 @@ MB = 1024 * 1024
 
 # -- pure maths (tested exactly in tests/benchmarks/test_scale_smoke.py) ------------------------------
 
+
 def fit_power(ns, ys) -> tuple[float, float]:
     """Least squares of log y = a + b log n over the points; returns (b, a). Needs >= 2 distinct n
     and positive values."""
@@ -122,8 +123,7 @@ def motions_for(n: int, samples: int, tasks: int = len(TASKS)) -> tuple[int, int
     return per_task, per_task * tasks * samples
 
 
-def check_curve(series: dict, max_exponent: float, rss_tolerance: float, time_kind: str = "seconds",
-                min_seconds: float = 0.0) -> list[str]:
+def check_curve(series: dict, max_exponent: float, rss_tolerance: float, time_kind: str = "seconds", min_seconds: float = 0.0) -> list[str]:
     """series: {label: {"n": [..], time_kind: {stage: [..]}, "rss": {process: [..]}}} ->
     one message per offence (empty: passed). time_kind: "seconds" (stage time) or "cpu". A stage
     whose time at the largest N is under `min_seconds` is not judged (timer ticks and per-call
@@ -143,12 +143,12 @@ def check_curve(series: dict, max_exponent: float, rss_tolerance: float, time_ki
         for proc, rss in s["rss"].items():
             r = growth_ratio(ns, rss)
             if r > rss_tolerance:
-                problems.append(f"{label}: {proc} peak RSS x{r:.2f} from N={min(ns)} to N={max(ns)} "
-                                f"(> {rss_tolerance})")
+                problems.append(f"{label}: {proc} peak RSS x{r:.2f} from N={min(ns)} to N={max(ns)} (> {rss_tolerance})")
     return problems
 
 
 # -- processes ---------------------------------------------------------------------------------------
+
 
 def vm_hwm_kb(pid: int) -> int:
     with open(f"/proc/{pid}/status") as fh:
@@ -193,6 +193,7 @@ def run_measured(cmd: list[str], log_path: Path, env: dict) -> tuple[int, float,
 
 # -- the fake OpenAI server, in a child process --------------------------------------------------------
 
+
 def serve_fake_openai(latency_s: float) -> None:
     """Child mode: serve the test suite's OpenAI-compatible server with a fixed reply latency; a
     score the request's instruction allows, chosen by a hash of the request (so pairs form); prompt
@@ -229,9 +230,13 @@ class FakeOpenAIProcess:
     def __init__(self, latency_s: float, log_dir: Path):
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log = open(log_dir / "fake-openai.log", "wb")
-        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve-fake-openai",
-                                      "--vlm-latency", str(latency_s)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self.log, cwd=ROOT)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--serve-fake-openai", "--vlm-latency", str(latency_s)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            cwd=ROOT,
+        )
         assert self.proc.stdout is not None and self.proc.stdin is not None  # both are pipes
         line = self.proc.stdout.readline().decode().strip()
         if not line.startswith("http"):
@@ -252,14 +257,14 @@ class FakeOpenAIProcess:
 
 # -- stores ------------------------------------------------------------------------------------------
 
+
 def store_bytes(store) -> int:
     from atom.store import LocalStore
 
     if isinstance(store, LocalStore):
         return sum(p.stat().st_size for p in store.root.rglob("*") if p.is_file())
     prefix = (store.prefix + "/") if store.prefix else ""
-    return sum(o.size or 0 for o in store.client.list_objects(store.bucket, prefix=prefix, recursive=True)
-               if not o.is_dir)
+    return sum(o.size or 0 for o in store.client.list_objects(store.bucket, prefix=prefix, recursive=True) if not o.is_dir)
 
 
 BOOTSTRAP_PREFIXES = ("datasets", "models")
@@ -278,17 +283,18 @@ def copy_bootstrap(src_root: Path, store) -> None:
 
 # -- one point ---------------------------------------------------------------------------------------
 
+
 @dataclass
 class StageResult:
     stage: str
-    seconds: float          # the stage body, from its outputs record
-    wall: float             # the `atomctl <stage>` process, start to exit
-    items: int              # what the stage made (its outputs' `items`)
+    seconds: float  # the stage body, from its outputs record
+    wall: float  # the `atomctl <stage>` process, start to exit
+    items: int  # what the stage made (its outputs' `items`)
     controller_kb: int
-    service_kb: dict        # service -> peak kB over its replicas during the stage
-    store_added: int        # bytes the stage added to the store
+    service_kb: dict  # service -> peak kB over its replicas during the stage
+    store_added: int  # bytes the stage added to the store
     outputs: dict = field(default_factory=dict)
-    cpu: float = 0.0        # CPU seconds of the controller process, start-up included
+    cpu: float = 0.0  # CPU seconds of the controller process, start-up included
     service_cpu: float = 0.0  # CPU seconds of every service process while the controller ran
 
 
@@ -298,16 +304,25 @@ class Point:
     replicas: int
     n: int
     per_task: int
-    stages: dict            # stage -> StageResult
+    stages: dict  # stage -> StageResult
     bytes_per_motion: float
-    estimate: dict          # GPT-4o estimate per question
+    estimate: dict  # GPT-4o estimate per question
 
 
 def stage_sets(args, judge: str, per_task: int, run: str) -> list[str]:
-    sets = {"run": run, "seed": args.seed, "world.clips": args.world_clips, "model.pretrain_preset": "tiny",
-            "prompts.tasks": ",".join(TASKS), "prompts.per_task": per_task, "prompts.eval_per_task": args.eval_per_task,
-            "generate.samples_per_prompt": args.samples, "judge.backend": judge, "render.size": args.render_size,
-            "pairs.score_filter": str(args.score_filter).lower()}
+    sets = {
+        "run": run,
+        "seed": args.seed,
+        "world.clips": args.world_clips,
+        "model.pretrain_preset": "tiny",
+        "prompts.tasks": ",".join(TASKS),
+        "prompts.per_task": per_task,
+        "prompts.eval_per_task": args.eval_per_task,
+        "generate.samples_per_prompt": args.samples,
+        "judge.backend": judge,
+        "render.size": args.render_size,
+        "pairs.score_filter": str(args.score_filter).lower(),
+    }
     if judge == "vlm":
         sets.update({"judge.model": "gpt-4o", "judge.budget_usd": 0})  # 0: no cap (the server is local)
         from atom.settings import JudgeSettings
@@ -349,20 +364,28 @@ def gpt4o_estimate(store, run: str, form: str, interval: int) -> dict:
     for r in rows[::step]:  # the estimate is a mean per question: an even sample of the rendered motions
         rend = renders[r["motion"]]
         images = [store.get_bytes(k) for k in rend["images"]]
-        items.append(JudgeItem(f"{r['prompt_id']}:{r['motion']}", prompts[r["prompt_id"]], images=images,
-                               form=form.replace("_", "-"), interval=interval))
+        items.append(
+            JudgeItem(
+                f"{r['prompt_id']}:{r['motion']}", prompts[r["prompt_id"]], images=images, form=form.replace("_", "-"), interval=interval
+            )
+        )
     if not items:
         return {}
     est = estimate(items, vlm_config_from_env("gpt-4o"), cache=None)
     q = max(est.to_ask, 1)
-    return {"questions": est.to_ask, "input_tokens": est.input_tokens / q, "image_tokens": est.image_tokens / q,
-            "text_tokens": est.text_tokens / q, "output_tokens_bound": est.output_tokens_bound,
-            "sync_usd_bound": est.sync_usd_bound / q, "batch_usd_bound": est.batch_usd_bound / q,
-            "image_sizes": est.image_sizes}
+    return {
+        "questions": est.to_ask,
+        "input_tokens": est.input_tokens / q,
+        "image_tokens": est.image_tokens / q,
+        "text_tokens": est.text_tokens / q,
+        "output_tokens_bound": est.output_tokens_bound,
+        "sync_usd_bound": est.sync_usd_bound / q,
+        "batch_usd_bound": est.batch_usd_bound / q,
+        "image_sizes": est.image_sizes,
+    }
 
 
-def run_point(args, judge: str, replicas: int, n: int, boot_root: Path, work: Path, s3_endpoint: str | None,
-              vlm_url: str | None) -> Point:
+def run_point(args, judge: str, replicas: int, n: int, boot_root: Path, work: Path, s3_endpoint: str | None, vlm_url: str | None) -> Point:
     from atom.runtime.launch import LocalServices
     from atom.store import LocalStore, open_store
 
@@ -385,9 +408,10 @@ def run_point(args, judge: str, replicas: int, n: int, boot_root: Path, work: Pa
     before = store_bytes(store)
     results: dict[str, StageResult] = {}
     log_dir = pdir / "logs"
-    with LocalServices(store_url, list(SERVICES_TIMED), replicas=replicas, log_dir=log_dir, log_level="warning",
-                       extra_env=svc_env) as group, \
-            LocalServices(store_url, ["evaluator"], replicas=1, log_dir=log_dir, log_level="warning") as ev:
+    with (
+        LocalServices(store_url, list(SERVICES_TIMED), replicas=replicas, log_dir=log_dir, log_level="warning", extra_env=svc_env) as group,
+        LocalServices(store_url, ["evaluator"], replicas=1, log_dir=log_dir, log_level="warning") as ev,
+    ):
         group.wait_ready(300)
         ev.wait_ready(300)
         endpoints = {**group.endpoints(), **ev.endpoints()}
@@ -413,13 +437,25 @@ def run_point(args, judge: str, replicas: int, n: int, boot_root: Path, work: Pa
             if manifest.get("reused"):
                 raise RuntimeError(f"stage {stage} was reused at {name}: the store is not fresh")
             now = store_bytes(store)
-            results[stage] = StageResult(stage, float(record["seconds"]), wall, int(record["outputs"].get("items", 0)),
-                                         ctl_kb, svc_kb, now - before, record["outputs"], ctl_cpu, svc_cpu)
+            results[stage] = StageResult(
+                stage,
+                float(record["seconds"]),
+                wall,
+                int(record["outputs"].get("items", 0)),
+                ctl_kb,
+                svc_kb,
+                now - before,
+                record["outputs"],
+                ctl_cpu,
+                svc_cpu,
+            )
             before = now
-            print(f"  {name:<22} {stage:<9} {record['seconds']:8.2f} s (process {wall:6.1f} s; CPU controller {ctl_cpu:5.1f} s, "
-                  f"services {svc_cpu:6.1f} s)  "
-                  f"controller {ctl_kb / 1024:6.0f} MB  "
-                  + "  ".join(f"{s} {kb / 1024:5.0f} MB" for s, kb in svc_kb.items()), flush=True)
+            print(
+                f"  {name:<22} {stage:<9} {record['seconds']:8.2f} s (process {wall:6.1f} s; CPU controller {ctl_cpu:5.1f} s, "
+                f"services {svc_cpu:6.1f} s)  "
+                f"controller {ctl_kb / 1024:6.0f} MB  " + "  ".join(f"{s} {kb / 1024:5.0f} MB" for s, kb in svc_kb.items()),
+                flush=True,
+            )
     total_added = sum(r.store_added for r in results.values())
     est = gpt4o_estimate(store, run_name, "full_image", 8)
     gen_items = results["generate"].items
@@ -432,6 +468,7 @@ def run_point(args, judge: str, replicas: int, n: int, boot_root: Path, work: Pa
 
 
 # -- bootstrap ---------------------------------------------------------------------------------------
+
 
 def bootstrap(args, root: Path) -> float:
     """World and tiny base model into a local store at `root`, once."""
@@ -449,11 +486,11 @@ def bootstrap(args, root: Path) -> float:
 
 # -- reporting ---------------------------------------------------------------------------------------
 
+
 def series_of(points: list[Point]) -> dict:
     out: dict = {}
     for p in sorted(points, key=lambda p: (p.judge, p.replicas, p.n)):
-        s = out.setdefault(f"{p.judge} judge, {p.replicas} replica(s)",
-                           {"n": [], "seconds": {}, "cpu": {}, "rss": {}, "points": []})
+        s = out.setdefault(f"{p.judge} judge, {p.replicas} replica(s)", {"n": [], "seconds": {}, "cpu": {}, "rss": {}, "points": []})
         s["n"].append(p.n)
         s["points"].append(p)
         for stage, r in p.stages.items():
@@ -468,50 +505,60 @@ def series_of(points: list[Point]) -> dict:
 def print_tables(series: dict) -> None:
     for label, s in series.items():
         print(f"\n### {label}\n")
-        print("| stage | N | stage s | process s | controller CPU s | services CPU s | items | items/s | controller MB | "
-              + " | ".join(f"{svc} MB" for svc in SERVICES_TIMED) + " | store B/motion |")
+        print(
+            "| stage | N | stage s | process s | controller CPU s | services CPU s | items | items/s | controller MB | "
+            + " | ".join(f"{svc} MB" for svc in SERVICES_TIMED)
+            + " | store B/motion |"
+        )
         print("|---|---|---|---|---|---|---|---|---|" + "---|" * len(SERVICES_TIMED) + "---|")
         for stage in STAGES:
             for p in s["points"]:
                 r = p.stages[stage]
                 rate = r.items / r.seconds if r.seconds > 0 else float("nan")
-                print(f"| {stage} | {p.n} | {r.seconds:.2f} | {r.wall:.1f} | {r.cpu:.1f} | {r.service_cpu:.1f} | {r.items} | {rate:,.1f} | "
-                      f"{r.controller_kb / 1024:.0f} | "
-                      + " | ".join(f"{r.service_kb[svc] / 1024:.0f}" for svc in SERVICES_TIMED)
-                      + f" | {r.store_added / p.n:,.0f} |")
+                print(
+                    f"| {stage} | {p.n} | {r.seconds:.2f} | {r.wall:.1f} | {r.cpu:.1f} | {r.service_cpu:.1f} | {r.items} | {rate:,.1f} | "
+                    f"{r.controller_kb / 1024:.0f} | "
+                    + " | ".join(f"{r.service_kb[svc] / 1024:.0f}" for svc in SERVICES_TIMED)
+                    + f" | {r.store_added / p.n:,.0f} |"
+                )
         print("\n| N | store bytes per motion (all stages) |\n|---|---|")
         for p in s["points"]:
             print(f"| {p.n} | {p.bytes_per_motion:,.0f} |")
 
 
 def print_exponents(series: dict, min_seconds: float) -> None:
-    print("\nGrowth exponents b (stage time ~ N^b, least squares on log-log) and peak-RSS ratios, smallest to "
-          f"largest N; (short): under {min_seconds:g} s at the largest N, not checked and extrapolated in proportion "
-          "to N only:")
+    print(
+        "\nGrowth exponents b (stage time ~ N^b, least squares on log-log) and peak-RSS ratios, smallest to "
+        f"largest N; (short): under {min_seconds:g} s at the largest N, not checked and extrapolated in proportion "
+        "to N only:"
+    )
     for label, s in series.items():
         if len(set(s["n"])) < 2:
             print(f"  {label}: one size only, no fit")
             continue
         for kind, what in (("seconds", "stage time"), ("cpu", "the services' CPU time")):
-            exps = ", ".join(f"{st} {fit_power(s['n'], [max(t, 1e-6) for t in ts])[0]:.2f}"
-                             + (" (short)" if max(ts) < min_seconds else "") for st, ts in s[kind].items())
+            exps = ", ".join(
+                f"{st} {fit_power(s['n'], [max(t, 1e-6) for t in ts])[0]:.2f}" + (" (short)" if max(ts) < min_seconds else "")
+                for st, ts in s[kind].items()
+            )
             print(f"  {label}: exponents of {what}: {exps}")
         worst = sorted(((growth_ratio(s["n"], v), k) for k, v in s["rss"].items()), reverse=True)[:5]
         print("    largest peak-RSS ratios: " + ", ".join(f"{k} x{r:.2f}" for r, k in worst))
         slopes = sorted(((fit_linear(s["n"], v)[0] * 1000 / 1024, k) for k, v in s["rss"].items()), reverse=True)[:5]
-        print("    steepest peak-RSS slopes (linear least squares): "
-              + ", ".join(f"{k} {m:+.2f} MB per 1,000 motions" for m, k in slopes))
+        print("    steepest peak-RSS slopes (linear least squares): " + ", ".join(f"{k} {m:+.2f} MB per 1,000 motions" for m, k in slopes))
 
 
 def print_paper_table(series: dict, target: int, min_seconds: float) -> None:
     print(f"\n## Extrapolated to {target:,} judged motions\n")
-    print("Time along the fit: t(N_max) x (target / N_max)^b with each stage's fitted b; linear: t(N_max) x target / "
-          "N_max (a fit below 1 comes from fixed costs amortised over the measured range and understates a "
-          "per-motion cost; a stage whose work does not grow, such as render with the kinematic judge, is "
-          "overstated by the linear one); store bytes = measured bytes per "
-          "motion at N_max x target; GPT-4o judge cost = the judge's estimate per question (services/judge/"
-          "estimate.py: OpenAI's image-token rule on the real renders, text upper bound, output at the "
-          "max_completion_tokens bound, GPT-4o list prices) x target.\n")
+    print(
+        "Time along the fit: t(N_max) x (target / N_max)^b with each stage's fitted b; linear: t(N_max) x target / "
+        "N_max (a fit below 1 comes from fixed costs amortised over the measured range and understates a "
+        "per-motion cost; a stage whose work does not grow, such as render with the kinematic judge, is "
+        "overstated by the linear one); store bytes = measured bytes per "
+        "motion at N_max x target; GPT-4o judge cost = the judge's estimate per question (services/judge/"
+        "estimate.py: OpenAI's image-token rule on the real renders, text upper bound, output at the "
+        "max_completion_tokens bound, GPT-4o list prices) x target.\n"
+    )
     for label, s in series.items():
         if len(set(s["n"])) < 2:
             continue
@@ -528,39 +575,46 @@ def print_paper_table(series: dict, target: int, min_seconds: float) -> None:
             short = max(ts) < min_seconds
             t_fit = t_lin if short else extrapolate(s["n"], ts, target)
             total_fit, total_lin, total_max = total_fit + t_fit, total_lin + t_lin, total_max + max(t_fit, t_lin)
-            print(f"| {stage} | {b:.2f}{' (short)' if short else ''} | {ts[-1]:.2f} | "
-                  f"{'-' if short else f'{t_fit:,.0f}'} | {t_lin:,.0f} | {max(t_fit, t_lin) / 3600:.2f} |")
-        print(f"| all five | | {sum(ts[-1] for ts in s['seconds'].values()):.2f} | {total_fit:,.0f} | {total_lin:,.0f} | "
-              f"{total_max / 3600:.2f} |")
+            print(
+                f"| {stage} | {b:.2f}{' (short)' if short else ''} | {ts[-1]:.2f} | "
+                f"{'-' if short else f'{t_fit:,.0f}'} | {t_lin:,.0f} | {max(t_fit, t_lin) / 3600:.2f} |"
+            )
+        print(
+            f"| all five | | {sum(ts[-1] for ts in s['seconds'].values()):.2f} | {total_fit:,.0f} | {total_lin:,.0f} | "
+            f"{total_max / 3600:.2f} |"
+        )
         print("\n| process (stage) | peak RSS at N_max, MB | slope, MB per 1,000 motions | linear extrapolation, MB |")
         print("|---|---|---|---|")
         for proc, kb in sorted(s["rss"].items(), key=lambda kv: -fit_linear(s["n"], kv[1])[0])[:8]:
             slope, icpt = fit_linear(s["n"], kb)
-            print(f"| {proc} | {kb[-1] / 1024:.0f} | {slope * 1000 / 1024:+.2f} | "
-                  f"{max(kb[-1], icpt + slope * target) / 1024:.0f} |")
+            print(f"| {proc} | {kb[-1] / 1024:.0f} | {slope * 1000 / 1024:+.2f} | {max(kb[-1], icpt + slope * target) / 1024:.0f} |")
         e = last.estimate
         print(f"\n| quantity | per motion (N={last.n}) | for {target:,} motions |")
         print("|---|---|---|")
         print(f"| store bytes | {last.bytes_per_motion:,.0f} | {last.bytes_per_motion * target / 1e9:,.2f} GB |")
         if e:
-            print(f"| GPT-4o input tokens (images exact by the rule + text upper bound) | {e['input_tokens']:,.0f} | "
-                  f"{e['input_tokens'] * target / 1e6:,.1f} M |")
-            print(f"| GPT-4o output tokens (bound) | {e['output_tokens_bound']} | "
-                  f"{e['output_tokens_bound'] * target / 1e6:,.1f} M |")
-            print(f"| GPT-4o judge, synchronous, USD (upper bound) | {e['sync_usd_bound']:.5f} | "
-                  f"{e['sync_usd_bound'] * target:,.2f} |")
-            print(f"| GPT-4o judge, Batch API, USD (upper bound) | {e['batch_usd_bound']:.5f} | "
-                  f"{e['batch_usd_bound'] * target:,.2f} |")
-            print(f"\nGPT-4o estimate over {e['questions']} rendered motions (image sizes {e['image_sizes']}), one vote "
-                  f"each, output at its {e['output_tokens_bound']}-token bound: an upper bound.")
+            print(
+                f"| GPT-4o input tokens (images exact by the rule + text upper bound) | {e['input_tokens']:,.0f} | "
+                f"{e['input_tokens'] * target / 1e6:,.1f} M |"
+            )
+            print(f"| GPT-4o output tokens (bound) | {e['output_tokens_bound']} | {e['output_tokens_bound'] * target / 1e6:,.1f} M |")
+            print(f"| GPT-4o judge, synchronous, USD (upper bound) | {e['sync_usd_bound']:.5f} | {e['sync_usd_bound'] * target:,.2f} |")
+            print(f"| GPT-4o judge, Batch API, USD (upper bound) | {e['batch_usd_bound']:.5f} | {e['batch_usd_bound'] * target:,.2f} |")
+            print(
+                f"\nGPT-4o estimate over {e['questions']} rendered motions (image sizes {e['image_sizes']}), one vote "
+                f"each, output at its {e['output_tokens_bound']}-token bound: an upper bound."
+            )
         j = last.stages["judge"].outputs or {}
         if j.get("prompt_tokens"):
-            print(f"measured through the judge service: {j['prompt_tokens'] / max(j['scored'], 1):,.0f} prompt tokens "
-                  f"per scored motion (counted by the local server by the same rule)")
+            print(
+                f"measured through the judge service: {j['prompt_tokens'] / max(j['scored'], 1):,.0f} prompt tokens "
+                f"per scored motion (counted by the local server by the same rule)"
+            )
         print()
 
 
 # -- main --------------------------------------------------------------------------------------------
+
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -571,23 +625,38 @@ def main(argv=None) -> int:
     ap.add_argument("--world-clips", type=int, default=200, help="world.clips of the small world (>= 100)")
     ap.add_argument("--eval-per-task", type=int, default=10, help="prompts.eval_per_task (held-out, not generated)")
     ap.add_argument("--render-size", type=int, default=256, help="render.size (the default's 256)")
-    ap.add_argument("--score-filter", action="store_true",
-                    help="keep pairs.score_filter on (the default config's); off here by default, so that the tiny "
-                         "model's motions, which seldom pass a task, still make pairs and the pair building is measured")
+    ap.add_argument(
+        "--score-filter",
+        action="store_true",
+        help="keep pairs.score_filter on (the default config's); off here by default, so that the tiny "
+        "model's motions, which seldom pass a task, still make pairs and the pair building is measured",
+    )
     ap.add_argument("--vlm-latency", type=float, default=0.05, help="the local VLM server's seconds per reply")
-    ap.add_argument("--store-kind", choices=("local", "s3"), default="local",
-                    help="local directory, or the in-repo S3 test server (atom.testing.s3server)")
+    ap.add_argument(
+        "--store-kind",
+        choices=("local", "s3"),
+        default="local",
+        help="local directory, or the in-repo S3 test server (atom.testing.s3server)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--target", type=int, default=PAPER_MOTIONS, help="motions to extrapolate to (the paper: 47,100)")
     ap.add_argument("--max-exponent", type=float, default=1.1)
     ap.add_argument("--rss-tolerance", type=float, default=1.25)
-    ap.add_argument("--min-seconds", type=float, default=1.0,
-                    help="a stage under this many seconds at the largest N is not checked, and is extrapolated in "
-                         "proportion to N only: timer ticks and per-call jitter are all a fit would see")
-    ap.add_argument("--check-time", choices=("wall", "cpu"), default="wall",
-                    help="the time whose exponent is checked: the stage's wall time, or the CPU seconds the services "
-                         "spent during the stage (steadier on a machine other work shares; the controller's CPU is "
-                         "left out of it because its start-up, a constant, dominates the short stages)")
+    ap.add_argument(
+        "--min-seconds",
+        type=float,
+        default=1.0,
+        help="a stage under this many seconds at the largest N is not checked, and is extrapolated in "
+        "proportion to N only: timer ticks and per-call jitter are all a fit would see",
+    )
+    ap.add_argument(
+        "--check-time",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="the time whose exponent is checked: the stage's wall time, or the CPU seconds the services "
+        "spent during the stage (steadier on a machine other work shares; the controller's CPU is "
+        "left out of it because its start-up, a constant, dominates the short stages)",
+    )
     ap.add_argument("--no-check", action="store_true", help="print the exponents and ratios, fail on nothing")
     ap.add_argument("--workdir", type=Path, help="where stores and logs go (default: a temporary directory)")
     ap.add_argument("--keep", action="store_true", help="keep each point's store")
@@ -637,27 +706,52 @@ def main(argv=None) -> int:
             fake = FakeOpenAIProcess(args.vlm_latency, work / "logs")
             stack.callback(fake.close)
             vlm_url = fake.base_url
-        print(f"points: judges {judges}, replicas {replicas}, sizes {sizes} (N rounded up to prompts x 3 tasks x "
-              f"{args.samples} samples); store {args.store_kind}", flush=True)
+        print(
+            f"points: judges {judges}, replicas {replicas}, sizes {sizes} (N rounded up to prompts x 3 tasks x "
+            f"{args.samples} samples); store {args.store_kind}",
+            flush=True,
+        )
         for judge in judges:
             for r in replicas:
                 for n in sizes:
                     points.append(run_point(args, judge, r, n, boot_root, work, s3, vlm_url))
 
     if args.json:
-        args.json.write_text(json.dumps([{"judge": p.judge, "replicas": p.replicas, "n": p.n,
-                                          "bytes_per_motion": p.bytes_per_motion, "estimate": p.estimate,
-                                          "per_task": p.per_task, "stages": {k: vars(v) for k, v in p.stages.items()}}
-                                         for p in points], indent=1))
+        args.json.write_text(
+            json.dumps(
+                [
+                    {
+                        "judge": p.judge,
+                        "replicas": p.replicas,
+                        "n": p.n,
+                        "bytes_per_motion": p.bytes_per_motion,
+                        "estimate": p.estimate,
+                        "per_task": p.per_task,
+                        "stages": {k: vars(v) for k, v in p.stages.items()},
+                    }
+                    for p in points
+                ],
+                indent=1,
+            )
+        )
     if tmp is not None:
         tmp.cleanup()
     return report(args, points)
 
 
 def points_from_json(path: Path) -> list[Point]:
-    return [Point(d["judge"], d["replicas"], d["n"], d.get("per_task", 0),
-                  {k: StageResult(**v) for k, v in d["stages"].items()}, d["bytes_per_motion"], d["estimate"])
-            for d in json.loads(path.read_text())]
+    return [
+        Point(
+            d["judge"],
+            d["replicas"],
+            d["n"],
+            d.get("per_task", 0),
+            {k: StageResult(**v) for k, v in d["stages"].items()},
+            d["bytes_per_motion"],
+            d["estimate"],
+        )
+        for d in json.loads(path.read_text())
+    ]
 
 
 def report(args, points: list[Point]) -> int:
@@ -666,11 +760,14 @@ def report(args, points: list[Point]) -> int:
     print_tables(series)
     print_exponents(series, args.min_seconds)
     print_paper_table(series, args.target, args.min_seconds)
-    problems = check_curve(series, args.max_exponent, args.rss_tolerance, "cpu" if args.check_time == "cpu" else "seconds",
-                           args.min_seconds)
-    rule = (f"rule: every stage's {args.check_time}-time exponent <= {args.max_exponent} (stages under "
-            f"{args.min_seconds:g} s at the largest N not judged); every process's peak RSS at the largest N <= "
-            f"{args.rss_tolerance} x its peak at the smallest N (raw peaks, nothing subtracted)")
+    problems = check_curve(
+        series, args.max_exponent, args.rss_tolerance, "cpu" if args.check_time == "cpu" else "seconds", args.min_seconds
+    )
+    rule = (
+        f"rule: every stage's {args.check_time}-time exponent <= {args.max_exponent} (stages under "
+        f"{args.min_seconds:g} s at the largest N not judged); every process's peak RSS at the largest N <= "
+        f"{args.rss_tolerance} x its peak at the smallest N (raw peaks, nothing subtracted)"
+    )
     if args.no_check:
         print(f"\ncheck skipped (--no-check); {rule}; it would have found {len(problems)} problem(s)")
         for p in problems:

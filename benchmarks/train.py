@@ -149,18 +149,26 @@ def child(mode: str, batch: int, steps: int, threads: int) -> dict:
     dt = (time.perf_counter() - t0) / steps
     n_params = sum(p.numel() for p in peft_model.parameters())
     return {
-        "mode": mode, "batch": batch, "s_per_step": dt, "steps_per_s": 1 / dt,
-        "peak_rss_above_start": peak_rss - rss_before, "saved_activation_bytes": saved,
-        "tracemalloc_peak": py_peak, "params": n_params, "trainable": sum(p.numel() for p in params),
+        "mode": mode,
+        "batch": batch,
+        "s_per_step": dt,
+        "steps_per_s": 1 / dt,
+        "peak_rss_above_start": peak_rss - rss_before,
+        "saved_activation_bytes": saved,
+        "tracemalloc_peak": py_peak,
+        "params": n_params,
+        "trainable": sum(p.numel() for p in params),
         "vocab": len(lm.tokenizer),
     }
 
 
 def run_child(mode: str, batch: int, steps: int, threads: int) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", mode, "--batch", str(batch), "--steps", str(steps),
-         "--threads", str(threads)],
-        check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        [sys.executable, __file__, "--child", mode, "--batch", str(batch), "--steps", str(steps), "--threads", str(threads)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -168,8 +176,9 @@ def run_child(mode: str, batch: int, steps: int, threads: int) -> dict:
 # -- part 2: flan-t5-base ------------------------------------------------------------------------
 
 
-def t5_param_count(vocab: int, d: int, ff: int, layers: int, dec_layers: int, heads: int, d_kv: int,
-                   buckets: int = 32, tied: bool = False) -> int:
+def t5_param_count(
+    vocab: int, d: int, ff: int, layers: int, dec_layers: int, heads: int, d_kv: int, buckets: int = 32, tied: bool = False
+) -> int:
     inner = heads * d_kv
     attn = 4 * d * inner
     ffn = 3 * d * ff  # gated: wi_0, wi_1, wo
@@ -203,9 +212,20 @@ def base_estimate(batch: int, pairs_measured: int = 2, overhead: float | None = 
     words = [f"w{i}" for i in range(vocab - 3 - 515)]
     tokenizer = WordTokenizer(words)
     # tie_word_embeddings and decoder_start_token_id are not T5Config fields: its __post_init__ takes them
-    cfg = T5Config(vocab_size=len(tokenizer), d_model=768, d_ff=2048, num_layers=12, num_decoder_layers=12,  # type: ignore[call-arg]
-                   num_heads=12, d_kv=64, feed_forward_proj="gated-gelu", tie_word_embeddings=False,
-                   pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+    cfg = T5Config(
+        vocab_size=len(tokenizer),
+        d_model=768,
+        d_ff=2048,
+        num_layers=12,
+        num_decoder_layers=12,  # type: ignore[call-arg]
+        num_heads=12,
+        d_kv=64,
+        feed_forward_proj="gated-gelu",
+        tie_word_embeddings=False,
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,
+    )
     torch.manual_seed(0)
     t0 = time.perf_counter()
     model = T5ForConditionalGeneration(cfg)
@@ -231,16 +251,29 @@ def base_estimate(batch: int, pairs_measured: int = 2, overhead: float | None = 
     seqs = 2 * batch
     motion_len = labels.shape[1]
     logits = seqs * motion_len * len(tokenizer) * 4
-    out = {"params_formula": n_params, "params_instantiated": instantiated, "lora_formula": n_lora,
-           "lora_instantiated": n_lora_inst, "build_s": build_s, "forward_s_2pairs": fwd_s,
-           "text_len": ids.shape[1], "motion_len": motion_len, "saved_per_pair": saved_per_pair}
+    out = {
+        "params_formula": n_params,
+        "params_instantiated": instantiated,
+        "lora_formula": n_lora,
+        "lora_instantiated": n_lora_inst,
+        "build_s": build_s,
+        "forward_s_2pairs": fwd_s,
+        "text_len": ids.shape[1],
+        "motion_len": motion_len,
+        "saved_per_pair": saved_per_pair,
+    }
     for name, wbytes, act_scale in (("fp32", 4, 1.0), ("bf16 weights+autocast (approx.)", 2, 0.5)):
         weights = instantiated * wbytes
         states = n_lora_inst * 4 * 4  # fp32 master weight, grad, Adam m and v
         acts = saved_per_pair * batch * act_scale
         transient = 2 * logits * act_scale
-        out[name] = {"weights": weights, "adapter_states": states, "activations": acts, "transient": transient,
-                     "total": weights + states + acts + transient}
+        out[name] = {
+            "weights": weights,
+            "adapter_states": states,
+            "activations": acts,
+            "transient": transient,
+            "total": weights + states + acts + transient,
+        }
         if overhead:
             out[name]["total_with_overhead"] = weights + states + (acts + transient) * overhead
     return out
@@ -258,19 +291,25 @@ def main() -> None:
         print(json.dumps(child(args.child, args.batch, args.steps, args.threads)))
         return
 
-    print(f"Part 1: LoRA preference step on CPU ({args.threads} thread(s)), default small MotionLM, "
-          f"batch {args.batch}, text {TEXT_TOKENS} / motion {MOTION_CODES + 3} tokens")
+    print(
+        f"Part 1: LoRA preference step on CPU ({args.threads} thread(s)), default small MotionLM, "
+        f"batch {args.batch}, text {TEXT_TOKENS} / motion {MOTION_CODES + 3} tokens"
+    )
     sft = run_child("sft", args.batch, args.steps, args.threads)
     ipo = run_child("ipo", args.batch, args.steps, args.threads)
     print(f"  model: {sft['params'] / 1e6:.2f}M params, LoRA {sft['trainable']:,} trainable, vocab {sft['vocab']}")
     print(f"  {'mode':<5} {'s/step':>8} {'steps/s':>8} {'peak RSS +':>11} {'saved acts':>11} {'tracemalloc':>12}")
     for r in (sft, ipo):
-        print(f"  {r['mode']:<5} {r['s_per_step']:8.3f} {r['steps_per_s']:8.2f} "
-              f"{r['peak_rss_above_start'] / MiB:9.0f} MiB {r['saved_activation_bytes'] / MiB:7.0f} MiB "
-              f"{r['tracemalloc_peak'] / MiB:9.2f} MiB")
-    print(f"  IPO / SFT: time x{ipo['s_per_step'] / sft['s_per_step']:.2f}, "
-          f"peak RSS x{ipo['peak_rss_above_start'] / max(1, sft['peak_rss_above_start']):.2f}, "
-          f"saved activations x{ipo['saved_activation_bytes'] / sft['saved_activation_bytes']:.2f}")
+        print(
+            f"  {r['mode']:<5} {r['s_per_step']:8.3f} {r['steps_per_s']:8.2f} "
+            f"{r['peak_rss_above_start'] / MiB:9.0f} MiB {r['saved_activation_bytes'] / MiB:7.0f} MiB "
+            f"{r['tracemalloc_peak'] / MiB:9.2f} MiB"
+        )
+    print(
+        f"  IPO / SFT: time x{ipo['s_per_step'] / sft['s_per_step']:.2f}, "
+        f"peak RSS x{ipo['peak_rss_above_start'] / max(1, sft['peak_rss_above_start']):.2f}, "
+        f"saved activations x{ipo['saved_activation_bytes'] / sft['saved_activation_bytes']:.2f}"
+    )
     if args.skip_base:
         return
 
@@ -280,17 +319,25 @@ def main() -> None:
     small_logits = 2 * args.batch * (MOTION_CODES + 3) * ipo["vocab"] * 4
     overhead = ipo["peak_rss_above_start"] / (ipo["saved_activation_bytes"] + 2 * small_logits)
     est = base_estimate(args.batch, overhead=overhead)
-    print(f"  params: formula {est['params_formula'] / 1e6:.2f}M, instantiated {est['params_instantiated'] / 1e6:.2f}M; "
-          f"LoRA formula {est['lora_formula']:,}, instantiated {est['lora_instantiated']:,}")
-    print(f"  saved activations measured on 2 pairs (text {est['text_len']}, motion {est['motion_len']} tokens): "
-          f"{est['saved_per_pair'] / MiB:.1f} MiB per pair (model built in {est['build_s']:.1f} s)")
+    print(
+        f"  params: formula {est['params_formula'] / 1e6:.2f}M, instantiated {est['params_instantiated'] / 1e6:.2f}M; "
+        f"LoRA formula {est['lora_formula']:,}, instantiated {est['lora_instantiated']:,}"
+    )
+    print(
+        f"  saved activations measured on 2 pairs (text {est['text_len']}, motion {est['motion_len']} tokens): "
+        f"{est['saved_per_pair'] / MiB:.1f} MiB per pair (model built in {est['build_s']:.1f} s)"
+    )
     for name in ("fp32", "bf16 weights+autocast (approx.)"):
         e = est[name]
-        print(f"  {name}: weights {e['weights'] / GB:.2f} GB + adapter/Adam {e['adapter_states'] / GB * 1000:.0f} MB + "
-              f"activations {e['activations'] / GB:.2f} GB + logits transient {e['transient'] / GB:.2f} GB "
-              f"= {e['total'] / GB:.2f} GB  (paper: ~{PAPER_GB:.0f} GB; ratio {e['total'] / GB / PAPER_GB:.2f})")
-        print(f"    x{overhead:.2f} part-1 overhead on activations + transient (CPU allocator, backward temporaries): "
-              f"{e['total_with_overhead'] / GB:.2f} GB (ratio {e['total_with_overhead'] / GB / PAPER_GB:.2f})")
+        print(
+            f"  {name}: weights {e['weights'] / GB:.2f} GB + adapter/Adam {e['adapter_states'] / GB * 1000:.0f} MB + "
+            f"activations {e['activations'] / GB:.2f} GB + logits transient {e['transient'] / GB:.2f} GB "
+            f"= {e['total'] / GB:.2f} GB  (paper: ~{PAPER_GB:.0f} GB; ratio {e['total'] / GB / PAPER_GB:.2f})"
+        )
+        print(
+            f"    x{overhead:.2f} part-1 overhead on activations + transient (CPU allocator, backward temporaries): "
+            f"{e['total_with_overhead'] / GB:.2f} GB (ratio {e['total_with_overhead'] / GB / PAPER_GB:.2f})"
+        )
 
 
 if __name__ == "__main__":

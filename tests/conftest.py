@@ -20,8 +20,7 @@ class Running:
         from atom.store import LocalStore
 
         self.store = LocalStore(store_root)
-        self.service = start_service(build_spec(name, str(store_root)),
-                                     ServeConfig(host="127.0.0.1", port=0, metrics_port=0, grace_s=2))
+        self.service = start_service(build_spec(name, str(store_root)), ServeConfig(host="127.0.0.1", port=0, metrics_port=0, grace_s=2))
         self.client = connect(name, self.service.address)
 
     def stop(self):

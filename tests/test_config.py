@@ -19,20 +19,23 @@ def test_default_yaml_matches_the_schema():
     assert load_config(ROOT / "configs" / "default.yaml").to_dict() == PipelineConfig().to_dict()
 
 
-@pytest.mark.parametrize("key, value, words", [
-    ("train.epochs", 2.7, "valid integer"),                    # a float where an int goes
-    ("train.lora_dropout", True, "valid number"),              # a bool where a float goes
-    ("train.epochs", "many", "valid integer"),
-    ("render.style", "meshy", "'skeleton' or 'mesh'"),          # an unknown choice, with the choices
-    ("prompts.backend", "gpt", "'offline' or 'llm'"),
-    ("eval.evaluator", "bogus", "embedded, or guo"),
-    ("prompts.tasks", "integrity,dance", "'integrity', 'temporal' or 'frequency'"),
-    ("train.beta", -0.1, "greater than 0"),                    # out of range, with the bound
-    ("render.size", 16, "greater than or equal to 32"),
-    ("generate.top_p", 1.5, "less than or equal to 1"),
-    ("model.device", "tpu", "cuda"),
-    ("judge.bogus", 1, "unknown key"),                         # a typo
-])
+@pytest.mark.parametrize(
+    "key, value, words",
+    [
+        ("train.epochs", 2.7, "valid integer"),  # a float where an int goes
+        ("train.lora_dropout", True, "valid number"),  # a bool where a float goes
+        ("train.epochs", "many", "valid integer"),
+        ("render.style", "meshy", "'skeleton' or 'mesh'"),  # an unknown choice, with the choices
+        ("prompts.backend", "gpt", "'offline' or 'llm'"),
+        ("eval.evaluator", "bogus", "embedded, or guo"),
+        ("prompts.tasks", "integrity,dance", "'integrity', 'temporal' or 'frequency'"),
+        ("train.beta", -0.1, "greater than 0"),  # out of range, with the bound
+        ("render.size", 16, "greater than or equal to 32"),
+        ("generate.top_p", 1.5, "less than or equal to 1"),
+        ("model.device", "tpu", "cuda"),
+        ("judge.bogus", 1, "unknown key"),  # a typo
+    ],
+)
 def test_wrong_values_fail_at_load_time_naming_the_key(key, value, words):
     with pytest.raises(ConfigError) as err:
         load_config(overrides={key: value})
@@ -70,20 +73,38 @@ def test_one_place_for_each_default():
     from services.trainer.server import config_from_request
 
     t = TrainSettings()
-    empty = config_from_request(trainer_pb2.StartTrainingRequest(
-        base=common_pb2.ModelRef(base="models/b"), pairs=common_pb2.ArtifactRef(key="p.jsonl"), output_prefix="o"))
+    empty = config_from_request(
+        trainer_pb2.StartTrainingRequest(
+            base=common_pb2.ModelRef(base="models/b"), pairs=common_pb2.ArtifactRef(key="p.jsonl"), output_prefix="o"
+        )
+    )
     direct = TrainConfig(pairs_key="p.jsonl", output_prefix="o")
     for c in (empty, direct):
         assert (c.loss, c.beta, c.lr, c.batch_size, c.epochs, c.rpo_alpha) == (
-            t.algorithm, t.beta, t.learning_rate, t.batch_size, t.epochs, t.rpo_alpha)
+            t.algorithm,
+            t.beta,
+            t.learning_rate,
+            t.batch_size,
+            t.epochs,
+            t.rpo_alpha,
+        )
         assert c.uses_average_logprobs == (t.logprobs == "mean")
         assert (c.lora.r, c.lora.alpha, c.lora.dropout, list(c.lora.target_modules)) == (
-            t.lora_r, t.lora_alpha, t.lora_dropout, t.target_modules)
+            t.lora_r,
+            t.lora_alpha,
+            t.lora_dropout,
+            t.target_modules,
+        )
     assert LoraSettings().r == t.lora_r
     # A real 0 can be asked for where 0 is a value.
-    zero = config_from_request(trainer_pb2.StartTrainingRequest(
-        base=common_pb2.ModelRef(base="models/b"), pairs=common_pb2.ArtifactRef(key="p.jsonl"), output_prefix="o",
-        config=trainer_pb2.TrainingConfig(lora_dropout=0.0)))
+    zero = config_from_request(
+        trainer_pb2.StartTrainingRequest(
+            base=common_pb2.ModelRef(base="models/b"),
+            pairs=common_pb2.ArtifactRef(key="p.jsonl"),
+            output_prefix="o",
+            config=trainer_pb2.TrainingConfig(lora_dropout=0.0),
+        )
+    )
     assert zero.lora.dropout == 0.0
     g = GenerateSettings()
     s = sampling_from_proto(generator_pb2.SamplingParams(), 8)
@@ -91,8 +112,9 @@ def test_one_place_for_each_default():
     assert sampling_from_proto(generator_pb2.SamplingParams(top_k=0), 8, "motiongpt").top_k == 0  # off, asked for
     assert sampling_from_proto(generator_pb2.SamplingParams(), 8, "motiongpt").top_k == 50
     r = RenderSettings()
-    o = RenderOptions.with_defaults(**{k: getattr(renderer_pb2.RenderOptions(), k) for k in
-                                       ("form", "interval", "width", "height", "style", "camera")})
+    o = RenderOptions.with_defaults(
+        **{k: getattr(renderer_pb2.RenderOptions(), k) for k in ("form", "interval", "width", "height", "style", "camera")}
+    )
     assert (o.form, o.interval, o.width, o.style) == (r.form, r.interval, r.size, r.style)
     from services.evaluator.report import EvaluationConfig
 
@@ -102,8 +124,7 @@ def test_one_place_for_each_default():
 
 def test_config_show_and_a_bad_value_exit_codes(tmp_path):
     def atomctl(*args):
-        return subprocess.run([sys.executable, "-m", "atom.cli", "--store", str(tmp_path / "s"), *args],
-                              capture_output=True, text=True)
+        return subprocess.run([sys.executable, "-m", "atom.cli", "--store", str(tmp_path / "s"), *args], capture_output=True, text=True)
 
     out = atomctl("config", "show", "--set", "train.beta=0.1", "--algorithm", "ipo")
     assert out.returncode == 0, out.stderr
@@ -117,8 +138,7 @@ def test_a_stage_command_without_its_inputs_says_so_before_starting_anything(tmp
     import time
 
     t0 = time.monotonic()
-    out = subprocess.run([sys.executable, "-m", "atom.cli", "--store", str(tmp_path / "s"), "train"],
-                         capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "atom.cli", "--store", str(tmp_path / "s"), "train"], capture_output=True, text=True)
     assert out.returncode == 4, out.stderr
     assert "stage 'train' needs the output of stage 'pairs'" in out.stderr and "atomctl pairs" in out.stderr
     assert time.monotonic() - t0 < 30  # no services, no world, no pretraining

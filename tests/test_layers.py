@@ -95,21 +95,19 @@ def test_the_scan_sees_the_code():
 
 
 def test_atom_does_not_import_services():
-    found = {(m, t) for m, imports in GRAPH.items() if m.split(".")[0] == "atom"
-             for t in imports if t.split(".")[0] == "services"}
+    found = {(m, t) for m, imports in GRAPH.items() if m.split(".")[0] == "atom" for t in imports if t.split(".")[0] == "services"}
     new = sorted(found - ATOM_TO_SERVICES_ALLOWED)
     assert not new, "atom/ imports services/ (the controller must go through the service APIs):\n" + "\n".join(
-        f"  {m} (line {GRAPH[m][t]}) imports {t}" for m, t in new)
+        f"  {m} (line {GRAPH[m][t]}) imports {t}" for m, t in new
+    )
     stale = sorted(ATOM_TO_SERVICES_ALLOWED - found)
     assert not stale, f"allowed exceptions that no longer occur (remove them from the list): {stale}"
 
 
 def test_services_do_not_import_each_other():
-    found = {(m, t) for m, imports in GRAPH.items() for t in imports
-             if _service(m) and _service(t) and _service(m) != _service(t)}
+    found = {(m, t) for m, imports in GRAPH.items() for t in imports if _service(m) and _service(t) and _service(m) != _service(t)}
     new = sorted(found - CROSS_SERVICE_ALLOWED)
-    assert not new, "a service imports another service's modules:\n" + "\n".join(
-        f"  {m} (line {GRAPH[m][t]}) imports {t}" for m, t in new)
+    assert not new, "a service imports another service's modules:\n" + "\n".join(f"  {m} (line {GRAPH[m][t]}) imports {t}" for m, t in new)
     stale = sorted(CROSS_SERVICE_ALLOWED - found)
     assert not stale, f"allowed exceptions that no longer occur (remove them from the list): {stale}"
 
@@ -133,7 +131,7 @@ def find_cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
                 if nxt not in colour:
                     continue
                 if colour[nxt] == grey:
-                    cycles.append(stack[stack.index(nxt):] + [nxt])
+                    cycles.append(stack[stack.index(nxt) :] + [nxt])
                 elif colour[nxt] == white:
                     colour[nxt] = grey
                     stack.append(nxt)
@@ -155,4 +153,5 @@ def test_find_cycles_finds_them():
 def test_no_import_cycles():
     cycles = find_cycles(GRAPH)
     assert not cycles, "import cycles (move the shared piece into a module both can import):\n" + "\n".join(
-        "  " + " -> ".join(c) for c in cycles)
+        "  " + " -> ".join(c) for c in cycles
+    )

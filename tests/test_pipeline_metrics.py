@@ -19,8 +19,7 @@ def test_a_failed_stage_raises_the_flag(tmp_path, monkeypatch):
     monkeypatch.delenv("ATOM_PUSHGATEWAY", raising=False)
     store = LocalStore(tmp_path / "store")
     cfg = load_config(overrides={"run": "metrics-probe"})
-    ctx = RunContext(cfg=cfg, store=store, clients={}, manifest=Manifest.load(store, cfg.run, cfg.to_dict()),
-                     show_progress=False)
+    ctx = RunContext(cfg=cfg, store=store, clients={}, manifest=Manifest.load(store, cfg.run, cfg.to_dict()), show_progress=False)
     with pytest.raises(RuntimeError, match="boom"):
         with ctx.stage("prompts", {}, PromptsOutputs):
             raise RuntimeError("boom")

@@ -9,15 +9,13 @@ import pytest
 from atom.pipeline.config import load_config
 from atom.pipeline.context import RunContext
 from atom.pipeline.manifest import Manifest
-from atom.pipeline.outputs import (GenerateOutputs, JudgeOutputs, OutputsRecordError, PairsOutputs, PromptsOutputs,
-                                   need, outputs_from_record)
+from atom.pipeline.outputs import GenerateOutputs, JudgeOutputs, OutputsRecordError, PairsOutputs, PromptsOutputs, need, outputs_from_record
 from atom.store import LocalStore
 
 
 def _ctx(store):
     cfg = load_config(overrides={"run": "outputs-probe"})
-    return RunContext(cfg=cfg, store=store, clients={}, manifest=Manifest.load(store, cfg.run, cfg.to_dict()),
-                      show_progress=False)
+    return RunContext(cfg=cfg, store=store, clients={}, manifest=Manifest.load(store, cfg.run, cfg.to_dict()), show_progress=False)
 
 
 def _prompts_stage(ctx, text: bytes):
@@ -26,8 +24,9 @@ def _prompts_stage(ctx, text: bytes):
             return box.result
         ctx.store.put_bytes(f"{box.prefix}/prompts.jsonl", text)
         ctx.store.put_bytes(f"{box.prefix}/eval-prompts.jsonl", b"{}\n")
-        box.outputs = PromptsOutputs(train=f"{box.prefix}/prompts.jsonl", eval=f"{box.prefix}/eval-prompts.jsonl",
-                                     items=1, per_task={"integrity": 1}, eval_items=1)
+        box.outputs = PromptsOutputs(
+            train=f"{box.prefix}/prompts.jsonl", eval=f"{box.prefix}/eval-prompts.jsonl", items=1, per_task={"integrity": 1}, eval_items=1
+        )
         box.parts = {"train": [f"{box.prefix}/prompts.jsonl"], "eval": [f"{box.prefix}/eval-prompts.jsonl"]}
     return box.result
 
@@ -54,8 +53,15 @@ def test_a_stage_body_that_sets_no_outputs_fails_and_is_recorded_failed(tmp_path
 
 def test_records_of_earlier_and_later_versions_load():
     # A pairs record from before motions_dropped_low_agreement existed, with a field from a later one.
-    old = {"dataset": "d.jsonl", "pairs": "mixed.jsonl", "items": 3, "pairs_per_task": {"temporal": 3},
-           "parts": {"all": "x"}, "digest": "y", "from_the_future": 1}
+    old = {
+        "dataset": "d.jsonl",
+        "pairs": "mixed.jsonl",
+        "items": 3,
+        "pairs_per_task": {"temporal": 3},
+        "parts": {"all": "x"},
+        "digest": "y",
+        "from_the_future": 1,
+    }
     pairs = outputs_from_record("pairs", old)
     assert isinstance(pairs, PairsOutputs) and pairs.motions_dropped_low_agreement == {}
     assert pairs.items == 3 and "from_the_future" not in pairs.to_dict()

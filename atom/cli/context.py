@@ -15,11 +15,11 @@ from atom.store import ArtifactNotFound, StoreError, StoreUnavailable, open_stor
 # Exit codes: documented in `atomctl --help` and the README.
 EXIT_OK = 0
 EXIT_FAILED = 1
-EXIT_USAGE = 2          # click's own code for bad options
-EXIT_UNAVAILABLE = 3    # a service or the store cannot be reached
-EXIT_NOT_FOUND = 4      # an artifact or model is missing
-EXIT_BAD_INPUT = 5      # input data or a request was rejected
-EXIT_BUDGET = 6         # a judge budget cap stopped the work
+EXIT_USAGE = 2  # click's own code for bad options
+EXIT_UNAVAILABLE = 3  # a service or the store cannot be reached
+EXIT_NOT_FOUND = 4  # an artifact or model is missing
+EXIT_BAD_INPUT = 5  # input data or a request was rejected
+EXIT_BUDGET = 6  # a judge budget cap stopped the work
 
 
 @dataclass
@@ -51,8 +51,7 @@ def parse_endpoints(values: tuple[str, ...]) -> dict[str, str]:
                 out[s] = addrs
             continue
         if name not in SERVICES:
-            raise click.BadParameter(f"unknown service {name!r} in {item!r}; services: {', '.join(SERVICES)}",
-                                     param_hint="--endpoint")
+            raise click.BadParameter(f"unknown service {name!r} in {item!r}; services: {', '.join(SERVICES)}", param_hint="--endpoint")
         out[name] = addrs
     return out
 

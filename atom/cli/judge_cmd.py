@@ -14,9 +14,12 @@ MAX_CALIBRATION_CASES = 2000  # the judge service's limit per Calibrate call
 
 
 def yes_option(fn):
-    return click.option("--yes", is_flag=True,
-                        help="Spend on the VLM judge without asking, whatever the estimate "
-                             "(else: asked above judge.confirm_above_usd on a terminal, stopped elsewhere).")(fn)
+    return click.option(
+        "--yes",
+        is_flag=True,
+        help="Spend on the VLM judge without asking, whatever the estimate "
+        "(else: asked above judge.confirm_above_usd on a terminal, stopped elsewhere).",
+    )(fn)
 
 
 def judge_group(stage_command, config_options, load) -> click.Group:
@@ -30,7 +33,8 @@ def judge_group(stage_command, config_options, load) -> click.Group:
 
     judge.__doc__ = stage_command.__doc__ + (
         "\n\nSubcommands: `agree` compares two judges on the same motions, `estimate` prints what the "
-        "stage would ask and cost, `calibrate` measures the judge against motions with known scores.")
+        "stage would ask and cost, `calibrate` measures the judge against motions with known scores."
+    )
     group = click.group("judge", invoke_without_command=True)(config_options(yes_option(judge)))
     group.add_command(judge_agree)
 
@@ -106,49 +110,72 @@ def calibrate_options(fn):
 
 
 _CALIBRATE_OPTIONS = [
-    click.option("--n", "n", type=click.IntRange(1, MAX_CALIBRATION_CASES), default=60, show_default=True,
-                 help="World clips with known scores, shared out over the tasks (every rubric level of composed "
-                      "prompts). Ignored with --human."),
-    click.option("--forms", callback=_forms, metavar="FORM[,FORM]",
-                 help=f"VLM: injection forms to compare ({', '.join(FORMS)}); default the configured render.form."),
-    click.option("--intervals", callback=_intervals, metavar="K[,K]",
-                 help="VLM: sampling intervals to compare; default the configured render.interval."),
-    click.option("--human", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-                 help="Human-label JSONL (docs/judge.md): calibrate on these motions and scores instead of world "
-                      "clips."),
+    click.option(
+        "--n",
+        "n",
+        type=click.IntRange(1, MAX_CALIBRATION_CASES),
+        default=60,
+        show_default=True,
+        help="World clips with known scores, shared out over the tasks (every rubric level of composed prompts). Ignored with --human.",
+    ),
+    click.option(
+        "--forms",
+        callback=_forms,
+        metavar="FORM[,FORM]",
+        help=f"VLM: injection forms to compare ({', '.join(FORMS)}); default the configured render.form.",
+    ),
+    click.option(
+        "--intervals",
+        callback=_intervals,
+        metavar="K[,K]",
+        help="VLM: sampling intervals to compare; default the configured render.interval.",
+    ),
+    click.option(
+        "--human",
+        type=click.Path(path_type=Path, exists=True, dir_okay=False),
+        help="Human-label JSONL (docs/judge.md): calibrate on these motions and scores instead of world clips.",
+    ),
     yes_option,
 ]
 
 
-def run_calibration(cfg, obj: Ctx, n: int, forms: list[str], intervals: list[int], human: Path | None,
-                    quiet: bool) -> None:
+def run_calibration(cfg, obj: Ctx, n: int, forms: list[str], intervals: list[int], human: Path | None, quiet: bool) -> None:
     from atom.pipeline.judge_tools import calibrate_judge
 
     if cfg.judge.backend == "kinematic" and (forms or intervals):
-        raise click.UsageError("--forms and --intervals are for the VLM judge (--judge vlm); "
-                               "the kinematic judge reads joints")
+        raise click.UsageError("--forms and --intervals are for the VLM judge (--judge vlm); the kinematic judge reads joints")
     settings = [(f, k) for f in (forms or [cfg.render.form]) for k in (intervals or [cfg.render.interval])]
-    result = calibrate_judge(cfg, obj, n, settings if cfg.judge.backend == "vlm" else [], human,
-                             show_progress=not quiet)
+    result = calibrate_judge(cfg, obj, n, settings if cfg.judge.backend == "vlm" else [], human, show_progress=not quiet)
     click.echo(result.text)
     click.echo(f"cost ${result.cost_usd:.4f}; table saved in the store as {result.record.key}")
 
 
 @click.command("agree")
 @click.option("--run", "run_name", default="default", show_default=True, help="The run whose judged motions to use.")
-@click.option("--a", "judge_a", default="kinematic", show_default=True,
-              help="First judge: kinematic, vlm, or human:FILE (CSV or JSONL of item_id,score).")
+@click.option(
+    "--a",
+    "judge_a",
+    default="kinematic",
+    show_default=True,
+    help="First judge: kinematic, vlm, or human:FILE (CSV or JSONL of item_id,score).",
+)
 @click.option("--b", "judge_b", default="vlm", show_default=True, help="Second judge, same forms as --a.")
 @click.option("--limit", type=int, default=0, help="Use only the first N motions (0 = all).")
 @click.option("--judge-model", default="gpt-4o", show_default=True, help="Model for the vlm judge.")
-@click.option("--form", type=click.Choice(["frame_by_frame", "full_image", "trajectory_image"]), default="full_image",
-              show_default=True, help="Injection form for the vlm judge.")
+@click.option(
+    "--form",
+    type=click.Choice(["frame_by_frame", "full_image", "trajectory_image"]),
+    default="full_image",
+    show_default=True,
+    help="Injection form for the vlm judge.",
+)
 @click.option("--interval", type=int, default=8, show_default=True, help="Frame sampling interval for the vlm judge.")
 @click.option("--budget", "budget_usd", type=float, default=5.0, show_default=True, help="Cap on new VLM spend.")
 @click.pass_obj
 @handle_errors
-def judge_agree(obj: Ctx, run_name: str, judge_a: str, judge_b: str, limit: int, judge_model: str, form: str,
-                interval: int, budget_usd: float) -> None:
+def judge_agree(
+    obj: Ctx, run_name: str, judge_a: str, judge_b: str, limit: int, judge_model: str, form: str, interval: int, budget_usd: float
+) -> None:
     """Score the same motions with two judges and print their agreement: exact-match rate,
     within-one rate, Spearman, Cohen's kappa and the confusion matrix. Item ids are
     '<prompt_id>:<motion key>', as in runs/<run>/judgements.jsonl."""
@@ -158,8 +185,9 @@ def judge_agree(obj: Ctx, run_name: str, judge_a: str, judge_b: str, limit: int,
     # A judge call that fails (refused key, permission, quota) is a grpc.RpcError: handle_errors
     # makes it one line and a non-zero exit. A judge that scored nothing is reported the same way.
     try:
-        report = run_agreement(obj, run_name, judge_a, judge_b, limit=limit, model=judge_model, form=form,
-                               interval=interval, budget_usd=budget_usd)
+        report = run_agreement(
+            obj, run_name, judge_a, judge_b, limit=limit, model=judge_model, form=form, interval=interval, budget_usd=budget_usd
+        )
     except JudgeGaveNoScores as exc:
         raise CommandError(str(exc)) from None
     click.echo(report)

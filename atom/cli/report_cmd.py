@@ -58,17 +58,20 @@ def serve(obj: Ctx, run: str, port: int) -> None:
 
 @click.command()
 @click.option("--run", "run_name", default="default", show_default=True, help="Run to show.")
-@click.option("--cards-per-task", default=8, show_default=True, type=click.IntRange(0, 1000),
-              help="Held-out prompts per task shown with videos (balanced over tuned better / same / worse).")
-@click.option("--pair-videos", default=6, show_default=True, type=click.IntRange(0, 1000),
-              help="Training pairs shown with videos.")
+@click.option(
+    "--cards-per-task",
+    default=8,
+    show_default=True,
+    type=click.IntRange(0, 1000),
+    help="Held-out prompts per task shown with videos (balanced over tuned better / same / worse).",
+)
+@click.option("--pair-videos", default=6, show_default=True, type=click.IntRange(0, 1000), help="Training pairs shown with videos.")
 @click.option("--video-size", default=160, show_default=True, type=int, help="Video width and height in pixels.")
 @click.option("--serve", "serve_site", is_flag=True, help="Serve the run's site on localhost (building it first if it is missing).")
 @click.option("--port", default=8765, show_default=True, type=int, help="Port for --serve (0 = any free port).")
 @click.pass_obj
 @handle_errors
-def report(obj: Ctx, run_name: str, cards_per_task: int, pair_videos: int, video_size: int, serve_site: bool,
-           port: int) -> None:
+def report(obj: Ctx, run_name: str, cards_per_task: int, pair_videos: int, video_size: int, serve_site: bool, port: int) -> None:
     """Write the run browser for a finished run into the store (reports/<run>/site/): summary tables
     and plots, base vs tuned motions side by side per held-out prompt with filters, the training
     pairs and the training curves. Open its index.html from the store, or use --serve."""

@@ -23,16 +23,32 @@ def register(cli: click.Group) -> None:
 @click.argument("name", type=click.Choice(SERVICES))
 @click.option("--host", envvar="ATOM_HOST", default=None, help="Interface to bind (default 0.0.0.0, or ATOM_HOST).")
 @click.option("--port", envvar="ATOM_PORT", type=int, default=None, help="gRPC port (default: the service's own).")
-@click.option("--metrics-port", "service_metrics_port", envvar="ATOM_METRICS_PORT", type=int, default=None,
-              help="Prometheus /metrics port (default: the service's own).")
-@click.option("--device", envvar="ATOM_DEVICE", default=None,
-              help="generator, trainer, evaluator: auto (CUDA when available), cpu, cuda or cuda:N (or ATOM_DEVICE).")
-@click.option("--dtype", envvar="ATOM_DTYPE", type=click.Choice(["fp32", "bf16", "fp16"]), default=None,
-              help="generator and trainer: the language model's number format (default fp32; or ATOM_DTYPE).")
+@click.option(
+    "--metrics-port",
+    "service_metrics_port",
+    envvar="ATOM_METRICS_PORT",
+    type=int,
+    default=None,
+    help="Prometheus /metrics port (default: the service's own).",
+)
+@click.option(
+    "--device",
+    envvar="ATOM_DEVICE",
+    default=None,
+    help="generator, trainer, evaluator: auto (CUDA when available), cpu, cuda or cuda:N (or ATOM_DEVICE).",
+)
+@click.option(
+    "--dtype",
+    envvar="ATOM_DTYPE",
+    type=click.Choice(["fp32", "bf16", "fp16"]),
+    default=None,
+    help="generator and trainer: the language model's number format (default fp32; or ATOM_DTYPE).",
+)
 @click.pass_obj
 @handle_errors
-def serve(obj: Ctx, name: str, host: str | None, port: int | None, service_metrics_port: int | None,
-          device: str | None, dtype: str | None) -> None:
+def serve(
+    obj: Ctx, name: str, host: str | None, port: int | None, service_metrics_port: int | None, device: str | None, dtype: str | None
+) -> None:
     """Run one service in the foreground (what a container runs). SIGTERM drains calls in flight."""
     import os
 
@@ -46,8 +62,9 @@ def serve(obj: Ctx, name: str, host: str | None, port: int | None, service_metri
     from atom.runtime.telemetry import setup_logging
 
     setup_logging(name, obj.log_level)
-    cfg = ServeConfig.from_env(name, host=host, port=port, metrics_port=service_metrics_port, store_url=obj.store_url,
-                               log_level=obj.log_level)
+    cfg = ServeConfig.from_env(
+        name, host=host, port=port, metrics_port=service_metrics_port, store_url=obj.store_url, log_level=obj.log_level
+    )
     run_service(build_spec(name, obj.store_url), cfg)
 
 
@@ -58,8 +75,9 @@ def services() -> None:
 
 @services.command("up")
 @click.option("--only", multiple=True, type=click.Choice(SERVICES), help="Start only these services (repeatable).")
-@click.option("--log-dir", type=click.Path(path_type=Path), default=Path(".atom/logs"), show_default=True,
-              help="Where each service writes its log.")
+@click.option(
+    "--log-dir", type=click.Path(path_type=Path), default=Path(".atom/logs"), show_default=True, help="Where each service writes its log."
+)
 @click.pass_obj
 @handle_errors
 def services_up(obj: Ctx, only: tuple[str, ...], log_dir: Path) -> None:
@@ -120,16 +138,24 @@ def status(obj: Ctx, as_json: bool, timeout: float) -> None:
                         version, store, details = info.version, info.store_url, dict(info.details)
                     except Exception:  # noqa: BLE001 - status must report, not crash
                         version = "?"
-                rows.append({"service": name, "address": addr, "health": health, "version": version, "store": store,
-                             "device": details.get("device", ""), "details": details})
+                rows.append(
+                    {
+                        "service": name,
+                        "address": addr,
+                        "health": health,
+                        "version": version,
+                        "store": store,
+                        "device": details.get("device", ""),
+                        "details": details,
+                    }
+                )
         finally:
             client.close()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     else:
         for r in rows:
-            click.echo(f"{r['service']:<10} {r['address']:<22} {r['health']:<12} {r['version']:<8} "
-                       f"{r['device'] or '-':<8} {r['store']}")
+            click.echo(f"{r['service']:<10} {r['address']:<22} {r['health']:<12} {r['version']:<8} {r['device'] or '-':<8} {r['store']}")
             if r["details"].get("not_ready"):
                 click.echo(f"{'':<10} not ready: {r['details']['not_ready']}")
     if any(r["health"] != "SERVING" for r in rows):

@@ -21,8 +21,12 @@ def world() -> None:
 
 
 @world.command("build")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True,
-              help="Directory to write (HumanML3D layout plus labels/<id>.json).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Directory to write (HumanML3D layout plus labels/<id>.json).",
+)
 @click.option("--clips", type=click.IntRange(1), default=1000, show_default=True, help="Number of clips.")
 @click.option("--seed", type=int, default=0, show_default=True, help="The same seed gives the same bytes.")
 @handle_errors
@@ -39,13 +43,22 @@ def world_build(out: Path, clips: int, seed: int) -> None:
 
 
 @world.command("show")
-@click.option("--dataset", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
-              help="A HumanML3D-layout directory (default: compose a new clip).")
+@click.option(
+    "--dataset",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="A HumanML3D-layout directory (default: compose a new clip).",
+)
 @click.option("--clip", "clip_id", help="Clip id in --dataset (default: the first test clip).")
 @click.option("--events", help="Without --dataset: events to compose, e.g. 'walk_forward,squat,wave'.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("clip.gif"), show_default=True,
-              help="A .gif (animation) or .png (strip of every 8th frame).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("clip.gif"),
+    show_default=True,
+    help="A .gif (animation) or .png (strip of every 8th frame).",
+)
 @handle_errors
 def world_show(dataset: Path | None, clip_id: str | None, events: str | None, seed: int, out: Path) -> None:
     """Write a quick image or GIF of a clip, to check that the world looks human."""
@@ -85,12 +98,15 @@ def world_show(dataset: Path | None, clip_id: str | None, events: str | None, se
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--minutes", type=float, default=None, help="Time budget for the base model's training.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="Pipeline config file.")
-@click.option("--quality/--no-quality", default=True, show_default=True,
-              help="Measure and print the base model's quality figures afterwards (through the generator).")
+@click.option(
+    "--quality/--no-quality",
+    default=True,
+    show_default=True,
+    help="Measure and print the base model's quality figures afterwards (through the generator).",
+)
 @click.pass_obj
 @handle_errors
-def pretrain_cmd(obj: Ctx, world_clips: int | None, seed: int, minutes: float | None, config_path: Path | None,
-                 quality: bool) -> None:
+def pretrain_cmd(obj: Ctx, world_clips: int | None, seed: int, minutes: float | None, config_path: Path | None, quality: bool) -> None:
     """Build the world (if needed), have the trainer service pretrain the tiny base model (VQ-VAE,
     then a small T5) and train the embedded evaluator on it, and store them. `run-pipeline` does
     this on first use. The trainer (and, for --quality, the generator) start here unless
@@ -123,9 +139,11 @@ def model_figures(store, base: str) -> str:
     metrics = (store.get_json(f"{base}/bundle.json").get("info") or {}).get("metrics") or {}
     if not metrics:
         return "the bundle records no training figures"
-    return ("held-out VQ reconstruction (smooth L1, normalised features) {vq_recon_loss:.4f}, perplexity "
-            "{vq_perplexity:.1f}, {codes_used} codes used; language model loss {lm_train_loss:.3f} (train), "
-            "{lm_eval_loss:.3f} (held out)").format_map(metrics)
+    return (
+        "held-out VQ reconstruction (smooth L1, normalised features) {vq_recon_loss:.4f}, perplexity "
+        "{vq_perplexity:.1f}, {codes_used} codes used; language model loss {lm_train_loss:.3f} (train), "
+        "{lm_eval_loss:.3f} (held out)"
+    ).format_map(metrics)
 
 
 def base_model_quality(store, generator, base: str, seed: int, prompts_per_task: int = 40, samples_per_prompt: int = 2):
@@ -137,13 +155,13 @@ def base_model_quality(store, generator, base: str, seed: int, prompts_per_task:
 
     def sample(captions, samples, sample_seed):
         prompts = [common_pb2.Prompt(prompt_id=f"q{i}", text=c, task="quality") for i, c in enumerate(captions)]
-        req = generator_pb2.GenerateRequest(prompts=prompts, samples_per_prompt=samples,
-                                            model=common_pb2.ModelRef(base=base), seed=sample_seed)
+        req = generator_pb2.GenerateRequest(
+            prompts=prompts, samples_per_prompt=samples, model=common_pb2.ModelRef(base=base), seed=sample_seed
+        )
         out: list[list] = [[None] * samples for _ in captions]
         for m in generator.stream("Generate", req, timeout=3600):
             if m.num_frames >= 2:
-                out[int(m.prompt_id[1:])][m.sample_index] = MotionRecord.from_bytes(
-                    store.get_bytes(m.motion.key), m.motion.key).joints
+                out[int(m.prompt_id[1:])][m.sample_index] = MotionRecord.from_bytes(store.get_bytes(m.motion.key), m.motion.key).joints
         return out
 
     return event_fidelity(sample, prompts_per_task, samples_per_prompt, seed)

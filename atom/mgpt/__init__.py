@@ -15,7 +15,22 @@ from atom.mgpt.tokenizer import HFTokenizerAdapter, WordTokenizer, load_tokenize
 from atom.mgpt.vqvae import VQVAE, VQVAEConfig
 
 __all__ = [
-    "BundleError", "DEFAULT_TEMPLATE", "HFTokenizerAdapter", "LMError", "ModelBundle", "MotionLM", "T5Size",
-    "VQVAE", "VQVAEConfig", "WordTokenizer", "bundle_exists", "format_prompt", "load_bundle", "load_tokenizer",
-    "motion_to_text", "save_bundle", "sequence_logprobs", "text_to_motion",
+    "BundleError",
+    "DEFAULT_TEMPLATE",
+    "HFTokenizerAdapter",
+    "LMError",
+    "ModelBundle",
+    "MotionLM",
+    "T5Size",
+    "VQVAE",
+    "VQVAEConfig",
+    "WordTokenizer",
+    "bundle_exists",
+    "format_prompt",
+    "load_bundle",
+    "load_tokenizer",
+    "motion_to_text",
+    "save_bundle",
+    "sequence_logprobs",
+    "text_to_motion",
 ]

@@ -43,8 +43,10 @@ class ModelBundle:
     def __post_init__(self) -> None:
         dim = self.vqvae.config.input_dim
         if self.vqvae.config.num_codes > NUM_CODES:
-            raise BundleError(f"the VQ-VAE has {self.vqvae.config.num_codes} codes but the motion vocabulary "
-                              f"has {NUM_CODES} code tokens; use at most {NUM_CODES} codes")
+            raise BundleError(
+                f"the VQ-VAE has {self.vqvae.config.num_codes} codes but the motion vocabulary "
+                f"has {NUM_CODES} code tokens; use at most {NUM_CODES} codes"
+            )
         self.mean = np.asarray(self.mean, dtype=np.float32).reshape(-1)
         self.std = np.asarray(self.std, dtype=np.float32).reshape(-1)
         for name, arr in (("mean", self.mean), ("std", self.std)):
@@ -97,7 +99,7 @@ def save_bundle(store, prefix: str, bundle: ModelBundle) -> dict:
             if path.is_file():
                 put(f"lm/{path.relative_to(tmp).as_posix()}", path.read_bytes())
     for key in store.list(f"{prefix}/lm/"):  # files of an older bundle that this one does not have
-        if key[len(prefix) + 1:] not in files:
+        if key[len(prefix) + 1 :] not in files:
             store.delete(key)
     manifest = {"format": BUNDLE_FORMAT, "vqvae": bundle.vqvae.config.to_dict(), "files": files, "info": bundle.info}
     store.put_json(f"{prefix}/{MANIFEST}", manifest)

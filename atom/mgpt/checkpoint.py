@@ -69,41 +69,43 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if sd is None and isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         sd = obj  # a bare state dict
     if not isinstance(sd, dict):
-        raise CheckpointError(f"{path}: no 'state_dict' in the checkpoint (top-level keys: "
-                              f"{sorted(map(str, obj))[:10] if isinstance(obj, dict) else type(obj).__name__})")
+        raise CheckpointError(
+            f"{path}: no 'state_dict' in the checkpoint (top-level keys: "
+            f"{sorted(map(str, obj))[:10] if isinstance(obj, dict) else type(obj).__name__})"
+        )
     return {str(k): v for k, v in sd.items() if isinstance(v, torch.Tensor)}
 
 
 # -- mapping into our modules ------------------------------------------------------------------------
 
+
 def split_state_dict(sd: dict[str, torch.Tensor]) -> tuple[dict, dict, list[str]]:
     vae, lm, other = {}, {}, []
     for k, v in sd.items():
         if k.startswith(VAE_PREFIX):
-            vae[k[len(VAE_PREFIX):]] = v
+            vae[k[len(VAE_PREFIX) :]] = v
         elif k.startswith(LM_PREFIX):
-            lm[k[len(LM_PREFIX):]] = v
+            lm[k[len(LM_PREFIX) :]] = v
         elif not k.startswith(IGNORED_PREFIXES):
             other.append(k)
     return vae, lm, other
 
 
-def _load_checked(module: torch.nn.Module, sd: dict, prefix: str, what: str, hint: str,
-                  optional: tuple[str, ...] = (), ignorable: tuple[str, ...] = ()) -> None:
+def _load_checked(
+    module: torch.nn.Module, sd: dict, prefix: str, what: str, hint: str, optional: tuple[str, ...] = (), ignorable: tuple[str, ...] = ()
+) -> None:
     expected = module.state_dict()
     for k, v in expected.items():
         if k in sd and tuple(sd[k].shape) != tuple(v.shape):
             raise CheckpointError(
-                f"shape mismatch for {prefix}{k}: checkpoint has {list(sd[k].shape)}, the {what} expects "
-                f"{list(v.shape)}. {hint}"
+                f"shape mismatch for {prefix}{k}: checkpoint has {list(sd[k].shape)}, the {what} expects {list(v.shape)}. {hint}"
             )
     missing = [k for k in expected if k not in sd and k not in optional]
     if missing:
         raise CheckpointError(f"the checkpoint lacks {len(missing)} {what} weights, e.g. {prefix}{missing[0]}. {hint}")
     unexpected = [k for k in sd if k not in expected and k not in ignorable]
     if unexpected:
-        raise CheckpointError(f"the checkpoint has {len(unexpected)} weights the {what} does not, e.g. "
-                              f"{prefix}{unexpected[0]}. {hint}")
+        raise CheckpointError(f"the checkpoint has {len(unexpected)} weights the {what} does not, e.g. {prefix}{unexpected[0]}. {hint}")
     module.load_state_dict({k: v for k, v in sd.items() if k in expected}, strict=False)
 
 
@@ -111,11 +113,12 @@ def build_vqvae(vae_sd: dict, config: VQVAEConfig | None = None) -> VQVAE:
     config = config or VQVAEConfig()
     vqvae = VQVAE(config)
     first = vae_sd.get("encoder.model.0.weight")
-    hint = ("MotionGPT's VQ-VAE has 512 codes of dim 512 over 263 HumanML3D features; a different size "
-            "needs a matching VQVAEConfig")
+    hint = "MotionGPT's VQ-VAE has 512 codes of dim 512 over 263 HumanML3D features; a different size needs a matching VQVAEConfig"
     if first is not None and first.ndim == 3 and first.shape[1] != config.input_dim:
-        hint = (f"the checkpoint was trained on {first.shape[1]}-dim features, not {config.input_dim} "
-                "(HumanML3D has 263, KIT-ML 251): use the checkpoint trained on this dataset")
+        hint = (
+            f"the checkpoint was trained on {first.shape[1]}-dim features, not {config.input_dim} "
+            "(HumanML3D has 263, KIT-ML 251): use the checkpoint trained on this dataset"
+        )
     _load_checked(vqvae, vae_sd, VAE_PREFIX, "VQ-VAE", hint)
     return vqvae.eval()
 
@@ -125,8 +128,9 @@ def build_lm(lm_sd: dict, t5_dir: str | Path, template: str | None = None) -> Mo
 
     t5_dir = Path(t5_dir)
     if not (t5_dir / "config.json").is_file():
-        raise CheckpointError(f"{t5_dir} has no config.json: give the local flan-t5-base directory "
-                              "(config.json and tokenizer files from google/flan-t5-base)")
+        raise CheckpointError(
+            f"{t5_dir} has no config.json: give the local flan-t5-base directory (config.json and tokenizer files from google/flan-t5-base)"
+        )
     try:
         tokenizer = HFTokenizerAdapter.from_pretrained(t5_dir)
     except TokenizerError as exc:
@@ -149,9 +153,15 @@ def build_lm(lm_sd: dict, t5_dir: str | Path, template: str | None = None) -> Mo
     if untied:
         untie_lm_head(model)
     tied = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight") + (() if untied else ("lm_head.weight",))
-    _load_checked(model, lm_sd, LM_PREFIX, "T5 built from " + str(t5_dir / "config.json"),
-                  "The language model must be flan-t5-base (d_model 768, 12+12 layers) as in MotionGPT-base",
-                  optional=tied, ignorable=("decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight",))
+    _load_checked(
+        model,
+        lm_sd,
+        LM_PREFIX,
+        "T5 built from " + str(t5_dir / "config.json"),
+        "The language model must be flan-t5-base (d_model 768, 12+12 layers) as in MotionGPT-base",
+        optional=tied,
+        ignorable=("decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight",),
+    )
     set_dropout(model, 0.0)
     return MotionLM(model, tokenizer, template=template or DEFAULT_TEMPLATE)
 
@@ -163,14 +173,23 @@ def infer_vq_config(vae_sd: dict) -> VQVAEConfig:
         codebook = vae_sd["quantizer.codebook"]
     except KeyError as exc:
         raise CheckpointError(f"the checkpoint has no {VAE_PREFIX}{exc.args[0]}: not a MotionGPT VQ-VAE") from None
-    down = sum(1 for k in vae_sd if k.startswith("encoder.model.") and k.endswith(".0.weight")
-               and vae_sd[k].ndim == 3 and vae_sd[k].shape[-1] == 4)
+    down = sum(
+        1 for k in vae_sd if k.startswith("encoder.model.") and k.endswith(".0.weight") and vae_sd[k].ndim == 3 and vae_sd[k].shape[-1] == 4
+    )
     depth = sum(1 for k in vae_sd if k.startswith("encoder.model.2.1.model.") and k.endswith(".conv1.weight"))
     if first.ndim != 3 or codebook.ndim != 2 or down < 1 or depth < 1:
-        raise CheckpointError("the VQ-VAE weights do not have MotionGPT's layout (encoder.model.0 [width, 263, 3], "
-                              "quantizer.codebook [codes, dim], strided stages under encoder.model.2..)")
-    return VQVAEConfig(input_dim=int(first.shape[1]), width=int(first.shape[0]), code_dim=int(codebook.shape[1]),
-                       num_codes=int(codebook.shape[0]), down_t=down, res_depth=depth)
+        raise CheckpointError(
+            "the VQ-VAE weights do not have MotionGPT's layout (encoder.model.0 [width, 263, 3], "
+            "quantizer.codebook [codes, dim], strided stages under encoder.model.2..)"
+        )
+    return VQVAEConfig(
+        input_dim=int(first.shape[1]),
+        width=int(first.shape[0]),
+        code_dim=int(codebook.shape[1]),
+        num_codes=int(codebook.shape[0]),
+        down_t=down,
+        res_depth=depth,
+    )
 
 
 def _read_norm(value, name: str) -> np.ndarray:
@@ -178,21 +197,23 @@ def _read_norm(value, name: str) -> np.ndarray:
         try:
             value = np.load(value, allow_pickle=False)
         except (OSError, ValueError) as exc:
-            raise CheckpointError(f"cannot read {name} from {value} ({exc}); give MotionGPT's meta/{name}.npy "
-                                  "(--mean-std)") from None
+            raise CheckpointError(f"cannot read {name} from {value} ({exc}); give MotionGPT's meta/{name}.npy (--mean-std)") from None
     return np.asarray(value, dtype=np.float32)
 
 
-def load_motiongpt(checkpoint: str | Path, t5_dir: str | Path, mean, std,
-                   vq_config: VQVAEConfig | None = None, device: str | torch.device = "cpu") -> ModelBundle:
+def load_motiongpt(
+    checkpoint: str | Path, t5_dir: str | Path, mean, std, vq_config: VQVAEConfig | None = None, device: str | torch.device = "cpu"
+) -> ModelBundle:
     """The released MotionGPT checkpoint + a local flan-t5-base directory + MotionGPT's mean/std
     (arrays or .npy paths) -> a ModelBundle ready for sampling. The VQ-VAE's size is read off the
     weights unless `vq_config` is given."""
     sd = read_state_dict(checkpoint)
     vae_sd, lm_sd, other = split_state_dict(sd)
     if not vae_sd or not lm_sd:
-        raise CheckpointError(f"{checkpoint}: expected weights under '{VAE_PREFIX}' and '{LM_PREFIX}', found "
-                              f"{len(vae_sd)} and {len(lm_sd)}; is this MotionGPT's text-to-motion checkpoint?")
+        raise CheckpointError(
+            f"{checkpoint}: expected weights under '{VAE_PREFIX}' and '{LM_PREFIX}', found "
+            f"{len(vae_sd)} and {len(lm_sd)}; is this MotionGPT's text-to-motion checkpoint?"
+        )
     vqvae = build_vqvae(vae_sd, vq_config or infer_vq_config(vae_sd))
     level = logging.getLogger("transformers").level
     logging.getLogger("transformers").setLevel(logging.ERROR)
@@ -200,8 +221,13 @@ def load_motiongpt(checkpoint: str | Path, t5_dir: str | Path, mean, std,
         lm = build_lm(lm_sd, t5_dir)
     finally:
         logging.getLogger("transformers").setLevel(level)
-    info = {"source": "motiongpt-checkpoint", "checkpoint": Path(checkpoint).name, "decoding": "motiongpt",
-            "ignored_keys": len(sd) - len(vae_sd) - len(lm_sd) - len(other), "unknown_keys": other[:20]}
+    info = {
+        "source": "motiongpt-checkpoint",
+        "checkpoint": Path(checkpoint).name,
+        "decoding": "motiongpt",
+        "ignored_keys": len(sd) - len(vae_sd) - len(lm_sd) - len(other),
+        "unknown_keys": other[:20],
+    }
     bundle = ModelBundle(vqvae=vqvae, lm=lm, mean=_read_norm(mean, "mean"), std=_read_norm(std, "std"), info=info)
     return bundle.to(device)
 
@@ -232,17 +258,24 @@ def _find_in_deps(start: Path, rel: Path, levels: int = 4) -> Path | None:
 def _meta_dir(given: Path) -> Path:
     """A --mean-std argument -> the folder holding mean.npy and std.npy. Accepts that folder, or
     MotionGPT's deps/, deps/t2m/ or deps/t2m/t2m/ above it."""
-    for candidate in (given, given / MOTIONGPT_META, given / Path(*MOTIONGPT_META.parts[1:]),
-                      given / Path(*MOTIONGPT_META.parts[2:]), given / "meta"):
+    for candidate in (
+        given,
+        given / MOTIONGPT_META,
+        given / Path(*MOTIONGPT_META.parts[1:]),
+        given / Path(*MOTIONGPT_META.parts[2:]),
+        given / "meta",
+    ):
         if (candidate / "mean.npy").is_file() and (candidate / "std.npy").is_file():
             return candidate
     if (given / "Mean.npy").is_file():
         raise CheckpointError(
             f"{given} holds HumanML3D's Mean.npy/Std.npy, but MotionGPT de-normalises with its VQ-VAE's meta/mean.npy "
             f"and meta/std.npy (deps/{MOTIONGPT_META.as_posix()}); the dataset's files would scale every motion "
-            "wrongly. Give that meta folder with --mean-std")
-    raise CheckpointError(f"{given} has no mean.npy/std.npy; give MotionGPT's deps/{MOTIONGPT_META.as_posix()} "
-                          "folder (or deps/ itself) with --mean-std")
+            "wrongly. Give that meta folder with --mean-std"
+        )
+    raise CheckpointError(
+        f"{given} has no mean.npy/std.npy; give MotionGPT's deps/{MOTIONGPT_META.as_posix()} folder (or deps/ itself) with --mean-std"
+    )
 
 
 def find_assets(checkpoint: str | Path, t5_dir: str | Path = "", mean_std: str | Path = "") -> MotionGPTAssets:
@@ -256,12 +289,15 @@ def find_assets(checkpoint: str | Path, t5_dir: str | Path = "", mean_std: str |
     else:
         found = _find_in_deps(ckpt.parent, MOTIONGPT_T5)
         if found is None:
-            raise CheckpointError(f"no flan-t5-base folder given and none at deps/{MOTIONGPT_T5} next to {ckpt}; "
-                                  "pass --t5-dir (google/flan-t5-base: config.json and tokenizer files)")
+            raise CheckpointError(
+                f"no flan-t5-base folder given and none at deps/{MOTIONGPT_T5} next to {ckpt}; "
+                "pass --t5-dir (google/flan-t5-base: config.json and tokenizer files)"
+            )
         t5 = found
     if not (t5 / "config.json").is_file():
-        raise CheckpointError(f"{t5} has no config.json: give the local flan-t5-base directory "
-                              "(config.json and tokenizer files from google/flan-t5-base)")
+        raise CheckpointError(
+            f"{t5} has no config.json: give the local flan-t5-base directory (config.json and tokenizer files from google/flan-t5-base)"
+        )
     if mean_std:
         meta = _meta_dir(Path(mean_std).expanduser())
     else:
@@ -270,7 +306,8 @@ def find_assets(checkpoint: str | Path, t5_dir: str | Path = "", mean_std: str |
             raise CheckpointError(
                 f"MotionGPT's normalisation files were not given and are not at deps/{MOTIONGPT_META.as_posix()} "
                 f"next to {ckpt}; pass --mean-std with that folder (it comes with MotionGPT's "
-                "prepare/download_t2m_evaluators.sh). HumanML3D's own Mean.npy/Std.npy are not the same files")
+                "prepare/download_t2m_evaluators.sh). HumanML3D's own Mean.npy/Std.npy are not the same files"
+            )
         meta = _meta_dir(found)
     return MotionGPTAssets(ckpt, t5, meta / "mean.npy", meta / "std.npy")
 
@@ -279,8 +316,10 @@ def asset_record(assets: MotionGPTAssets) -> dict:
     """What an import read: each file's name, size and sha256 (the T5 folder as one hash)."""
     from atom.store.filehash import file_sha256, tree_sha256
 
-    rec = {role: {"path": str(p), "bytes": p.stat().st_size, "sha256": file_sha256(p)}
-           for role, p in (("checkpoint", assets.checkpoint), ("mean", assets.mean), ("std", assets.std))}
+    rec = {
+        role: {"path": str(p), "bytes": p.stat().st_size, "sha256": file_sha256(p)}
+        for role, p in (("checkpoint", assets.checkpoint), ("mean", assets.mean), ("std", assets.std))
+    }
     rec["t5_dir"] = {"path": str(assets.t5_dir), "sha256": tree_sha256(assets.t5_dir)}
     return rec
 
@@ -302,8 +341,9 @@ def import_motiongpt_checkpoint(store, assets: MotionGPTAssets, record: dict | N
         return prefix
     bundle = load_motiongpt(assets.checkpoint, assets.t5_dir, assets.mean, assets.std)
     # Names only: the local paths differ from machine to machine and are not the model's identity.
-    bundle.info["assets"] = {role: {("name" if k == "path" else k): (Path(v).name if k == "path" else v)
-                                    for k, v in r.items()} for role, r in record.items()}
+    bundle.info["assets"] = {
+        role: {("name" if k == "path" else k): (Path(v).name if k == "path" else v) for k, v in r.items()} for role, r in record.items()
+    }
     bundle.info["normalization"] = f"MotionGPT VQ-VAE meta ({MOTIONGPT_META.as_posix()})"
     save_bundle(store, prefix, bundle)
     return prefix

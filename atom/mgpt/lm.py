@@ -97,16 +97,18 @@ def shift_right(labels: torch.Tensor, start_id: int, pad_id: int) -> torch.Tenso
     return dec.masked_fill(dec == IGNORE_INDEX, pad_id)
 
 
-def sequence_logprobs(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                      labels: torch.Tensor, start_id: int = 0, pad_id: int = 0) -> torch.Tensor:
+def sequence_logprobs(
+    model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor, start_id: int = 0, pad_id: int = 0
+) -> torch.Tensor:
     """Sum over label positions (labels != -100) of log p(label | prompt, previous labels), shape (B,).
 
     Exact and batch-independent: the prompt padding is masked in attention, labels are right-padded
     so the causal decoder never sees padding before a real position, and the log-softmax runs in
     float32 per position. Gradients flow (call under torch.no_grad() for a reference model)."""
     if labels.ndim != 2 or input_ids.ndim != 2 or labels.shape[0] != input_ids.shape[0]:
-        raise ValueError(f"expected input_ids (B, S) and labels (B, L) with the same B, got "
-                         f"{tuple(input_ids.shape)} and {tuple(labels.shape)}")
+        raise ValueError(
+            f"expected input_ids (B, S) and labels (B, L) with the same B, got {tuple(input_ids.shape)} and {tuple(labels.shape)}"
+        )
     dec_in = shift_right(labels, start_id, pad_id)
     out = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=dec_in, use_cache=False)
     logp = out.logits.float().log_softmax(-1)
@@ -116,8 +118,7 @@ def sequence_logprobs(model: nn.Module, input_ids: torch.Tensor, attention_mask:
 
 
 class MotionLM:
-    def __init__(self, model, tokenizer: MotionTokenizer, template: str = DEFAULT_TEMPLATE,
-                 max_text_tokens: int = 256):
+    def __init__(self, model, tokenizer: MotionTokenizer, template: str = DEFAULT_TEMPLATE, max_text_tokens: int = 256):
         vocab = model.get_input_embeddings().weight.shape[0]
         if vocab != len(tokenizer):
             raise LMError(
@@ -133,14 +134,12 @@ class MotionLM:
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
-    def create(cls, tokenizer: MotionTokenizer, size: T5Size | None = None, seed: int = 0,
-               template: str = DEFAULT_TEMPLATE) -> "MotionLM":
+    def create(cls, tokenizer: MotionTokenizer, size: T5Size | None = None, seed: int = 0, template: str = DEFAULT_TEMPLATE) -> "MotionLM":
         """A freshly initialised T5 for `tokenizer` (seeded: same seed, same weights)."""
         from transformers import T5Config, T5ForConditionalGeneration
 
         size = size or T5Size()
-        config = T5Config(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_id, eos_token_id=tokenizer.eos_id,
-                          **size.to_dict())
+        config = T5Config(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_id, eos_token_id=tokenizer.eos_id, **size.to_dict())
         config.decoder_start_token_id = tokenizer.pad_id  # not a T5Config field: a PreTrainedConfig attribute
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -177,8 +176,7 @@ class MotionLM:
         too_long = [i for i, s in enumerate(seqs) if len(s) > self.max_text_tokens]
         if too_long:
             i = too_long[0]
-            raise ValueError(f"prompt {i} has {len(seqs[i])} tokens, more than max_text_tokens="
-                             f"{self.max_text_tokens}; shorten it")
+            raise ValueError(f"prompt {i} has {len(seqs[i])} tokens, more than max_text_tokens={self.max_text_tokens}; shorten it")
         width = max(len(s) for s in seqs)
         ids = torch.full((len(seqs), width), self.tokenizer.pad_id, dtype=torch.long)
         mask = torch.zeros((len(seqs), width), dtype=torch.long)
@@ -212,19 +210,22 @@ class MotionLM:
             labels[i, : len(s)] = torch.tensor(s, dtype=torch.long)
         return labels.to(self.device)
 
-    def sequence_logprobs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
-                          model: nn.Module | None = None) -> torch.Tensor:
+    def sequence_logprobs(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor, model: nn.Module | None = None
+    ) -> torch.Tensor:
         """Summed label log-probs (B,) under `model` (default: this LM's model; pass a PEFT-wrapped
         policy or a reference model to score with it instead)."""
-        return sequence_logprobs(model if model is not None else self.model, input_ids, attention_mask, labels,
-                                 self.start_id, self.tokenizer.pad_id)
+        return sequence_logprobs(
+            model if model is not None else self.model, input_ids, attention_mask, labels, self.start_id, self.tokenizer.pad_id
+        )
 
     def loss(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Mean token cross-entropy (teacher forcing), for pretraining."""
         dec_in = shift_right(labels, self.start_id, self.tokenizer.pad_id)
         out = self.model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=dec_in, use_cache=False)
-        return nn.functional.cross_entropy(out.logits.float().reshape(-1, out.logits.shape[-1]), labels.reshape(-1),
-                                           ignore_index=IGNORE_INDEX)
+        return nn.functional.cross_entropy(
+            out.logits.float().reshape(-1, out.logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX
+        )
 
     # -- persistence -------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
@@ -232,8 +233,7 @@ class MotionLM:
         directory.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(str(directory))
         self.tokenizer.save(directory)
-        meta = {"format": 1, "template": self.template, "tokenizer": self.tokenizer.kind,
-                "max_text_tokens": self.max_text_tokens}
+        meta = {"format": 1, "template": self.template, "tokenizer": self.tokenizer.kind, "max_text_tokens": self.max_text_tokens}
         (directory / LM_META_FILE).write_text(json.dumps(meta, indent=1) + "\n")
 
     @classmethod
@@ -264,8 +264,10 @@ class MotionLM:
             finally:
                 logging.getLogger("transformers").setLevel(level)
         except Exception as exc:
-            raise LMError(f"cannot load the T5 weights in {directory} ({type(exc).__name__}: {exc}); "
-                          "the files are missing or corrupt, re-save the model") from None
+            raise LMError(
+                f"cannot load the T5 weights in {directory} ({type(exc).__name__}: {exc}); "
+                "the files are missing or corrupt, re-save the model"
+            ) from None
         if dropout_rate is not None:
             set_dropout(model, dropout_rate)
         lm = cls(model, tokenizer, meta.get("template", DEFAULT_TEMPLATE), int(meta.get("max_text_tokens", 256)))
@@ -273,6 +275,16 @@ class MotionLM:
 
 
 __all__ = [
-    "DEFAULT_TEMPLATE", "IGNORE_INDEX", "LMError", "MotionLM", "T5Size", "format_prompt", "sequence_logprobs",
-    "set_dropout", "shift_right", "untie_lm_head", "HFTokenizerAdapter", "WordTokenizer",
+    "DEFAULT_TEMPLATE",
+    "IGNORE_INDEX",
+    "LMError",
+    "MotionLM",
+    "T5Size",
+    "format_prompt",
+    "sequence_logprobs",
+    "set_dropout",
+    "shift_right",
+    "untie_lm_head",
+    "HFTokenizerAdapter",
+    "WordTokenizer",
 ]

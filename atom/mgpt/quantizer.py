@@ -56,7 +56,7 @@ class EMAQuantizer(nn.Module):
         """x (N, code_dim) -> code indices (N,), nearest codebook entry in Euclidean distance."""
         cb = self.codebook
         # |x|^2 - 2 x.c + |c|^2; the |x|^2 term does not change the argmin, keep it for readable distances.
-        dist = (x.pow(2).sum(-1, keepdim=True) - 2 * x @ cb.t() + cb.pow(2).sum(-1)[None, :])
+        dist = x.pow(2).sum(-1, keepdim=True) - 2 * x @ cb.t() + cb.pow(2).sum(-1)[None, :]
         return dist.argmin(dim=-1)
 
     def dequantize(self, codes: torch.Tensor) -> torch.Tensor:
@@ -70,7 +70,7 @@ class EMAQuantizer(nn.Module):
             return x
         reps = (self.num_codes + n - 1) // n
         out = x.repeat(reps, 1)
-        std = 0.01 / (self.code_dim ** 0.5)
+        std = 0.01 / (self.code_dim**0.5)
         return out + torch.randn_like(out) * std
 
     def _threshold(self, n: int) -> float:

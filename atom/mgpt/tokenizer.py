@@ -84,7 +84,7 @@ def parse_motion_string_motiongpt(text: str) -> list[int]:
     a, b = text.find(start_tok), text.find(end_tok)
     if a < 0 or b < 0:
         return list(MOTIONGPT_FALLBACK)
-    inner = text[a + len(start_tok): b] if b >= a + len(start_tok) else ""
+    inner = text[a + len(start_tok) : b] if b >= a + len(start_tok) else ""
     pieces = (start_tok + inner + end_tok).split("><")[1:-1]
     try:
         codes = [int(piece.split("_")[-1].replace(">", "")) for piece in pieces]
@@ -205,9 +205,7 @@ class HFTokenizerAdapter(_MotionIdsMixin):
             tok.add_tokens(missing)
         ids = [tok.convert_tokens_to_ids(n) for n in names]
         if ids != list(range(ids[0], ids[0] + NUM_MOTION_TOKENS)):
-            raise TokenizerError(
-                "motion tokens in this tokenizer are not contiguous ids; start from the plain flan-t5-base tokenizer"
-            )
+            raise TokenizerError("motion tokens in this tokenizer are not contiguous ids; start from the plain flan-t5-base tokenizer")
         if tok.pad_token_id is None or tok.eos_token_id is None:
             raise TokenizerError("the tokenizer has no pad or eos token; is this a T5 tokenizer?")
         self.hf = tok

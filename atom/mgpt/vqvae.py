@@ -40,7 +40,7 @@ class VQVAEConfig:
 
     @property
     def frames_per_token(self) -> int:
-        return 2 ** self.down_t
+        return 2**self.down_t
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -68,7 +68,7 @@ class Resnet1D(nn.Module):
     def __init__(self, width: int, depth: int, rate: int):
         super().__init__()
         # Largest dilation first (9, 3, 1), in the encoder and the decoder alike.
-        self.model = nn.Sequential(*[ResBlock(width, rate ** d) for d in reversed(range(depth))])
+        self.model = nn.Sequential(*[ResBlock(width, rate**d) for d in reversed(range(depth))])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -79,8 +79,9 @@ class Encoder(nn.Module):
         super().__init__()
         layers: list[nn.Module] = [nn.Conv1d(c.input_dim, c.width, 3, padding=1), nn.ReLU()]
         for _ in range(c.down_t):
-            layers.append(nn.Sequential(nn.Conv1d(c.width, c.width, 4, stride=2, padding=1),
-                                        Resnet1D(c.width, c.res_depth, c.dilation_rate)))
+            layers.append(
+                nn.Sequential(nn.Conv1d(c.width, c.width, 4, stride=2, padding=1), Resnet1D(c.width, c.res_depth, c.dilation_rate))
+            )
         layers.append(nn.Conv1d(c.width, c.code_dim, 3, padding=1))
         self.model = nn.Sequential(*layers)
 
@@ -93,9 +94,13 @@ class Decoder(nn.Module):
         super().__init__()
         layers: list[nn.Module] = [nn.Conv1d(c.code_dim, c.width, 3, padding=1), nn.ReLU()]
         for _ in range(c.down_t):
-            layers.append(nn.Sequential(Resnet1D(c.width, c.res_depth, c.dilation_rate),
-                                        nn.Upsample(scale_factor=2, mode="nearest"),
-                                        nn.Conv1d(c.width, c.width, 3, padding=1)))
+            layers.append(
+                nn.Sequential(
+                    Resnet1D(c.width, c.res_depth, c.dilation_rate),
+                    nn.Upsample(scale_factor=2, mode="nearest"),
+                    nn.Conv1d(c.width, c.width, 3, padding=1),
+                )
+            )
         layers += [nn.Conv1d(c.width, c.width, 3, padding=1), nn.ReLU(), nn.Conv1d(c.width, c.input_dim, 3, padding=1)]
         self.model = nn.Sequential(*layers)
 

@@ -58,7 +58,7 @@ def rest_offsets(joints: np.ndarray, rounds: int = 3) -> np.ndarray:
         for j in branching:
             kids = list(CHILDREN[j])
             # Each frame's child offsets taken back into the parent's rest frame (R^T v), averaged.
-            now = joints[:, kids] - joints[:, j:j + 1]
+            now = joints[:, kids] - joints[:, j : j + 1]
             offsets[kids] = np.einsum("tji,tcj->tci", world[:, j], now).mean(axis=0)
     return offsets
 
@@ -79,8 +79,7 @@ def _hierarchy(offsets: np.ndarray) -> list[str]:
         if not CHILDREN[j]:
             stub = np.asarray(RAW_OFFSETS[j], dtype=np.float64)
             stub = stub / (np.linalg.norm(stub) or 1.0) * END_SITE_M
-            lines.extend([f"{pad}  End Site", f"{pad}  {{",
-                          f"{pad}    OFFSET {stub[0]:.6f} {stub[1]:.6f} {stub[2]:.6f}", f"{pad}  }}"])
+            lines.extend([f"{pad}  End Site", f"{pad}  {{", f"{pad}    OFFSET {stub[0]:.6f} {stub[1]:.6f} {stub[2]:.6f}", f"{pad}  }}"])
         lines.append(f"{pad}}}")
 
     joint(0, 0)

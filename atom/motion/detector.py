@@ -104,7 +104,7 @@ def _covered(run: tuple[int, int], others: list[tuple[int, int]], frac: float) -
     for o in others:
         a, b = max(o[0], run[0]), min(o[1], run[1])
         if b > a:
-            mask[a - run[0]:b - run[0]] = True
+            mask[a - run[0] : b - run[0]] = True
     return mask.mean() >= frac
 
 
@@ -119,7 +119,7 @@ def _split_peaks(x: np.ndarray, run: tuple[int, int], valley: float) -> list[tup
     cuts = []
     cur = peaks[0]
     for p in peaks[1:]:
-        v = cur + int(np.argmin(seg[cur:p + 1]))
+        v = cur + int(np.argmin(seg[cur : p + 1]))
         if seg[v] < valley * min(seg[cur], seg[p]):
             cuts.append(v)
             cur = p
@@ -233,11 +233,29 @@ def compute_signals(joints: np.ndarray, fps: float = 20.0, smooth_sigma: float =
     wrist_lateral = wl[..., 0] * left[:, None, 0] + wl[..., 2] * left[:, None, 2]
 
     return Signals(
-        n=n, fps=float(fps), leg=leg, scale=scale, heading=heading, yaw_rate=yaw_rate, v_fwd=v_fwd,
-        v_left=v_left, speed=speed, root_xz=root_xz, drop=drop, foot_h=foot_h, ankle_h=ankle_h,
-        foot_ahead=foot_ahead, foot_speed=foot_speed, feet_xz=toes[..., [0, 2]], trunk_pitch=trunk_pitch, wrist_up=wrist_up,
-        wrist_over_head=wrist_over_head, hand_gap=hand_gap, hands_ahead=hands_ahead,
-        wrist_lateral=wrist_lateral, hips_back=hips_back,
+        n=n,
+        fps=float(fps),
+        leg=leg,
+        scale=scale,
+        heading=heading,
+        yaw_rate=yaw_rate,
+        v_fwd=v_fwd,
+        v_left=v_left,
+        speed=speed,
+        root_xz=root_xz,
+        drop=drop,
+        foot_h=foot_h,
+        ankle_h=ankle_h,
+        foot_ahead=foot_ahead,
+        foot_speed=foot_speed,
+        feet_xz=toes[..., [0, 2]],
+        trunk_pitch=trunk_pitch,
+        wrist_up=wrist_up,
+        wrist_over_head=wrist_over_head,
+        hand_gap=hand_gap,
+        hands_ahead=hands_ahead,
+        wrist_lateral=wrist_lateral,
+        hips_back=hips_back,
     )
 
 
@@ -316,7 +334,7 @@ def _jumps(s: Signals, th: Thresholds) -> list[DetectedEvent]:
             continue
         if np.max(-s.drop[a:b]) < th.jump_rise:
             continue  # feet up but the body did not rise: a stumble or noise
-        before = s.drop[max(0, a - _frames(12, s.fps)):a + 1]
+        before = s.drop[max(0, a - _frames(12, s.fps)) : a + 1]
         if np.max(-s.drop[a:b]) + np.max(before) < th.jump_swing:
             continue  # no crouch into the take-off: the whole figure drifting up, not a jump
         if np.median(s.speed[a:b]) > th.jump_max_speed * np.sqrt(s.scale):
@@ -437,8 +455,9 @@ def _squats(s: Signals, th: Thresholds, exclude: list[tuple[int, int]]) -> list[
             hold = float(np.sum(drop[a:b] >= 0.9 * peak)) / s.fps
             score = peak + 0.5 * back + 0.25 * hold
             event = "sit_down" if score >= th.sit_score else "squat"
-            out.append(DetectedEvent(event, a, b, {"drop_legs": round(peak, 3), "hips_back_legs": round(back, 3),
-                                                   "hold_s": round(hold, 2)}))
+            out.append(
+                DetectedEvent(event, a, b, {"drop_legs": round(peak, 3), "hips_back_legs": round(back, 3), "hold_s": round(hold, 2)})
+            )
     return out
 
 
@@ -529,8 +548,7 @@ def detect_events(joints: np.ndarray, fps: float = 20.0, thresholds: Thresholds 
     # squat or sit is that. A long stride can dip the pelvis like a shallow squat: a dip inside
     # real travel is that.
     squat_spans = [(d.start, d.end) for d in squats]
-    loco = [d for d in loco if not (_covered((d.start, d.end), squat_spans, 0.5)
-                                    and d.detail["travel_m"] < th.sit_travel * s.scale)]
+    loco = [d for d in loco if not (_covered((d.start, d.end), squat_spans, 0.5) and d.detail["travel_m"] < th.sit_travel * s.scale)]
     loco_spans = [(d.start, d.end) for d in loco]
     run_spans = [(d.start, d.end) for d in loco if d.event == "run"]
     squats = [d for d in squats if not _covered((d.start, d.end), loco_spans, 0.5)]

@@ -198,9 +198,7 @@ def joints_to_features(joints: np.ndarray, facing_sigma: float = HUMANML3D_FACIN
     local_vel = Q.qrot(rot[:-1, None], pos[1:] - pos[:-1]).reshape(t - 1, -1)
     contacts = foot_contacts(pos)
 
-    feats = np.concatenate(
-        [yaw_rate[:, None], root_vel, root_y[:, None], ric, rot6d, local_vel, contacts], axis=-1
-    )
+    feats = np.concatenate([yaw_rate[:, None], root_vel, root_y[:, None], ric, rot6d, local_vel, contacts], axis=-1)
     assert feats.shape == (t - 1, FEATURE_DIM)
     return feats.astype(np.float32)
 
@@ -314,9 +312,7 @@ class MeanStd:
             )
 
 
-def compute_mean_std(
-    feature_arrays: Iterable[np.ndarray], feature_bias: float = 5.0, min_std: float = 1e-8
-) -> MeanStd:
+def compute_mean_std(feature_arrays: Iterable[np.ndarray], feature_bias: float = 5.0, min_std: float = 1e-8) -> MeanStd:
     """Mean per dim and std pooled per feature group, like the released HumanML3D statistics.
 
     The per-dim population std is averaged within each group; the root groups and the foot

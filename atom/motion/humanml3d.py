@@ -53,8 +53,7 @@ class HumanML3DError(MotionFormatError):
 def check_clip_id(clip_id: str) -> str:
     if not isinstance(clip_id, str) or not _ID.match(clip_id):
         raise HumanML3DError(
-            f"invalid clip id {clip_id!r}: use letters, digits, '_', '-', '.', '@' (not first), "
-            f"no path separators or spaces"
+            f"invalid clip id {clip_id!r}: use letters, digits, '_', '-', '.', '@' (not first), no path separators or spaces"
         )
     return clip_id
 
@@ -150,8 +149,7 @@ class Clip:
                 raise HumanML3DError(f"clip {self.clip_id}: joints must have shape (T, {NUM_JOINTS}, 3), got {j.shape}")
             if len(j) not in (len(f), len(f) + 1):
                 raise HumanML3DError(
-                    f"clip {self.clip_id}: {len(j)} joint frames do not match {len(f)} feature rows "
-                    f"(expected {len(f)} or {len(f) + 1})"
+                    f"clip {self.clip_id}: {len(j)} joint frames do not match {len(f)} feature rows (expected {len(f)} or {len(f) + 1})"
                 )
             if not np.all(np.isfinite(j)):
                 raise HumanML3DError(f"clip {self.clip_id}: joints contain NaN or infinite values")
@@ -170,9 +168,7 @@ class Clip:
         return int(len(self.features))
 
 
-def clip_from_joints(
-    clip_id: str, joints: np.ndarray, captions: Iterable[Caption | str] = (), labels: dict | None = None
-) -> Clip:
+def clip_from_joints(clip_id: str, joints: np.ndarray, captions: Iterable[Caption | str] = (), labels: dict | None = None) -> Clip:
     """Build a clip the way HumanML3D built its files: features from the joints, and new_joints
     as the joints recovered from those features (so both have N rows, N = T - 1). Plain strings
     are tagged into Captions over the whole clip."""
@@ -325,11 +321,7 @@ class HumanML3D:
             raise HumanML3DError(f"{path}: caption file missing; every clip needs texts/<id>.txt") from None
         except UnicodeDecodeError as exc:
             raise HumanML3DError(f"{path}: not UTF-8 text ({exc})") from None
-        return tuple(
-            Caption.from_line(line, source=f"{path}:{n}")
-            for n, line in enumerate(text.splitlines(), start=1)
-            if line.strip()
-        )
+        return tuple(Caption.from_line(line, source=f"{path}:{n}") for n, line in enumerate(text.splitlines(), start=1) if line.strip())
 
     def load_labels(self, clip_id: str) -> dict | None:
         path = self.root / LABELS_DIR / f"{check_clip_id(clip_id)}.json"

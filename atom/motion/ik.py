@@ -88,7 +88,7 @@ def solve_rotations(joints: np.ndarray, offsets: np.ndarray, parents: Sequence[i
         parent = world[:, parents[j]] if parents[j] >= 0 else np.broadcast_to(np.eye(3), (T, 3, 3))
         kids = children[j]
         if len(kids) > 1:
-            world[:, j] = _kabsch(_unit(offsets[kids]), _unit(joints[:, kids] - joints[:, j:j + 1]))
+            world[:, j] = _kabsch(_unit(offsets[kids]), _unit(joints[:, kids] - joints[:, j : j + 1]))
         elif kids:
             c = kids[0]
             carried = parent @ _unit(offsets[c])
@@ -116,8 +116,7 @@ def world_rotations(local: np.ndarray, parents: Sequence[int]) -> np.ndarray:
     return world
 
 
-def forward_kinematics(root: np.ndarray, offsets: np.ndarray, world: np.ndarray,
-                       parents: Sequence[int]) -> np.ndarray:
+def forward_kinematics(root: np.ndarray, offsets: np.ndarray, world: np.ndarray, parents: Sequence[int]) -> np.ndarray:
     """(T, J, 3) joint positions from the root path (T, 3), rest offsets (J, 3) and world rotations."""
     pos = np.zeros(world.shape[:2] + (3,))
     pos[:, 0] = root

@@ -36,8 +36,17 @@ def _to_plot(p: np.ndarray) -> np.ndarray:
 class SkeletonView:
     """One reusable 3D axes; `draw` poses it and returns the RGB pixels."""
 
-    def __init__(self, size: int = 256, radius: float = 1.0, elev: float = 18.0, azim: float = -70.0,
-                 title: str | None = None, dpi: int = 100, fig=None, rect=None):
+    def __init__(
+        self,
+        size: int = 256,
+        radius: float = 1.0,
+        elev: float = 18.0,
+        azim: float = -70.0,
+        title: str | None = None,
+        dpi: int = 100,
+        fig=None,
+        rect=None,
+    ):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
         from mpl_toolkits.mplot3d.art3d import Poly3DCollection
@@ -70,8 +79,7 @@ class SkeletonView:
         self.ax.set_xlim(cx - r, cx + r)
         self.ax.set_ylim(cy - r, cy + r)
         self.ax.set_zlim(floor_y, floor_y + 2 * r)
-        self.floor.set_verts([[(cx - r, cy - r, floor_y), (cx + r, cy - r, floor_y),
-                               (cx + r, cy + r, floor_y), (cx - r, cy + r, floor_y)]])
+        self.floor.set_verts([[(cx - r, cy - r, floor_y), (cx + r, cy - r, floor_y), (cx + r, cy + r, floor_y), (cx - r, cy + r, floor_y)]])
         if trail is not None and len(trail):
             t = _to_plot(np.asarray(trail, dtype=np.float64))
             self.trail.set_data_3d(t[:, 0], t[:, 1], np.full(len(t), floor_y))
@@ -85,8 +93,7 @@ class SkeletonView:
         return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
-def iter_skeleton_frames(joints: np.ndarray, size: int = 256, title: str | None = None, every: int = 1,
-                         radius: float | None = None):
+def iter_skeleton_frames(joints: np.ndarray, size: int = 256, title: str | None = None, every: int = 1, radius: float | None = None):
     """Yield (H, W, 3) uint8 frames of the motion, one per `every` frames. The camera frames a
     box of half-width `radius` metres around the root (default: fitted to the clip)."""
     joints = validate_joints(joints).astype(np.float64)
@@ -99,8 +106,9 @@ def iter_skeleton_frames(joints: np.ndarray, size: int = 256, title: str | None 
         yield view.pixels()
 
 
-def render_skeleton_frames(joints: np.ndarray, size: int = 256, title: str | None = None, every: int = 1,
-                           radius: float | None = None) -> np.ndarray:
+def render_skeleton_frames(
+    joints: np.ndarray, size: int = 256, title: str | None = None, every: int = 1, radius: float | None = None
+) -> np.ndarray:
     """All frames at once: (ceil(T / every), H, W, 3) uint8."""
     return np.stack(list(iter_skeleton_frames(joints, size=size, title=title, every=every, radius=radius)))
 
@@ -126,8 +134,7 @@ def _atomic_save(path: Path, save) -> None:
         raise
 
 
-def save_skeleton_gif(joints: np.ndarray, path: str | os.PathLike, fps: int = FPS, title: str | None = None,
-                      size: int = 256) -> Path:
+def save_skeleton_gif(joints: np.ndarray, path: str | os.PathLike, fps: int = FPS, title: str | None = None, size: int = 256) -> Path:
     """Write an animated GIF of the motion (camera follows the root). Returns the path."""
     from PIL import Image
 
@@ -136,13 +143,13 @@ def save_skeleton_gif(joints: np.ndarray, path: str | os.PathLike, fps: int = FP
     frames = [Image.fromarray(f) for f in iter_skeleton_frames(joints, size=size, title=title)]
     path = Path(path)
     duration = max(1, int(round(1000 / fps)))
-    _atomic_save(path, lambda p: frames[0].save(p, format="GIF", save_all=True, append_images=frames[1:],
-                                                duration=duration, loop=0))
+    _atomic_save(path, lambda p: frames[0].save(p, format="GIF", save_all=True, append_images=frames[1:], duration=duration, loop=0))
     return path
 
 
-def save_skeleton_strip(joints: np.ndarray, path: str | os.PathLike, every: int = 8, size: int = 200,
-                        max_cols: int = 10, title: str | None = None) -> Path:
+def save_skeleton_strip(
+    joints: np.ndarray, path: str | os.PathLike, every: int = 8, size: int = 200, max_cols: int = 10, title: str | None = None
+) -> Path:
     """Write one PNG with the poses of every `every`-th frame side by side (wrapping after
     `max_cols`), each panel centred on its own root. Returns the path."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -26,8 +26,7 @@ from __future__ import annotations
 import os
 import re
 
-__all__ = ["tag", "tag_builtin", "tag_with_spacy", "describe_tagger", "tag_words", "tokenize", "lemma", "verb_lemma",
-           "noun_lemma"]
+__all__ = ["tag", "tag_builtin", "tag_with_spacy", "describe_tagger", "tag_words", "tokenize", "lemma", "verb_lemma", "noun_lemma"]
 
 TAGGER_ENV = "ATOM_TAGGER"
 SPACY_MODEL_ENV = "ATOM_SPACY_MODEL"
@@ -37,6 +36,7 @@ SPACY_MODEL = "en_core_web_sm"
 class TaggerError(RuntimeError):
     """The tagger asked for (ATOM_TAGGER=spacy) is not installed."""
 
+
 # ----------------------------------------------------------------------------------- lexicon
 
 
@@ -44,52 +44,63 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-DET = _words("a an the his her their its my your our this that these those some any each every "
-             "another both either neither no all whose")
-PRON = _words("he she they it him them i you we me us someone something somebody anyone anything "
-              "anybody everyone everything everybody nothing nobody himself herself itself "
-              "themselves oneself yourself myself ourselves who whom what which one's hers theirs "
-              "mine yours ours")
+DET = _words("a an the his her their its my your our this that these those some any each every another both either neither no all whose")
+PRON = _words(
+    "he she they it him them i you we me us someone something somebody anyone anything "
+    "anybody everyone everything everybody nothing nobody himself herself itself "
+    "themselves oneself yourself myself ourselves who whom what which one's hers theirs "
+    "mine yours ours"
+)
 CCONJ = _words("and or but nor yet plus")
 SCONJ = _words("while whilst if because though although unless whereas as since till until")
 AUX_BE = _words("is are was were be been being am")
 MODALS = _words("can could will would shall should may might must ca wo")
 AUX_DO = _words("do does did")
 AUX_HAVE = _words("have has had having")
-NUM = _words("one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-             "fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy "
-             "eighty ninety hundred thousand zero")
+NUM = _words(
+    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy "
+    "eighty ninety hundred thousand zero"
+)
 PART = _words("not to n't")
 # Prepositions; several double as adverbs/particles, handled in _tag_adp_like.
-ADP = _words("with in on at from of into onto for by towards toward upon against between beside "
-             "besides near like during without within past after before than via throughout "
-             "amid underneath beneath above below under over up down out off around across along "
-             "through about behind inside outside per")
-ADP_OR_ADV = _words("around across along through about behind inside outside above below under "
-                    "over up down out off past before after near underneath beneath throughout "
-                    "in on")
+ADP = _words(
+    "with in on at from of into onto for by towards toward upon against between beside "
+    "besides near like during without within past after before than via throughout "
+    "amid underneath beneath above below under over up down out off around across along "
+    "through about behind inside outside per"
+)
+ADP_OR_ADV = _words(
+    "around across along through about behind inside outside above below under "
+    "over up down out off past before after near underneath beneath throughout "
+    "in on"
+)
 PARTICLES = _words("up down out off over")
-ADV = _words("forward forwards backward backwards back sideways away upward upwards downward "
-             "downwards again then slowly quickly fast rapidly briskly gently carefully lightly "
-             "heavily suddenly repeatedly continuously constantly twice once thrice still also "
-             "just only very too really quite slightly somewhat almost nearly together apart "
-             "ahead here there now later afterwards afterward finally eventually immediately "
-             "simultaneously alternately clockwise counterclockwise anticlockwise straight "
-             "upright outward outwards inward inwards overhead aside even maybe perhaps when "
-             "where how why so soon already first next meanwhile instead rather barely hardly "
-             "further farther more less most least well far home high low sideway anymore "
-             "altogether forth backwards halfway midway")
-ADJ = _words("left right slow quick big small large little long short wide narrow full half "
-             "other same different whole entire several few many much straight circular curved "
-             "sharp deep shallow light heavy hard soft strong weak tall open closed bent stiff "
-             "loose tight brief huge tiny steady unsteady careful happy sad angry excited drunk "
-             "tired injured old young round single double alternate opposite front rear top "
-             "bottom upper lower inner outer middle second third fourth fifth last final "
-             "previous initial various diagonal vertical horizontal quick slight wild crazy "
-             "random proud confident awkward casual normal regular fancy small big giant "
-             "invisible imaginary clockwise certain new own extended raised bended crossed "
-             "outstretched slow rhythmic forceful vigorous energetic zigzag lateral other "
-             "both sure ready able")
+ADV = _words(
+    "forward forwards backward backwards back sideways away upward upwards downward "
+    "downwards again then slowly quickly fast rapidly briskly gently carefully lightly "
+    "heavily suddenly repeatedly continuously constantly twice once thrice still also "
+    "just only very too really quite slightly somewhat almost nearly together apart "
+    "ahead here there now later afterwards afterward finally eventually immediately "
+    "simultaneously alternately clockwise counterclockwise anticlockwise straight "
+    "upright outward outwards inward inwards overhead aside even maybe perhaps when "
+    "where how why so soon already first next meanwhile instead rather barely hardly "
+    "further farther more less most least well far home high low sideway anymore "
+    "altogether forth backwards halfway midway"
+)
+ADJ = _words(
+    "left right slow quick big small large little long short wide narrow full half "
+    "other same different whole entire several few many much straight circular curved "
+    "sharp deep shallow light heavy hard soft strong weak tall open closed bent stiff "
+    "loose tight brief huge tiny steady unsteady careful happy sad angry excited drunk "
+    "tired injured old young round single double alternate opposite front rear top "
+    "bottom upper lower inner outer middle second third fourth fifth last final "
+    "previous initial various diagonal vertical horizontal quick slight wild crazy "
+    "random proud confident awkward casual normal regular fancy small big giant "
+    "invisible imaginary clockwise certain new own extended raised bended crossed "
+    "outstretched slow rhythmic forceful vigorous energetic zigzag lateral other "
+    "both sure ready able"
+)
 # Base forms of verbs of the motion domain (and a few common ones).
 VERBS = _words(
     "walk run jog jump hop skip leap turn rotate spin twirl pivot squat crouch kneel sit stand "
@@ -136,48 +147,203 @@ NOUNS = _words(
 )
 
 IRREGULAR_VERBS = {
-    "ran": "run", "running": "run", "sat": "sit", "sitting": "sit", "stood": "stand",
-    "took": "take", "taken": "take", "threw": "throw", "thrown": "throw", "went": "go",
-    "gone": "go", "goes": "go", "got": "get", "gotten": "get", "getting": "get", "put": "put",
-    "putting": "put", "swung": "swing", "held": "hold", "knelt": "kneel", "kneeled": "kneel",
-    "lay": "lie", "lies": "lie", "lying": "lie", "lain": "lie", "fell": "fall", "fallen": "fall",
-    "made": "make", "did": "do", "does": "do", "done": "do", "doing": "do", "has": "have",
-    "had": "have", "having": "have", "bent": "bend", "spun": "spin", "caught": "catch",
-    "struck": "strike", "began": "begin", "begun": "begin", "came": "come", "rose": "rise",
-    "risen": "rise", "shook": "shake", "shaken": "shake", "leapt": "leap", "hit": "hit",
-    "kept": "keep", "left": "leave", "brought": "bring", "crept": "creep", "slid": "slide",
-    "flew": "fly", "flies": "fly", "tries": "try", "tried": "try", "carries": "carry",
-    "carried": "carry", "stepped": "step", "stepping": "step", "hopped": "hop",
-    "hopping": "hop", "skipped": "skip", "skipping": "skip", "jogged": "jog", "jogging": "jog",
-    "dropped": "drop", "dropping": "drop", "tapped": "tap", "tapping": "tap", "clapped": "clap",
-    "clapping": "clap", "spinning": "spin", "swimming": "swim", "swam": "swim", "drank": "drink",
-    "ate": "eat", "eaten": "eat", "wrote": "write", "written": "write", "cut": "cut",
-    "set": "set", "let": "let", "shot": "shoot", "dug": "dig", "saw": "see", "seen": "see",
-    "gave": "give", "given": "give", "tripped": "trip", "tripping": "trip", "slipped": "slip",
-    "slipping": "slip", "flipped": "flip", "flipping": "flip", "grabbed": "grab",
-    "grabbing": "grab", "dragged": "drag", "dragging": "drag", "stopped": "stop",
-    "stopping": "stop", "stirred": "stir", "stirring": "stir", "rubbed": "rub", "rubbing": "rub",
-    "squatted": "squat", "squatting": "squat", "shrugged": "shrug", "nodded": "nod",
-    "nodding": "nod", "patted": "pat", "patting": "pat", "bobbed": "bob", "bobbing": "bob",
-    "strutted": "strut", "strutting": "strut", "wagged": "wag", "swept": "sweep",
-    "stole": "steal", "led": "lead", "fed": "feed", "felt": "feel", "found": "find",
-    "told": "tell", "said": "say", "thought": "think", "understood": "understand",
-    "woke": "wake", "wore": "wear", "sought": "seek", "dealt": "deal", "meant": "mean",
-    "lit": "light", "sprang": "spring", "sprung": "spring", "clung": "cling", "flung": "fling",
-    "slung": "sling", "stuck": "stick", "stung": "sting", "strode": "stride", "spat": "spit",
-    "sank": "sink", "sunk": "sink", "bit": "bite", "bitten": "bite", "hid": "hide",
-    "hidden": "hide", "drew": "draw", "drawn": "draw", "grew": "grow", "grown": "grow",
-    "knew": "know", "known": "know", "blew": "blow", "blown": "blow", "tore": "tear",
-    "torn": "tear", "beat": "beat", "beaten": "beat", "became": "become", "laid": "lay",
-    "paid": "pay", "sent": "send", "spent": "spend", "built": "build",
-    "lost": "lose", "met": "meet", "sold": "sell", "won": "win",
+    "ran": "run",
+    "running": "run",
+    "sat": "sit",
+    "sitting": "sit",
+    "stood": "stand",
+    "took": "take",
+    "taken": "take",
+    "threw": "throw",
+    "thrown": "throw",
+    "went": "go",
+    "gone": "go",
+    "goes": "go",
+    "got": "get",
+    "gotten": "get",
+    "getting": "get",
+    "put": "put",
+    "putting": "put",
+    "swung": "swing",
+    "held": "hold",
+    "knelt": "kneel",
+    "kneeled": "kneel",
+    "lay": "lie",
+    "lies": "lie",
+    "lying": "lie",
+    "lain": "lie",
+    "fell": "fall",
+    "fallen": "fall",
+    "made": "make",
+    "did": "do",
+    "does": "do",
+    "done": "do",
+    "doing": "do",
+    "has": "have",
+    "had": "have",
+    "having": "have",
+    "bent": "bend",
+    "spun": "spin",
+    "caught": "catch",
+    "struck": "strike",
+    "began": "begin",
+    "begun": "begin",
+    "came": "come",
+    "rose": "rise",
+    "risen": "rise",
+    "shook": "shake",
+    "shaken": "shake",
+    "leapt": "leap",
+    "hit": "hit",
+    "kept": "keep",
+    "left": "leave",
+    "brought": "bring",
+    "crept": "creep",
+    "slid": "slide",
+    "flew": "fly",
+    "flies": "fly",
+    "tries": "try",
+    "tried": "try",
+    "carries": "carry",
+    "carried": "carry",
+    "stepped": "step",
+    "stepping": "step",
+    "hopped": "hop",
+    "hopping": "hop",
+    "skipped": "skip",
+    "skipping": "skip",
+    "jogged": "jog",
+    "jogging": "jog",
+    "dropped": "drop",
+    "dropping": "drop",
+    "tapped": "tap",
+    "tapping": "tap",
+    "clapped": "clap",
+    "clapping": "clap",
+    "spinning": "spin",
+    "swimming": "swim",
+    "swam": "swim",
+    "drank": "drink",
+    "ate": "eat",
+    "eaten": "eat",
+    "wrote": "write",
+    "written": "write",
+    "cut": "cut",
+    "set": "set",
+    "let": "let",
+    "shot": "shoot",
+    "dug": "dig",
+    "saw": "see",
+    "seen": "see",
+    "gave": "give",
+    "given": "give",
+    "tripped": "trip",
+    "tripping": "trip",
+    "slipped": "slip",
+    "slipping": "slip",
+    "flipped": "flip",
+    "flipping": "flip",
+    "grabbed": "grab",
+    "grabbing": "grab",
+    "dragged": "drag",
+    "dragging": "drag",
+    "stopped": "stop",
+    "stopping": "stop",
+    "stirred": "stir",
+    "stirring": "stir",
+    "rubbed": "rub",
+    "rubbing": "rub",
+    "squatted": "squat",
+    "squatting": "squat",
+    "shrugged": "shrug",
+    "nodded": "nod",
+    "nodding": "nod",
+    "patted": "pat",
+    "patting": "pat",
+    "bobbed": "bob",
+    "bobbing": "bob",
+    "strutted": "strut",
+    "strutting": "strut",
+    "wagged": "wag",
+    "swept": "sweep",
+    "stole": "steal",
+    "led": "lead",
+    "fed": "feed",
+    "felt": "feel",
+    "found": "find",
+    "told": "tell",
+    "said": "say",
+    "thought": "think",
+    "understood": "understand",
+    "woke": "wake",
+    "wore": "wear",
+    "sought": "seek",
+    "dealt": "deal",
+    "meant": "mean",
+    "lit": "light",
+    "sprang": "spring",
+    "sprung": "spring",
+    "clung": "cling",
+    "flung": "fling",
+    "slung": "sling",
+    "stuck": "stick",
+    "stung": "sting",
+    "strode": "stride",
+    "spat": "spit",
+    "sank": "sink",
+    "sunk": "sink",
+    "bit": "bite",
+    "bitten": "bite",
+    "hid": "hide",
+    "hidden": "hide",
+    "drew": "draw",
+    "drawn": "draw",
+    "grew": "grow",
+    "grown": "grow",
+    "knew": "know",
+    "known": "know",
+    "blew": "blow",
+    "blown": "blow",
+    "tore": "tear",
+    "torn": "tear",
+    "beat": "beat",
+    "beaten": "beat",
+    "became": "become",
+    "laid": "lay",
+    "paid": "pay",
+    "sent": "send",
+    "spent": "spend",
+    "built": "build",
+    "lost": "lose",
+    "met": "meet",
+    "sold": "sell",
+    "won": "win",
 }
 IRREGULAR_NOUNS = {
-    "feet": "foot", "men": "man", "women": "woman", "people": "person", "children": "child",
-    "teeth": "tooth", "knives": "knife", "calves": "calf", "halves": "half", "shelves": "shelf",
-    "mice": "mouse", "geese": "goose", "lives": "life", "wolves": "wolf", "leaves": "leaf",
-    "persons": "person", "guys": "guy", "boxes": "box", "stairs": "stair", "glasses": "glass",
-    "toes": "toe", "heroes": "hero", "species": "species", "series": "series",
+    "feet": "foot",
+    "men": "man",
+    "women": "woman",
+    "people": "person",
+    "children": "child",
+    "teeth": "tooth",
+    "knives": "knife",
+    "calves": "calf",
+    "halves": "half",
+    "shelves": "shelf",
+    "mice": "mouse",
+    "geese": "goose",
+    "lives": "life",
+    "wolves": "wolf",
+    "leaves": "leaf",
+    "persons": "person",
+    "guys": "guy",
+    "boxes": "box",
+    "stairs": "stair",
+    "glasses": "glass",
+    "toes": "toe",
+    "heroes": "hero",
+    "species": "species",
+    "series": "series",
 }
 # Participles that make "has/have/had" an auxiliary.
 _PARTICIPLE = re.compile(r"(?:ed|en|wn|un|ung|ught|ought|one|lt|pt)$")
@@ -222,9 +388,11 @@ def noun_lemma(word: str) -> str | None:
         return IRREGULAR_NOUNS[word]
     if word in NOUNS:
         return word
-    for cand in ((word[:-3] + "y") if word.endswith("ies") else None,
-                 word[:-2] if word.endswith("es") else None,
-                 word[:-1] if word.endswith("s") and not word.endswith("ss") else None):
+    for cand in (
+        (word[:-3] + "y") if word.endswith("ies") else None,
+        word[:-2] if word.endswith("es") else None,
+        word[:-1] if word.endswith("s") and not word.endswith("ss") else None,
+    ):
         if cand and cand in NOUNS:
             return cand
     return None
@@ -299,11 +467,12 @@ def _starts_np(word: str | None) -> bool:
     """Does `word` open a noun phrase (object of a preposition)?"""
     if word is None or not word.isalpha():
         return False
-    return (word in _NOUN_PHRASE_START or word in ("him", "her", "them", "it", "me", "us", "you",
-                                                     "himself", "herself", "themselves", "itself",
-                                                     "someone", "something")
-            or (noun_lemma(word) is not None and verb_lemma(word) is None)
-            or word in ADJ)
+    return (
+        word in _NOUN_PHRASE_START
+        or word in ("him", "her", "them", "it", "me", "us", "you", "himself", "herself", "themselves", "itself", "someone", "something")
+        or (noun_lemma(word) is not None and verb_lemma(word) is None)
+        or word in ADJ
+    )
 
 
 def tag_words(words: list[str]) -> list[tuple[str, str]]:
@@ -357,8 +526,12 @@ def _tag_one(words: list[str], i: int, tags: list[str]) -> str:
             return "AUX"
         return "VERB"
     if w in AUX_HAVE:
-        if next_w in ("n't", "not") or (next_w is not None and (next_w in IRREGULAR_VERBS or _PARTICIPLE.search(next_w))
-                                         and verb_lemma(next_w) is not None and next_w not in DET):
+        if next_w in ("n't", "not") or (
+            next_w is not None
+            and (next_w in IRREGULAR_VERBS or _PARTICIPLE.search(next_w))
+            and verb_lemma(next_w) is not None
+            and next_w not in DET
+        ):
             return "AUX"
         return "VERB"
     if w in AUX_BE or w in MODALS:
@@ -382,8 +555,7 @@ def _tag_one(words: list[str], i: int, tags: list[str]) -> str:
         return "ADV"
 
     # ---- closed classes
-    for closed, pos in ((DET, "DET"), (PRON, "PRON"), (CCONJ, "CCONJ"), (SCONJ, "SCONJ"),
-                        (NUM, "NUM"), (PART, "PART"), (ADP, "ADP")):
+    for closed, pos in ((DET, "DET"), (PRON, "PRON"), (CCONJ, "CCONJ"), (SCONJ, "SCONJ"), (NUM, "NUM"), (PART, "PART"), (ADP, "ADP")):
         if w in closed:
             return pos
 
@@ -468,9 +640,11 @@ def _spacy_pipeline():
             _NLP[name] = None
             _NLP[f"why:{name}"] = f"{type(exc).__name__}: {str(exc)[:200]}"
     if _NLP[name] is None and mode == "spacy":
-        raise TaggerError(f"{TAGGER_ENV}=spacy but the spaCy pipeline {name!r} does not load "
-                          f"({_NLP.get(f'why:{name}')}); pip install 'atom[spacy]' and "
-                          f"python -m spacy download {SPACY_MODEL}")
+        raise TaggerError(
+            f"{TAGGER_ENV}=spacy but the spaCy pipeline {name!r} does not load "
+            f"({_NLP.get(f'why:{name}')}); pip install 'atom[spacy]' and "
+            f"python -m spacy download {SPACY_MODEL}"
+        )
     return _NLP[name]
 
 

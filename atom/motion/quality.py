@@ -38,8 +38,9 @@ class TaskScore:
 
     @property
     def headline(self) -> float:
-        return {"single": self.all_events, "integrity": self.all_events, "temporal": self.in_order,
-                "frequency": self.count_exact}[self.task]
+        return {"single": self.all_events, "integrity": self.all_events, "temporal": self.in_order, "frequency": self.count_exact}[
+            self.task
+        ]
 
 
 @dataclass
@@ -54,8 +55,7 @@ class QualityReport:
     def format(self) -> str:
         lines = [f"{'task':<10} {'samples':>7} {'all events':>10} {'in order':>9} {'counts':>7} {'empty':>6}"]
         for t in self.tasks.values():
-            lines.append(f"{t.task:<10} {t.samples:>7} {t.all_events:>10.3f} {t.in_order:>9.3f} "
-                         f"{t.count_exact:>7.3f} {t.empty:>6}")
+            lines.append(f"{t.task:<10} {t.samples:>7} {t.all_events:>10.3f} {t.in_order:>9.3f} {t.count_exact:>7.3f} {t.empty:>6}")
         return "\n".join(lines)
 
 
@@ -91,8 +91,9 @@ def score(requested: list[EventLabel], detected: list[EventLabel]) -> tuple[bool
     return present, ordered, counts
 
 
-def event_fidelity(sample: Sampler, prompts_per_task: int = 40, samples_per_prompt: int = 2, seed: int = 0,
-                   tasks: Sequence[str] = TASKS) -> QualityReport:
+def event_fidelity(
+    sample: Sampler, prompts_per_task: int = 40, samples_per_prompt: int = 2, seed: int = 0, tasks: Sequence[str] = TASKS
+) -> QualityReport:
     """Event fidelity per sub-task of the model behind `sample`."""
     from atom.motion.detector import detect_events, summarize
     from atom.motion.world.captions import caption

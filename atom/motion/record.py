@@ -45,8 +45,10 @@ def validate_joints(joints: np.ndarray, what: str = "joints") -> np.ndarray:
         raise MotionFormatError(f"{what} contain NaN or infinite values (first at frame {bad})")
     peak = float(np.abs(joints).max())
     if peak > MAX_ABS_COORD_M:
-        raise MotionFormatError(f"{what} reach {peak:.4g} m from the origin, beyond the plausible "
-                                f"{MAX_ABS_COORD_M:g} m (joint positions are in metres, not millimetres)")
+        raise MotionFormatError(
+            f"{what} reach {peak:.4g} m from the origin, beyond the plausible "
+            f"{MAX_ABS_COORD_M:g} m (joint positions are in metres, not millimetres)"
+        )
     return joints.astype(np.float32, copy=False)
 
 

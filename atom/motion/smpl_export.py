@@ -71,8 +71,10 @@ def model_rest_joints(path) -> np.ndarray:
     .pkl; see services/renderer/smpl.py)."""
     p = Path(path)
     if p.suffix == ".pkl":
-        raise FileNotFoundError(f"{p} is an official SMPL pickle; convert it to .npz first with "
-                                "services.renderer.smpl.convert_smpl_pkl (chumpy does not run on Python 3.11)")
+        raise FileNotFoundError(
+            f"{p} is an official SMPL pickle; convert it to .npz first with "
+            "services.renderer.smpl.convert_smpl_pkl (chumpy does not run on Python 3.11)"
+        )
     if not p.is_file():
         raise FileNotFoundError(f"SMPL model file {str(p)!r} does not exist")
     try:
@@ -85,8 +87,9 @@ def model_rest_joints(path) -> np.ndarray:
         raise ValueError(f"{p} is not a SMPL model: it lacks {', '.join(missing)}")
     v, regressor = arrays["v_template"].astype(np.float64), arrays["J_regressor"].astype(np.float64)
     if v.ndim != 2 or v.shape[1] != 3 or regressor.shape != (NUM_SMPL_JOINTS, len(v)):
-        raise ValueError(f"{p} is not a SMPL model: v_template {v.shape} and J_regressor {regressor.shape} "
-                         f"should be (V, 3) and ({NUM_SMPL_JOINTS}, V)")
+        raise ValueError(
+            f"{p} is not a SMPL model: v_template {v.shape} and J_regressor {regressor.shape} should be (V, 3) and ({NUM_SMPL_JOINTS}, V)"
+        )
     return regressor @ v
 
 
@@ -118,7 +121,7 @@ def smpl_parameters(joints: np.ndarray, rest_joints: np.ndarray | None = None, f
     return {
         "poses": poses,
         "root_orient": poses[:, :3].copy(),
-        "pose_body": poses[:, 3:3 * NUM_JOINTS].copy(),
+        "pose_body": poses[:, 3 : 3 * NUM_JOINTS].copy(),
         "trans": trans.astype(np.float32),
         "betas": np.zeros(NUM_BETAS, np.float32),
         "gender": np.array("neutral"),

@@ -27,8 +27,7 @@ def require_scores(judge: str, scores: dict, errors: list[str]) -> None:
     """Raise JudgeGaveNoScores when a judge reported errors and scored none of its items."""
     if scores and errors and all(v is None for v in scores.values()):
         first = " ".join(errors[0].split())[:500]  # one line, whatever the service sent
-        raise JudgeGaveNoScores(f"judge {judge!r} gave no score for any of the {len(scores)} items; "
-                                f"first error: {first}")
+        raise JudgeGaveNoScores(f"judge {judge!r} gave no score for any of the {len(scores)} items; first error: {first}")
 
 
 def _scores(clients, store, rows, prompts, spec: str, model: str, form: str, interval: int, budget: float) -> dict:
@@ -43,12 +42,19 @@ def _scores(clients, store, rows, prompts, spec: str, model: str, form: str, int
         from atom.v1 import renderer_pb2
 
         keys = sorted({r["motion"] for r in rows})
-        req = renderer_pb2.RenderRequest(motions=[common_pb2.ArtifactRef(key=k) for k in keys],
-                                         options=renderer_pb2.RenderOptions(form=form, interval=interval))
+        req = renderer_pb2.RenderRequest(
+            motions=[common_pb2.ArtifactRef(key=k) for k in keys], options=renderer_pb2.RenderOptions(form=form, interval=interval)
+        )
         images = {r.motion.key: list(r.images) for r in clients["renderer"].stream("Render", req, timeout=3600)}
-    items = [judge_pb2.ScoreItem(item_id=f"{r['prompt_id']}:{r['motion']}", prompt=prompts[r["prompt_id"]],
-                                 motion=common_pb2.ArtifactRef(key=r["motion"]), images=images.get(r["motion"], []))
-             for r in rows]
+    items = [
+        judge_pb2.ScoreItem(
+            item_id=f"{r['prompt_id']}:{r['motion']}",
+            prompt=prompts[r["prompt_id"]],
+            motion=common_pb2.ArtifactRef(key=r["motion"]),
+            images=images.get(r["motion"], []),
+        )
+        for r in rows
+    ]
     cfg = judge_pb2.JudgeConfig(backend=spec, model=model, form=form, interval=interval, budget_usd=budget)
     out, errors = {}, []
     for j in clients["judge"].stream("Score", judge_pb2.ScoreRequest(items=items, judge=cfg), timeout=3600):
@@ -59,8 +65,18 @@ def _scores(clients, store, rows, prompts, spec: str, model: str, form: str, int
     return out
 
 
-def run_agreement(cli: Ctx, run: str, judge_a: str, judge_b: str, *, limit: int = 0, model: str = "gpt-4o",
-                  form: str = "full_image", interval: int = 8, budget_usd: float = 5.0) -> str:
+def run_agreement(
+    cli: Ctx,
+    run: str,
+    judge_a: str,
+    judge_b: str,
+    *,
+    limit: int = 0,
+    model: str = "gpt-4o",
+    form: str = "full_image",
+    interval: int = 8,
+    budget_usd: float = 5.0,
+) -> str:
     from atom.pipeline.runner import service_clients
     from atom.agreement import agreement_by_id
 

@@ -65,8 +65,13 @@ def dataset_record(root: Path) -> tuple[str, dict, list[Path]]:
     for p, d in zip(files, digests):
         h.update(p.relative_to(root).as_posix().encode() + b"\0" + d.encode() + b"\n")
     digest = h.hexdigest()
-    record = {"role": "dataset", "name": root.resolve().name, "sha256": digest, "files": len(files),
-              "bytes": sum(p.stat().st_size for p in files)}
+    record = {
+        "role": "dataset",
+        "name": root.resolve().name,
+        "sha256": digest,
+        "files": len(files),
+        "bytes": sum(p.stat().st_size for p in files),
+    }
     return f"datasets/{root.resolve().name}-{digest[:12]}", record, files
 
 
@@ -125,8 +130,7 @@ def import_checkpoint(store: ArtifactStore, cfg: PipelineConfig, show: bool = Tr
     assets = find_assets(cfg.model.checkpoint, cfg.model.t5_dir, cfg.model.mean_std)
     record = asset_record(assets)
     if not bundle_exists(store, import_prefix(record)):
-        _say(f"importing {assets.checkpoint} (T5 {assets.t5_dir}, normalisation {assets.mean.parent}) into the "
-             "store ...", show)
+        _say(f"importing {assets.checkpoint} (T5 {assets.t5_dir}, normalisation {assets.mean.parent}) into the store ...", show)
     return import_motiongpt_checkpoint(store, assets, record)
 
 
@@ -173,13 +177,16 @@ def run_trainer_job(trainer: ServiceClient, request, label: str, show: bool = Tr
         finally:
             bar.close()
     if final.state != common_pb2.JOB_STATE_SUCCEEDED:
-        raise RuntimeError(f"trainer job {job.job_id} ({label}) ended {common_pb2.JobState.Name(final.state)}: "
-                           f"{final.error or 'no reason given'}; run the command again to start it again")
+        raise RuntimeError(
+            f"trainer job {job.job_id} ({label}) ended {common_pb2.JobState.Name(final.state)}: "
+            f"{final.error or 'no reason given'}; run the command again to start it again"
+        )
     return final
 
 
-def ensure_base_model(store: ArtifactStore, cfg: PipelineConfig, dataset: str, show: bool = True,
-                      trainer: ServiceClient | None = None) -> str:
+def ensure_base_model(
+    store: ArtifactStore, cfg: PipelineConfig, dataset: str, show: bool = True, trainer: ServiceClient | None = None
+) -> str:
     """The run's base model: given, imported, or pretrained on the world by the trainer service
     (first run only; `trainer` is the client to ask, else one is started for the job)."""
     if cfg.model.base:
@@ -192,26 +199,39 @@ def ensure_base_model(store: ArtifactStore, cfg: PipelineConfig, dataset: str, s
     from atom.v1 import common_pb2, trainer_pb2
 
     tiny = cfg.model.pretrain_preset == "tiny"
-    _say("pretraining the tiny base model on the world in the trainer service (first run only; "
-         + ("the tiny preset: seconds) ..." if tiny else
-            f"about 9 min on 2 cores, capped at {cfg.model.pretrain_minutes:g} min) ..."), show)
-    request = trainer_pb2.StartTrainingRequest(output_prefix=prefix, pretrain=trainer_pb2.PretrainJob(
-        dataset=common_pb2.ArtifactRef(key=dataset, sha256=dataset_digest(store, dataset) or ""),
-        preset=cfg.model.pretrain_preset, seed=cfg.seed,
-        # The tiny preset has no cap (it takes seconds); the bundle records the cap it was made under.
-        time_budget_s=None if tiny else cfg.model.pretrain_minutes * 60))
+    _say(
+        "pretraining the tiny base model on the world in the trainer service (first run only; "
+        + ("the tiny preset: seconds) ..." if tiny else f"about 9 min on 2 cores, capped at {cfg.model.pretrain_minutes:g} min) ..."),
+        show,
+    )
+    request = trainer_pb2.StartTrainingRequest(
+        output_prefix=prefix,
+        pretrain=trainer_pb2.PretrainJob(
+            dataset=common_pb2.ArtifactRef(key=dataset, sha256=dataset_digest(store, dataset) or ""),
+            preset=cfg.model.pretrain_preset,
+            seed=cfg.seed,
+            # The tiny preset has no cap (it takes seconds); the bundle records the cap it was made under.
+            time_budget_s=None if tiny else cfg.model.pretrain_minutes * 60,
+        ),
+    )
     with trainer_service(store, trainer) as client:
         job = run_trainer_job(client, request, "pretrain", show)
     f = job.figures
     if "vq_mpjpe_mm" in f:
-        _say(f"base model pretrained in {f.get('seconds', 0):.0f} s: VQ-VAE round trip {f['vq_mpjpe_mm']:.1f} mm MPJPE on "
-             f"held-out clips (root-relative {f['vq_mpjpe_rootrel_mm']:.1f} mm), language-model held-out loss "
-             f"{f['lm_eval_loss']:.3f}", show)
+        _say(
+            f"base model pretrained in {f.get('seconds', 0):.0f} s: VQ-VAE round trip {f['vq_mpjpe_mm']:.1f} mm MPJPE on "
+            f"held-out clips (root-relative {f['vq_mpjpe_rootrel_mm']:.1f} mm), language-model held-out loss "
+            f"{f['lm_eval_loss']:.3f}",
+            show,
+        )
     if f.get("stopped_early"):
-        _say(f"warning: pretraining hit its {cfg.model.pretrain_minutes:g}-minute cap after {f['vq_steps_done']:.0f} "
-             f"VQ-VAE and {f['lm_steps_done']:.0f} language-model steps ({f['vq_steps']:.0f} and {f['lm_steps']:.0f} "
-             "planned); the base model, and so every result, now depends on this machine's speed. Raise "
-             "model.pretrain_minutes for the reproducible model.", show)
+        _say(
+            f"warning: pretraining hit its {cfg.model.pretrain_minutes:g}-minute cap after {f['vq_steps_done']:.0f} "
+            f"VQ-VAE and {f['lm_steps_done']:.0f} language-model steps ({f['vq_steps']:.0f} and {f['lm_steps']:.0f} "
+            "planned); the base model, and so every result, now depends on this machine's speed. Raise "
+            "model.pretrain_minutes for the reproducible model.",
+            show,
+        )
     return prefix
 
 
@@ -220,12 +240,14 @@ def evaluator_prefix(dataset: str) -> str:
 
 
 # Guo et al.'s evaluator in MotionGPT's deps/ layout (relative to deps/), and in our flat layout.
-GUO_DEPS_LAYOUT = {"finest.tar": "t2m/t2m/text_mot_match/model/finest.tar",
-                   "meta/mean.npy": "t2m/t2m/Comp_v6_KLD01/meta/mean.npy",
-                   "meta/std.npy": "t2m/t2m/Comp_v6_KLD01/meta/std.npy",
-                   "glove/our_vab_data.npy": "glove/our_vab_data.npy",
-                   "glove/our_vab_words.pkl": "glove/our_vab_words.pkl",
-                   "glove/our_vab_idx.pkl": "glove/our_vab_idx.pkl"}
+GUO_DEPS_LAYOUT = {
+    "finest.tar": "t2m/t2m/text_mot_match/model/finest.tar",
+    "meta/mean.npy": "t2m/t2m/Comp_v6_KLD01/meta/mean.npy",
+    "meta/std.npy": "t2m/t2m/Comp_v6_KLD01/meta/std.npy",
+    "glove/our_vab_data.npy": "glove/our_vab_data.npy",
+    "glove/our_vab_words.pkl": "glove/our_vab_words.pkl",
+    "glove/our_vab_idx.pkl": "glove/our_vab_idx.pkl",
+}
 
 
 def guo_files(root: Path) -> dict[str, Path]:
@@ -241,7 +263,8 @@ def guo_files(root: Path) -> dict[str, Path]:
     raise FileNotFoundError(
         f"{root} is not a Guo et al. evaluator folder: missing {', '.join(missing)} (or, in MotionGPT's deps/ "
         f"layout, {', '.join(GUO_DEPS_LAYOUT.values())}); get them with MotionGPT's "
-        "prepare/download_t2m_evaluators.sh and prepare/download_glove.sh")
+        "prepare/download_t2m_evaluators.sh and prepare/download_glove.sh"
+    )
 
 
 def guo_record(root: Path) -> tuple[str, dict, dict[str, Path]]:
@@ -252,8 +275,13 @@ def guo_record(root: Path) -> tuple[str, dict, dict[str, Path]]:
     names = sorted(files)
     digests = dict(zip(names, files_sha256([files[n] for n in names])))
     digest = hashlib.sha256("|".join(f"{n}={digests[n]}" for n in names).encode()).hexdigest()
-    record = {"role": "evaluator", "name": "guo-t2m", "sha256": digest,
-              "bytes": sum(files[n].stat().st_size for n in names), "parts": {n: digests[n] for n in names}}
+    record = {
+        "role": "evaluator",
+        "name": "guo-t2m",
+        "sha256": digest,
+        "bytes": sum(files[n].stat().st_size for n in names),
+        "parts": {n: digests[n] for n in names},
+    }
     return f"models/guo-{digest[:12]}", record, files
 
 
@@ -280,8 +308,9 @@ def evaluator_spec(store: ArtifactStore, cfg: PipelineConfig, embedded_prefix: s
 EVALUATOR_STEPS_TINY = 40  # the embedded evaluator's steps under the tiny preset (seconds)
 
 
-def ensure_evaluator(store: ArtifactStore, cfg: PipelineConfig, dataset: str, show: bool = True,
-                     trainer: ServiceClient | None = None) -> str:
+def ensure_evaluator(
+    store: ArtifactStore, cfg: PipelineConfig, dataset: str, show: bool = True, trainer: ServiceClient | None = None
+) -> str:
     """The embedded evaluator's prefix, trained on the dataset by the trainer service on first use
     (`trainer` is the client to ask, else one is started for the job). With a Guo evaluator
     configured there is nothing to train."""
@@ -291,9 +320,14 @@ def ensure_evaluator(store: ArtifactStore, cfg: PipelineConfig, dataset: str, sh
     from atom.v1 import common_pb2, trainer_pb2
 
     _say("training the embedded text/motion evaluator in the trainer service (first run only) ...", show)
-    request = trainer_pb2.StartTrainingRequest(output_prefix=prefix, evaluator=trainer_pb2.EvaluatorJob(
-        dataset=common_pb2.ArtifactRef(key=dataset, sha256=dataset_digest(store, dataset) or ""), seed=cfg.seed,
-        steps=EVALUATOR_STEPS_TINY if cfg.model.pretrain_preset == "tiny" else None))
+    request = trainer_pb2.StartTrainingRequest(
+        output_prefix=prefix,
+        evaluator=trainer_pb2.EvaluatorJob(
+            dataset=common_pb2.ArtifactRef(key=dataset, sha256=dataset_digest(store, dataset) or ""),
+            seed=cfg.seed,
+            steps=EVALUATOR_STEPS_TINY if cfg.model.pretrain_preset == "tiny" else None,
+        ),
+    )
     with trainer_service(store, trainer) as client:
         run_trainer_job(client, request, "evaluator", show)
     return prefix
@@ -344,8 +378,7 @@ def _digest_of_keys(store: ArtifactStore, keys: list[str]) -> str | None:
     present = [k for k in keys if store.exists(k)]
     if not present:
         return None
-    return hashlib.sha256("|".join(f"{k.rsplit('/', 1)[-1]}={sha256_hex(store.get_bytes(k))}"
-                                   for k in present).encode()).hexdigest()
+    return hashlib.sha256("|".join(f"{k.rsplit('/', 1)[-1]}={sha256_hex(store.get_bytes(k))}" for k in present).encode()).hexdigest()
 
 
 def dataset_digest(store: ArtifactStore, prefix: str) -> str | None:
@@ -353,8 +386,9 @@ def dataset_digest(store: ArtifactStore, prefix: str) -> str | None:
     is identified by its summary, splits and statistics. None while it does not exist."""
     if not store.exists(f"{prefix}/DONE"):
         return None
-    return _digest_of_keys(store, [f"{prefix}/{n}" for n in (ASSET_RECORD, "world.json", "train.txt", "val.txt",
-                                                              "test.txt", "Mean.npy", "Std.npy")])
+    return _digest_of_keys(
+        store, [f"{prefix}/{n}" for n in (ASSET_RECORD, "world.json", "train.txt", "val.txt", "test.txt", "Mean.npy", "Std.npy")]
+    )
 
 
 def base_model_digest(store: ArtifactStore, prefix: str) -> str | None:

@@ -18,9 +18,21 @@ from typing import Any, Mapping
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from atom.settings import (DECODINGS, FORMS, EvalSettings, GenerateSettings, JudgeSettings, ModelSettings,
-                           PairSettings, PromptSettings, RenderSettings, Section, SiteSettings, TrainSettings,
-                           WorldSettings)
+from atom.settings import (
+    DECODINGS,
+    FORMS,
+    EvalSettings,
+    GenerateSettings,
+    JudgeSettings,
+    ModelSettings,
+    PairSettings,
+    PromptSettings,
+    RenderSettings,
+    Section,
+    SiteSettings,
+    TrainSettings,
+    WorldSettings,
+)
 
 __all__ = ["ConfigError", "PipelineConfig", "load_config", "ConfigSource", "DECODINGS", "FORMS"]
 
@@ -32,8 +44,9 @@ class ConfigError(ValueError):
 class PipelineConfig(Section):
     model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True)
 
-    run: str = Field("default", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
-                     description="Run name: runs/<run>/manifest.json and reports/<run>/.")
+    run: str = Field(
+        "default", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", description="Run name: runs/<run>/manifest.json and reports/<run>/."
+    )
     seed: int = Field(0, description="Seed for prompts, sampling, pairs, training and evaluation draws.")
     world: WorldSettings = Field(default_factory=WorldSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
@@ -128,7 +141,7 @@ def _set(tree: dict, dotted: str, value: Any, where: str) -> None:
     for i, p in enumerate(parents):
         child = node.setdefault(p, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"config '{'.'.join(parents[:i + 1])}' ({where}): is a value, not a section")
+            raise ConfigError(f"config '{'.'.join(parents[: i + 1])}' ({where}): is a value, not a section")
         node = child
     node[leaf] = value
 
@@ -163,16 +176,14 @@ class ConfigSource(dict):
     """Where each effective value came from: dotted key -> "default" | "file <path>" | "flag" | "--set"."""
 
 
-def load_config(path: str | Path | None = None, overrides: dict | None = None,
-                sets: dict | None = None) -> PipelineConfig:
+def load_config(path: str | Path | None = None, overrides: dict | None = None, sets: dict | None = None) -> PipelineConfig:
     """Defaults, then the file (YAML or TOML), then `overrides` (flags: {"judge.backend": "vlm"}),
     then `sets` ({"train.beta": "0.1"}: strings typed as YAML). Raises ConfigError."""
     cfg, _ = load_config_with_sources(path, overrides, sets)
     return cfg
 
 
-def load_config_with_sources(path=None, overrides: dict | None = None,
-                             sets: dict | None = None) -> tuple[PipelineConfig, ConfigSource]:
+def load_config_with_sources(path=None, overrides: dict | None = None, sets: dict | None = None) -> tuple[PipelineConfig, ConfigSource]:
     tree: dict = {}
     sources = ConfigSource()
     if path:

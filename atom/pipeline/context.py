@@ -41,8 +41,9 @@ class Progress:
         self.total = total
         self.done = 0
         self._lock = threading.Lock()
-        self._bar = click.progressbar(length=max(total, 1), label=f"{label:<10}", show_pos=True,
-                                      show_eta=True, file=sys.stderr) if show else None
+        self._bar = (
+            click.progressbar(length=max(total, 1), label=f"{label:<10}", show_pos=True, show_eta=True, file=sys.stderr) if show else None
+        )
         if self._bar:
             self._bar.__enter__()
 
@@ -65,12 +66,12 @@ class RunContext:
     clients: dict[str, ServiceClient]
     manifest: Manifest
     show_progress: bool = True
-    base_model: str = ""            # store prefix of the base model bundle
-    evaluator_spec: str = ""        # what the evaluator loads: embedded:<prefix> | guo:<prefix>
-    dataset: str = ""               # store prefix of the HumanML3D-layout dataset
+    base_model: str = ""  # store prefix of the base model bundle
+    evaluator_spec: str = ""  # what the evaluator loads: embedded:<prefix> | guo:<prefix>
+    dataset: str = ""  # store prefix of the HumanML3D-layout dataset
     test_items: list = field(default_factory=list)  # the motiongpt protocol's test items (atom.evalplan)
     context_digests: dict = field(default_factory=dict)  # base_model / dataset / evaluator -> content digest
-    assets: list = field(default_factory=list)      # what the run used, with content hashes (for the report)
+    assets: list = field(default_factory=list)  # what the run used, with content hashes (for the report)
     summary: dict = field(default_factory=dict)
 
     @property
@@ -83,12 +84,10 @@ class RunContext:
     def stage_inputs(self, name: str, upstream: Mapping[str, StageOutputs]) -> dict:
         """What stage `name`'s key is made of now: config, code version, upstream output digests
         (from their outputs records) and run-level input digests."""
-        return stage_inputs(BY_NAME[name], self.cfg.to_dict(), {u: o.to_dict() for u, o in upstream.items() if o},
-                            self.context_digests)
+        return stage_inputs(BY_NAME[name], self.cfg.to_dict(), {u: o.to_dict() for u, o in upstream.items() if o}, self.context_digests)
 
     @contextmanager
-    def stage(self, name: str, upstream: Mapping[str, StageOutputs],
-              kind: type[OutputsT]) -> Iterator[StageRun[OutputsT]]:
+    def stage(self, name: str, upstream: Mapping[str, StageOutputs], kind: type[OutputsT]) -> Iterator[StageRun[OutputsT]]:
         """Run a stage body unless its outputs exist under its content key; record it either way.
         The body writes under `box.prefix`, sets `box.outputs` and names in `box.parts`
         ({part: [artifact keys]}) the artifacts whose content is the stage's output: each part's
@@ -116,14 +115,26 @@ class RunContext:
             if box.outputs is None or not box.parts:
                 raise RuntimeError(f"stage {name} set no outputs or named no output artifacts to digest")
             # Content only: names relative to the stage's prefix, which holds the key itself.
-            parts = {part: digest_of({k[len(prefix) + 1:] if k.startswith(prefix + "/") else k:
-                                      sha256_hex(self.store.get_bytes(k)) for k in keys})
-                     for part, keys in box.parts.items()}
+            parts = {
+                part: digest_of(
+                    {k[len(prefix) + 1 :] if k.startswith(prefix + "/") else k: sha256_hex(self.store.get_bytes(k)) for k in keys}
+                )
+                for part, keys in box.parts.items()
+            }
             box.outputs = replace(box.outputs, parts=parts, digest=digest_of(parts))
             outputs = box.outputs.to_dict()
-            self.store.put_json(record, {"stage": name, "key": key, "inputs": inputs, "outputs": outputs,
-                                         "finished": time.time(), "seconds": round(time.monotonic() - t0, 3),
-                                         "attempts": self.manifest.stage(name).get("attempts", 1)})
+            self.store.put_json(
+                record,
+                {
+                    "stage": name,
+                    "key": key,
+                    "inputs": inputs,
+                    "outputs": outputs,
+                    "finished": time.time(),
+                    "seconds": round(time.monotonic() - t0, 3),
+                    "attempts": self.manifest.stage(name).get("attempts", 1),
+                },
+            )
         except BaseException as exc:
             self.manifest.fail(name, f"{type(exc).__name__}: {exc}")
             metrics.record_failure(self.run, name)

@@ -25,8 +25,13 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 # Worth resending elsewhere: the replica went away or broke off the stream.
-RESEND_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.ABORTED,
-                grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL)
+RESEND_CODES = (
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.ABORTED,
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.INTERNAL,
+)
 
 
 class FanOutError(RuntimeError):
@@ -43,8 +48,8 @@ class FanOutStats:
 
 @dataclass
 class FanOut(Generic[T, R]):
-    call: Callable[[Sequence[T]], Iterator[R]]   # one streaming request for a chunk of items
-    expected: Callable[[T], list[Hashable]]      # the result keys an item must produce
+    call: Callable[[Sequence[T]], Iterator[R]]  # one streaming request for a chunk of items
+    expected: Callable[[T], list[Hashable]]  # the result keys an item must produce
     result_key: Callable[[R], Hashable]
     chunk_size: int = 8
     concurrency: int = 2

@@ -41,25 +41,78 @@ class Stage:
 
 
 # What the VLM judge's answers depend on besides the motion (batch_api changes the price, not the answers).
-_VLM_VIEW = ("judge.model", "render.form", "render.interval", "render.size", "render.style", "judge.votes",
-             "judge.vote_temperature", "judge.response_format")
+_VLM_VIEW = (
+    "judge.model",
+    "render.form",
+    "render.interval",
+    "render.size",
+    "render.style",
+    "judge.votes",
+    "judge.vote_temperature",
+    "judge.response_format",
+)
 GRAPH: tuple[Stage, ...] = (
-    Stage("prompts", ("seed", "prompts.tasks", "prompts.per_task", "prompts.eval_per_task", "prompts.backend"), (),
-          what="event-level prompts, training and held-out"),
-    Stage("generate", ("seed", "generate.samples_per_prompt", "generate.temperature", "generate.top_k",
-                       "generate.top_p", "generate.max_length", "generate.decoding"), ("prompts:train",), ("base_model",),
-          what="motions for the training prompts"),
-    Stage("render", ("render.form", "render.interval", "render.size", "render.style", "render.people_samples",
-                     "judge.backend"), ("generate",),
-          what="frames for the VLM judge (a few motions for people with the kinematic judge)"),
-    Stage("judge", ("judge.backend", *_VLM_VIEW), ("prompts:train", "generate", "render"), what="a score per motion",
-          vlm_only=(*_VLM_VIEW, "render")),
-    Stage("pairs", ("seed", "pairs", "judge.min_agreement"), ("prompts:train", "judge"),
-          what="MotionPrefer dataset and preference pairs", vlm_only=("judge.min_agreement",)),
+    Stage(
+        "prompts",
+        ("seed", "prompts.tasks", "prompts.per_task", "prompts.eval_per_task", "prompts.backend"),
+        (),
+        what="event-level prompts, training and held-out",
+    ),
+    Stage(
+        "generate",
+        (
+            "seed",
+            "generate.samples_per_prompt",
+            "generate.temperature",
+            "generate.top_k",
+            "generate.top_p",
+            "generate.max_length",
+            "generate.decoding",
+        ),
+        ("prompts:train",),
+        ("base_model",),
+        what="motions for the training prompts",
+    ),
+    Stage(
+        "render",
+        ("render.form", "render.interval", "render.size", "render.style", "render.people_samples", "judge.backend"),
+        ("generate",),
+        what="frames for the VLM judge (a few motions for people with the kinematic judge)",
+    ),
+    Stage(
+        "judge",
+        ("judge.backend", *_VLM_VIEW),
+        ("prompts:train", "generate", "render"),
+        what="a score per motion",
+        vlm_only=(*_VLM_VIEW, "render"),
+    ),
+    Stage(
+        "pairs",
+        ("seed", "pairs", "judge.min_agreement"),
+        ("prompts:train", "judge"),
+        what="MotionPrefer dataset and preference pairs",
+        vlm_only=("judge.min_agreement",),
+    ),
     Stage("train", ("seed", "train"), ("pairs",), ("base_model",), what="the LoRA adapter"),
-    Stage("evaluate", ("seed", "eval", "generate.eval_samples_per_prompt", "generate.temperature", "generate.top_k",
-                       "generate.top_p", "generate.max_length", "generate.decoding", "judge.backend", *_VLM_VIEW),
-          ("prompts:eval", "train"), ("base_model", "dataset", "evaluator"), what="the report", vlm_only=_VLM_VIEW),
+    Stage(
+        "evaluate",
+        (
+            "seed",
+            "eval",
+            "generate.eval_samples_per_prompt",
+            "generate.temperature",
+            "generate.top_k",
+            "generate.top_p",
+            "generate.max_length",
+            "generate.decoding",
+            "judge.backend",
+            *_VLM_VIEW,
+        ),
+        ("prompts:eval", "train"),
+        ("base_model", "dataset", "evaluator"),
+        what="the report",
+        vlm_only=_VLM_VIEW,
+    ),
 )
 STAGES: tuple[str, ...] = tuple(s.name for s in GRAPH)
 BY_NAME: dict[str, Stage] = {s.name: s for s in GRAPH}
@@ -78,18 +131,20 @@ def upstream_digest(outputs: Mapping[str, Any], edge: str) -> str:
     return outputs["parts"][part] if part else outputs["digest"]
 
 
-def stage_inputs(stage: Stage, cfg: Mapping[str, Any], upstream: Mapping[str, Mapping[str, Any]],
-                 context: Mapping[str, str]) -> dict:
+def stage_inputs(stage: Stage, cfg: Mapping[str, Any], upstream: Mapping[str, Mapping[str, Any]], context: Mapping[str, str]) -> dict:
     """Everything the stage's key is made of, in a form that can be stored and compared.
     `upstream`: stage name -> its outputs record (with "digest" and "parts")."""
     config_keys, edges = needs(stage, cfg)
     missing = [e for e in edges if not upstream.get(source(e))] + [c for c in stage.context if c not in context]
     if missing:
         raise KeyError(f"stage {stage.name}: no digest for {', '.join(missing)}")
-    return {"stage": stage.name, "version": stage.version,
-            "config": {k: config_value(cfg, k) for k in config_keys},
-            "upstream": {e: upstream_digest(upstream[source(e)], e) for e in edges},
-            "context": {c: context[c] for c in stage.context}}
+    return {
+        "stage": stage.name,
+        "version": stage.version,
+        "config": {k: config_value(cfg, k) for k in config_keys},
+        "upstream": {e: upstream_digest(upstream[source(e)], e) for e in edges},
+        "context": {c: context[c] for c in stage.context},
+    }
 
 
 def source(edge: str) -> str:
@@ -101,8 +156,7 @@ def needs(stage: Stage, cfg: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[
     """(config keys, upstream stages) the stage depends on under this config."""
     if config_value(cfg, "judge.backend") == "vlm":
         return stage.config, stage.upstream
-    return (tuple(k for k in stage.config if k not in stage.vlm_only),
-            tuple(u for u in stage.upstream if source(u) not in stage.vlm_only))
+    return (tuple(k for k in stage.config if k not in stage.vlm_only), tuple(u for u in stage.upstream if source(u) not in stage.vlm_only))
 
 
 def stage_key(inputs: Mapping[str, Any]) -> str:

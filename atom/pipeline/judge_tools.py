@@ -35,8 +35,9 @@ def _context(cfg: PipelineConfig, cli: Ctx, names: list[str], stack: ExitStack, 
         manifest.data = store.get_json(manifest.key)
     except ArtifactNotFound:
         manifest.data = {"stages": {}}
-    return RunContext(cfg=cfg, store=store, clients=service_clients(stack, cli, names=names), manifest=manifest,
-                      show_progress=show_progress)
+    return RunContext(
+        cfg=cfg, store=store, clients=service_clients(stack, cli, names=names), manifest=manifest, show_progress=show_progress
+    )
 
 
 def estimate_run(cfg: PipelineConfig, cli: Ctx) -> tuple[judge_pb2.JudgeEstimate | None, bool]:
@@ -54,8 +55,9 @@ def _with_view(cfg: PipelineConfig, form: str, interval: int) -> PipelineConfig:
     return cfg.model_copy(update={"render": cfg.render.model_copy(update={"form": form, "interval": interval})})
 
 
-def calibrate_judge(cfg: PipelineConfig, cli: Ctx, n: int, settings: list[tuple[str, int]],
-                    human: Path | None = None, show_progress: bool = True) -> judge_pb2.CalibrateResponse:
+def calibrate_judge(
+    cfg: PipelineConfig, cli: Ctx, n: int, settings: list[tuple[str, int]], human: Path | None = None, show_progress: bool = True
+) -> judge_pb2.CalibrateResponse:
     """Known-score motions from the judge service, rendered for each (form, interval) setting (VLM
     only), an estimate and the judge.confirm_above_usd question as before the judge stage, then the
     judge service's Calibrate."""
@@ -64,22 +66,35 @@ def calibrate_judge(cfg: PipelineConfig, cli: Ctx, n: int, settings: list[tuple[
         ctx = _context(cfg, cli, ["judge", "renderer"] if vlm else ["judge"], stack, show_progress)
         judge = ctx.clients["judge"]
         labels = upload_human_labels(ctx.store, human) if human else ""
-        cases = list(judge.call("CalibrationCases", judge_pb2.CalibrationCasesRequest(
-            tasks=cfg.prompts.tasks, n=n, seed=cfg.seed, human_labels=labels), timeout=600).cases)
+        cases = list(
+            judge.call(
+                "CalibrationCases",
+                judge_pb2.CalibrationCasesRequest(tasks=cfg.prompts.tasks, n=n, seed=cfg.seed, human_labels=labels),
+                timeout=600,
+            ).cases
+        )
         est = None
         for form, interval in settings:
             view = dataclasses.replace(ctx, cfg=_with_view(cfg, form, interval))
             renders = stages.render_motions(view, [c.motion.key for c in cases], label=f"{form}/{interval}")
             for c in cases:
-                c.renders.add(form=form, interval=interval,
-                              images=[common_pb2.ArtifactRef(key=k) for k in renders[c.motion.key]["images"]])
-            est = stages.estimate_judging(view, [judge_pb2.ScoreItem(
-                item_id=c.item_id, prompt=c.prompt, motion=c.motion, images=c.renders[-1].images) for c in cases], est)
+                c.renders.add(form=form, interval=interval, images=[common_pb2.ArtifactRef(key=k) for k in renders[c.motion.key]["images"]])
+            est = stages.estimate_judging(
+                view,
+                [judge_pb2.ScoreItem(item_id=c.item_id, prompt=c.prompt, motion=c.motion, images=c.renders[-1].images) for c in cases],
+                est,
+            )
         if vlm:
             stages.confirm_judge_spend(ctx, est, what="the calibration")
-        return judge.call("Calibrate", judge_pb2.CalibrateRequest(
-            cases=cases, settings=[judge_pb2.CalibrationSetting(form=f, interval=k) for f, k in settings],
-            judge=stages.judge_config(ctx)), timeout=3600)
+        return judge.call(
+            "Calibrate",
+            judge_pb2.CalibrateRequest(
+                cases=cases,
+                settings=[judge_pb2.CalibrationSetting(form=f, interval=k) for f, k in settings],
+                judge=stages.judge_config(ctx),
+            ),
+            timeout=3600,
+        )
 
 
 def upload_human_labels(store: ArtifactStore, path: Path) -> str:

@@ -16,15 +16,20 @@ from atom import __version__
 from atom.store import ArtifactNotFound, ArtifactStore
 
 
-
 def versions() -> dict:
     import grpc
     import numpy
     import torch
     import transformers
 
-    return {"atom": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "grpcio": grpc.__version__, "numpy": numpy.__version__}
+    return {
+        "atom": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "grpcio": grpc.__version__,
+        "numpy": numpy.__version__,
+    }
 
 
 @dataclass
@@ -64,8 +69,7 @@ class Manifest:
             attempts = failure.get("attempts", 0) + 1
         else:
             attempts = 1
-        entry = {"state": "running", "key": key, "inputs": inputs, "why": why, "started": time.time(),
-                 "attempts": attempts}
+        entry = {"state": "running", "key": key, "inputs": inputs, "why": why, "started": time.time(), "attempts": attempts}
         # A finished record outlives the attempts after it until one of them finishes: a command
         # that fails (bad options, a service down) must not erase what the run has.
         done = prev if prev.get("state") == "done" else prev.get("last_done")
@@ -77,15 +81,21 @@ class Manifest:
     def finish(self, name: str, outputs: dict) -> None:
         s = self.data["stages"][name]
         s.pop("last_done", None)
-        s.update(state="done", reused=False, finished=time.time(), seconds=round(time.time() - s["started"], 3),
-                 outputs=outputs)
+        s.update(state="done", reused=False, finished=time.time(), seconds=round(time.time() - s["started"], 3), outputs=outputs)
         self.save()
 
     def reuse(self, name: str, key: str, inputs: dict, record: dict) -> None:
         """The stage's output exists under its key: point at it, with when and how it was made."""
-        self.data["stages"][name] = {"state": "done", "reused": True, "key": key, "inputs": inputs,
-                                     "outputs": record["outputs"], "finished": record.get("finished", 0.0),
-                                     "seconds": record.get("seconds"), "attempts": record.get("attempts", 1)}
+        self.data["stages"][name] = {
+            "state": "done",
+            "reused": True,
+            "key": key,
+            "inputs": inputs,
+            "outputs": record["outputs"],
+            "finished": record.get("finished", 0.0),
+            "seconds": record.get("seconds"),
+            "attempts": record.get("attempts", 1),
+        }
         self.save()
 
     def fail(self, name: str, error: str) -> None:
@@ -96,8 +106,7 @@ class Manifest:
         if done is None:
             s.update(state="failed", error=error, finished=time.time())
         else:
-            done["last_failure"] = {"error": error, "key": s.get("key"), "attempts": s.get("attempts", 1),
-                                    "finished": time.time()}
+            done["last_failure"] = {"error": error, "key": s.get("key"), "attempts": s.get("attempts", 1), "finished": time.time()}
             self.data["stages"][name] = done
         self.save()
 

@@ -17,18 +17,20 @@ log = logging.getLogger("atom.pipeline")
 
 PIPELINE_REGISTRY = CollectorRegistry(auto_describe=True)
 
-stage_seconds = Gauge("atom_pipeline_stage_seconds", "Wall time of the last run of each stage", ("run", "stage"),
-                      registry=PIPELINE_REGISTRY)
-stage_items = Gauge("atom_pipeline_stage_items", "Items a stage produced (prompts, motions, pairs, ...)",
-                    ("run", "stage"), registry=PIPELINE_REGISTRY)
-judge_cost = Gauge("atom_pipeline_judge_cost_usd", "Judge spend of this run so far, in USD", ("run",),
-                   registry=PIPELINE_REGISTRY)
-judge_calls = Gauge("atom_pipeline_judge_calls", "Judge calls paid for by this run (cache hits excluded)", ("run",),
-                    registry=PIPELINE_REGISTRY)
-stage_state = Gauge("atom_pipeline_stage_done", "1 when the stage finished in this run", ("run", "stage"),
-                    registry=PIPELINE_REGISTRY)
-stage_failed = Gauge("atom_pipeline_stage_failed", "1 when the stage's last attempt in this run failed",
-                     ("run", "stage"), registry=PIPELINE_REGISTRY)
+stage_seconds = Gauge(
+    "atom_pipeline_stage_seconds", "Wall time of the last run of each stage", ("run", "stage"), registry=PIPELINE_REGISTRY
+)
+stage_items = Gauge(
+    "atom_pipeline_stage_items", "Items a stage produced (prompts, motions, pairs, ...)", ("run", "stage"), registry=PIPELINE_REGISTRY
+)
+judge_cost = Gauge("atom_pipeline_judge_cost_usd", "Judge spend of this run so far, in USD", ("run",), registry=PIPELINE_REGISTRY)
+judge_calls = Gauge(
+    "atom_pipeline_judge_calls", "Judge calls paid for by this run (cache hits excluded)", ("run",), registry=PIPELINE_REGISTRY
+)
+stage_state = Gauge("atom_pipeline_stage_done", "1 when the stage finished in this run", ("run", "stage"), registry=PIPELINE_REGISTRY)
+stage_failed = Gauge(
+    "atom_pipeline_stage_failed", "1 when the stage's last attempt in this run failed", ("run", "stage"), registry=PIPELINE_REGISTRY
+)
 
 try:
     REGISTRY.register(PIPELINE_REGISTRY)

@@ -38,8 +38,9 @@ class StageOutputs:
         try:
             return cls(**{k: v for k, v in d.items() if k in known})
         except TypeError as exc:  # a required field is missing
-            raise OutputsRecordError(f"the {cls.stage} stage's outputs record is incomplete ({exc}); "
-                                     f"rerun the stage (atomctl {cls.stage})") from None
+            raise OutputsRecordError(
+                f"the {cls.stage} stage's outputs record is incomplete ({exc}); rerun the stage (atomctl {cls.stage})"
+            ) from None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,8 +117,9 @@ class EvaluateOutputs(StageOutputs):
         object.__setattr__(self, "plots", tuple(self.plots))  # JSON gives a list
 
 
-OUTPUT_TYPES: dict[str, type[StageOutputs]] = {t.stage: t for t in (
-    PromptsOutputs, GenerateOutputs, RenderOutputs, JudgeOutputs, PairsOutputs, TrainOutputs, EvaluateOutputs)}
+OUTPUT_TYPES: dict[str, type[StageOutputs]] = {
+    t.stage: t for t in (PromptsOutputs, GenerateOutputs, RenderOutputs, JudgeOutputs, PairsOutputs, TrainOutputs, EvaluateOutputs)
+}
 
 
 def outputs_from_record(stage: str, d: Mapping[str, Any]) -> StageOutputs:

@@ -50,16 +50,27 @@ def plan_inputs(store: ArtifactStore, cfg: PipelineConfig) -> tuple[list[Step], 
     dataset = bootstrap.dataset_prefix_for(cfg)
     base = bootstrap.base_prefix_for(cfg)
     evaluator = bootstrap.evaluator_spec_for(cfg, dataset)
-    found = {"dataset": bootstrap.dataset_digest(store, dataset), "base_model": bootstrap.base_model_digest(store, base),
-             "evaluator": bootstrap.evaluator_digest(store, evaluator)}
-    made_by = {"dataset": "import the HumanML3D directory" if cfg.world.dataset else "build the procedural world",
-               "base_model": ("import the MotionGPT checkpoint" if cfg.model.checkpoint else
-                              "pretrain the tiny base model" if not cfg.model.base else "missing: give an existing bundle"),
-               "evaluator": "import the Guo et al. evaluator" if evaluator.startswith("guo:")
-               else "train the embedded evaluator"}
+    found = {
+        "dataset": bootstrap.dataset_digest(store, dataset),
+        "base_model": bootstrap.base_model_digest(store, base),
+        "evaluator": bootstrap.evaluator_digest(store, evaluator),
+    }
+    made_by = {
+        "dataset": "import the HumanML3D directory" if cfg.world.dataset else "build the procedural world",
+        "base_model": (
+            "import the MotionGPT checkpoint"
+            if cfg.model.checkpoint
+            else "pretrain the tiny base model"
+            if not cfg.model.base
+            else "missing: give an existing bundle"
+        ),
+        "evaluator": "import the Guo et al. evaluator" if evaluator.startswith("guo:") else "train the embedded evaluator",
+    }
     where = {"dataset": dataset, "base_model": base, "evaluator": evaluator}
-    steps = [Step(name, "reuse" if found[name] else "make", where[name], [] if found[name] else [made_by[name]])
-             for name in ("dataset", "base_model", "evaluator")]
+    steps = [
+        Step(name, "reuse" if found[name] else "make", where[name], [] if found[name] else [made_by[name]])
+        for name in ("dataset", "base_model", "evaluator")
+    ]
     return steps, {k: v for k, v in found.items() if v}, where
 
 
@@ -83,8 +94,7 @@ def plan_stages(store: ArtifactStore, cfg: PipelineConfig, previous: dict, conte
             done[spec.name] = store.get_json(record)["outputs"]
             steps.append(Step(spec.name, "reuse", prefix, [], done[spec.name], inputs))
         else:
-            steps.append(Step(spec.name, "run", prefix, explain(inputs, previous.get(spec.name, {}).get("inputs")),
-                              None, inputs))
+            steps.append(Step(spec.name, "run", prefix, explain(inputs, previous.get(spec.name, {}).get("inputs")), None, inputs))
     return steps
 
 

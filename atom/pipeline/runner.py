@@ -16,8 +16,18 @@ from atom.pipeline.config import PipelineConfig
 from atom.pipeline.context import RunContext
 from atom.pipeline.graph import BY_NAME, STAGES, needs, source
 from atom.pipeline.manifest import Manifest
-from atom.pipeline.outputs import (EvaluateOutputs, GenerateOutputs, JudgeOutputs, PairsOutputs, PromptsOutputs,
-                                   RenderOutputs, StageOutputs, TrainOutputs, need, outputs_from_record)
+from atom.pipeline.outputs import (
+    EvaluateOutputs,
+    GenerateOutputs,
+    JudgeOutputs,
+    PairsOutputs,
+    PromptsOutputs,
+    RenderOutputs,
+    StageOutputs,
+    TrainOutputs,
+    need,
+    outputs_from_record,
+)
 from atom.pipeline.plan import make_plan
 from atom.runtime.client import connect
 from atom.runtime.device import DEVICE_ENV, DTYPE_ENV
@@ -30,13 +40,16 @@ log = logging.getLogger("atom.pipeline")
 class StageNotReady(ArtifactNotFound):
     def __init__(self, stage: str, needs: str, why: list[str]):
         super().__init__(f"stage '{needs}' output")
-        self.args = (f"stage '{stage}' needs the output of stage '{needs}' for this config, which is not in the store "
-                     f"({'; '.join(why)}); run `atomctl {needs}` (or `atomctl run-pipeline`) with the same options "
-                     "first, or `atomctl run-pipeline --dry-run` to see what would run",)
+        self.args = (
+            f"stage '{stage}' needs the output of stage '{needs}' for this config, which is not in the store "
+            f"({'; '.join(why)}); run `atomctl {needs}` (or `atomctl run-pipeline`) with the same options "
+            "first, or `atomctl run-pipeline --dry-run` to see what would run",
+        )
 
 
-def service_clients(stack: ExitStack, cli: Ctx, log_dir: Path = Path(".atom/logs"), env: dict | None = None,
-                    names: Sequence[str] = SERVICES) -> dict:
+def service_clients(
+    stack: ExitStack, cli: Ctx, log_dir: Path = Path(".atom/logs"), env: dict | None = None, names: Sequence[str] = SERVICES
+) -> dict:
     """Clients for the named services (all by default): given endpoints, or services started here
     on loopback (with `env` added to their environment)."""
     missing = [s for s in names if not cli.endpoint(s)]
@@ -44,8 +57,7 @@ def service_clients(stack: ExitStack, cli: Ctx, log_dir: Path = Path(".atom/logs
     if missing:
         from atom.runtime.launch import LocalServices
 
-        group = stack.enter_context(LocalServices(cli.store_url, missing, log_dir=log_dir, log_level=cli.log_level,
-                                                  extra_env=env))
+        group = stack.enter_context(LocalServices(cli.store_url, missing, log_dir=log_dir, log_level=cli.log_level, extra_env=env))
         group.wait_ready()
         endpoints.update(group.endpoints())
     clients = {s: connect(s, endpoints[s]) for s in names}
@@ -69,8 +81,7 @@ def upstream_outputs(store, cfg: PipelineConfig, manifest: Manifest, stage: str)
     return upstream
 
 
-def run(cfg: PipelineConfig, cli: Ctx, until: str = "evaluate", only: str | None = None,
-        show_progress: bool = True) -> RunContext:
+def run(cfg: PipelineConfig, cli: Ctx, until: str = "evaluate", only: str | None = None, show_progress: bool = True) -> RunContext:
     """Run the stages up to `until` (or just `only`); a stage whose output exists under its content
     key for this config is reused, not run (atom.pipeline.graph)."""
     store = open_store(cli.store_url)
@@ -89,11 +100,12 @@ def run(cfg: PipelineConfig, cli: Ctx, until: str = "evaluate", only: str | None
         # Every service is up (ready) before the base model is made: on a first run the trainer
         # service pretrains it.
         clients = service_clients(stack, cli, env={DEVICE_ENV: cfg.model.device, DTYPE_ENV: cfg.model.dtype})
-        ctx = RunContext(cfg=cfg, store=store, clients=clients, manifest=manifest, show_progress=show_progress,
-                         dataset=dataset)
+        ctx = RunContext(cfg=cfg, store=store, clients=clients, manifest=manifest, show_progress=show_progress, dataset=dataset)
         ctx.base_model = bootstrap.ensure_base_model(store, cfg, dataset, show_progress, trainer=clients["trainer"])
-        ctx.context_digests = {"dataset": bootstrap.dataset_digest(store, dataset),
-                               "base_model": bootstrap.base_model_digest(store, ctx.base_model)}
+        ctx.context_digests = {
+            "dataset": bootstrap.dataset_digest(store, dataset),
+            "base_model": bootstrap.base_model_digest(store, ctx.base_model),
+        }
         conf = cfg.to_dict()
         for stage in wanted:
             if stage == "evaluate":
@@ -142,15 +154,19 @@ def print_summary(ctx: RunContext) -> None:
         echo(f"  render    {r.items} motions rendered -> {r.renders}")
     if "judge" in out:
         j = need(out, JudgeOutputs)
-        echo(f"  judge     {j.scored} scored, {j.errors} errors, {j.paid_calls} paid calls, "
-             f"{j.cache_hits} cache hits, {j.prompt_tokens + j.completion_tokens} tokens, ${j.cost_usd:.4f}")
+        echo(
+            f"  judge     {j.scored} scored, {j.errors} errors, {j.paid_calls} paid calls, "
+            f"{j.cache_hits} cache hits, {j.prompt_tokens + j.completion_tokens} tokens, ${j.cost_usd:.4f}"
+        )
     if "pairs" in out:
         pairs = need(out, PairsOutputs)
         echo(f"  pairs     {pairs.items} pairs {dict(pairs.pairs_per_task)} -> {pairs.pairs}")
     if "train" in out:
         t = need(out, TrainOutputs)
-        echo(f"  train     {t.items} steps, final loss {t.final_loss:.4f}, margin {t.final_margin:.3f}, "
-             f"accuracy {t.final_accuracy:.2f} -> {t.adapter}")
+        echo(
+            f"  train     {t.items} steps, final loss {t.final_loss:.4f}, margin {t.final_margin:.3f}, "
+            f"accuracy {t.final_accuracy:.2f} -> {t.adapter}"
+        )
     if "evaluate" in out:
         e = need(out, EvaluateOutputs)
         echo(f"  evaluate  report -> {e.report_md} (+ {e.report_json}, {len(e.plots)} plots)")
@@ -159,5 +175,4 @@ def print_summary(ctx: RunContext) -> None:
         if e.site:
             from atom.report.site import site_location
 
-            echo(f"Run browser: open {site_location(ctx.store.url, e.site)} "
-                 f"(or `atomctl report --run {ctx.run} --serve`)")
+            echo(f"Run browser: open {site_location(ctx.store.url, e.site)} (or `atomctl report --run {ctx.run} --serve`)")

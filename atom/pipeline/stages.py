@@ -18,12 +18,21 @@ from atom.pipeline import bootstrap
 from atom.cli.context import EXIT_BUDGET, CommandError
 from atom.pipeline.context import RunContext, from_dict, to_dict
 from atom.pipeline.graph import OUTPUTS_FILE, stage_key, stage_prefix
-from atom.pipeline.outputs import (EvaluateOutputs, GenerateOutputs, JudgeOutputs, PairsOutputs, PromptsOutputs,
-                                   RenderOutputs, StageOutputs, TrainOutputs, need)
+from atom.pipeline.outputs import (
+    EvaluateOutputs,
+    GenerateOutputs,
+    JudgeOutputs,
+    PairsOutputs,
+    PromptsOutputs,
+    RenderOutputs,
+    StageOutputs,
+    TrainOutputs,
+    need,
+)
 from atom.store import ArtifactNotFound
 from atom.pipeline.fanout import FanOut
 from atom.settings import GenerateSettings
-from atom.v1 import (common_pb2, evaluator_pb2, generator_pb2, judge_pb2, renderer_pb2, trainer_pb2)
+from atom.v1 import common_pb2, evaluator_pb2, generator_pb2, judge_pb2, renderer_pb2, trainer_pb2
 
 log = logging.getLogger("atom.pipeline")
 
@@ -55,6 +64,7 @@ EVAL_MM_SEED_OFFSET = 13
 # Every stage runner takes the run context and the outputs of the stages it reads (by stage name,
 # as atom.pipeline.graph declares them) and returns its own outputs.
 
+
 def compose_prompts(ctx: RunContext, up: Up) -> PromptsOutputs:
     cfg = ctx.cfg
     with ctx.stage("prompts", up, PromptsOutputs) as box:
@@ -62,15 +72,25 @@ def compose_prompts(ctx: RunContext, up: Up) -> PromptsOutputs:
             return box.result
         out = box.prefix
         judge = ctx.clients["judge"]
-        train = judge.call("ComposePrompts", judge_pb2.ComposePromptsRequest(
-            tasks=cfg.prompts.tasks, per_task=cfg.prompts.per_task, seed=cfg.seed, backend=cfg.prompts.backend),
-            timeout=600).prompts
+        train = judge.call(
+            "ComposePrompts",
+            judge_pb2.ComposePromptsRequest(
+                tasks=cfg.prompts.tasks, per_task=cfg.prompts.per_task, seed=cfg.seed, backend=cfg.prompts.backend
+            ),
+            timeout=600,
+        ).prompts
         seen = {p.text.lower() for p in train}
         # Held-out prompts: another seed, and none whose text the training set already has.
-        held = judge.call("ComposePrompts", judge_pb2.ComposePromptsRequest(
-            tasks=cfg.prompts.tasks, per_task=cfg.prompts.eval_per_task * 2,
-            seed=cfg.seed + HELD_OUT_PROMPTS_SEED_OFFSET,
-            backend=cfg.prompts.backend), timeout=600).prompts
+        held = judge.call(
+            "ComposePrompts",
+            judge_pb2.ComposePromptsRequest(
+                tasks=cfg.prompts.tasks,
+                per_task=cfg.prompts.eval_per_task * 2,
+                seed=cfg.seed + HELD_OUT_PROMPTS_SEED_OFFSET,
+                backend=cfg.prompts.backend,
+            ),
+            timeout=600,
+        ).prompts
         per_task: dict[str, int] = {}
         eval_prompts = []
         for p in held:
@@ -81,25 +101,36 @@ def compose_prompts(ctx: RunContext, up: Up) -> PromptsOutputs:
         ctx.store.put_jsonl(f"{out}/prompts.jsonl", [to_dict(p) for p in train])
         ctx.store.put_jsonl(f"{out}/eval-prompts.jsonl", [to_dict(p) for p in eval_prompts])
         counts = {str(t): sum(p.task == t for p in train) for t in cfg.prompts.tasks}
-        box.outputs = PromptsOutputs(train=f"{out}/prompts.jsonl", eval=f"{out}/eval-prompts.jsonl",
-                                     items=len(train), per_task=counts, eval_items=len(eval_prompts))
+        box.outputs = PromptsOutputs(
+            train=f"{out}/prompts.jsonl", eval=f"{out}/eval-prompts.jsonl", items=len(train), per_task=counts, eval_items=len(eval_prompts)
+        )
         box.parts = {"train": [f"{out}/prompts.jsonl"], "eval": [f"{out}/eval-prompts.jsonl"]}
     return box.result
 
 
-def fan_out(ctx: RunContext, label: str, service: str, items: list, total: int, call, expected, result_key,
-            chunk_size: int, per_replica: int) -> dict:
+def fan_out(
+    ctx: RunContext, label: str, service: str, items: list, total: int, call, expected, result_key, chunk_size: int, per_replica: int
+) -> dict:
     """Send `items` in chunks to every replica of `service` (FanOut), with a progress bar; the
     fan-out's request/resend counts go to the run summary under `label`."""
     bar = ctx.progress(label, total)
-    fan = FanOut(call=call, expected=expected, result_key=result_key, chunk_size=chunk_size,
-                 concurrency=per_replica * len(ctx.clients[service].addresses), on_result=lambda _r: bar.advance())
+    fan = FanOut(
+        call=call,
+        expected=expected,
+        result_key=result_key,
+        chunk_size=chunk_size,
+        concurrency=per_replica * len(ctx.clients[service].addresses),
+        on_result=lambda _r: bar.advance(),
+    )
     try:
         return fan.run(items)
     finally:
         bar.close()
-        ctx.summary.setdefault("fanout", {})[label] = {"requests": fan.stats.requests, "resent": fan.stats.resent_items,
-                                                      "redelivered": fan.stats.redelivered}
+        ctx.summary.setdefault("fanout", {})[label] = {
+            "requests": fan.stats.requests,
+            "resent": fan.stats.resent_items,
+            "redelivered": fan.stats.redelivered,
+        }
 
 
 def load_prompts(ctx: RunContext, key: str) -> list[common_pb2.Prompt]:
@@ -109,12 +140,14 @@ def load_prompts(ctx: RunContext, key: str) -> list[common_pb2.Prompt]:
 # --- 2. generate -------------------------------------------------------------------------------
 def sampling_params(gen: GenerateSettings) -> generator_pb2.SamplingParams:
     """The generator's sampling settings as the request message (None fields stay unset)."""
-    return generator_pb2.SamplingParams(temperature=gen.temperature, top_p=gen.top_p, decoding=gen.decoding,
-                                        top_k=gen.top_k, max_length=gen.max_length)
+    return generator_pb2.SamplingParams(
+        temperature=gen.temperature, top_p=gen.top_p, decoding=gen.decoding, top_k=gen.top_k, max_length=gen.max_length
+    )
 
 
-def generate_motions(ctx: RunContext, prompts: list[common_pb2.Prompt], samples: int, adapter: str = "",
-                     label: str = "generate", seed: int | None = None) -> list[dict]:
+def generate_motions(
+    ctx: RunContext, prompts: list[common_pb2.Prompt], samples: int, adapter: str = "", label: str = "generate", seed: int | None = None
+) -> list[dict]:
     """Motions for every (prompt, sample). Returns rows {prompt_id, sample_index, sample_seed, motion, ...}
     in prompt order. Work already in the store comes back as cached; nothing is generated twice."""
     cfg = ctx.cfg
@@ -123,21 +156,40 @@ def generate_motions(ctx: RunContext, prompts: list[common_pb2.Prompt], samples:
     model = common_pb2.ModelRef(base=ctx.base_model, adapter=adapter)
 
     def call(chunk):
-        req = generator_pb2.GenerateRequest(prompts=chunk, samples_per_prompt=samples, model=model,
-                                            sampling=sampling, seed=cfg.seed if seed is None else seed)
+        req = generator_pb2.GenerateRequest(
+            prompts=chunk, samples_per_prompt=samples, model=model, sampling=sampling, seed=cfg.seed if seed is None else seed
+        )
         return ctx.clients["generator"].stream("Generate", req, timeout=3600)
 
-    results = fan_out(ctx, label, "generator", prompts, len(prompts) * samples, call,
-                      expected=lambda p: [(p.prompt_id, i) for i in range(samples)],
-                      result_key=lambda m: (m.prompt_id, m.sample_index), chunk_size=gen.batch_prompts,
-                      per_replica=gen.concurrency)
+    results = fan_out(
+        ctx,
+        label,
+        "generator",
+        prompts,
+        len(prompts) * samples,
+        call,
+        expected=lambda p: [(p.prompt_id, i) for i in range(samples)],
+        result_key=lambda m: (m.prompt_id, m.sample_index),
+        chunk_size=gen.batch_prompts,
+        per_replica=gen.concurrency,
+    )
     rows = []
     for p in prompts:
         for i in range(samples):
             m = results[(p.prompt_id, i)]
-            rows.append({"prompt_id": p.prompt_id, "text": p.text, "task": p.task, "sample_index": i,
-                         "sample_seed": m.sample_seed, "motion": m.motion.key, "num_frames": m.num_frames,
-                         "num_tokens": m.num_tokens, "model_id": m.model_id})
+            rows.append(
+                {
+                    "prompt_id": p.prompt_id,
+                    "text": p.text,
+                    "task": p.task,
+                    "sample_index": i,
+                    "sample_seed": m.sample_seed,
+                    "motion": m.motion.key,
+                    "num_frames": m.num_frames,
+                    "num_tokens": m.num_tokens,
+                    "model_id": m.model_id,
+                }
+            )
     return rows
 
 
@@ -158,8 +210,7 @@ def generate_stage(ctx: RunContext, up: Up) -> GenerateOutputs:
 # --- 3. render ---------------------------------------------------------------------------------
 def render_options(ctx: RunContext, form: str | None = None) -> renderer_pb2.RenderOptions:
     r = ctx.cfg.render
-    return renderer_pb2.RenderOptions(form=form or r.form, interval=r.interval, width=r.size, height=r.size,
-                                      style=r.style, camera="follow")
+    return renderer_pb2.RenderOptions(form=form or r.form, interval=r.interval, width=r.size, height=r.size, style=r.style, camera="follow")
 
 
 def render_motions(ctx: RunContext, motion_keys: list[str], form: str | None = None, label: str = "render") -> dict:
@@ -170,10 +221,21 @@ def render_motions(ctx: RunContext, motion_keys: list[str], form: str | None = N
         req = renderer_pb2.RenderRequest(motions=[common_pb2.ArtifactRef(key=k) for k in chunk], options=options)
         return ctx.clients["renderer"].stream("Render", req, timeout=3600)
 
-    results = fan_out(ctx, label, "renderer", keys, len(keys), call, expected=lambda k: [k],
-                      result_key=lambda r: r.motion.key, chunk_size=8, per_replica=2)
-    return {k: {"images": [i.key for i in r.images], "frames": list(r.frame_indices), "render_key": r.render_key}
-            for k, r in results.items()}
+    results = fan_out(
+        ctx,
+        label,
+        "renderer",
+        keys,
+        len(keys),
+        call,
+        expected=lambda k: [k],
+        result_key=lambda r: r.motion.key,
+        chunk_size=8,
+        per_replica=2,
+    )
+    return {
+        k: {"images": [i.key for i in r.images], "frames": list(r.frame_indices), "render_key": r.render_key} for k, r in results.items()
+    }
 
 
 def render_stage(ctx: RunContext, up: Up) -> RenderOutputs:
@@ -198,14 +260,20 @@ def render_stage(ctx: RunContext, up: Up) -> RenderOutputs:
 # --- 4. judge ----------------------------------------------------------------------------------
 def judge_config(ctx: RunContext) -> judge_pb2.JudgeConfig:
     j = ctx.cfg.judge
-    return judge_pb2.JudgeConfig(backend=j.backend, model=j.model, form=ctx.cfg.render.form,
-                                 interval=ctx.cfg.render.interval, budget_usd=j.budget_usd, votes=j.votes,
-                                 vote_temperature=j.vote_temperature, response_format=j.response_format,
-                                 batch_api=j.batch_api)
+    return judge_pb2.JudgeConfig(
+        backend=j.backend,
+        model=j.model,
+        form=ctx.cfg.render.form,
+        interval=ctx.cfg.render.interval,
+        budget_usd=j.budget_usd,
+        votes=j.votes,
+        vote_temperature=j.vote_temperature,
+        response_format=j.response_format,
+        batch_api=j.batch_api,
+    )
 
 
-def score_items(rows: list[dict], prompts: dict[str, common_pb2.Prompt],
-                renders: dict | None = None) -> dict[str, judge_pb2.ScoreItem]:
+def score_items(rows: list[dict], prompts: dict[str, common_pb2.Prompt], renders: dict | None = None) -> dict[str, judge_pb2.ScoreItem]:
     """The judge's questions for motion rows, keyed by item id '<prompt_id>:<motion>' (the same
     motion for the same prompt is one question, asked once)."""
     items = {}
@@ -214,13 +282,15 @@ def score_items(rows: list[dict], prompts: dict[str, common_pb2.Prompt],
             continue  # the model produced no motion tokens: nothing to judge
         item_id = f"{r['prompt_id']}:{r['motion']}"
         images = [common_pb2.ArtifactRef(key=k) for k in (renders or {}).get(r["motion"], {}).get("images", [])]
-        items[item_id] = judge_pb2.ScoreItem(item_id=item_id, prompt=prompts[r["prompt_id"]],
-                                             motion=common_pb2.ArtifactRef(key=r["motion"]), images=images)
+        items[item_id] = judge_pb2.ScoreItem(
+            item_id=item_id, prompt=prompts[r["prompt_id"]], motion=common_pb2.ArtifactRef(key=r["motion"]), images=images
+        )
     return items
 
 
-def judge_motions(ctx: RunContext, rows: list[dict], prompts: dict[str, common_pb2.Prompt],
-                  renders: dict | None = None, label: str = "judge") -> dict[str, judge_pb2.Judgement]:
+def judge_motions(
+    ctx: RunContext, rows: list[dict], prompts: dict[str, common_pb2.Prompt], renders: dict | None = None, label: str = "judge"
+) -> dict[str, judge_pb2.Judgement]:
     """Judgements keyed by item id '<prompt_id>:<motion>' (see score_items)."""
     return ask_judge(ctx, list(score_items(rows, prompts, renders).values()), label)
 
@@ -232,32 +302,49 @@ def ask_judge(ctx: RunContext, items: list[judge_pb2.ScoreItem], label: str = "j
     def call(chunk):
         return ctx.clients["judge"].stream("Score", judge_pb2.ScoreRequest(items=chunk, judge=config), timeout=3600)
 
-    return fan_out(ctx, label, "judge", items, len(items), call, expected=lambda it: [it.item_id],
-                   result_key=lambda j: j.item_id, chunk_size=ctx.cfg.judge.batch, per_replica=2)
+    return fan_out(
+        ctx,
+        label,
+        "judge",
+        items,
+        len(items),
+        call,
+        expected=lambda it: [it.item_id],
+        result_key=lambda j: j.item_id,
+        chunk_size=ctx.cfg.judge.batch,
+        per_replica=2,
+    )
 
 
 def judgement_summary(judgements) -> dict:
     js = list(judgements)
-    return {"items": len(js), "scored": sum(j.ok for j in js), "errors": sum(not j.ok for j in js),
-            "paid_calls": sum((not j.cache_hit) and j.ok and j.cost_usd > 0 for j in js),
-            "cache_hits": sum(j.cache_hit for j in js),
-            "prompt_tokens": sum(j.prompt_tokens for j in js), "completion_tokens": sum(j.completion_tokens for j in js),
-            "cost_usd": round(sum(j.cost_usd for j in js if not j.cache_hit), 6)}
+    return {
+        "items": len(js),
+        "scored": sum(j.ok for j in js),
+        "errors": sum(not j.ok for j in js),
+        "paid_calls": sum((not j.cache_hit) and j.ok and j.cost_usd > 0 for j in js),
+        "cache_hits": sum(j.cache_hit for j in js),
+        "prompt_tokens": sum(j.prompt_tokens for j in js),
+        "completion_tokens": sum(j.completion_tokens for j in js),
+        "cost_usd": round(sum(j.cost_usd for j in js if not j.cache_hit), 6),
+    }
 
 
 # Items per Estimate call: 1,000 questions of up to 64 render keys each stay within a message.
 ESTIMATE_CHUNK = 1000
 
 
-def estimate_judging(ctx: RunContext, items: list[judge_pb2.ScoreItem],
-                     so_far: judge_pb2.JudgeEstimate | None = None) -> judge_pb2.JudgeEstimate | None:
+def estimate_judging(
+    ctx: RunContext, items: list[judge_pb2.ScoreItem], so_far: judge_pb2.JudgeEstimate | None = None
+) -> judge_pb2.JudgeEstimate | None:
     """What judging `items` with the configured judge would ask and cost (the judge service's
     Estimate: nothing is asked), added to `so_far`. Sent in chunks, each call adding its items to
     the estimate so far; None when there is nothing to judge."""
     config, est = judge_config(ctx), so_far
     for start in range(0, len(items), ESTIMATE_CHUNK):
-        est = ctx.clients["judge"].call("Estimate", judge_pb2.EstimateRequest(
-            items=items[start:start + ESTIMATE_CHUNK], judge=config, so_far=est), timeout=600)
+        est = ctx.clients["judge"].call(
+            "Estimate", judge_pb2.EstimateRequest(items=items[start : start + ESTIMATE_CHUNK], judge=config, so_far=est), timeout=600
+        )
     return est
 
 
@@ -278,16 +365,19 @@ def confirm_judge_spend(ctx: RunContext, est: judge_pb2.JudgeEstimate | None, wh
     cost, bound = (est.batch_usd, est.batch_usd_bound) if j.batch_api else (est.sync_usd, est.sync_usd_bound)
     if cost <= j.confirm_above_usd:
         return
-    spend = (f"{what} would ask {est.to_ask} new question(s) of {est.model} for an estimated ${cost:,.2f} "
-             f"(up to ${bound:,.2f}{', Batch API' if j.batch_api else ''}), more than judge.confirm_above_usd "
-             f"= ${j.confirm_above_usd:,.2f}")
+    spend = (
+        f"{what} would ask {est.to_ask} new question(s) of {est.model} for an estimated ${cost:,.2f} "
+        f"(up to ${bound:,.2f}{', Batch API' if j.batch_api else ''}), more than judge.confirm_above_usd "
+        f"= ${j.confirm_above_usd:,.2f}"
+    )
     if sys.stdin.isatty():
         click.echo(est.text, err=True)
         if click.confirm(f"{spend}. Spend it?", default=False, err=True):
             return
         raise CommandError("not confirmed; nothing was asked", EXIT_BUDGET)
-    raise CommandError(f"{spend}; nothing was asked. Pass --yes to spend it, or raise the threshold "
-                       "(--set judge.confirm_above_usd=USD)", EXIT_BUDGET)
+    raise CommandError(
+        f"{spend}; nothing was asked. Pass --yes to spend it, or raise the threshold (--set judge.confirm_above_usd=USD)", EXIT_BUDGET
+    )
 
 
 def finished(ctx: RunContext, stage: str, up: Up) -> bool:
@@ -309,12 +399,20 @@ def judge_stage(ctx: RunContext, up: Up) -> JudgeOutputs:
         for r in rows:
             j = judgements.get(f"{r['prompt_id']}:{r['motion']}")
             if j is None:
-                out.append({**r, "ok": False, "score": None, "rationale": "", "judge_id": "",
-                            "error": "the model produced no motion"})
+                out.append({**r, "ok": False, "score": None, "rationale": "", "judge_id": "", "error": "the model produced no motion"})
                 continue
-            out.append({**r, "ok": j.ok, "score": j.score if j.ok else None, "rationale": j.rationale,
-                        "judge_id": j.judge_id, "error": j.error, "agreement": j.agreement or 1.0,
-                        "votes": list(j.votes)})
+            out.append(
+                {
+                    **r,
+                    "ok": j.ok,
+                    "score": j.score if j.ok else None,
+                    "rationale": j.rationale,
+                    "judge_id": j.judge_id,
+                    "error": j.error,
+                    "agreement": j.agreement or 1.0,
+                    "votes": list(j.votes),
+                }
+            )
         key = f"{box.prefix}/judgements.jsonl"
         ctx.store.put_jsonl(key, out)
         box.outputs = JudgeOutputs(judgements=key, **judgement_summary(judgements.values()))
@@ -346,24 +444,47 @@ def pairs_stage(ctx: RunContext, up: Up) -> PairsOutputs:
                 low_agreement[r["task"]] = low_agreement.get(r["task"], 0) + 1
                 continue
             p = prompts[r["prompt_id"]]
-            records.append({"prompt_id": r["prompt_id"], "prompt": r["text"], "task": r["task"],
-                            "labels": to_dict(p.labels), "motion_key": r["motion"], "score": r["score"],
-                            "judge_id": r["judge_id"], "rationale": r["rationale"]})
+            records.append(
+                {
+                    "prompt_id": r["prompt_id"],
+                    "prompt": r["text"],
+                    "task": r["task"],
+                    "labels": to_dict(p.labels),
+                    "motion_key": r["motion"],
+                    "score": r["score"],
+                    "judge_id": r["judge_id"],
+                    "rationale": r["rationale"],
+                }
+            )
         dataset_key = f"{box.prefix}/motionprefer.jsonl"
         ctx.store.put_jsonl(dataset_key, records)
-        resp = ctx.clients["trainer"].call("BuildPairs", trainer_pb2.BuildPairsRequest(
-            dataset=common_pb2.ArtifactRef(key=dataset_key), theta=cfg.pairs.theta,
-            no_score_filter=not cfg.pairs.score_filter, min_chosen_score=cfg.pairs.min_chosen_score,
-            mixed_size=cfg.pairs.mixed_size, seed=cfg.seed, output_prefix=box.prefix), timeout=600)  # None: unset
+        resp = ctx.clients["trainer"].call(
+            "BuildPairs",
+            trainer_pb2.BuildPairsRequest(
+                dataset=common_pb2.ArtifactRef(key=dataset_key),
+                theta=cfg.pairs.theta,
+                no_score_filter=not cfg.pairs.score_filter,
+                min_chosen_score=cfg.pairs.min_chosen_score,
+                mixed_size=cfg.pairs.mixed_size,
+                seed=cfg.seed,
+                output_prefix=box.prefix,
+            ),
+            timeout=600,
+        )  # None: unset
         sets = {ref.key.rsplit("/", 1)[-1]: ref.key for ref in resp.pair_sets}
         mixed = next((k for name, k in sets.items() if "mixed" in name), None)
         if mixed is None:
             raise RuntimeError(f"trainer returned no mixed pair set (got {sorted(sets)})")
-        box.outputs = PairsOutputs(dataset=dataset_key, pairs=mixed, pair_sets=sets,
-                                   items=int(sum(resp.pairs_per_task.values())),
-                                   pairs_per_task=dict(resp.pairs_per_task), prompts_per_task=dict(resp.prompts_per_task),
-                                   motions_per_task=dict(resp.motions_per_task),
-                                   motions_dropped_low_agreement=low_agreement)
+        box.outputs = PairsOutputs(
+            dataset=dataset_key,
+            pairs=mixed,
+            pair_sets=sets,
+            items=int(sum(resp.pairs_per_task.values())),
+            pairs_per_task=dict(resp.pairs_per_task),
+            prompts_per_task=dict(resp.prompts_per_task),
+            motions_per_task=dict(resp.motions_per_task),
+            motions_dropped_low_agreement=low_agreement,
+        )
         box.parts = {"all": [mixed]}
     return box.result
 
@@ -372,10 +493,21 @@ def pairs_stage(ctx: RunContext, up: Up) -> PairsOutputs:
 def training_config(ctx: RunContext) -> trainer_pb2.TrainingConfig:
     t = ctx.cfg.train
     return trainer_pb2.TrainingConfig(
-        algorithm=t.algorithm, beta=t.beta, learning_rate=t.learning_rate, batch_size=t.batch_size, epochs=t.epochs,
-        max_steps=t.max_steps, lora_r=t.lora_r, lora_alpha=t.lora_alpha,
-        lora_dropout=t.lora_dropout, target_modules=t.target_modules,
-        seed=ctx.cfg.seed, scheduler="cosine", logprobs=t.logprobs, rpo_alpha=t.rpo_alpha)
+        algorithm=t.algorithm,
+        beta=t.beta,
+        learning_rate=t.learning_rate,
+        batch_size=t.batch_size,
+        epochs=t.epochs,
+        max_steps=t.max_steps,
+        lora_r=t.lora_r,
+        lora_alpha=t.lora_alpha,
+        lora_dropout=t.lora_dropout,
+        target_modules=t.target_modules,
+        seed=ctx.cfg.seed,
+        scheduler="cosine",
+        logprobs=t.logprobs,
+        rpo_alpha=t.rpo_alpha,
+    )
 
 
 def train_stage(ctx: RunContext, up: Up) -> TrainOutputs:
@@ -387,11 +519,19 @@ def train_stage(ctx: RunContext, up: Up) -> TrainOutputs:
             raise ValueError(
                 f"no preference pairs to train on ({dict(pairs_out.pairs_per_task)}): every prompt's samples scored "
                 "alike or none passed the score filter. Generate more samples per prompt, lower --theta, or check "
-                "the judgements of the judge stage (runs/<run>/manifest.json names them)")
+                "the judgements of the judge stage (runs/<run>/manifest.json names them)"
+            )
         trainer = ctx.clients["trainer"]
-        job = trainer.call("StartTraining", trainer_pb2.StartTrainingRequest(
-            base=common_pb2.ModelRef(base=ctx.base_model), pairs=common_pb2.ArtifactRef(key=pairs_out.pairs),
-            config=training_config(ctx), output_prefix=box.prefix), timeout=120)
+        job = trainer.call(
+            "StartTraining",
+            trainer_pb2.StartTrainingRequest(
+                base=common_pb2.ModelRef(base=ctx.base_model),
+                pairs=common_pb2.ArtifactRef(key=pairs_out.pairs),
+                config=training_config(ctx),
+                output_prefix=box.prefix,
+            ),
+            timeout=120,
+        )
         bar = ctx.progress("train", max(job.metrics.total_steps, 1))
         last_step = job.metrics.step
         bar.advance(last_step)
@@ -404,17 +544,22 @@ def train_stage(ctx: RunContext, up: Up) -> TrainOutputs:
                 if final.metrics.step > last_step:
                     bar.advance(final.metrics.step - last_step)
                     last_step = final.metrics.step
-                if final.state in (common_pb2.JOB_STATE_SUCCEEDED, common_pb2.JOB_STATE_FAILED,
-                                   common_pb2.JOB_STATE_CANCELLED):
+                if final.state in (common_pb2.JOB_STATE_SUCCEEDED, common_pb2.JOB_STATE_FAILED, common_pb2.JOB_STATE_CANCELLED):
                     break
         finally:
             bar.close()
         if final.state != common_pb2.JOB_STATE_SUCCEEDED:
             raise RuntimeError(f"training job {job.job_id} ended {common_pb2.JobState.Name(final.state)}: {final.error}")
         m = final.metrics
-        box.outputs = TrainOutputs(job_id=job.job_id, adapter=final.adapter.key, items=int(m.step),
-                                   final_loss=m.loss, final_margin=m.margin, final_accuracy=m.accuracy,
-                                   resumed=final.resumed)
+        box.outputs = TrainOutputs(
+            job_id=job.job_id,
+            adapter=final.adapter.key,
+            items=int(m.step),
+            final_loss=m.loss,
+            final_margin=m.margin,
+            final_accuracy=m.accuracy,
+            resumed=final.resumed,
+        )
         adapter = final.adapter.key.rstrip("/")
         box.parts = {"all": [f"{adapter}/adapter_model.safetensors", f"{adapter}/adapter_config.json"]}
     return box.result
@@ -477,8 +622,14 @@ def evaluate_stage(ctx: RunContext, up: Up) -> EvaluateOutputs:
         refs = []
         judged_summary = {}
         for name, adapter in models.items():
-            rows = generate_motions(ctx, eval_prompts, cfg.generate.eval_samples_per_prompt, adapter,
-                                    label=f"gen-{name}", seed=cfg.seed + EVAL_PROMPTS_SEED_OFFSET)
+            rows = generate_motions(
+                ctx,
+                eval_prompts,
+                cfg.generate.eval_samples_per_prompt,
+                adapter,
+                label=f"gen-{name}",
+                seed=cfg.seed + EVAL_PROMPTS_SEED_OFFSET,
+            )
             renders = None
             if cfg.judge.backend == "vlm":  # the VLM judge sees renders, not joints
                 renders = render_motions(ctx, [r["motion"] for r in rows if r["motion"]], label=f"render-{name}")
@@ -487,42 +638,73 @@ def evaluate_stage(ctx: RunContext, up: Up) -> EvaluateOutputs:
             samples = []
             for r in rows:
                 j = judgements.get(f"{r['prompt_id']}:{r['motion']}")
-                samples.append({**r, "kind": "judge", "score": j.score if j is not None and j.ok else None,
-                                "judgement": j.record.key if j is not None else ""})
+                samples.append(
+                    {
+                        **r,
+                        "kind": "judge",
+                        "score": j.score if j is not None and j.ok else None,
+                        "judgement": j.record.key if j is not None else "",
+                    }
+                )
             if ctx.test_items:
                 samples += plan_samples(ctx, adapter, name)
             elif general_texts:
                 # HumanML3D-style metrics on the test captions: mm_samples generations for the first
                 # mm_texts captions (MultiModality), general_samples for the rest; every replication
                 # picks one generation per caption, so FID averages over the sampling as well.
-                mm, rest = general_texts[: cfg.eval.mm_texts], general_texts[cfg.eval.mm_texts:]
+                mm, rest = general_texts[: cfg.eval.mm_texts], general_texts[cfg.eval.mm_texts :]
                 if rest:
-                    grows = generate_motions(ctx, rest, cfg.eval.general_samples, adapter, label=f"gen-gt-{name}",
-                                             seed=cfg.seed + EVAL_GENERAL_SEED_OFFSET)
+                    grows = generate_motions(
+                        ctx, rest, cfg.eval.general_samples, adapter, label=f"gen-gt-{name}", seed=cfg.seed + EVAL_GENERAL_SEED_OFFSET
+                    )
                     samples += [{**r, "kind": "general"} for r in grows]
                 if mm:
-                    mrows = generate_motions(ctx, mm, max(1, cfg.eval.mm_samples), adapter, label=f"gen-mm-{name}",
-                                             seed=cfg.seed + EVAL_MM_SEED_OFFSET)
+                    mrows = generate_motions(
+                        ctx, mm, max(1, cfg.eval.mm_samples), adapter, label=f"gen-mm-{name}", seed=cfg.seed + EVAL_MM_SEED_OFFSET
+                    )
                     samples += [{**r, "kind": "general"} for r in mrows]
             key = f"{box.prefix}/eval-samples-{name}.jsonl"
             ctx.store.put_jsonl(key, samples)
             refs.append(evaluator_pb2.ModelSamples(name=name, samples=common_pb2.ArtifactRef(key=key)))
         report = None
-        assets = [common_pb2.Asset(role=a.get("role", ""), name=str(a.get("name", "")), sha256=a.get("sha256", ""),
-                                   bytes=int(a.get("bytes", 0) or 0),
-                                   detail=json.dumps({k: v for k, v in a.items()
-                                                      if k not in ("role", "name", "sha256", "bytes")}, sort_keys=True))
-                  for a in ctx.assets]
-        for event in ctx.clients["evaluator"].stream("Evaluate", evaluator_pb2.EvaluateRequest(
-                models=refs, dataset=ctx.dataset, split="test", evaluator=ctx.evaluator_spec,
-                replications=cfg.eval.replications, seed=cfg.seed, output_prefix=box.prefix,
-                baseline="base", protocol=cfg.protocol, base_model=ctx.base_model, assets=assets), timeout=3600):
+        assets = [
+            common_pb2.Asset(
+                role=a.get("role", ""),
+                name=str(a.get("name", "")),
+                sha256=a.get("sha256", ""),
+                bytes=int(a.get("bytes", 0) or 0),
+                detail=json.dumps({k: v for k, v in a.items() if k not in ("role", "name", "sha256", "bytes")}, sort_keys=True),
+            )
+            for a in ctx.assets
+        ]
+        for event in ctx.clients["evaluator"].stream(
+            "Evaluate",
+            evaluator_pb2.EvaluateRequest(
+                models=refs,
+                dataset=ctx.dataset,
+                split="test",
+                evaluator=ctx.evaluator_spec,
+                replications=cfg.eval.replications,
+                seed=cfg.seed,
+                output_prefix=box.prefix,
+                baseline="base",
+                protocol=cfg.protocol,
+                base_model=ctx.base_model,
+                assets=assets,
+            ),
+            timeout=3600,
+        ):
             if event.HasField("report"):
                 report = event.report
         if report is None:
             raise RuntimeError("the evaluator finished without a report")
-        box.outputs = EvaluateOutputs(report_json=report.json.key, report_md=report.markdown.key,
-                                      plots=tuple(p.key for p in report.plots), items=len(refs), judge=judged_summary)
+        box.outputs = EvaluateOutputs(
+            report_json=report.json.key,
+            report_md=report.markdown.key,
+            plots=tuple(p.key for p in report.plots),
+            items=len(refs),
+            judge=judged_summary,
+        )
         box.parts = {"all": [report.json.key]}
     return publish_site(ctx, publish_report(ctx, box.result))
 
@@ -535,14 +717,19 @@ def plan_samples(ctx: RunContext, adapter: str, name: str) -> list[dict]:
     items = ctx.test_items
     out: list[dict] = []
     for rep in range(cfg.eval.replications):
-        for kind, draws, n in (("general", evalplan.general_draws(items, rep, cfg.seed), 1),
-                               ("mm", evalplan.mm_draws(items, rep, cfg.seed, cfg.eval.mm_texts), cfg.eval.mm_samples)):
+        for kind, draws, n in (
+            ("general", evalplan.general_draws(items, rep, cfg.seed), 1),
+            ("mm", evalplan.mm_draws(items, rep, cfg.seed, cfg.eval.mm_texts), cfg.eval.mm_samples),
+        ):
             if not draws or n < 1:
                 continue
-            prompts = [common_pb2.Prompt(prompt_id=items[d.item].item_id, text=items[d.item].captions[d.caption].text,
-                                         task="general") for d in draws]
-            rows = generate_motions(ctx, prompts, n, adapter, label=f"{kind}-{name}-r{rep}",
-                                    seed=evalplan.generation_seed(cfg.seed, rep, kind))
+            prompts = [
+                common_pb2.Prompt(prompt_id=items[d.item].item_id, text=items[d.item].captions[d.caption].text, task="general")
+                for d in draws
+            ]
+            rows = generate_motions(
+                ctx, prompts, n, adapter, label=f"{kind}-{name}-r{rep}", seed=evalplan.generation_seed(cfg.seed, rep, kind)
+            )
             out += [{**r, "kind": kind, "item": r["prompt_id"], "replication": rep} for r in rows]
     return out
 
@@ -554,12 +741,17 @@ def publish_report(ctx: RunContext, outputs: EvaluateOutputs) -> EvaluateOutputs
     src = outputs.report_json.rsplit("/", 1)[0]
 
     def copy(key: str) -> str:
-        target = f"{dest}/{key[len(src) + 1:]}"
+        target = f"{dest}/{key[len(src) + 1 :]}"
         ctx.store.put_bytes(target, ctx.store.get_bytes(key))
         return target
 
-    return replace(outputs, report_json=copy(outputs.report_json), report_md=copy(outputs.report_md),
-                   plots=tuple(copy(k) for k in outputs.plots), made_under=src)
+    return replace(
+        outputs,
+        report_json=copy(outputs.report_json),
+        report_md=copy(outputs.report_md),
+        plots=tuple(copy(k) for k in outputs.plots),
+        made_under=src,
+    )
 
 
 def publish_site(ctx: RunContext, outputs: EvaluateOutputs) -> EvaluateOutputs:
@@ -576,12 +768,22 @@ def publish_site(ctx: RunContext, outputs: EvaluateOutputs) -> EvaluateOutputs:
     site = ctx.cfg.site
     if not site.build:
         return outputs
-    index = build_site(ctx.store, view, webm_renderer(ctx.store, ctx.clients["renderer"], site.video_size),
-                       SiteOptions(site.cards_per_task, site.pair_videos, site.video_size))
+    index = build_site(
+        ctx.store,
+        view,
+        webm_renderer(ctx.store, ctx.clients["renderer"], site.video_size),
+        SiteOptions(site.cards_per_task, site.pair_videos, site.video_size),
+    )
     return replace(outputs, site=index)
 
 
 # The stage runners, by stage name (the graph, atom.pipeline.graph, says what each reads).
 RUNNERS: dict[str, Callable[[RunContext, Up], StageOutputs]] = {
-    "prompts": compose_prompts, "generate": generate_stage, "render": render_stage, "judge": judge_stage,
-    "pairs": pairs_stage, "train": train_stage, "evaluate": evaluate_stage}
+    "prompts": compose_prompts,
+    "generate": generate_stage,
+    "render": render_stage,
+    "judge": judge_stage,
+    "pairs": pairs_stage,
+    "train": train_stage,
+    "evaluate": evaluate_stage,
+}

@@ -26,11 +26,11 @@ class RunNotReady(ValueError):
 class Shown:
     """One model's answer to a prompt: the motion shown on the card and what the judge said of it."""
 
-    motion: str            # store key of the motion (sample 0: the same sampling seed for both models)
-    score: float | None    # the judge's score of that motion
-    mean: float | None     # mean score over all of the model's samples for the prompt
+    motion: str  # store key of the motion (sample 0: the same sampling seed for both models)
+    score: float | None  # the judge's score of that motion
+    mean: float | None  # mean score over all of the model's samples for the prompt
     samples: int
-    rationale: str = ""    # the judge's words (VLM) or its detected events (kinematic)
+    rationale: str = ""  # the judge's words (VLM) or its detected events (kinematic)
 
 
 @dataclass(frozen=True)
@@ -38,10 +38,10 @@ class Card:
     prompt_id: str
     task: str
     text: str
-    events: tuple[str, ...]   # "wave x2", in the prompt's order
+    events: tuple[str, ...]  # "wave x2", in the prompt's order
     base: Shown
     tuned: Shown
-    outcome: str              # "better" | "same" | "worse": tuned mean vs base mean for this prompt
+    outcome: str  # "better" | "same" | "worse": tuned mean vs base mean for this prompt
 
     @property
     def difference(self) -> float:
@@ -61,29 +61,30 @@ class PairView:
 @dataclass
 class RunView:
     run: str
-    report: dict                        # the evaluator's report.json
-    plots: list[str]                    # store keys of the report's PNG plots
+    report: dict  # the evaluator's report.json
+    plots: list[str]  # store keys of the report's PNG plots
     cards: list[Card]
     pairs: list[PairView]
     pairs_total: int
-    history: list[dict]                 # the training job's per-step metrics
+    history: list[dict]  # the training job's per-step metrics
     train_config: dict
     adapter: str
-    calibration: dict | None = None     # the latest `atomctl judge calibrate` table in the store, if any
+    calibration: dict | None = None  # the latest `atomctl judge calibrate` table in the store, if any
     reliability: list["TaskReliability"] = field(default_factory=list)  # the judge stage's, per task
 
 
 def _stage(manifest: Manifest, name: str) -> dict:
     stage = manifest.stage(name)
     if stage.get("state") != "done":
-        raise RunNotReady(f"run '{manifest.run}': stage '{name}' has not finished "
-                          f"(state {stage.get('state', 'never run')!r}); run `atomctl run-pipeline --run {manifest.run}`")
+        raise RunNotReady(
+            f"run '{manifest.run}': stage '{name}' has not finished "
+            f"(state {stage.get('state', 'never run')!r}); run `atomctl run-pipeline --run {manifest.run}`"
+        )
     return stage["outputs"]
 
 
 def _events(labels: dict) -> tuple[str, ...]:
-    return tuple(e["event"] + (f" x{e['count']}" if int(e.get("count", 1)) > 1 else "")
-                 for e in labels.get("events", []))
+    return tuple(e["event"] + (f" x{e['count']}" if int(e.get("count", 1)) > 1 else "") for e in labels.get("events", []))
 
 
 def _rationale(store: ArtifactStore, key: str) -> str:
@@ -121,9 +122,13 @@ def build_cards(store: ArtifactStore, prompts: list[dict], samples: dict[str, li
         rows = sorted(rows, key=lambda r: int(r.get("sample_index", 0)))
         scores = [float(r["score"]) for r in rows if r.get("score") is not None]
         first = rows[0]
-        return Shown(motion=first.get("motion", ""), score=first.get("score"),
-                     mean=sum(scores) / len(scores) if scores else None, samples=len(rows),
-                     rationale=_rationale(store, first.get("judgement", "")))
+        return Shown(
+            motion=first.get("motion", ""),
+            score=first.get("score"),
+            mean=sum(scores) / len(scores) if scores else None,
+            samples=len(rows),
+            rationale=_rationale(store, first.get("judgement", "")),
+        )
 
     cards = []
     for p in prompts:
@@ -133,9 +138,17 @@ def build_cards(store: ArtifactStore, prompts: list[dict], samples: dict[str, li
         base, tuned = shown(base_rows), shown(tuned_rows)
         if base.mean is None or tuned.mean is None:
             continue  # no score for one side: no outcome to show
-        cards.append(Card(prompt_id=p["prompt_id"], task=p["task"], text=p["text"],
-                          events=_events(p.get("labels", {})), base=base, tuned=tuned,
-                          outcome=outcome_of(base.mean, tuned.mean)))
+        cards.append(
+            Card(
+                prompt_id=p["prompt_id"],
+                task=p["task"],
+                text=p["text"],
+                events=_events(p.get("labels", {})),
+                base=base,
+                tuned=tuned,
+                outcome=outcome_of(base.mean, tuned.mean),
+            )
+        )
     return cards
 
 
@@ -156,19 +169,35 @@ def collect(store: ArtifactStore, run: str, max_pairs: int = 60) -> RunView:
     samples = {m: store.get_jsonl(f"{made_under}/eval-samples-{m}.jsonl") for m in (BASELINE, TUNED)}
     cards = build_cards(store, store.get_jsonl(prompts_out["eval"]), samples)
     pair_rows = store.get_jsonl(pairs_out["pairs"])
-    pairs = [PairView(task=r["task"], prompt=r["prompt"], chosen=r["chosen_key"], rejected=r["rejected_key"],
-                      chosen_score=float(r["chosen_score"]), rejected_score=float(r["rejected_score"]))
-             for r in pair_rows[:max_pairs]]
+    pairs = [
+        PairView(
+            task=r["task"],
+            prompt=r["prompt"],
+            chosen=r["chosen_key"],
+            rejected=r["rejected_key"],
+            chosen_score=float(r["chosen_score"]),
+            rejected_score=float(r["rejected_score"]),
+        )
+        for r in pair_rows[:max_pairs]
+    ]
     adapter = train_out["adapter"].rstrip("/")
     try:
         summary = store.get_json(f"{adapter.rsplit('/', 1)[0]}/train_summary.json")
     except ArtifactNotFound:
         summary = {}
-    return RunView(run=run, report=report, plots=list(evaluate.get("plots", [])), cards=cards, pairs=pairs,
-                   pairs_total=len(pair_rows), history=list(summary.get("history", [])),
-                   train_config=dict(summary.get("config", {})), adapter=adapter,
-                   calibration=latest_calibration(store),
-                   reliability=judge_reliability(store.get_jsonl(judge_out["judgements"]), pairs_out))
+    return RunView(
+        run=run,
+        report=report,
+        plots=list(evaluate.get("plots", [])),
+        cards=cards,
+        pairs=pairs,
+        pairs_total=len(pair_rows),
+        history=list(summary.get("history", [])),
+        train_config=dict(summary.get("config", {})),
+        adapter=adapter,
+        calibration=latest_calibration(store),
+        reliability=judge_reliability(store.get_jsonl(judge_out["judgements"]), pairs_out),
+    )
 
 
 @dataclass(frozen=True)
@@ -176,14 +205,14 @@ class TaskReliability:
     """How far the training judgements of one sub-task can be trusted, and what they gave."""
 
     task: str
-    motions: int                    # judgement rows (one per generated motion)
+    motions: int  # judgement rows (one per generated motion)
     scored: int
-    votes: int                      # votes per question (judge.votes)
-    mean_agreement: float | None    # share of the votes behind the kept score, averaged; None unscored
-    unanimous: float | None         # share of scored motions whose votes all agreed
-    scores: dict[str, int]          # score -> motions
-    dropped_low_agreement: int      # motions left out of the pairs (judge.min_agreement)
-    pairs: int                      # pairs built from this task's motions
+    votes: int  # votes per question (judge.votes)
+    mean_agreement: float | None  # share of the votes behind the kept score, averaged; None unscored
+    unanimous: float | None  # share of scored motions whose votes all agreed
+    scores: dict[str, int]  # score -> motions
+    dropped_low_agreement: int  # motions left out of the pairs (judge.min_agreement)
+    pairs: int  # pairs built from this task's motions
 
 
 def judge_reliability(rows: list[dict], pairs_out: dict) -> list[TaskReliability]:
@@ -201,13 +230,19 @@ def judge_reliability(rows: list[dict], pairs_out: dict) -> list[TaskReliability
         scores: dict[str, int] = defaultdict(int)
         for r in scored:
             scores[f"{r['score']:g}"] += 1
-        out.append(TaskReliability(
-            task=task, motions=len(task_rows), scored=len(scored),
-            votes=max((len(r.get("votes") or [r.get("score")]) for r in scored), default=0),
-            mean_agreement=sum(agreements) / len(agreements) if agreements else None,
-            unanimous=sum(a >= 1.0 for a in agreements) / len(agreements) if agreements else None,
-            scores=dict(sorted(scores.items(), key=lambda kv: float(kv[0]))),
-            dropped_low_agreement=int(dropped.get(task, 0)), pairs=int(pairs.get(task, 0))))
+        out.append(
+            TaskReliability(
+                task=task,
+                motions=len(task_rows),
+                scored=len(scored),
+                votes=max((len(r.get("votes") or [r.get("score")]) for r in scored), default=0),
+                mean_agreement=sum(agreements) / len(agreements) if agreements else None,
+                unanimous=sum(a >= 1.0 for a in agreements) / len(agreements) if agreements else None,
+                scores=dict(sorted(scores.items(), key=lambda kv: float(kv[0]))),
+                dropped_low_agreement=int(dropped.get(task, 0)),
+                pairs=int(pairs.get(task, 0)),
+            )
+        )
     return out
 
 
@@ -228,8 +263,7 @@ def pick_for_video(cards: list[Card], per_task: int) -> list[Card]:
     better, same and worse outcomes (largest differences first), so every outcome is seen."""
     chosen = []
     for task in dict.fromkeys(c.task for c in cards):
-        pools = {o: sorted((c for c in cards if c.task == task and c.outcome == o),
-                           key=lambda c: -abs(c.difference)) for o in OUTCOMES}
+        pools = {o: sorted((c for c in cards if c.task == task and c.outcome == o), key=lambda c: -abs(c.difference)) for o in OUTCOMES}
         picked: list[Card] = []
         while len(picked) < per_task and any(pools.values()):
             for o in OUTCOMES:

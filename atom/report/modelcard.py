@@ -16,23 +16,28 @@ HEADING = "## Evaluation"
 
 def evaluation_section(report: dict, run: str) -> str:
     """The card's evaluation section from the evaluator's report.json (a pure function)."""
-    lines = [HEADING, "",
-             f"Measured by `atomctl run-pipeline --run {run}` on held-out event-level prompts (paired per prompt, "
-             "95% confidence intervals):", "",
-             "| task | base | tuned | difference | win / tie / loss | improved |", "|---|---|---|---|---|---|"]
+    lines = [
+        HEADING,
+        "",
+        f"Measured by `atomctl run-pipeline --run {run}` on held-out event-level prompts (paired per prompt, 95% confidence intervals):",
+        "",
+        "| task | base | tuned | difference | win / tie / loss | improved |",
+        "|---|---|---|---|---|---|",
+    ]
     judge = {(r["task"], r["model"]): r["score"] for r in report.get("judge", [])}
     models = report.get("models", [])
     baseline, tuned = (models + ["", ""])[:2]
     for c in report.get("comparisons", []):
         base_score, tuned_score = judge.get((c["task"], baseline)), judge.get((c["task"], tuned))
-        lines.append(f"| {c['task']} | {format_stat(base_score)} | {format_stat(tuned_score)} | "
-                     f"{format_stat(c.get('difference'))} | {c['win']} / {c['tie']} / {c['lose']} | "
-                     f"{'yes' if c.get('improved') else 'no'} |")
+        lines.append(
+            f"| {c['task']} | {format_stat(base_score)} | {format_stat(tuned_score)} | "
+            f"{format_stat(c.get('difference'))} | {c['win']} / {c['tie']} / {c['lose']} | "
+            f"{'yes' if c.get('improved') else 'no'} |"
+        )
     general = {r["model"]: r["metrics"] for r in report.get("rows", []) if r["task"] == "general"}
     if baseline in general and tuned in general:
         lines += ["", "Text-to-motion metrics on the test split:", "", "| metric | base | tuned |", "|---|---|---|"]
-        for key, label in (("fid", "FID"), ("r1", "R@1"), ("r3", "R@3"), ("mm_dist", "MM-Dist"),
-                           ("diversity", "Diversity")):
+        for key, label in (("fid", "FID"), ("r1", "R@1"), ("r3", "R@3"), ("mm_dist", "MM-Dist"), ("diversity", "Diversity")):
             if key in general[baseline]:
                 before, after = general[baseline].get(key), general[tuned].get(key)
                 lines.append(f"| {label} | {format_stat(before)} | {format_stat(after)} |")

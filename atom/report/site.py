@@ -26,17 +26,29 @@ from atom.store import ArtifactStore
 # What render_webm returns: motion key -> WebM bytes.
 RenderWebm = Callable[[list[str]], dict[str, bytes]]
 
-METRICS = (("r1", "R@1"), ("r2", "R@2"), ("r3", "R@3"), ("fid", "FID"), ("mm_dist", "MM-Dist"),
-           ("diversity", "Diversity"), ("mmodality", "MModality"))
-CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css", ".js": "text/javascript",
-                 ".png": "image/png", ".webm": "video/webm"}
+METRICS = (
+    ("r1", "R@1"),
+    ("r2", "R@2"),
+    ("r3", "R@3"),
+    ("fid", "FID"),
+    ("mm_dist", "MM-Dist"),
+    ("diversity", "Diversity"),
+    ("mmodality", "MModality"),
+)
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css",
+    ".js": "text/javascript",
+    ".png": "image/png",
+    ".webm": "video/webm",
+}
 
 
 @dataclass(frozen=True)
 class SiteOptions:
-    cards_per_task: int = 8     # held-out prompts per task shown with videos (the rest: scores only)
-    pair_videos: int = 6        # training pairs shown with videos
-    video_size: int = 160       # pixels, square
+    cards_per_task: int = 8  # held-out prompts per task shown with videos (the rest: scores only)
+    pair_videos: int = 6  # training pairs shown with videos
+    video_size: int = 160  # pixels, square
 
     def __post_init__(self) -> None:
         if self.cards_per_task < 0 or self.pair_videos < 0:
@@ -65,16 +77,19 @@ def summary_tables(report: dict) -> dict:
     judge_rows = []
     for task in dict.fromkeys(r["task"] for r in report.get("judge", [])):
         c = comparisons.get(task, {})
-        judge_rows.append({
-            "task": task, "scores": [format_stat(judge.get((task, m))) for m in models],
-            "difference": format_stat(c.get("difference")),
-            "wtl": f"{c['win']} / {c['tie']} / {c['lose']}" if c else "–",
-            "verdict": "improved" if c.get("improved") else ("" if not c else "not significant")})
+        judge_rows.append(
+            {
+                "task": task,
+                "scores": [format_stat(judge.get((task, m))) for m in models],
+                "difference": format_stat(c.get("difference")),
+                "wtl": f"{c['win']} / {c['tie']} / {c['lose']}" if c else "–",
+                "verdict": "improved" if c.get("improved") else ("" if not c else "not significant"),
+            }
+        )
     general = [r for r in report.get("rows", []) if r["task"] == "general"]
     names = [(k, label) for k, label in METRICS if any(k in r["metrics"] for r in general)]
     metric_rows = [{"model": r["model"], "cells": [format_stat(r["metrics"].get(k)) for k, _ in names]} for r in general]
-    return {"models": models, "judge_rows": judge_rows, "metric_names": [label for _, label in names],
-            "metric_rows": metric_rows}
+    return {"models": models, "judge_rows": judge_rows, "metric_names": [label for _, label in names], "metric_rows": metric_rows}
 
 
 def calibration_table(table: dict | None) -> dict | None:
@@ -85,15 +100,32 @@ def calibration_table(table: dict | None) -> dict | None:
     def share(x) -> str:
         return "–" if x is None else f"{x:.3f}"
 
-    rows = [{"task": r["task"], "setting": r["setting"], "n": r["n"], "scored": r["scored"], "exact": share(r["exact"]),
-             "within_one": share(r["within_one"]), "kappa": share(r["kappa"]),
-             "kinematic_exact": share(r.get("kinematic_exact")), "kinematic_truth": share(r.get("kinematic_truth")),
-             "cost": f"${r['cost_usd']:.4f}", "labels": r["labels"], "confusion": r["confusion"]}
-            for r in table.get("rows", [])]
+    rows = [
+        {
+            "task": r["task"],
+            "setting": r["setting"],
+            "n": r["n"],
+            "scored": r["scored"],
+            "exact": share(r["exact"]),
+            "within_one": share(r["within_one"]),
+            "kappa": share(r["kappa"]),
+            "kinematic_exact": share(r.get("kinematic_exact")),
+            "kinematic_truth": share(r.get("kinematic_truth")),
+            "cost": f"${r['cost_usd']:.4f}",
+            "labels": r["labels"],
+            "confusion": r["confusion"],
+        }
+        for r in table.get("rows", [])
+    ]
     made = table.get("created")
-    return {"judge": table.get("judge_id", ""), "kinematic": table.get("kinematic_id", ""), "rows": rows,
-            "cases": table.get("cases"), "sources": ", ".join(table.get("sources", [])),
-            "made": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(made)) if made else ""}
+    return {
+        "judge": table.get("judge_id", ""),
+        "kinematic": table.get("kinematic_id", ""),
+        "rows": rows,
+        "cases": table.get("cases"),
+        "sources": ", ".join(table.get("sources", [])),
+        "made": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(made)) if made else "",
+    }
 
 
 def reliability_rows(tasks: list[TaskReliability]) -> list[dict]:
@@ -102,10 +134,20 @@ def reliability_rows(tasks: list[TaskReliability]) -> list[dict]:
     def share(x: float | None) -> str:
         return "–" if x is None else f"{x:.3f}"
 
-    return [{"task": t.task, "motions": t.motions, "scored": t.scored, "votes": t.votes,
-             "agreement": share(t.mean_agreement), "unanimous": share(t.unanimous),
-             "scores": ", ".join(f"{s}: {n}" for s, n in t.scores.items()) or "–",
-             "dropped": t.dropped_low_agreement, "pairs": t.pairs} for t in tasks]
+    return [
+        {
+            "task": t.task,
+            "motions": t.motions,
+            "scored": t.scored,
+            "votes": t.votes,
+            "agreement": share(t.mean_agreement),
+            "unanimous": share(t.unanimous),
+            "scores": ", ".join(f"{s}: {n}" for s, n in t.scores.items()) or "–",
+            "dropped": t.dropped_low_agreement,
+            "pairs": t.pairs,
+        }
+        for t in tasks
+    ]
 
 
 def training_charts(history: list[dict]) -> list[str]:
@@ -114,14 +156,15 @@ def training_charts(history: list[dict]) -> list[str]:
     def series(*names: str) -> dict[str, list[float]]:
         return {n: [float(h.get(n, 0.0)) for h in history] for n in names if any(n in h for h in history)}
 
-    return [line_chart("loss", steps, series("loss")),
-            line_chart("margin (chosen minus rejected log-ratio)", steps, series("margin")),
-            line_chart("rewards", steps, series("chosen_reward", "rejected_reward")),
-            line_chart("pair accuracy", steps, series("accuracy"))]
+    return [
+        line_chart("loss", steps, series("loss")),
+        line_chart("margin (chosen minus rejected log-ratio)", steps, series("margin")),
+        line_chart("rewards", steps, series("chosen_reward", "rejected_reward")),
+        line_chart("pair accuracy", steps, series("accuracy")),
+    ]
 
 
-def build_site(store: ArtifactStore, view: RunView, render_webm: RenderWebm,
-               options: SiteOptions = SiteOptions()) -> str:
+def build_site(store: ArtifactStore, view: RunView, render_webm: RenderWebm, options: SiteOptions = SiteOptions()) -> str:
     """Write the site for `view` into the store; returns the key of its index.html."""
     prefix = site_prefix(view.run)
     shown = pick_for_video(view.cards, options.cards_per_task)
@@ -141,19 +184,38 @@ def build_site(store: ArtifactStore, view: RunView, render_webm: RenderWebm,
     # Cards with videos first, so the page opens on something to watch.
     with_video = {c.prompt_id for c in shown}
     cards = sorted(view.cards, key=lambda c: c.prompt_id not in with_video)
-    env = Environment(loader=PackageLoader("atom.report", "templates"), autoescape=select_autoescape(["j2"]),
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=PackageLoader("atom.report", "templates"),
+        autoescape=select_autoescape(["j2"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     common = {"run": view.run, "videos": videos, "video_size": options.video_size}
     pages = {
         "index.html": env.get_template("index.html.j2").render(
-            **common, page="index", title="Results", plots=plots, cards=cards,
-            tasks=list(dict.fromkeys(c.task for c in view.cards)), **summary_tables(view.report),
-            calibration=calibration_table(view.calibration), reliability=reliability_rows(view.reliability)),
+            **common,
+            page="index",
+            title="Results",
+            plots=plots,
+            cards=cards,
+            tasks=list(dict.fromkeys(c.task for c in view.cards)),
+            **summary_tables(view.report),
+            calibration=calibration_table(view.calibration),
+            reliability=reliability_rows(view.reliability),
+        ),
         "pairs.html": env.get_template("pairs.html.j2").render(
-            **common, page="pairs", title="Training pairs", pairs=view.pairs, pairs_total=view.pairs_total),
+            **common, page="pairs", title="Training pairs", pairs=view.pairs, pairs_total=view.pairs_total
+        ),
         "training.html": env.get_template("training.html.j2").render(
-            **common, page="training", title="Training run", adapter=view.adapter, config=view.train_config,
-            steps=len(view.history), charts=training_charts(view.history)),
+            **common,
+            page="training",
+            title="Training run",
+            adapter=view.adapter,
+            config=view.train_config,
+            steps=len(view.history),
+            charts=training_charts(view.history),
+        ),
     }
     for name in ("site.css", "site.js"):
         _put(store, f"{prefix}/{name}", resources.files("atom.report").joinpath("static", name).read_bytes())

@@ -18,8 +18,7 @@ def webm_renderer(store: ArtifactStore, renderer: ServiceClient, size: int) -> R
         options = renderer_pb2.RenderOptions(form="webm", width=size, height=size)
         out = {}
         for i in range(0, len(motion_keys), CHUNK):
-            req = renderer_pb2.RenderRequest(
-                motions=[common_pb2.ArtifactRef(key=k) for k in motion_keys[i:i + CHUNK]], options=options)
+            req = renderer_pb2.RenderRequest(motions=[common_pb2.ArtifactRef(key=k) for k in motion_keys[i : i + CHUNK]], options=options)
             for result in renderer.stream("Render", req, timeout=1800):
                 out[result.motion.key] = store.get_bytes(result.images[0].key)
         return out

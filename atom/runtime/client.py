@@ -49,8 +49,15 @@ class ServiceClient:
     call moves to the next one, with exponential backoff, up to `attempts` tries in all.
     """
 
-    def __init__(self, service: str, addresses: str | Sequence[str], stub_factory: Callable,
-                 attempts: int = 5, backoff_s: float = 0.1, max_backoff_s: float = 2.0):
+    def __init__(
+        self,
+        service: str,
+        addresses: str | Sequence[str],
+        stub_factory: Callable,
+        attempts: int = 5,
+        backoff_s: float = 0.1,
+        max_backoff_s: float = 2.0,
+    ):
         self.service = service
         self.addresses = parse_addresses(addresses)
         self.attempts = attempts
@@ -67,7 +74,7 @@ class ServiceClient:
         return [self.addresses[(start + i) % len(self.addresses)] for i in range(len(self.addresses))]
 
     def _sleep(self, attempt: int) -> None:
-        delay = min(self.max_backoff_s, self.backoff_s * (2 ** attempt))
+        delay = min(self.max_backoff_s, self.backoff_s * (2**attempt))
         time.sleep(delay * (0.5 + random.random() / 2))
 
     def call(self, method: str, request, timeout: float | None = None):
@@ -117,8 +124,8 @@ class ServiceClient:
         for addr, ch in self._channels.items():
             try:
                 # types-grpcio-health-checking declares HealthStub without its methods
-                resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=service),  # type: ignore[attr-defined]
-                                                            timeout=timeout)
+                stub = health_pb2_grpc.HealthStub(ch)
+                resp = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)  # type: ignore[attr-defined]
                 out[addr] = health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
             except grpc.RpcError as exc:
                 out[addr] = exc.code().name
@@ -154,8 +161,7 @@ class ServiceClient:
 
 def stub_factory(service: str) -> Callable:
     """The generated stub class for an atom service name."""
-    from atom.v1 import (evaluator_pb2_grpc, generator_pb2_grpc, judge_pb2_grpc, renderer_pb2_grpc,
-                         trainer_pb2_grpc)
+    from atom.v1 import evaluator_pb2_grpc, generator_pb2_grpc, judge_pb2_grpc, renderer_pb2_grpc, trainer_pb2_grpc
 
     return {
         "generator": generator_pb2_grpc.GeneratorStub,

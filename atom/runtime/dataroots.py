@@ -41,9 +41,12 @@ def resolve_local(value: str, field: str, env: dict | None = None) -> Path | Non
     if not roots:
         raise PermissionDenied(
             f"field '{field}': local paths are not read by this service; import the directory into the "
-            f"store and pass its prefix, or start the service with {ENV}=<dir> to allow paths under <dir>")
+            f"store and pass its prefix, or start the service with {ENV}=<dir> to allow paths under <dir>"
+        )
     path = Path(os.path.expanduser(value)).resolve()
     if not any(path == root or root in path.parents for root in roots):
-        raise PermissionDenied(f"field '{field}': the path is outside the data roots this service may read "
-                               f"({ENV}); pass a store prefix or a path under one of those roots")
+        raise PermissionDenied(
+            f"field '{field}': the path is outside the data roots this service may read "
+            f"({ENV}); pass a store prefix or a path under one of those roots"
+        )
     return path

@@ -78,8 +78,9 @@ def resolve_compute(device: str | None = None, dtype: str | None = None) -> Comp
             import torch
 
             build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
-            raise DeviceError(f"device {dev!r} was asked for, but PyTorch ({build}) sees no CUDA device here; "
-                              f"use --device cpu or auto ({DEVICE_ENV})")
+            raise DeviceError(
+                f"device {dev!r} was asked for, but PyTorch ({build}) sees no CUDA device here; use --device cpu or auto ({DEVICE_ENV})"
+            )
         index = 0 if dev == "cuda" else dev.partition(":")[2]
         if not str(index).isdigit() or int(index) >= count:
             raise DeviceError(f"device {dev!r}: this machine has {count} CUDA device(s), cuda:0..cuda:{count - 1}")

@@ -46,15 +46,30 @@ class LocalService:
         return f"127.0.0.1:{self.port}"
 
 
-def start_local_service(name: str, store_url: str, *, port: int = 0, metrics_port: int = 0,
-                        log_dir: Path | None = None, log_level: str = "info",
-                        extra_env: dict | None = None) -> LocalService:
+def start_local_service(
+    name: str,
+    store_url: str,
+    *,
+    port: int = 0,
+    metrics_port: int = 0,
+    log_dir: Path | None = None,
+    log_level: str = "info",
+    extra_env: dict | None = None,
+) -> LocalService:
     check_service(name)
     port = port or free_port()
     metrics_port = metrics_port or free_port()
     env = dict(os.environ)
-    env.update({"ATOM_HOST": "127.0.0.1", "ATOM_PORT": str(port), "ATOM_METRICS_PORT": str(metrics_port),
-                "ATOM_STORE_URL": store_url, "ATOM_LOG_LEVEL": log_level, "PYTHONUNBUFFERED": "1"})
+    env.update(
+        {
+            "ATOM_HOST": "127.0.0.1",
+            "ATOM_PORT": str(port),
+            "ATOM_METRICS_PORT": str(metrics_port),
+            "ATOM_STORE_URL": store_url,
+            "ATOM_LOG_LEVEL": log_level,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(extra_env or {})
     # The service imports the code this process runs, whatever the working directory holds: `-P`
     # keeps `python -m` from putting the cwd first on sys.path (run from inside another checkout,
@@ -66,25 +81,44 @@ def start_local_service(name: str, store_url: str, *, port: int = 0, metrics_por
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / f"{name}-{port}.log"
         out = open(log_path, "ab")
-    proc = subprocess.Popen([sys.executable, "-P", "-m", "atom.cli", "serve", name], env=env, stdout=out,
-                            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
+    proc = subprocess.Popen(
+        [sys.executable, "-P", "-m", "atom.cli", "serve", name],
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+    )
     return LocalService(name, port, metrics_port, proc, log_path)
 
 
 class LocalServices:
     """A set of local service processes; a context manager that stops them all on exit."""
 
-    def __init__(self, store_url: str, names=SERVICES, *, replicas: int = 1, default_ports: bool = False,
-                 log_dir: Path | None = None, log_level: str = "info", extra_env: dict | None = None):
+    def __init__(
+        self,
+        store_url: str,
+        names=SERVICES,
+        *,
+        replicas: int = 1,
+        default_ports: bool = False,
+        log_dir: Path | None = None,
+        log_level: str = "info",
+        extra_env: dict | None = None,
+    ):
         self.store_url = store_url
         self.services: dict[str, list[LocalService]] = {}
         for name in names:
             self.services[name] = [
                 start_local_service(
-                    name, store_url,
+                    name,
+                    store_url,
                     port=GRPC_PORTS[name] if default_ports and i == 0 else 0,
                     metrics_port=METRICS_PORTS[name] if default_ports and i == 0 else 0,
-                    log_dir=log_dir, log_level=log_level, extra_env=extra_env)
+                    log_dir=log_dir,
+                    log_level=log_level,
+                    extra_env=extra_env,
+                )
                 for i in range(replicas)
             ]
 

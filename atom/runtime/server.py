@@ -41,10 +41,10 @@ log = logging.getLogger("atom.runtime")
 
 @dataclass
 class ServiceSpec:
-    name: str                      # "generator", ...
+    name: str  # "generator", ...
     servicer: object
-    add_to_server: Callable        # the generated add_XServicer_to_server
-    full_name: str                 # "atom.v1.Generator"
+    add_to_server: Callable  # the generated add_XServicer_to_server
+    full_name: str  # "atom.v1.Generator"
     details: Callable[[], dict] = field(default=lambda: {})  # extra facts for GetInfo
     on_shutdown: Callable[[], None] | None = None
     # Why the service cannot take work now (None = it can); checked by the readiness watcher.
@@ -63,7 +63,7 @@ def store_problem(store) -> str | None:
 @dataclass
 class ServeConfig:
     host: str = "127.0.0.1"
-    port: int = 0                  # 0 = pick a free port
+    port: int = 0  # 0 = pick a free port
     metrics_port: int | None = None  # None = no metrics server; 0 = pick a free port
     store_url: str = ""
     log_level: str = "info"
@@ -119,8 +119,7 @@ def _lenient(deserialize):
 
 def _refuse_undecodable(request, context) -> None:
     if isinstance(request, _Undecodable):
-        raise ValueError(f"the request does not parse as this method's message ({request.problem}); "
-                         "string fields must be valid UTF-8")
+        raise ValueError(f"the request does not parse as this method's message ({request.problem}); string fields must be valid UTF-8")
 
 
 class _Observed(grpc.ServerInterceptor):
@@ -250,8 +249,11 @@ class _Observed(grpc.ServerInterceptor):
 
 def _aborted_code(context, code: grpc.StatusCode) -> grpc.StatusCode:
     if code == grpc.StatusCode.OK and not context.is_active():
-        return grpc.StatusCode.CANCELLED if context.time_remaining() is None or context.time_remaining() > 0 \
+        return (
+            grpc.StatusCode.CANCELLED
+            if context.time_remaining() is None or context.time_remaining() > 0
             else grpc.StatusCode.DEADLINE_EXCEEDED
+        )
     return code
 
 
@@ -265,8 +267,7 @@ class _InfoServicer(common_pb2_grpc.InfoServicer):
         details = {k: str(v) for k, v in self.spec.details().items()}
         if self.not_ready:
             details["not_ready"] = self.not_ready
-        return common_pb2.ServiceInfo(name=self.spec.name, version=__version__,
-                                      store_url=_redact(self.store_url), details=details)
+        return common_pb2.ServiceInfo(name=self.spec.name, version=__version__, store_url=_redact(self.store_url), details=details)
 
 
 def _redact(url: str) -> str:
@@ -280,9 +281,18 @@ def _redact(url: str) -> str:
 class RunningService:
     """A started server: its ports, and how to stop it."""
 
-    def __init__(self, spec: ServiceSpec, server: grpc.Server, health_servicer, port: int,
-                 metrics_server, metrics_port: int | None, grace_s: float, info: _InfoServicer,
-                 observed: _Observed):
+    def __init__(
+        self,
+        spec: ServiceSpec,
+        server: grpc.Server,
+        health_servicer,
+        port: int,
+        metrics_server,
+        metrics_port: int | None,
+        grace_s: float,
+        info: _InfoServicer,
+        observed: _Observed,
+    ):
         self.spec = spec
         self.info = info
         self.observed = observed
@@ -346,10 +356,14 @@ def start_service(spec: ServiceSpec, cfg: ServeConfig) -> RunningService:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=cfg.max_workers, thread_name_prefix=f"{spec.name}-rpc"),
         interceptors=[observed],
-        options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 16 << 20),
-                 # Clients re-resolve when a connection ages out, so replicas added by a scale-up
-                 # get traffic; the long grace lets streams in flight (training watches) finish.
-                 ("grpc.max_connection_age_ms", 300_000), ("grpc.max_connection_age_grace_ms", 24 * 3600_000)],
+        options=[
+            ("grpc.so_reuseport", 0),
+            ("grpc.max_receive_message_length", 16 << 20),
+            # Clients re-resolve when a connection ages out, so replicas added by a scale-up
+            # get traffic; the long grace lets streams in flight (training watches) finish.
+            ("grpc.max_connection_age_ms", 300_000),
+            ("grpc.max_connection_age_grace_ms", 24 * 3600_000),
+        ],
     )
     spec.add_to_server(spec.servicer, server)
     info = _InfoServicer(spec, cfg.store_url)
@@ -371,8 +385,7 @@ def start_service(spec: ServiceSpec, cfg: ServeConfig) -> RunningService:
     for name in ("", spec.full_name):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("serving", extra=telemetry.log_fields(service=spec.name, port=port, metrics_port=metrics_port))
-    running = RunningService(spec, server, health_servicer, port, metrics_server, metrics_port, cfg.grace_s, info,
-                             observed)
+    running = RunningService(spec, server, health_servicer, port, metrics_server, metrics_port, cfg.grace_s, info, observed)
     running.check_ready()
     if cfg.health_interval_s > 0:
         running.watch_readiness(cfg.health_interval_s)

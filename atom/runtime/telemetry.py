@@ -55,24 +55,25 @@ def grpc_started() -> Counter:
 
 
 def grpc_handled() -> Counter:
-    return counter("grpc_server_handled_total",
-                   "Total number of RPCs completed on the server, regardless of success or failure.", GRPC_CODE_LABELS)
+    return counter(
+        "grpc_server_handled_total", "Total number of RPCs completed on the server, regardless of success or failure.", GRPC_CODE_LABELS
+    )
 
 
 def grpc_msg_received() -> Counter:
-    return counter("grpc_server_msg_received_total", "Total number of RPC stream messages received on the server.",
-                   GRPC_LABELS)
+    return counter("grpc_server_msg_received_total", "Total number of RPC stream messages received on the server.", GRPC_LABELS)
 
 
 def grpc_msg_sent() -> Counter:
-    return counter("grpc_server_msg_sent_total", "Total number of gRPC stream messages sent by the server.",
-                   GRPC_LABELS)
+    return counter("grpc_server_msg_sent_total", "Total number of gRPC stream messages sent by the server.", GRPC_LABELS)
 
 
 def grpc_handling_seconds() -> Histogram:
-    return histogram("grpc_server_handling_seconds",
-                     "Histogram of response latency (seconds) of gRPC that had been application-level handled by "
-                     "the server.", GRPC_CODE_LABELS)
+    return histogram(
+        "grpc_server_handling_seconds",
+        "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+        GRPC_CODE_LABELS,
+    )
 
 
 def grpc_in_flight() -> Gauge:
@@ -91,8 +92,7 @@ class _GpuMemoryCollector:
     def collect(self):
         from prometheus_client.core import GaugeMetricFamily
 
-        family = GaugeMetricFamily("atom_gpu_memory_bytes", "GPU memory allocated by PyTorch tensors, in bytes",
-                                   labels=("device",))
+        family = GaugeMetricFamily("atom_gpu_memory_bytes", "GPU memory allocated by PyTorch tensors, in bytes", labels=("device",))
         cuda = self.torch.cuda
         for idx in range(cuda.device_count()):
             family.add_metric((f"cuda:{idx}",), float(cuda.memory_allocated(idx)))

@@ -65,8 +65,7 @@ def check_key(key: str) -> str:
     if not isinstance(key, str) or not _KEY_RE.match(key) or any(p in (".", "..") for p in key.split("/")):
         shown = repr(key[:80] + "..." if isinstance(key, str) and len(key) > 80 else key)
         raise ValueError(
-            f"invalid artifact key {shown}: use relative slash-separated names of letters, digits and ._-=+@, "
-            "(no leading slash, no '..')"
+            f"invalid artifact key {shown}: use relative slash-separated names of letters, digits and ._-=+@, (no leading slash, no '..')"
         )
     return key
 
@@ -103,11 +102,12 @@ class ArtifactStore(ABC):
         """Raise StoreUnavailable if the store cannot be used right now."""
 
     # -- built on the primitives --------------------------------------------------------------
-    def put_content_addressed(self, prefix: str, data: bytes, suffix: str = "",
-                              content_type: str = "application/octet-stream") -> ArtifactInfo:
+    def put_content_addressed(
+        self, prefix: str, data: bytes, suffix: str = "", content_type: str = "application/octet-stream"
+    ) -> ArtifactInfo:
         key = content_key(prefix, data, suffix)
         if self.exists(key):  # same bytes, same key: nothing to write
-            return ArtifactInfo(key, key.rsplit("/", 1)[1][: 64], len(data))
+            return ArtifactInfo(key, key.rsplit("/", 1)[1][:64], len(data))
         return self.put_bytes(key, data, content_type)
 
     def put_json(self, key: str, obj) -> ArtifactInfo:
@@ -143,8 +143,7 @@ class ArtifactStore(ABC):
     def put_tree(self, prefix: str, root: str | Path) -> builtins.list[ArtifactInfo]:
         """Upload every file under `root` to prefix/<relative path>."""
         root = Path(root)
-        return [self.put_file(f"{prefix.rstrip('/')}/{p.relative_to(root).as_posix()}", p)
-                for p in sorted(root.rglob("*")) if p.is_file()]
+        return [self.put_file(f"{prefix.rstrip('/')}/{p.relative_to(root).as_posix()}", p) for p in sorted(root.rglob("*")) if p.is_file()]
 
     def get_tree(self, prefix: str, root: str | Path) -> Path:
         """Download every key under prefix/ into root, keeping relative paths."""
@@ -153,7 +152,7 @@ class ArtifactStore(ABC):
         if not keys:
             raise ArtifactNotFound(prefix, self.url)
         for key in keys:
-            self.get_file(key, Path(root) / key[len(prefix):])
+            self.get_file(key, Path(root) / key[len(prefix) :])
         return Path(root)
 
     def __repr__(self) -> str:

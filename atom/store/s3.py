@@ -20,8 +20,7 @@ from typing import Iterator
 
 import urllib3
 from minio import Minio
-from minio.credentials import (AWSConfigProvider, ChainedProvider, EnvAWSProvider, IamAwsProvider, Provider,
-                               StaticProvider)
+from minio.credentials import AWSConfigProvider, ChainedProvider, EnvAWSProvider, IamAwsProvider, Provider, StaticProvider
 from minio.error import S3Error
 
 from atom.store.base import CHUNK, ArtifactInfo, ArtifactNotFound, ArtifactStore, StoreError, StoreUnavailable, check_key, sha256_hex
@@ -30,13 +29,13 @@ _NOT_FOUND = {"NoSuchKey", "NoSuchObject", "NotFound"}
 
 
 def _shared_credentials_file() -> str | None:
-    path = os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or os.path.join(os.path.expanduser("~"), ".aws",
-                                                                           "credentials")
+    path = os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or os.path.join(os.path.expanduser("~"), ".aws", "credentials")
     return path if os.path.isfile(path) else None
 
 
-def credentials_provider(access_key: str | None = None, secret_key: str | None = None,
-                         session_token: str | None = None, *, http_client=None) -> Provider | None:
+def credentials_provider(
+    access_key: str | None = None, secret_key: str | None = None, session_token: str | None = None, *, http_client=None
+) -> Provider | None:
     """Where the S3 credentials come from (see the module's docstring); None = anonymous. Only the
     sources that are configured are chained, so nothing is probed that was not asked for."""
     if access_key is not None or secret_key is not None:
@@ -50,8 +49,7 @@ def credentials_provider(access_key: str | None = None, secret_key: str | None =
     web_identity = env.get("AWS_WEB_IDENTITY_TOKEN_FILE") and env.get("AWS_ROLE_ARN")
     container = env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI") or env.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
     if web_identity or container:
-        providers.append(IamAwsProvider(custom_endpoint=env.get("ATOM_S3_STS_ENDPOINT") or None,
-                                        http_client=http_client))
+        providers.append(IamAwsProvider(custom_endpoint=env.get("ATOM_S3_STS_ENDPOINT") or None, http_client=http_client))
     if _shared_credentials_file():
         providers.append(AWSConfigProvider())
     if env.get("ATOM_S3_IMDS", "").lower() in ("1", "true", "yes") and not (web_identity or container):
@@ -76,9 +74,20 @@ class _Explained(Provider):
 
 
 class S3Store(ArtifactStore):
-    def __init__(self, endpoint: str, bucket: str, prefix: str = "", *, secure: bool = False,
-                 access_key: str | None = None, secret_key: str | None = None, session_token: str | None = None,
-                 region: str | None = None, timeout_s: float = 10.0, create_bucket: bool = True):
+    def __init__(
+        self,
+        endpoint: str,
+        bucket: str,
+        prefix: str = "",
+        *,
+        secure: bool = False,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        session_token: str | None = None,
+        region: str | None = None,
+        timeout_s: float = 10.0,
+        create_bucket: bool = True,
+    ):
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         scheme = "https" if secure else "http"
@@ -111,8 +120,7 @@ class S3Store(ArtifactStore):
             raise StoreError(f"S3 {what} failed on {self.url}: {exc.code}: {exc.message}") from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise StoreUnavailable(
-                f"S3 store {self.url} is unreachable ({type(exc).__name__}); check that the server is up "
-                f"and --store points at it"
+                f"S3 store {self.url} is unreachable ({type(exc).__name__}); check that the server is up and --store points at it"
             ) from None
 
     def _object(self, key: str) -> str:
@@ -190,4 +198,3 @@ class S3Store(ArtifactStore):
     def ping(self) -> None:
         self._bucket_ready = False
         self._ensure_bucket()
-

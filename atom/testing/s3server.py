@@ -57,14 +57,22 @@ def s3_server(data_dir: str | Path, config: str | Path | None = None):
     # taken meanwhile, and its search for another then raced with its own S3 listener.
     names = ("master", "volume", "filer", "s3", "admin")
     ports = distinct_free_ports(2 * len(names) + 1)
-    http = dict(zip(names, ports[:len(names)]))
-    grpc = dict(zip(names, ports[len(names):2 * len(names)]))
+    http = dict(zip(names, ports[: len(names)]))
+    grpc = dict(zip(names, ports[len(names) : 2 * len(names)]))
     cmd = [
-        weed_binary(), "mini", f"-dir={data_dir}",
-        "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false",
-        "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+        weed_binary(),
+        "mini",
+        f"-dir={data_dir}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        "-master.telemetry=false",
+        "-webdav=false",
+        "-admin.ui=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
         *([f"-s3.config={config}"] if config else []),
-        *(f"-{n}.port={http[n]}" for n in names), *(f"-{n}.port.grpc={grpc[n]}" for n in names),
+        *(f"-{n}.port={http[n]}" for n in names),
+        *(f"-{n}.port.grpc={grpc[n]}" for n in names),
         f"-debug.port={ports[-1]}",
     ]
     s3_port = http["s3"]

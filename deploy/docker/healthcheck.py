@@ -19,8 +19,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env_port = os.environ.get("ATOM_PORT", "").strip()
     p = argparse.ArgumentParser(prog="atom-healthcheck", description=__doc__.splitlines()[0])
     p.add_argument("--host", default="127.0.0.1", help="address of the service (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=int(env_port) if env_port.isdigit() else None,
-                   help="gRPC port (default $ATOM_PORT)")
+    p.add_argument("--port", type=int, default=int(env_port) if env_port.isdigit() else None, help="gRPC port (default $ATOM_PORT)")
     p.add_argument("--service", default="", help="health service name; empty = the whole server (default)")
     p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer (default 3)")
     args = p.parse_args(argv)
@@ -38,8 +37,7 @@ def check(host: str, port: int, service: str = "", timeout: float = 3.0) -> tupl
     target = f"{host}:{port}"
     with grpc.insecure_channel(target) as channel:
         try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=service), timeout=timeout)
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
         except grpc.RpcError as exc:
             return False, f"{target}: {exc.code().name}: {exc.details()}"
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)

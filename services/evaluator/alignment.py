@@ -66,9 +66,7 @@ class WinTieLose:
 def _common(a: Mapping[str, float], b: Mapping[str, float]) -> list[str]:
     common = [p for p in a if p in b]
     if not common:
-        raise AlignmentInputError(
-            "the two models share no judged prompt; compare models on the same prompt set (same prompt_id)"
-        )
+        raise AlignmentInputError("the two models share no judged prompt; compare models on the same prompt set (same prompt_id)")
     return common
 
 
@@ -116,8 +114,9 @@ class Comparison:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Comparison":
-        return cls(d["task"], d["model"], d["baseline"], WinTieLose(d["win"], d["tie"], d["lose"]),
-                   ConfidenceInterval.from_dict(d["difference"]))
+        return cls(
+            d["task"], d["model"], d["baseline"], WinTieLose(d["win"], d["tie"], d["lose"]), ConfidenceInterval.from_dict(d["difference"])
+        )
 
 
 def compare(task: str, model: str, baseline: str, a: Mapping[str, float], b: Mapping[str, float]) -> Comparison:

@@ -45,10 +45,9 @@ def contrast_accuracy(evaluator, real, seed: int = 0) -> dict:
         swaps = [i for i in range(len(events) - 1) if events[i].event != events[i + 1].event]
         if swaps:
             i = swaps[int(rng.integers(len(swaps)))]
-            altered = events[:i] + [events[i + 1], events[i]] + events[i + 2:]
+            altered = events[:i] + [events[i + 1], events[i]] + events[i + 2 :]
             kinds.append("order")
-            texts += [caption(events, np.random.default_rng([seed, n, 1])),
-                      caption(altered, np.random.default_rng([seed, n, 1]))]
+            texts += [caption(events, np.random.default_rng([seed, n, 1])), caption(altered, np.random.default_rng([seed, n, 1]))]
             motions.append(r.features)
         countable = [i for i, e in enumerate(events) if e.event in COUNTABLE_EVENTS]
         if countable:
@@ -57,8 +56,7 @@ def contrast_accuracy(evaluator, real, seed: int = 0) -> dict:
             altered = list(events)
             altered[i] = EventLabel(events[i].event, other[int(rng.integers(len(other)))])
             kinds.append("count")
-            texts += [caption(events, np.random.default_rng([seed, n, 2])),
-                      caption(altered, np.random.default_rng([seed, n, 2]))]
+            texts += [caption(events, np.random.default_rng([seed, n, 2])), caption(altered, np.random.default_rng([seed, n, 2]))]
             motions.append(r.features)
     out = {}
     if kinds:
@@ -89,9 +87,14 @@ def ground_truth_summary(ev: EmbeddedEvaluator, dataset_root, replications: int 
     except (ValueError, FileNotFoundError):
         ref = None
     gt = ground_truth_metrics(ev, test, ref, replications=replications, seed=ev.config.seed)
-    return {"split": GT_SPLIT, "reference_split": REFERENCE_SPLIT if ref else None, "clips": len(test),
-            "replications": replications, **{k: v.to_dict() for k, v in gt.items()},
-            **contrast_accuracy(ev, test, ev.config.seed)}
+    return {
+        "split": GT_SPLIT,
+        "reference_split": REFERENCE_SPLIT if ref else None,
+        "clips": len(test),
+        "replications": replications,
+        **{k: v.to_dict() for k, v in gt.items()},
+        **contrast_accuracy(ev, test, ev.config.seed),
+    }
 
 
 def with_ground_truth(ev: EmbeddedEvaluator, dataset_root, dataset_id: str) -> EmbeddedEvaluator:

@@ -118,8 +118,7 @@ def read_checkpoint(source: str | Path | bytes) -> dict:
         ckpt = torch.load(io.BytesIO(source), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise GuoCheckpointError(
-            f"{what}: holds objects other than tensors/dicts, refused by the safe loader ({exc}); "
-            "re-save it as a plain dict of state dicts"
+            f"{what}: holds objects other than tensors/dicts, refused by the safe loader ({exc}); re-save it as a plain dict of state dicts"
         ) from None
     except Exception as exc:
         raise GuoCheckpointError(f"{what}: not a readable torch checkpoint ({exc})") from None
@@ -219,10 +218,8 @@ class GuoEvaluator:
     def from_store(cls, store, prefix: str, pack_motions: bool = True) -> "GuoEvaluator":
         """The same layout as `from_dir`, read from the artifact store under `prefix`."""
         p = prefix.rstrip("/")
-        vec = WordVectorizer.from_bytes(*(store.get_bytes(f"{p}/glove/our_vab_{s}") for s in
-                                          ("data.npy", "words.pkl", "idx.pkl")))
-        mean, std = (np.load(io.BytesIO(store.get_bytes(f"{p}/meta/{n}.npy")), allow_pickle=False)
-                     for n in ("mean", "std"))
+        vec = WordVectorizer.from_bytes(*(store.get_bytes(f"{p}/glove/our_vab_{s}") for s in ("data.npy", "words.pkl", "idx.pkl")))
+        mean, std = (np.load(io.BytesIO(store.get_bytes(f"{p}/meta/{n}.npy")), allow_pickle=False) for n in ("mean", "std"))
         return cls.load(store.get_bytes(f"{p}/finest.tar"), vec, mean, std, pack_motions=pack_motions)
 
     def describe(self) -> dict:
@@ -231,16 +228,14 @@ class GuoEvaluator:
             "embedding_dim": 512,
             "pack_motions": self.pack_motions,
             "motion_padding": MAX_MOTION_LENGTH,
-            "note": "packed by length // 4 (Guo et al.)" if self.pack_motions
-            else "unpacked GRU over padded motions (MotionGPT)",
+            "note": "packed by length // 4 (Guo et al.)" if self.pack_motions else "unpacked GRU over padded motions (MotionGPT)",
         }
 
     @torch.no_grad()
     def embed_texts(self, texts: Sequence[str | Sequence[str]]) -> np.ndarray:
         out = []
         for start in range(0, len(texts), self.batch_size):
-            enc = [self.vectorizer.encode(caption_tokens(t))
-                   for t in texts[start : start + self.batch_size]]
+            enc = [self.vectorizer.encode(caption_tokens(t)) for t in texts[start : start + self.batch_size]]
             words = torch.from_numpy(np.stack([e[0] for e in enc])).to(self.device)
             pos = torch.from_numpy(np.stack([e[1] for e in enc])).to(self.device)
             lengths = torch.tensor([e[2] for e in enc])

@@ -73,8 +73,7 @@ def matching_metrics(
     groups = n // group_size
     if groups == 0:
         raise MetricInputError(
-            f"R-precision needs at least group_size={group_size} samples, got {n}; "
-            "evaluate more samples or pass a smaller group_size"
+            f"R-precision needs at least group_size={group_size} samples, got {n}; evaluate more samples or pass a smaller group_size"
         )
     order = rng.permutation(n)[: groups * group_size]
     hits = np.zeros(top_k, dtype=np.int64)
@@ -107,9 +106,7 @@ def _sqrtm(a: np.ndarray) -> np.ndarray:
         return scipy.linalg.sqrtm(a)
 
 
-def frechet_distance(
-    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6
-) -> float:
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6) -> float:
     """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 sqrtm(S1 S2)).
 
     If sqrtm(S1 S2) is not finite (singular product), retry with eps * I added to both
@@ -119,9 +116,7 @@ def frechet_distance(
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
     s1, s2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
     if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (mu1.size, mu1.size):
-        raise MetricInputError(
-            f"mismatched statistics: means {mu1.shape} / {mu2.shape}, covariances {s1.shape} / {s2.shape}"
-        )
+        raise MetricInputError(f"mismatched statistics: means {mu1.shape} / {mu2.shape}, covariances {s1.shape} / {s2.shape}")
     diff = mu1 - mu2
     covmean = _sqrtm(s1 @ s2)
     if not np.all(np.isfinite(covmean)):

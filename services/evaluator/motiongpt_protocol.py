@@ -40,8 +40,7 @@ class ProtocolInputError(ValueError):
 
 def motion_for(sample: ModelSample | None, crop_len: int, pad: np.ndarray) -> np.ndarray:
     """A generated motion as MotionGPT scores it: cut to the crop's length, or the zero motion."""
-    if sample is None or sample.features is None or len(sample.features) == 0 or (
-            0 <= sample.num_tokens <= ZERO_MOTION_MAX_CODES):
+    if sample is None or sample.features is None or len(sample.features) == 0 or (0 <= sample.num_tokens <= ZERO_MOTION_MAX_CODES):
         return np.repeat(pad[None, :].astype(np.float32), crop_len, axis=0)
     return sample.features[:crop_len]
 
@@ -55,8 +54,7 @@ def embed_batch(evaluator: TextMotionEvaluator, motions: Sequence[np.ndarray], w
 
 def embed_items(evaluator, motions: Sequence[np.ndarray], widths: Sequence[int], pad: np.ndarray) -> np.ndarray:
     """Embeddings in MotionGPT's batches: consecutive items, padded to the batch's widest crop."""
-    parts = [embed_batch(evaluator, [motions[i] for i in b], max(widths[i] for i in b), pad)
-             for b in evalplan.batches(len(motions))]
+    parts = [embed_batch(evaluator, [motions[i] for i in b], max(widths[i] for i in b), pad) for b in evalplan.batches(len(motions))]
     return np.concatenate(parts)
 
 
@@ -80,10 +78,23 @@ def _matching(out: dict, text: np.ndarray, motion: np.ndarray, rng, group: int, 
             out[f"r{k + 1}"] = v
 
 
-def general_rounds(models: Mapping[str, Sequence[ModelSample]], items: list[EvalItem], real: Sequence[np.ndarray],
-                   evaluator: TextMotionEvaluator, pad: np.ndarray, *, replications: int, seed: int,
-                   mm_texts: int, group_size: int = 32, top_k: int = 3, diversity_times: int = 300,
-                   mm_pairs: int = 10, notes: list[str] | None = None, stop=None) -> dict[str, list[dict[str, float]]]:
+def general_rounds(
+    models: Mapping[str, Sequence[ModelSample]],
+    items: list[EvalItem],
+    real: Sequence[np.ndarray],
+    evaluator: TextMotionEvaluator,
+    pad: np.ndarray,
+    *,
+    replications: int,
+    seed: int,
+    mm_texts: int,
+    group_size: int = 32,
+    top_k: int = 3,
+    diversity_times: int = 300,
+    mm_pairs: int = 10,
+    notes: list[str] | None = None,
+    stop=None,
+) -> dict[str, list[dict[str, float]]]:
     """Per model (and "real"), one metrics dict per replication. `real[i]` is item i's real
     features (un-normalised), `pad` the model's mean pose."""
     notes = notes if notes is not None else []
@@ -101,7 +112,7 @@ def general_rounds(models: Mapping[str, Sequence[ModelSample]], items: list[Eval
         check_stop(stop)
         draws = evalplan.general_draws(items, rep, seed)
         widths = [d.crop_len for d in draws]
-        crops = [real[d.item][d.crop_start:d.crop_start + d.crop_len] for d in draws]
+        crops = [real[d.item][d.crop_start : d.crop_start + d.crop_len] for d in draws]
         text = np.stack([text_emb[caption_text(items[d.item].captions[d.caption], tagged=True)] for d in draws])
         gt = embed_items(evaluator, crops, widths, pad)
         out = _nan_metrics()
@@ -112,8 +123,10 @@ def general_rounds(models: Mapping[str, Sequence[ModelSample]], items: list[Eval
         for name in models:
             missing = [items[d.item].item_id for d in draws if (rep, items[d.item].item_id) not in general[name]]
             if missing:
-                raise ProtocolInputError(f"model {name!r}: no generated motion for replication {rep}, item "
-                                         f"{missing[0]} ({len(missing)} missing); generate the plan's motions first")
+                raise ProtocolInputError(
+                    f"model {name!r}: no generated motion for replication {rep}, item "
+                    f"{missing[0]} ({len(missing)} missing); generate the plan's motions first"
+                )
             gen = [motion_for(general[name][(rep, items[d.item].item_id)][0], d.crop_len, pad) for d in draws]
             emb = embed_items(evaluator, gen, widths, pad)
             out = _nan_metrics()
@@ -133,8 +146,7 @@ def _mm_round(index, items, rep, seed, mm_texts, evaluator, pad, rng, mm_pairs, 
     for d in evalplan.mm_draws(items, rep, seed, mm_texts):
         gens = index.get((rep, items[d.item].item_id))
         if not gens:
-            raise ProtocolInputError(f"model {name!r}: no MultiModality motions for replication {rep}, item "
-                                     f"{items[d.item].item_id}")
+            raise ProtocolInputError(f"model {name!r}: no MultiModality motions for replication {rep}, item {items[d.item].item_id}")
         cut = [motion_for(g, d.crop_len, pad) for g in gens]
         per_item.append(embed_batch(evaluator, cut, d.crop_len, pad))
     gens = min(len(e) for e in per_item)
@@ -151,7 +163,7 @@ def real_features(dataset, items: list[EvalItem]) -> list[np.ndarray]:
     for it in items:
         if it.clip_id not in cache:
             cache[it.clip_id] = dataset.load_features(it.clip_id)
-        out.append(cache[it.clip_id][it.start:it.end])
+        out.append(cache[it.clip_id][it.start : it.end])
     return out
 
 

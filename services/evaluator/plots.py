@@ -35,8 +35,15 @@ def _grouped_bars(ax, tasks, series: list[tuple[str, list[float], list[float]]],
     for i, (label, means, errs) in enumerate(series):
         m = np.array([np.nan if v is None else v for v in means], float)
         e = np.array([0.0 if (v is None or math.isnan(v)) else v for v in errs], float)
-        ax.bar(x + (i - (len(series) - 1) / 2) * width, np.nan_to_num(m), width, yerr=e, capsize=3,
-               label=label, color=_COLOURS[i % len(_COLOURS)])
+        ax.bar(
+            x + (i - (len(series) - 1) / 2) * width,
+            np.nan_to_num(m),
+            width,
+            yerr=e,
+            capsize=3,
+            label=label,
+            color=_COLOURS[i % len(_COLOURS)],
+        )
     ax.set_xticks(x)
     ax.set_xticklabels(tasks, rotation=0, fontsize=8)
     ax.set_title(title, fontsize=10)
@@ -90,8 +97,7 @@ def win_rate_bars(report) -> bytes:
     labels = [f"{c.task}: {c.model} vs {c.baseline}" for c in report.comparisons]
     y = np.arange(len(labels))
     left = np.zeros(len(labels))
-    for attr, colour, name in (("win_rate", "#2ca02c", "win"), ("tie_rate", "#c7c7c7", "tie"),
-                               ("lose_rate", "#d62728", "lose")):
+    for attr, colour, name in (("win_rate", "#2ca02c", "win"), ("tie_rate", "#c7c7c7", "tie"), ("lose_rate", "#d62728", "lose")):
         vals = np.array([getattr(c.outcome, attr) for c in report.comparisons], float)
         ax.barh(y, vals, left=left, color=colour, label=name)
         for yi, (start, v) in enumerate(zip(left, vals)):

@@ -15,8 +15,13 @@ TASK_ORDER = ("temporal", "frequency", "integrity", GENERAL)
 # The text-motion metrics of a report, in the paper's column order, and their titles.
 METRICS = ("mm_dist", "r1", "r2", "r3", "fid", "diversity", "mmodality")
 METRIC_TITLES = {
-    "mm_dist": "MM-Dist", "r1": "R@1", "r2": "R@2", "r3": "R@3", "fid": "FID",
-    "diversity": "Diversity", "mmodality": "MModality",
+    "mm_dist": "MM-Dist",
+    "r1": "R@1",
+    "r2": "R@2",
+    "r3": "R@3",
+    "fid": "FID",
+    "diversity": "Diversity",
+    "mmodality": "MModality",
 }
 # The report row of real motion against its own captions; no model may take this name.
 REAL = "real"
@@ -95,10 +100,7 @@ class ModelSample:
         if self.features is not None:
             self.features = np.asarray(self.features, np.float32)
             if self.features.ndim != 2 or self.features.shape[1] != FEATURE_DIM:
-                raise SampleError(
-                    f"sample for prompt {self.prompt_id!r}: features must be (T, {FEATURE_DIM}), "
-                    f"got {self.features.shape}"
-                )
+                raise SampleError(f"sample for prompt {self.prompt_id!r}: features must be (T, {FEATURE_DIM}), got {self.features.shape}")
         if self.score is not None:
             self.score = float(self.score)
             if not np.isfinite(self.score):

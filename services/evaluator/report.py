@@ -74,13 +74,19 @@ class MetricRow:
     num_prompts: int
 
     def to_dict(self) -> dict:
-        return {"task": self.task, "model": self.model, "num_samples": self.num_samples,
-                "num_prompts": self.num_prompts, "metrics": {k: v.to_dict() for k, v in self.metrics.items()}}
+        return {
+            "task": self.task,
+            "model": self.model,
+            "num_samples": self.num_samples,
+            "num_prompts": self.num_prompts,
+            "metrics": {k: v.to_dict() for k, v in self.metrics.items()},
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> "MetricRow":
-        return cls(d["task"], d["model"], {k: ConfidenceInterval.from_dict(v) for k, v in d["metrics"].items()},
-                   d["num_samples"], d["num_prompts"])
+        return cls(
+            d["task"], d["model"], {k: ConfidenceInterval.from_dict(v) for k, v in d["metrics"].items()}, d["num_samples"], d["num_prompts"]
+        )
 
 
 @dataclass
@@ -140,10 +146,17 @@ class Report:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Report":
-        return cls(d["models"], d["tasks"], [MetricRow.from_dict(r) for r in d["rows"]],
-                   [JudgeRow.from_dict(j) for j in d["judge"]],
-                   [Comparison.from_dict(c) for c in d["comparisons"]], d["evaluator"], d["config"],
-                   list(d.get("notes", [])), list(d.get("assets", [])))
+        return cls(
+            d["models"],
+            d["tasks"],
+            [MetricRow.from_dict(r) for r in d["rows"]],
+            [JudgeRow.from_dict(j) for j in d["judge"]],
+            [Comparison.from_dict(c) for c in d["comparisons"]],
+            d["evaluator"],
+            d["config"],
+            list(d.get("notes", [])),
+            list(d.get("assets", [])),
+        )
 
     @classmethod
     def from_json(cls, text: str) -> "Report":
@@ -155,8 +168,12 @@ class Report:
             "# Evaluation report",
             "",
             f"Evaluator: {ev.get('name', '?')}"
-            + (f" ({'event-level prompts: ' if ev.get('protocol_note') else ''}motion GRU "
-               f"{'packed by length // 4' if ev['pack_motions'] else 'unpacked'})" if "pack_motions" in ev else "")
+            + (
+                f" ({'event-level prompts: ' if ev.get('protocol_note') else ''}motion GRU "
+                f"{'packed by length // 4' if ev['pack_motions'] else 'unpacked'})"
+                if "pack_motions" in ev
+                else ""
+            )
             + f"; {self.config.get('replications')} replications, seed {self.config.get('seed')};"
             " values are mean ± 95% CI (1.96 · population std / √n)."
             + (f" {ev['protocol_note']}." if ev.get("protocol_note") else "")
@@ -171,14 +188,23 @@ class Report:
             cells = [r.metrics.get(k, NAN_CI).format(digits) for k in METRICS]
             lines.append(f"| {r.task} | {r.model} | " + " | ".join(cells) + " |")
         if self.judge:
-            lines += ["", "## Judge scores (event-level alignment)", "",
-                      "| task | model | mean score | prompts | motions |", "|---|---|---|---|---|"]
+            lines += [
+                "",
+                "## Judge scores (event-level alignment)",
+                "",
+                "| task | model | mean score | prompts | motions |",
+                "|---|---|---|---|---|",
+            ]
             for j in self.judge:
                 lines.append(f"| {j.task} | {j.model} | {j.score.format(digits)} | {j.score.n} | {j.num_motions} |")
         if self.comparisons:
-            lines += ["", "## Model vs baseline (per prompt, mean judge score)", "",
-                      "| task | model | baseline | win | tie | lose | win rate | Δ score | improved |",
-                      "|---|---|---|---|---|---|---|---|---|"]
+            lines += [
+                "",
+                "## Model vs baseline (per prompt, mean judge score)",
+                "",
+                "| task | model | baseline | win | tie | lose | win rate | Δ score | improved |",
+                "|---|---|---|---|---|---|---|---|---|",
+            ]
             for c in self.comparisons:
                 o = c.outcome
                 lines.append(
@@ -197,8 +223,10 @@ class Report:
     def save(self, store, prefix: str, plots: bool = True) -> dict[str, str]:
         """Write report.json, report.md and (optionally) PNG plots under `prefix`; returns name -> key."""
         p = prefix.rstrip("/")
-        keys = {"json": store.put_bytes(f"{p}/report.json", self.to_json().encode()).key,
-                "markdown": store.put_bytes(f"{p}/report.md", self.to_markdown().encode()).key}
+        keys = {
+            "json": store.put_bytes(f"{p}/report.json", self.to_json().encode()).key,
+            "markdown": store.put_bytes(f"{p}/report.md", self.to_markdown().encode()).key,
+        }
         if plots:
             for name, png in render_plots(self).items():
                 keys[name] = store.put_bytes(f"{p}/plots/{name}.png", png).key
@@ -567,26 +595,48 @@ def evaluate_planned(
     planned = {k: [s for s in v if s.kind in PLAN_KINDS] for k, v in models.items()}
     notes: list[str] = []
     if any(judged.values()):
-        report = evaluate({k: v for k, v in judged.items() if v}, real, evaluator, replications, seed, progress,
-                          reference=reference, baseline=baseline, stop=stop)
+        report = evaluate(
+            {k: v for k, v in judged.items() if v},
+            real,
+            evaluator,
+            replications,
+            seed,
+            progress,
+            reference=reference,
+            baseline=baseline,
+            stop=stop,
+        )
     else:
         cfg = EvaluationConfig(replications=replications, seed=seed)
-        report = Report(names, [], [], [], [], dict(evaluator.describe()),
-                        {**asdict(cfg), "baseline": baseline or names[0], "reference_fid": False})
+        report = Report(
+            names, [], [], [], [], dict(evaluator.describe()), {**asdict(cfg), "baseline": baseline or names[0], "reference_fid": False}
+        )
     mm_items = {s.item for v in planned.values() for s in v if s.kind == "mm" and s.replication == 0}
-    rounds = general_rounds(planned, plan.items, plan.real, evaluator, plan.pad, replications=replications,
-                            seed=seed, mm_texts=len(mm_items), notes=notes, stop=stop)
+    rounds = general_rounds(
+        planned,
+        plan.items,
+        plan.real,
+        evaluator,
+        plan.pad,
+        replications=replications,
+        seed=seed,
+        mm_texts=len(mm_items),
+        notes=notes,
+        stop=stop,
+    )
     n = len(plan.items)
     rows = [MetricRow(GENERAL, name, _summarise(r), n * replications, n) for name, r in rounds.items()]
-    report.rows = sorted([r for r in report.rows if r.task != GENERAL] + rows,
-                         key=lambda r: (order_tasks(set(report.tasks) | {GENERAL}).index(r.task),
-                                        ([REAL] + names).index(r.model)))
+    report.rows = sorted(
+        [r for r in report.rows if r.task != GENERAL] + rows,
+        key=lambda r: (order_tasks(set(report.tasks) | {GENERAL}).index(r.task), ([REAL] + names).index(r.model)),
+    )
     report.tasks = order_tasks(set(report.tasks) | {GENERAL})
     report.evaluator["protocol"] = "motiongpt"
     report.evaluator["protocol_note"] = (
         "Test split (general): MotionGPT's evaluation protocol (random unit-length crops, the same items' real "
         "crops for FID in each replication, outputs of at most one code as the zero motion, motions padded per "
-        f"batch of 32 with the model's mean pose, motion GRU unpacked); {n} items")
+        f"batch of 32 with the model's mean pose, motion GRU unpacked); {n} items"
+    )
     report.notes = list(dict.fromkeys(report.notes + notes))
     if progress:
         progress("metrics general (motiongpt protocol)", 1, 1)

@@ -25,8 +25,7 @@ from atom.store.localcache import local_tree
 from atom.v1 import common_pb2, evaluator_pb2, evaluator_pb2_grpc
 from services.evaluator.embedded import with_ground_truth
 from services.evaluator.motiongpt_protocol import MM_KIND, real_features
-from services.evaluator.records import (FEATURE_DIM, GENERAL, MIN_EVAL_FRAMES, ModelSample, check_stop,
-                                        hold_to_min_length)
+from services.evaluator.records import FEATURE_DIM, GENERAL, MIN_EVAL_FRAMES, ModelSample, check_stop, hold_to_min_length
 from services.evaluator.report import TestPlan, evaluate, evaluate_planned
 from atom.settings import EvalSettings
 from services.evaluator.subsets import build_subsets
@@ -89,12 +88,20 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
                 if feats is not None and not in_plan:
                     feats, held = hold_to_min_length(feats)
                     padded += held
-                out.append(ModelSample(text=row["text"], task=row["task"], prompt_id=row["prompt_id"],
-                                       features=feats if feats is not None or joints is not None else np.zeros(
-                                           (0, FEATURE_DIM), np.float32), joints=joints, score=row.get("score"),
-                                       kind=row.get("kind", ""), item=str(row.get("item", "")),
-                                       replication=int(row.get("replication", -1)),
-                                       num_tokens=int(row.get("num_tokens", -1))))
+                out.append(
+                    ModelSample(
+                        text=row["text"],
+                        task=row["task"],
+                        prompt_id=row["prompt_id"],
+                        features=feats if feats is not None or joints is not None else np.zeros((0, FEATURE_DIM), np.float32),
+                        joints=joints,
+                        score=row.get("score"),
+                        kind=row.get("kind", ""),
+                        item=str(row.get("item", "")),
+                        replication=int(row.get("replication", -1)),
+                        num_tokens=int(row.get("num_tokens", -1)),
+                    )
+                )
             except (KeyError, MotionFormatError, ValueError, TypeError, AttributeError) as exc:
                 raise InvalidArgument(f"{field}.samples", f"{m.samples.key} line {n}: {exc}") from None
         require(len(out) > 0, f"{field}.samples", f"{m.samples.key} holds no usable samples")
@@ -116,8 +123,11 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
 
     def Evaluate(self, request, context):
         require(len(request.models) > 0, "models", "name at least one model's samples")
-        require(0 <= request.replications <= MAX_REPLICATIONS, "replications",
-                f"must be within 0..{MAX_REPLICATIONS} (0 = {EvalSettings().replications}), got {request.replications}")
+        require(
+            0 <= request.replications <= MAX_REPLICATIONS,
+            "replications",
+            f"must be within 0..{MAX_REPLICATIONS} (0 = {EvalSettings().replications}), got {request.replications}",
+        )
         require(bool(request.dataset), "dataset", "name the HumanML3D-layout dataset (store prefix or local path)")
         require_key(request.output_prefix, "output_prefix", "e.g. reports/run-1")
         names = [m.name for m in request.models]
@@ -126,8 +136,11 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
         protocol = request.protocol or ("motiongpt" if spec.startswith("guo") else "guo")
         require(protocol in PROTOCOLS, "protocol", f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
         planned = protocol == "motiongpt"
-        require(not planned or bool(request.base_model), "base_model",
-                "the motiongpt protocol pads with the generator's mean pose: name its base bundle")
+        require(
+            not planned or bool(request.base_model),
+            "base_model",
+            "the motiongpt protocol pads with the generator's mean pose: name its base bundle",
+        )
         dataset_dir = resolve_local(request.dataset, "dataset")  # refused before anything is read
         evaluator = load_evaluator(self.store, spec).to(self.compute.device)
         models, dropped = {}, {}  # per model: (samples with no motion, motions padded to the minimum)
@@ -164,13 +177,30 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
                         progress("measuring the embedded evaluator on the real clips (once per evaluator)", 0, 1)
                         with_ground_truth(evaluator, root, request.dataset)
                     if plan is None:
-                        result["report"] = evaluate(models, real, evaluator, replications=replications,
-                                                    seed=request.seed, progress=progress, reference=reference,
-                                                    baseline=request.baseline or None, stop=stop)
+                        result["report"] = evaluate(
+                            models,
+                            real,
+                            evaluator,
+                            replications=replications,
+                            seed=request.seed,
+                            progress=progress,
+                            reference=reference,
+                            baseline=request.baseline or None,
+                            stop=stop,
+                        )
                     else:
-                        result["report"] = evaluate_planned(models, real, evaluator, plan, replications,
-                                                            request.seed, progress, reference=reference,
-                                                            baseline=request.baseline or None, stop=stop)
+                        result["report"] = evaluate_planned(
+                            models,
+                            real,
+                            evaluator,
+                            plan,
+                            replications,
+                            request.seed,
+                            progress,
+                            reference=reference,
+                            baseline=request.baseline or None,
+                            stop=stop,
+                        )
                 finally:
                     self._lock.release()
             except BaseException as exc:  # noqa: BLE001 - re-raised in the RPC thread
@@ -182,22 +212,23 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
         while (ev := events.get()) is not None:
             msg, done, total = ev
             if context.is_active():
-                yield evaluator_pb2.EvaluateEvent(progress=common_pb2.Progress(stage="evaluate", done=done,
-                                                                               total=total, message=msg))
+                yield evaluator_pb2.EvaluateEvent(progress=common_pb2.Progress(stage="evaluate", done=done, total=total, message=msg))
         if "error" in result:
             raise result["error"]
         report = result["report"]
         report.evaluator.setdefault("protocol", protocol)
         report.evaluator["tagger"] = postag.describe_tagger()
-        report.assets = [{k: v for k, v in (("role", a.role), ("name", a.name), ("sha256", a.sha256),
-                                            ("bytes", a.bytes), ("detail", a.detail)) if v}
-                         for a in request.assets]
+        report.assets = [
+            {k: v for k, v in (("role", a.role), ("name", a.name), ("sha256", a.sha256), ("bytes", a.bytes), ("detail", a.detail)) if v}
+            for a in request.assets
+        ]
         for name, (n, padded) in dropped.items():
             if n:
                 report.notes.append(f"{name}: {n} samples had no motion (the model produced no tokens) and were left out")
             if padded:
-                report.notes.append(f"{name}: {padded} motions shorter than {MIN_EVAL_FRAMES} frames were held on "
-                                    "their last pose to that length")
+                report.notes.append(
+                    f"{name}: {padded} motions shorter than {MIN_EVAL_FRAMES} frames were held on their last pose to that length"
+                )
         keys = report.save(self.store, request.output_prefix, plots=True)
         for row in report.judge:
             mean = getattr(getattr(row, "score", None), "mean", None)
@@ -210,14 +241,19 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
             report=evaluator_pb2.EvaluationReport(
                 json=common_pb2.ArtifactRef(key=keys["json"], media_type="application/json"),
                 markdown=common_pb2.ArtifactRef(key=keys["markdown"], media_type="text/markdown"),
-                plots=[common_pb2.ArtifactRef(key=k, media_type="image/png") for n, k in keys.items()
-                       if n not in ("json", "markdown")],
-                markdown_text=md))
+                plots=[common_pb2.ArtifactRef(key=k, media_type="image/png") for n, k in keys.items() if n not in ("json", "markdown")],
+                markdown_text=md,
+            ),
+        )
 
 
 def build_spec(store_url: str) -> ServiceSpec:
     servicer = EvaluatorServicer(store_url)
-    return ServiceSpec(name="evaluator", servicer=servicer,
-                       add_to_server=evaluator_pb2_grpc.add_EvaluatorServicer_to_server, full_name="atom.v1.Evaluator",
-                       details=lambda: {**servicer.compute.describe(), "evaluator_dtype": "fp32"},
-                       ready=servicer.not_ready)
+    return ServiceSpec(
+        name="evaluator",
+        servicer=servicer,
+        add_to_server=evaluator_pb2_grpc.add_EvaluatorServicer_to_server,
+        full_name="atom.v1.Evaluator",
+        details=lambda: {**servicer.compute.describe(), "evaluator_dtype": "fp32"},
+        ready=servicer.not_ready,
+    )

@@ -75,10 +75,14 @@ def label_tasks(labels: dict) -> set[str]:
 
 # --- caption heuristics (real HumanML3D) --------------------------------------------------------
 
-_ORDER = re.compile(r"\b(then|after|afterwards|afterward|before|followed by|finally|next|subsequently|"
-                    r"and then|once done|later)\b")
-_COUNT = re.compile(r"\b(twice|thrice|(one|two|three|four|five|six|seven|eight|nine|ten|\d+|"
-                    r"several|multiple|a few|few|many|couple of) times)\b")
+_ORDER = re.compile(
+    r"\b(then|after|afterwards|afterward|before|followed by|finally|next|subsequently|"
+    r"and then|once done|later)\b"
+)
+_COUNT = re.compile(
+    r"\b(twice|thrice|(one|two|three|four|five|six|seven|eight|nine|ten|\d+|"
+    r"several|multiple|a few|few|many|couple of) times)\b"
+)
 _JOIN = re.compile(r"\band\b|,|;")
 
 
@@ -141,9 +145,7 @@ def build_subsets(
     ds = dataset if isinstance(dataset, HumanML3D) else HumanML3D(dataset)
     out = subsets_from_clips(ds.iter_clips(split, min_len=min_len, max_len=max_len), tagged)
     if not out[GENERAL]:
-        raise SubsetError(
-            f"split {split!r} of {ds.root} has no captioned clips of {min_len} <= length < {max_len} frames"
-        )
+        raise SubsetError(f"split {split!r} of {ds.root} has no captioned clips of {min_len} <= length < {max_len} frames")
     return out
 
 

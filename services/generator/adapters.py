@@ -47,10 +47,11 @@ def fetch_adapter(store, prefix: str, directory: str | Path) -> Path:
     prefix = _norm(prefix)
     directory = Path(directory)
     keys = store.list(prefix + "/")
-    names = {k[len(prefix) + 1:] for k in keys}
+    names = {k[len(prefix) + 1 :] for k in keys}
     if ADAPTER_CONFIG not in names:
-        raise AdapterError(f"no LoRA adapter at {prefix!r} ({ADAPTER_CONFIG} missing): check the run name, or "
-                           "wait until its training job has succeeded")
+        raise AdapterError(
+            f"no LoRA adapter at {prefix!r} ({ADAPTER_CONFIG} missing): check the run name, or wait until its training job has succeeded"
+        )
     if ADAPTER_WEIGHTS not in names:
         hint = " (a pickled adapter_model.bin is not loaded: save adapters as safetensors)" if "adapter_model.bin" in names else ""
         raise AdapterError(f"adapter {prefix!r} has no {ADAPTER_WEIGHTS}{hint}")
@@ -91,8 +92,7 @@ class AdapterPool:
     def _check_base(self, prefix: str, cfg: dict) -> None:
         base = str(cfg.get("base_model_name_or_path") or "").strip("/")
         if self.base_prefix and base.startswith("models/") and base != self.base_prefix:
-            raise AdapterError(f"adapter {prefix!r} was trained on base {base!r}, not {self.base_prefix!r}; "
-                               f"ask for it with base {base!r}")
+            raise AdapterError(f"adapter {prefix!r} was trained on base {base!r}, not {self.base_prefix!r}; ask for it with base {base!r}")
 
     def _load(self, prefix: str) -> str:
         from peft import PeftModel
@@ -104,13 +104,14 @@ class AdapterPool:
             try:
                 peft = self._peft
                 if peft is None:
-                    peft = self._peft = PeftModel.from_pretrained(self.bundle.lm.model, tmp, adapter_name=name,
-                                                                  is_trainable=False)
+                    peft = self._peft = PeftModel.from_pretrained(self.bundle.lm.model, tmp, adapter_name=name, is_trainable=False)
                 else:
                     peft.load_adapter(tmp, adapter_name=name, is_trainable=False)
             except Exception as exc:  # peft raises RuntimeError/ValueError/KeyError on mismatching adapters
-                raise AdapterError(f"adapter {prefix!r} does not fit this base model ({type(exc).__name__}: "
-                                   f"{str(exc)[:300]}); it was trained on another base") from None
+                raise AdapterError(
+                    f"adapter {prefix!r} does not fit this base model ({type(exc).__name__}: "
+                    f"{str(exc)[:300]}); it was trained on another base"
+                ) from None
         self._counter += 1
         self.loads += 1
         peft.eval()
@@ -188,8 +189,7 @@ class AdapterPool:
                 with self._peft.disable_adapter():
                     yield self._peft
 
-    def sample(self, prompts: Sequence[str], seeds: Sequence[int], adapter: str | None = None,
-               adapter_version: str = "", **kwargs):
+    def sample(self, prompts: Sequence[str], seeds: Sequence[int], adapter: str | None = None, adapter_version: str = "", **kwargs):
         """sample_motions with the chosen adapter (None = base)."""
         from services.generator.sampling import sample_motions
 

@@ -20,15 +20,14 @@ log = logging.getLogger("atom.generator")
 
 @dataclass
 class WorkItem:
-    group: Hashable          # items of one group can share a batch (same model, adapter, settings)
+    group: Hashable  # items of one group can share a batch (same model, adapter, settings)
     prompt: str
     seed: int
     future: Future = field(default_factory=Future)
 
 
 class Batcher:
-    def __init__(self, run_batch: Callable[[Hashable, Sequence[WorkItem]], list], max_batch: int = 32,
-                 window_s: float = 0.01):
+    def __init__(self, run_batch: Callable[[Hashable, Sequence[WorkItem]], list], max_batch: int = 32, window_s: float = 0.01):
         self.run_batch = run_batch
         self.max_batch = max_batch
         self.window_s = window_s

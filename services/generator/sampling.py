@@ -34,8 +34,7 @@ import torch
 
 from atom.mgpt.bundle import ModelBundle
 from atom.mgpt.lm import MotionLM, format_prompt
-from atom.mgpt.tokenizer import (MOTION_END, MOTION_START, NUM_CODES, motion_ids_between,
-                                  parse_motion_string_motiongpt)
+from atom.mgpt.tokenizer import MOTION_END, MOTION_START, NUM_CODES, motion_ids_between, parse_motion_string_motiongpt
 from atom.motion.skeleton import FEATURE_DIM, FRAMES_PER_TOKEN, MAX_FRAMES, NUM_JOINTS
 
 DEFAULT_MAX_TOKENS = MAX_FRAMES // FRAMES_PER_TOKEN  # 49 codes = 196 frames, HumanML3D's longest
@@ -90,12 +89,19 @@ class SamplingConfig:
         return self.decoding == "constrained"
 
     @classmethod
-    def motiongpt(cls, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, max_tokens: int = 0,
-                  batch_size: int = 32) -> "SamplingConfig":
+    def motiongpt(
+        cls, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, max_tokens: int = 0, batch_size: int = 32
+    ) -> "SamplingConfig":
         """MotionGPT's decoding; a 0 (or 1.0) keeps MotionGPT's value for that setting."""
-        return cls(temperature=temperature or 1.0, top_k=top_k or MOTIONGPT_TOP_K, top_p=top_p or 1.0,
-                   max_tokens=max_tokens or MOTIONGPT_MAX_NEW_TOKENS, min_tokens=0, decoding="motiongpt",
-                   batch_size=batch_size)
+        return cls(
+            temperature=temperature or 1.0,
+            top_k=top_k or MOTIONGPT_TOP_K,
+            top_p=top_p or 1.0,
+            max_tokens=max_tokens or MOTIONGPT_MAX_NEW_TOKENS,
+            min_tokens=0,
+            decoding="motiongpt",
+            batch_size=batch_size,
+        )
 
 
 @dataclass
@@ -122,7 +128,7 @@ def quote_caption(seed: int) -> bool:
     """MotionGPT's coin for wrapping the caption in double quotes, drawn from the sample's seed
     (apart from the token draws, so it does not shift them)."""
     h = hashlib.sha256(f"quote\x1f{int(seed)}".encode()).digest()
-    return int.from_bytes(h[:8], "big") / 2 ** 64 < MOTIONGPT_QUOTE_PROB
+    return int.from_bytes(h[:8], "big") / 2**64 < MOTIONGPT_QUOTE_PROB
 
 
 def motiongpt_prompt(caption: str, seed: int) -> str:
@@ -173,14 +179,14 @@ def _base_model(model):
 
 
 @torch.no_grad()
-def sample_token_ids(lm: MotionLM, texts: Sequence[str], seeds: Sequence[int], cfg: SamplingConfig,
-                     model=None, num_codes: int = NUM_CODES) -> list[tuple[list[int], bool]]:
+def sample_token_ids(
+    lm: MotionLM, texts: Sequence[str], seeds: Sequence[int], cfg: SamplingConfig, model=None, num_codes: int = NUM_CODES
+) -> list[tuple[list[int], bool]]:
     """Formatted prompt texts -> per row (generated token ids, wrote an end token?). One batch.
     In constrained mode only codes below `num_codes` (the VQ codebook size) can be drawn."""
     net = _base_model(model if model is not None else lm.model)
     param = next(net.parameters())
-    cast = cfg.precision == "float64" or (
-        cfg.precision == "auto" and param.device.type == "cpu" and param.dtype == torch.float32)
+    cast = cfg.precision == "float64" or (cfg.precision == "auto" and param.device.type == "cpu" and param.dtype == torch.float32)
     orig = param.dtype
     with _CAST_LOCK if cast else contextlib.nullcontext():
         if cast:
@@ -212,7 +218,7 @@ def _sample_batch(lm: MotionLM, net, texts, seeds, cfg: SamplingConfig, num_code
         code_lo = tok.motion_token_id(0)
         vocab = net.get_output_embeddings().weight.shape[0]
         allowed = torch.zeros(vocab, dtype=torch.bool)
-        allowed[code_lo: code_lo + min(num_codes, NUM_CODES)] = True
+        allowed[code_lo : code_lo + min(num_codes, NUM_CODES)] = True
         allowed[end_tok] = True
         out: list[list[int]] = [[] for _ in range(b)]
         ended = [False] * b
@@ -225,11 +231,14 @@ def _sample_batch(lm: MotionLM, net, texts, seeds, cfg: SamplingConfig, num_code
             if cfg.constrained and step == 0:
                 # The start-of-motion token is forced: no draw, so the RNG streams stay aligned.
                 nxt = [start_tok] * len(active)
-                _ = net(encoder_outputs=(enc,), attention_mask=mask, decoder_input_ids=cur,
-                        past_key_values=cache, use_cache=True)
+                _ = net(encoder_outputs=(enc,), attention_mask=mask, decoder_input_ids=cur, past_key_values=cache, use_cache=True)
             else:
-                logits = net(encoder_outputs=(enc,), attention_mask=mask, decoder_input_ids=cur,
-                             past_key_values=cache, use_cache=True).logits[:, -1].double().cpu()
+                logits = (
+                    net(encoder_outputs=(enc,), attention_mask=mask, decoder_input_ids=cur, past_key_values=cache, use_cache=True)
+                    .logits[:, -1]
+                    .double()
+                    .cpu()
+                )
                 nxt = []
                 for r, row in enumerate(active):
                     lg = logits[r]
@@ -290,11 +299,22 @@ def decode_tokens(bundle: ModelBundle, token_lists: Sequence[Sequence[int]]) -> 
     return out
 
 
-def sample_motions(bundle: ModelBundle, prompts: Sequence[str], seeds: Sequence[int],
-                   temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
-                   max_tokens: int | None = None, *, batch_size: int | None = None, decoding: str | None = None,
-                   min_tokens: int | None = None, template: str | None = None, model=None,
-                   config: SamplingConfig | None = None) -> list[SampledMotion]:
+def sample_motions(
+    bundle: ModelBundle,
+    prompts: Sequence[str],
+    seeds: Sequence[int],
+    temperature: float | None = None,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    max_tokens: int | None = None,
+    *,
+    batch_size: int | None = None,
+    decoding: str | None = None,
+    min_tokens: int | None = None,
+    template: str | None = None,
+    model=None,
+    config: SamplingConfig | None = None,
+) -> list[SampledMotion]:
     """Captions + one seed each -> motions, in input order.
 
     The settings: `config`, else the decoding's defaults (SamplingConfig() for "constrained",
@@ -310,9 +330,19 @@ def sample_motions(bundle: ModelBundle, prompts: Sequence[str], seeds: Sequence[
         raise TypeError("prompts must be a list of captions, not one string")
     if len(prompts) != len(seeds):
         raise ValueError(f"need one seed per prompt: {len(prompts)} prompts, {len(seeds)} seeds")
-    given: dict[str, Any] = {k: v for k, v in dict(temperature=temperature, top_k=top_k, top_p=top_p, max_tokens=max_tokens or None,
-                                   batch_size=batch_size, decoding=decoding, min_tokens=min_tokens).items()
-             if v is not None}
+    given: dict[str, Any] = {
+        k: v
+        for k, v in dict(
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            max_tokens=max_tokens or None,
+            batch_size=batch_size,
+            decoding=decoding,
+            min_tokens=min_tokens,
+        ).items()
+        if v is not None
+    }
     if config is None:
         config = SamplingConfig.motiongpt() if given.get("decoding") == "motiongpt" else SamplingConfig()
     cfg = replace(config, **given)
@@ -324,8 +354,9 @@ def sample_motions(bundle: ModelBundle, prompts: Sequence[str], seeds: Sequence[
         texts = [motiongpt_prompt(p, s) for p, s in zip(prompts, seeds)]
     raw: list[tuple[list[int], bool]] = []
     for lo in range(0, len(texts), cfg.batch_size):
-        raw += sample_token_ids(lm, texts[lo: lo + cfg.batch_size], seeds[lo: lo + cfg.batch_size], cfg, model,
-                                bundle.vqvae.config.num_codes)
+        raw += sample_token_ids(
+            lm, texts[lo : lo + cfg.batch_size], seeds[lo : lo + cfg.batch_size], cfg, model, bundle.vqvae.config.num_codes
+        )
     top = bundle.vqvae.config.num_codes - 1  # unconstrained text may name codes the codebook lacks
     limit = cfg.max_tokens if cfg.constrained else None
     codes = [[min(max(c, 0), top) for c in codes_from_ids(lm, ids, cfg)[:limit]] for ids, _ in raw]
@@ -333,10 +364,31 @@ def sample_motions(bundle: ModelBundle, prompts: Sequence[str], seeds: Sequence[
     out = []
     for p, s, (ids, ended), c, (feats, joints) in zip(prompts, seeds, raw, codes, decoded):
         reason = "" if c else "the model produced no motion tokens (empty motion)"
-        out.append(SampledMotion(prompt=p, seed=int(s), tokens=np.asarray(c, np.int32), features=feats,
-                                 joints=joints, finished=ended, raw_ids=list(ids), reason=reason))
+        out.append(
+            SampledMotion(
+                prompt=p,
+                seed=int(s),
+                tokens=np.asarray(c, np.int32),
+                features=feats,
+                joints=joints,
+                finished=ended,
+                raw_ids=list(ids),
+                reason=reason,
+            )
+        )
     return out
 
 
-__all__ = ["DECODINGS", "DEFAULT_MAX_TOKENS", "SampledMotion", "SamplingConfig", "codes_from_ids", "decode_tokens",
-           "derive_seed", "motion_ids_between", "motiongpt_prompt", "sample_motions", "sample_token_ids"]
+__all__ = [
+    "DECODINGS",
+    "DEFAULT_MAX_TOKENS",
+    "SampledMotion",
+    "SamplingConfig",
+    "codes_from_ids",
+    "decode_tokens",
+    "derive_seed",
+    "motion_ids_between",
+    "motiongpt_prompt",
+    "sample_motions",
+    "sample_token_ids",
+]

@@ -68,7 +68,7 @@ class BatchConfig:
     max_retry_rounds: int = 2  # new batches for a line that failed (429, 5xx, failed batch)
     max_expired_resubmits: int = 3  # new batches for a line an expired batch never ran
     max_lines_per_batch: int = 50_000  # the Batch API's limit
-    max_bytes_per_batch: int = 190 * 2 ** 20  # the limit is 200 MB
+    max_bytes_per_batch: int = 190 * 2**20  # the limit is 200 MB
     max_wait_s: float | None = None  # None: wait until every batch ends
     completion_window: Literal["24h"] = "24h"  # the only window the Batch API offers
 
@@ -122,8 +122,10 @@ class Question:
     est_usd: float  # the synchronous-price estimate
 
     def line(self) -> bytes:
-        return json.dumps({"custom_id": self.custom_id, "method": "POST", "url": ENDPOINT, "body": self.body},
-                          separators=(",", ":")).encode() + b"\n"
+        return (
+            json.dumps({"custom_id": self.custom_id, "method": "POST", "url": ENDPOINT, "body": self.body}, separators=(",", ":")).encode()
+            + b"\n"
+        )
 
 
 @dataclass
@@ -140,13 +142,15 @@ class BatchRun:
 
     def format(self) -> str:
         ok = sum(j.ok for j in self.judgements)
-        return "\n".join([
-            f"Batch API judging: {len(self.judgements)} items, {ok} scored, {len(self.judgements) - ok} without a score",
-            f"  batches         {len(self.created)} created, {len(self.resumed)} resumed from an earlier run",
-            f"  lines           {self.lines_ok} answered, {self.lines_failed} failed, {self.lines_expired} expired; "
-            f"{self.cached} questions were cached",
-            f"  cost            ${self.cost_usd:.6f} (batch price)" + (f"; {self.pending} still pending" if self.pending else ""),
-        ])
+        return "\n".join(
+            [
+                f"Batch API judging: {len(self.judgements)} items, {ok} scored, {len(self.judgements) - ok} without a score",
+                f"  batches         {len(self.created)} created, {len(self.resumed)} resumed from an earlier run",
+                f"  lines           {self.lines_ok} answered, {self.lines_failed} failed, {self.lines_expired} expired; "
+                f"{self.cached} questions were cached",
+                f"  cost            ${self.cost_usd:.6f} (batch price)" + (f"; {self.pending} still pending" if self.pending else ""),
+            ]
+        )
 
 
 def reply_of(body) -> tuple[str | None, tuple[int, int] | None]:
@@ -157,6 +161,7 @@ def reply_of(body) -> tuple[str | None, tuple[int, int] | None]:
     if not isinstance(usage, dict):
         usage = {}
     p, c = usage.get("prompt_tokens"), usage.get("completion_tokens")
+
     def count(v: object) -> TypeGuard[int]:
         return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
@@ -179,8 +184,14 @@ def is_retryable_status(status: int | None) -> bool:
 class BatchJudge:
     """Judges through the Batch API with `judge`'s model, endpoint, key, cache and ledger."""
 
-    def __init__(self, judge: VLMJudge, config: BatchConfig | None = None, *,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        judge: VLMJudge,
+        config: BatchConfig | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         if judge.cache is None:
             raise JudgeConfigError("the Batch API path needs a judge with a store: batch state and answers live there")
         self.judge = judge
@@ -280,9 +291,12 @@ class BatchJudge:
             if cid not in answers:  # still in a running batch
                 run.pending += 1
                 q = questions[cid]
-                answers[cid] = judge._fail(q.item, "pending", "the batch holding this question is still running; run "
-                                                               "again to collect it (judge-batches/ in the store)",
-                                           cache_key=cid)
+                answers[cid] = judge._fail(
+                    q.item,
+                    "pending",
+                    "the batch holding this question is still running; run again to collect it (judge-batches/ in the store)",
+                    cache_key=cid,
+                )
         self._release_unused()
         run.judgements = self._assemble(plan, answers, votes)
         return run
@@ -330,11 +344,16 @@ class BatchJudge:
         for cid in todo:
             q = questions[cid]
             if tries[cid] > cfg.max_retry_rounds:
-                answers[cid] = self.judge._fail(q.item, "unavailable", f"the Batch API line failed {tries[cid]} times "
-                                                                      f"(retry rounds {cfg.max_retry_rounds})", cache_key=cid)
+                answers[cid] = self.judge._fail(
+                    q.item,
+                    "unavailable",
+                    f"the Batch API line failed {tries[cid]} times (retry rounds {cfg.max_retry_rounds})",
+                    cache_key=cid,
+                )
             elif expiries[cid] > cfg.max_expired_resubmits:
-                answers[cid] = self.judge._fail(q.item, "unavailable", f"{expiries[cid]} batches expired before running "
-                                                                      "this question", cache_key=cid)
+                answers[cid] = self.judge._fail(
+                    q.item, "unavailable", f"{expiries[cid]} batches expired before running this question", cache_key=cid
+                )
             else:
                 keep.append(cid)
         return keep
@@ -374,8 +393,11 @@ class BatchJudge:
             if not self._reserve(q):
                 self.judge._count(budget_refusals=1)
                 answers[q.custom_id] = self.judge._fail(
-                    q.item, "budget", f"budget cap reached: this line could cost up to "
-                                      f"${q.est_usd * cfg.price_factor:.4f} at the batch price", cache_key=q.custom_id)
+                    q.item,
+                    "budget",
+                    f"budget cap reached: this line could cost up to ${q.est_usd * cfg.price_factor:.4f} at the batch price",
+                    cache_key=q.custom_id,
+                )
                 continue
             reason = "retry" if tries[q.custom_id] else "expired" if expiries[q.custom_id] else "new"
             groups.setdefault(reason, []).append(q)
@@ -406,8 +428,7 @@ class BatchJudge:
     def _upload(self, sub: Submission, qs: Sequence[Question]) -> None:
         data = b"".join(q.line() for q in qs)
         name = f"atom-judge-{sub.key}.jsonl"
-        f, _ = self.judge.retrier.run(
-            lambda n: self.judge.client.files.create(file=(name, data, "application/jsonl"), purpose="batch"))
+        f, _ = self.judge.retrier.run(lambda n: self.judge.client.files.create(file=(name, data, "application/jsonl"), purpose="batch"))
         sub.input_file_id, sub.status = f.id, "uploaded"
         self._save(sub)
 
@@ -433,8 +454,11 @@ class BatchJudge:
                 log.info("adopting batch %s made for submission %s", found.id, sub.key)
                 return found, True
             return self.judge.client.batches.create(
-                input_file_id=input_file_id, endpoint=ENDPOINT, completion_window=self.config.completion_window,
-                metadata={"atom_submission": sub.key}), False
+                input_file_id=input_file_id,
+                endpoint=ENDPOINT,
+                completion_window=self.config.completion_window,
+                metadata={"atom_submission": sub.key},
+            ), False
 
         (b, adopted), _ = self.judge.retrier.run(attempt)
         self._take(sub, b)
@@ -460,8 +484,7 @@ class BatchJudge:
         judge, cfg, run = self.judge, self.config, self._run
         # Lines without an outcome yet, and answered lines whose cache record is missing (read
         # again). A failed or unreadable line of an earlier run is not read again: it is resubmitted.
-        mine = [c for c in s.custom_ids if c in questions and c not in answers
-                and (c not in s.outcome or s.outcome[c] == "ok")]
+        mine = [c for c in s.custom_ids if c in questions and c not in answers and (c not in s.outcome or s.outcome[c] == "ok")]
         if not mine:
             return
         lines = {**self._lines(s.error_file_id), **self._lines(s.output_file_id)}
@@ -485,8 +508,9 @@ class BatchJudge:
                     _kwargs, p, c, _usd = judge.build_request(q.item, q.vote)
                     tokens = (p, c)
                 usd = judge.config.cost.cost(*tokens) * cfg.price_factor
-                j = judge.record_answer(q.item, q.vote, content, tokens, usd, attempts=1, batch_id=s.batch_id,
-                                        price="batch", price_factor=cfg.price_factor)
+                j = judge.record_answer(
+                    q.item, q.vote, content, tokens, usd, attempts=1, batch_id=s.batch_id, price="batch", price_factor=cfg.price_factor
+                )
                 judge._count(prompt_tokens=tokens[0], completion_tokens=tokens[1], spent_usd=usd)
                 self._settle(cid, usd)
                 s.cost_usd += usd
@@ -501,12 +525,10 @@ class BatchJudge:
                 s.outcome[cid] = "expired"
                 continue
             run.lines_failed += 1
-            message = ((response.get("body") or {}).get("error") or {}).get("message") if isinstance(
-                response.get("body"), dict) else None
+            message = ((response.get("body") or {}).get("error") or {}).get("message") if isinstance(response.get("body"), dict) else None
             message = str(message or error.get("message") or why_failed or f"no result line (batch {s.status})")[:300]
             if line is not None and not is_retryable_status(status):
-                answers[cid] = judge._fail(q.item, "request", f"Batch API line refused (HTTP {status}): {message}",
-                                           cache_key=cid)
+                answers[cid] = judge._fail(q.item, "request", f"Batch API line refused (HTTP {status}): {message}", cache_key=cid)
                 s.outcome[cid] = f"final:request:{status}"
             else:
                 tries[cid] += 1
@@ -524,8 +546,15 @@ class BatchJudge:
             for cid in cids:
                 j = replace(answers[cid], item_id=it.item_id)
                 if cid in owner:  # the same question in another item: asked once, a free copy here
-                    j = replace(j, cache_hit=j.ok, cost_usd=0.0, prompt_tokens=0, completion_tokens=0, attempts=0,
-                                extra=dict(j.extra, duplicate_of=owner[cid]))
+                    j = replace(
+                        j,
+                        cache_hit=j.ok,
+                        cost_usd=0.0,
+                        prompt_tokens=0,
+                        completion_tokens=0,
+                        attempts=0,
+                        extra=dict(j.extra, duplicate_of=owner[cid]),
+                    )
                 else:
                     owner[cid] = it.item_id
                 js.append(j)

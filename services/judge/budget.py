@@ -52,8 +52,7 @@ class CostModel:
         return prompt_tokens / 1000 * self.usd_per_1k_input + completion_tokens / 1000 * self.usd_per_1k_output
 
     def estimate_prompt_tokens(self, text_bytes: int, n_images: int, n_messages: int = 2) -> int:
-        return (math.ceil(text_bytes / self.chars_per_token) + n_images * self.image_tokens
-                + (n_messages + 1) * self.message_overhead_tokens)
+        return math.ceil(text_bytes / self.chars_per_token) + n_images * self.image_tokens + (n_messages + 1) * self.message_overhead_tokens
 
     def estimate(self, text_bytes: int, n_images: int, n_messages: int = 2) -> tuple[int, int, float]:
         """(prompt tokens, completion tokens, usd): the most one call is expected to cost."""
@@ -96,7 +95,8 @@ class BudgetLedger:
                 self.refused += 1
                 raise BudgetExceeded(
                     f"budget cap ${self.cap_usd:.4f} reached: spent ${self.spent_usd:.4f}, in flight "
-                    f"${self.reserved_usd:.4f}, next call up to ${amount:.4f}; raise the cap to continue")
+                    f"${self.reserved_usd:.4f}, next call up to ${amount:.4f}; raise the cap to continue"
+                )
             self.reserved_usd += amount
             return Reservation(amount, estimate_usd)
 
@@ -110,8 +110,12 @@ class BudgetLedger:
             if actual_usd > res.amount and res.base > 0:
                 ratio = actual_usd / res.base
                 self.estimate_factor = max(self.estimate_factor, ratio)
-                log.warning("a judge call cost $%.5f, over its estimate $%.5f; estimates now scaled by %.2f",
-                            actual_usd, res.amount, self.estimate_factor)
+                log.warning(
+                    "a judge call cost $%.5f, over its estimate $%.5f; estimates now scaled by %.2f",
+                    actual_usd,
+                    res.amount,
+                    self.estimate_factor,
+                )
 
     def release(self, res: Reservation) -> None:
         self.settle(res, 0.0)
@@ -132,8 +136,7 @@ class TokenBucket:
     """Blocking token bucket: `per_minute` tokens refill evenly over a minute, at most
     `per_minute` held. None or 0 means unlimited."""
 
-    def __init__(self, per_minute: float | None, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, per_minute: float | None, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
         self.per_minute = per_minute or 0
         self.capacity = float(self.per_minute)
         self.tokens = self.capacity

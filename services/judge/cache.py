@@ -25,13 +25,26 @@ def frame_hashes(images: Sequence[bytes]) -> list[str]:
     return [hashlib.sha256(bytes(img)).hexdigest() for img in images]
 
 
-def cache_key(model: str, instruction_version: str, task: str, prompt_text: str,
-              hashes: Sequence[str], form: str, interval: int, extra: dict | None = None) -> str:
+def cache_key(
+    model: str,
+    instruction_version: str,
+    task: str,
+    prompt_text: str,
+    hashes: Sequence[str],
+    form: str,
+    interval: int,
+    extra: dict | None = None,
+) -> str:
     """`extra`: more fields that decide the answer (a vote's index, temperature and seed; the
     number of votes of an aggregate record). Without it the key is the one-answer question's."""
     question = {
-        "model": model, "instruction_version": instruction_version, "task": task,
-        "prompt": prompt_text, "frames": list(hashes), "form": form, "interval": int(interval),
+        "model": model,
+        "instruction_version": instruction_version,
+        "task": task,
+        "prompt": prompt_text,
+        "frames": list(hashes),
+        "form": form,
+        "interval": int(interval),
     }
     if extra:
         clash = sorted(set(extra) & set(question))

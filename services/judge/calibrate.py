@@ -65,8 +65,9 @@ class CalibrationItem:
     def judge_item(self, setting: Setting) -> JudgeItem:
         if setting not in self.renders:
             raise KeyError(f"item {self.item_id} has no renders for {setting.label()}")
-        return JudgeItem(f"{self.item_id}@{setting.label()}", self.prompt, self.renders[setting], setting.form,
-                         setting.interval, self.joints)
+        return JudgeItem(
+            f"{self.item_id}@{setting.label()}", self.prompt, self.renders[setting], setting.form, setting.interval, self.joints
+        )
 
 
 # Renders one motion for one setting: (joints, setting, size) -> the images, PNG bytes. The judge
@@ -80,8 +81,14 @@ def render_settings(joints, settings: Sequence[Setting], size: int, render: Rend
     return {s: list(render(joints, s, size)) for s in settings}
 
 
-def world_items(prompts: Sequence[PromptRecord], settings: Sequence[Setting], render: RenderFn, seed: int = 0,
-                size: int = 256, max_frames: int | None = None) -> list[CalibrationItem]:
+def world_items(
+    prompts: Sequence[PromptRecord],
+    settings: Sequence[Setting],
+    render: RenderFn,
+    seed: int = 0,
+    size: int = 256,
+    max_frames: int | None = None,
+) -> list[CalibrationItem]:
     """World clips performing every rubric level of every prompt (kinematic.ground_truth_cases),
     rendered for each setting."""
     from services.judge.kinematic import ground_truth_cases
@@ -89,8 +96,11 @@ def world_items(prompts: Sequence[PromptRecord], settings: Sequence[Setting], re
     out = []
     for case in ground_truth_cases(prompts, seed, max_frames):
         prompt = next(p for p in prompts if case.item_id.startswith(p.prompt_id + ":"))
-        out.append(CalibrationItem(case.item_id, prompt, case.truth, case.joints,
-                                   render_settings(case.joints, settings, size, render), f"world:{case.variant}"))
+        out.append(
+            CalibrationItem(
+                case.item_id, prompt, case.truth, case.joints, render_settings(case.joints, settings, size, render), f"world:{case.variant}"
+            )
+        )
     return out
 
 
@@ -121,14 +131,23 @@ def world_cases(tasks: Sequence[str], n: int, seed: int = 0, max_frames: int | N
     return out
 
 
-def human_items(labels: Iterable[HumanLabel], settings: Sequence[Setting], render: RenderFn,
-                base_dir: str | Path | None = None, store=None, size: int = 256) -> list[CalibrationItem]:
+def human_items(
+    labels: Iterable[HumanLabel],
+    settings: Sequence[Setting],
+    render: RenderFn,
+    base_dir: str | Path | None = None,
+    store=None,
+    size: int = 256,
+) -> list[CalibrationItem]:
     """Human-labelled motions (services/judge/human.py), loaded and rendered for each setting."""
     out = []
     for lab in labels:
         joints = load_motion(lab.motion, base_dir, store)
-        out.append(CalibrationItem(lab.label_id, lab.prompt, lab.score, joints,
-                                   render_settings(joints, settings, size, render), f"human:{lab.annotator}"))
+        out.append(
+            CalibrationItem(
+                lab.label_id, lab.prompt, lab.score, joints, render_settings(joints, settings, size, render), f"human:{lab.annotator}"
+            )
+        )
     return out
 
 
@@ -166,15 +185,25 @@ class CalibrationResult:
         def f(x):
             return "  n/a" if x is None else f"{x:5.3f}"
 
-        head = (f"{'task':<10} {'setting':<22} {'n':>4} {'scored':>6} {'exact':>5} {'±1':>5} {'kappa':>5} "
-                f"{'vs kin':>6} {'kin ok':>6} {'cost $':>9}")
-        lines = [f"Calibration of {self.judge_id} against known scores"
-                 + (f" (kinematic judge: {self.kinematic_id})" if self.kinematic_id else ""), head, "-" * len(head)]
+        head = (
+            f"{'task':<10} {'setting':<22} {'n':>4} {'scored':>6} {'exact':>5} {'±1':>5} {'kappa':>5} "
+            f"{'vs kin':>6} {'kin ok':>6} {'cost $':>9}"
+        )
+        lines = [
+            f"Calibration of {self.judge_id} against known scores"
+            + (f" (kinematic judge: {self.kinematic_id})" if self.kinematic_id else ""),
+            head,
+            "-" * len(head),
+        ]
         for r in self.rows:
-            lines.append(f"{r.task:<10} {r.setting:<22} {r.n:>4} {r.scored:>6} {f(r.exact)} {f(r.within_one)} "
-                         f"{f(r.kappa)} {f(r.kinematic_exact):>6} {f(r.kinematic_truth):>6} {r.cost_usd:>9.4f}")
-        lines.append("exact, ±1, kappa: the judge against the truth; vs kin: the judge against the kinematic judge; "
-                     "kin ok: the kinematic judge against the truth")
+            lines.append(
+                f"{r.task:<10} {r.setting:<22} {r.n:>4} {r.scored:>6} {f(r.exact)} {f(r.within_one)} "
+                f"{f(r.kappa)} {f(r.kinematic_exact):>6} {f(r.kinematic_truth):>6} {r.cost_usd:>9.4f}"
+            )
+        lines.append(
+            "exact, ±1, kappa: the judge against the truth; vs kin: the judge against the kinematic judge; "
+            "kin ok: the kinematic judge against the truth"
+        )
         for r in self.rows:
             w = max(3, *(len(str(v)) for row in r.confusion for v in row))
             lines.append(f"confusion {r.task} {r.setting} (rows truth, columns judge):")
@@ -202,14 +231,15 @@ def calibrate(items: Sequence[CalibrationItem], judge, settings: Sequence[Settin
     kin: dict[str, int | None] = {}
     if kinematic is not None:
         for it in items:
-            kin[it.item_id] = kinematic.score_labels(it.prompt.labels, it.joints, it.item_id).score \
-                if it.joints is not None else None
+            kin[it.item_id] = kinematic.score_labels(it.prompt.labels, it.joints, it.item_id).score if it.joints is not None else None
     rows = []
     runs: list[Setting | None] = [*settings] or [None]
     for setting in runs:
         label = setting.label() if setting is not None else JOINTS
-        asked = [it.judge_item(setting) if setting is not None else
-                 JudgeItem(f"{it.item_id}@{JOINTS}", it.prompt, joints=it.joints) for it in items]
+        asked = [
+            it.judge_item(setting) if setting is not None else JudgeItem(f"{it.item_id}@{JOINTS}", it.prompt, joints=it.joints)
+            for it in items
+        ]
         got: dict[str, Judgement] = {j.item_id: j for j in judge.score_batch(asked)}
         for task, allowed in ALLOWED_SCORES.items():
             sub = [it for it in items if it.prompt.task == task]
@@ -220,14 +250,24 @@ def calibrate(items: Sequence[CalibrationItem], judge, settings: Sequence[Settin
             truth = [it.truth for it in sub]
             rep = agreement(truth, judged, labels=allowed, names=("truth", getattr(judge, "judge_id", "judge")))
             kin_scores = [kin.get(it.item_id) for it in sub]
-            rows.append(TaskCalibration(
-                task, label, len(sub), sum(j.ok for j in js), sum(not j.ok for j in js),
-                _num(rep.exact), _num(rep.within_one), _num(rep.kappa), list(rep.labels), rep.confusion,
-                round(sum(j.cost_usd for j in js if not j.cache_hit), 8),
-                _share(judged, kin_scores) if kinematic is not None else None,
-                _share(kin_scores, truth) if kinematic is not None else None))
-    return CalibrationResult(getattr(judge, "judge_id", "judge"), rows,
-                             getattr(kinematic, "judge_id", "") if kinematic is not None else "")
+            rows.append(
+                TaskCalibration(
+                    task,
+                    label,
+                    len(sub),
+                    sum(j.ok for j in js),
+                    sum(not j.ok for j in js),
+                    _num(rep.exact),
+                    _num(rep.within_one),
+                    _num(rep.kappa),
+                    list(rep.labels),
+                    rep.confusion,
+                    round(sum(j.cost_usd for j in js if not j.cache_hit), 8),
+                    _share(judged, kin_scores) if kinematic is not None else None,
+                    _share(kin_scores, truth) if kinematic is not None else None,
+                )
+            )
+    return CalibrationResult(getattr(judge, "judge_id", "judge"), rows, getattr(kinematic, "judge_id", "") if kinematic is not None else "")
 
 
 class BatchScorer:

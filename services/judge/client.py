@@ -111,8 +111,7 @@ class Secret:
         raise TypeError("Secret cannot be pickled")
 
 
-def resolve_api_key(key_file: str | Path | None = None, env: Mapping[str, str] | None = None,
-                    required: bool = True) -> Secret:
+def resolve_api_key(key_file: str | Path | None = None, env: Mapping[str, str] | None = None, required: bool = True) -> Secret:
     env = os.environ if env is None else env
     for name in KEY_ENV_VARS:
         if env.get(name, "").strip():
@@ -132,7 +131,8 @@ def resolve_api_key(key_file: str | Path | None = None, env: Mapping[str, str] |
     if required:
         raise JudgeConfigError(
             f"no API key for the VLM judge: set {' or '.join(KEY_ENV_VARS)}, or point {KEY_FILE_ENV} at a "
-            "file holding the key (for an endpoint without auth, configure allow_no_key)")
+            "file holding the key (for an endpoint without auth, configure allow_no_key)"
+        )
     return Secret(NO_KEY)
 
 
@@ -200,8 +200,11 @@ QUOTA_CODE = "insufficient_quota"
 
 def is_quota_error(exc: BaseException) -> bool:
     """A 429 that means "out of credit" rather than "too fast": waiting will not help."""
-    return (isinstance(exc, openai.APIStatusError) and exc.status_code == 429
-            and QUOTA_CODE in (getattr(exc, "code", None), getattr(exc, "type", None)))
+    return (
+        isinstance(exc, openai.APIStatusError)
+        and exc.status_code == 429
+        and QUOTA_CODE in (getattr(exc, "code", None), getattr(exc, "type", None))
+    )
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -232,14 +235,13 @@ def _where_keys_come_from(secret: Secret | None) -> str:
     """Which key was used and where keys are read from. Naming the source matters:
     ATOM_JUDGE_API_KEY wins over OPENAI_API_KEY, so a stale one can hide a good one."""
     used = f"The key came from {secret.source}" if secret is not None and secret.source else "No key was set"
-    return (f"{used}; the judge reads {' or '.join(KEY_ENV_VARS)}, else the file named by {KEY_FILE_ENV}.")
+    return f"{used}; the judge reads {' or '.join(KEY_ENV_VARS)}, else the file named by {KEY_FILE_ENV}."
 
 
 _ERROR_CODE_PREFIX = re.compile(r"^Error code: \d+ - ")
 
 
-def account_error(exc: BaseException, attempts: int, secret: Secret | None,
-                  endpoint: str = "the endpoint") -> JudgeAccountError | None:
+def account_error(exc: BaseException, attempts: int, secret: Secret | None, endpoint: str = "the endpoint") -> JudgeAccountError | None:
     """The JudgeAccountError for a refused key / permission / quota, else None. The message is one
     line and redacted: endpoints echo (parts of) the key they refused."""
     if not isinstance(exc, openai.APIStatusError):
@@ -248,21 +250,27 @@ def account_error(exc: BaseException, attempts: int, secret: Secret | None,
     said = redact(_ERROR_CODE_PREFIX.sub("", " ".join(str(exc.message).split())), secret)[:300]
     keys = _where_keys_come_from(secret)
     if status == 401:
-        return JudgeUnauthenticated(
-            f"{endpoint} rejected the API key (HTTP 401: {said}). Set a valid key for it. {keys}", attempts, status)
+        return JudgeUnauthenticated(f"{endpoint} rejected the API key (HTTP 401: {said}). Set a valid key for it. {keys}", attempts, status)
     if status == 403:
         return JudgePermissionDenied(
             f"{endpoint} refused this API key permission (HTTP 403: {said}). Use a key whose project may use "
-            f"this model, or another model. {keys}", attempts, status)
+            f"this model, or another model. {keys}",
+            attempts,
+            status,
+        )
     if is_quota_error(exc):
         return JudgeQuotaExhausted(
             f"{endpoint}: the account behind the API key is out of quota (HTTP 429 {QUOTA_CODE}: {said}); "
             f"retrying will not help. Add credit or raise the limit in the provider's billing settings, or "
-            f"set another account's key. {keys}", attempts, status)
+            f"set another account's key. {keys}",
+            attempts,
+            status,
+        )
     return None
 
 
 # -- reading replies -------------------------------------------------------------------------------
+
 
 def create_completion(client: openai.OpenAI, **kwargs):
     """chat.completions.create, with a 2xx body that does not decode raised as MalformedReply.
@@ -321,9 +329,15 @@ class Retrier:
     out. Backoff: min(max, base * 2^n) scaled by a jitter factor in [0.5, 1.5) from a seeded
     generator; a server's Retry-After is honoured up to max_delay_s."""
 
-    def __init__(self, policy: RetryPolicy, seed: int = 0, sleep: Callable[[float], None] | None = None,
-                 secret: Secret | None = None, on_retry: Callable[[], None] | None = None,
-                 endpoint: str = "the endpoint"):
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        seed: int = 0,
+        sleep: Callable[[float], None] | None = None,
+        secret: Secret | None = None,
+        on_retry: Callable[[], None] | None = None,
+        endpoint: str = "the endpoint",
+    ):
         import time
 
         self.policy = policy
@@ -338,7 +352,7 @@ class Retrier:
     def delay(self, retry_index: int, exc: BaseException | None = None) -> float:
         with self._lock:
             jitter = 0.5 + self._rng.random()
-        d = min(self.policy.max_delay_s, self.policy.base_delay_s * (2 ** retry_index)) * jitter
+        d = min(self.policy.max_delay_s, self.policy.base_delay_s * (2**retry_index)) * jitter
         ra = _retry_after(exc) if exc is not None else None
         if ra is not None:
             d = max(d, min(ra, self.policy.max_delay_s))
@@ -375,6 +389,5 @@ class Retrier:
                     self.retries += 1
                 if self._on_retry is not None:
                     self._on_retry()
-                log.info("judge endpoint: %s; retry %d/%d in %.2fs", self.describe(exc), n,
-                         self.policy.max_retries, d)
+                log.info("judge endpoint: %s; retry %d/%d in %.2fs", self.describe(exc), n, self.policy.max_retries, d)
                 self._sleep(d)

@@ -29,8 +29,14 @@ class ComposeError(ValueError):
 
 # Subjects with the possessive that replaces "his" in paraphrases ("raises his arms overhead").
 SUBJECTS: tuple[tuple[str, str], ...] = (
-    ("a man", "his"), ("a person", "their"), ("a woman", "her"), ("someone", "their"),
-    ("the person", "their"), ("a figure", "its"), ("the man", "his"), ("a human", "their"),
+    ("a man", "his"),
+    ("a person", "their"),
+    ("a woman", "her"),
+    ("someone", "their"),
+    ("the person", "their"),
+    ("a figure", "its"),
+    ("the man", "his"),
+    ("a human", "their"),
 )
 
 # count -> the phrases that say it
@@ -44,11 +50,26 @@ COUNT_PHRASES: dict[int, tuple[str, ...]] = {
 
 # Gerunds of the verbs in the vocabulary; the rule below covers the rest (drop a final e, add ing).
 _GERUND = {
-    "runs": "running", "squats": "squatting", "sits": "sitting", "spins": "spinning",
-    "claps": "clapping", "jogs": "jogging", "steps": "stepping", "hops": "hopping",
-    "gets": "getting", "side-steps": "side-stepping", "does": "doing", "shuffles": "shuffling",
-    "takes": "taking", "waves": "waving", "raises": "raising", "lifts": "lifting",
-    "leaps": "leaping", "stands": "standing", "is": "being", "goes": "going",
+    "runs": "running",
+    "squats": "squatting",
+    "sits": "sitting",
+    "spins": "spinning",
+    "claps": "clapping",
+    "jogs": "jogging",
+    "steps": "stepping",
+    "hops": "hopping",
+    "gets": "getting",
+    "side-steps": "side-stepping",
+    "does": "doing",
+    "shuffles": "shuffling",
+    "takes": "taking",
+    "waves": "waving",
+    "raises": "raising",
+    "lifts": "lifting",
+    "leaps": "leaping",
+    "stands": "standing",
+    "is": "being",
+    "goes": "going",
 }
 _JOINERS = {"and", "then"}  # a verb follows these inside one phrase ("sits down and stands up")
 
@@ -119,10 +140,10 @@ def _phrase(rng: random.Random, et: EventType, possessive: str) -> str:
 
 # -- integrity ---------------------------------------------------------------------------------
 
+
 def _join_list(rng: random.Random, parts: list[str]) -> str:
     if len(parts) == 2:
-        return rng.choice((f"{parts[0]} and {parts[1]}", f"{parts[0]}, and {parts[1]}",
-                           f"{parts[0]} and also {parts[1]}"))
+        return rng.choice((f"{parts[0]} and {parts[1]}", f"{parts[0]}, and {parts[1]}", f"{parts[0]} and also {parts[1]}"))
     head = ", ".join(parts[:-1])
     return rng.choice((f"{head}, and {parts[-1]}", f"{head} and {parts[-1]}"))
 
@@ -139,8 +160,19 @@ def _integrity(rng: random.Random, vocab: _Vocab, min_events: int, max_events: i
 # -- temporal ----------------------------------------------------------------------------------
 
 # Forward connectors put the next event after the previous one in the surface text too.
-FORWARD_CONNECTORS = (", and then ", " and then ", ", then ", " then ", ", after that ", ", and after that ",
-                      " and ", ", and ", ", next ", ", afterwards ", ", and finally ")
+FORWARD_CONNECTORS = (
+    ", and then ",
+    " and then ",
+    ", then ",
+    " then ",
+    ", after that ",
+    ", and after that ",
+    " and ",
+    ", and ",
+    ", next ",
+    ", afterwards ",
+    ", and finally ",
+)
 _LAST_ONLY = {", and finally "}
 
 
@@ -175,6 +207,7 @@ def _temporal(rng: random.Random, vocab: _Vocab) -> PromptRecord:
 
 # -- frequency ---------------------------------------------------------------------------------
 
+
 def _frequency(rng: random.Random, vocab: _Vocab, max_count: int) -> PromptRecord:
     if not vocab.countable:
         raise ComposeError("frequency prompts need at least one countable event in the vocabulary")
@@ -186,8 +219,7 @@ def _frequency(rng: random.Random, vocab: _Vocab, max_count: int) -> PromptRecor
     return PromptRecord.make(text, LabelGroup("frequency", (EventLabel(name, count),)))
 
 
-def _draw(task: str, rng: random.Random, vocab: _Vocab, min_events: int, max_events: int,
-          max_count: int) -> PromptRecord:
+def _draw(task: str, rng: random.Random, vocab: _Vocab, min_events: int, max_events: int, max_count: int) -> PromptRecord:
     if task == "integrity":
         if len(vocab.names) < min_events:
             raise ComposeError(f"integrity prompts need at least {min_events} events in the vocabulary")
@@ -206,8 +238,9 @@ def _check_args(per_task: int, min_events: int, max_events: int, max_count: int)
         raise ComposeError(f"max_count must be in 1..{max(COUNT_PHRASES)}, got {max_count}")
 
 
-def _distinct(task: str, n: int, seed: int, vocab: _Vocab, min_events: int, max_events: int, max_count: int,
-              max_tries_per_item: int, key) -> list[PromptRecord]:
+def _distinct(
+    task: str, n: int, seed: int, vocab: _Vocab, min_events: int, max_events: int, max_count: int, max_tries_per_item: int, key
+) -> list[PromptRecord]:
     check_task(task)
     # One stream per task: adding a task does not change another task's prompts.
     rng = random.Random(f"{seed}:{task}")
@@ -217,8 +250,7 @@ def _distinct(task: str, n: int, seed: int, vocab: _Vocab, min_events: int, max_
     while len(out) < n:
         tries += 1
         if tries > max_tries_per_item * max(n, 1):
-            raise ComposeError(f"found only {len(out)} distinct {task} items of the {n} asked; "
-                               "ask for fewer or widen the vocabulary")
+            raise ComposeError(f"found only {len(out)} distinct {task} items of the {n} asked; ask for fewer or widen the vocabulary")
         rec = _draw(task, rng, vocab, min_events, max_events, max_count)
         k = key(rec)
         if k not in seen:
@@ -227,9 +259,17 @@ def _distinct(task: str, n: int, seed: int, vocab: _Vocab, min_events: int, max_
     return out
 
 
-def compose_prompts(tasks: Sequence[str], per_task: int, seed: int, vocabulary=None, *,
-                    min_events: int = 2, max_events: int = 5, max_count: int = 3,
-                    max_tries_per_prompt: int = 50) -> list[PromptRecord]:
+def compose_prompts(
+    tasks: Sequence[str],
+    per_task: int,
+    seed: int,
+    vocabulary=None,
+    *,
+    min_events: int = 2,
+    max_events: int = 5,
+    max_count: int = 3,
+    max_tries_per_prompt: int = 50,
+) -> list[PromptRecord]:
     """`per_task` distinct prompts (by text) for each task, in task order; the same arguments give
     the same list. `vocabulary`: event names or EventType objects (default: the whole vocabulary).
     `max_count`: the largest count a frequency prompt asks for (1..5)."""
@@ -237,17 +277,24 @@ def compose_prompts(tasks: Sequence[str], per_task: int, seed: int, vocabulary=N
     vocab = _vocab(vocabulary)
     out: list[PromptRecord] = []
     for task in tasks:
-        out += _distinct(task, per_task, seed, vocab, min_events, max_events, max_count, max_tries_per_prompt,
-                         key=lambda r: r.text)
+        out += _distinct(task, per_task, seed, vocab, min_events, max_events, max_count, max_tries_per_prompt, key=lambda r: r.text)
     return out
 
 
-def label_groups(task: str, n: int, seed: int, vocabulary=None, *, min_events: int = 2, max_events: int = 5,
-                 max_count: int = 3, max_tries_per_group: int = 200) -> list[LabelGroup]:
+def label_groups(
+    task: str,
+    n: int,
+    seed: int,
+    vocabulary=None,
+    *,
+    min_events: int = 2,
+    max_events: int = 5,
+    max_count: int = 3,
+    max_tries_per_group: int = 200,
+) -> list[LabelGroup]:
     """n distinct label groups for `task` (what an LLM backend turns into sentences)."""
     _check_args(n, min_events, max_events, max_count)
-    recs = _distinct(task, n, seed, _vocab(vocabulary), min_events, max_events, max_count, max_tries_per_group,
-                     key=lambda r: r.labels)
+    recs = _distinct(task, n, seed, _vocab(vocabulary), min_events, max_events, max_count, max_tries_per_group, key=lambda r: r.labels)
     return [r.labels for r in recs]
 
 
@@ -260,7 +307,9 @@ def vocabulary_dict(vocabulary=None) -> dict[str, EventType]:
 
 _CAPTION_SUBJECT = re.compile(
     r"^(a|the|one)?\s*(man|woman|person|human|figure|guy|individual|character|someone|somebody|"
-    r"he|she|they)\s+", re.I)
+    r"he|she|they)\s+",
+    re.I,
+)
 _MULTI_ACTION = re.compile(r",|;|\b(and|then|while|before|after|again|twice|times)\b", re.I)
 _NORM = re.compile(r"[^a-z\- ]+")
 
@@ -297,7 +346,7 @@ def events_from_captions(captions: Iterable[str], max_words: int = 6) -> list[Ev
         m = _CAPTION_SUBJECT.match(text)
         if not m:
             continue
-        phrase = _norm_phrase(text[m.end():])
+        phrase = _norm_phrase(text[m.end() :])
         words = phrase.split()
         if not words or len(words) > max_words or _MULTI_ACTION.search(phrase):
             continue

@@ -84,9 +84,11 @@ class ImageTokenRule:
         return self.base_tokens + self.tile_tokens * math.ceil(w / self.tile_px) * math.ceil(h / self.tile_px)
 
     def describe(self) -> str:
-        return (f"{self.name}: detail low = {self.low_tokens} tokens; high/auto = fit within "
-                f"{self.fit_px}x{self.fit_px}, scale the shortest side to {self.short_side_px} px (rounded down), "
-                f"then {self.base_tokens} + {self.tile_tokens} per {self.tile_px}-px tile ({RULE_SOURCE})")
+        return (
+            f"{self.name}: detail low = {self.low_tokens} tokens; high/auto = fit within "
+            f"{self.fit_px}x{self.fit_px}, scale the shortest side to {self.short_side_px} px (rounded down), "
+            f"then {self.base_tokens} + {self.tile_tokens} per {self.tile_px}-px tile ({RULE_SOURCE})"
+        )
 
 
 GPT4O_IMAGES = ImageTokenRule()
@@ -161,8 +163,7 @@ class JudgeEstimate:
             f"  images            {self.images} ({lo}..{hi} per question, mean {mean:.1f}); sizes: {sizes}",
             f"  input tokens      {self.input_tokens:,} (images {self.image_tokens:,} exact by the rule + text "
             f"<= {self.text_tokens:,}); {per_q:,.0f} per question",
-            f"  output tokens     {self.output_tokens_expected} per question ({self.output_basis}); "
-            f"bound {self.output_tokens_bound}",
+            f"  output tokens     {self.output_tokens_expected} per question ({self.output_basis}); bound {self.output_tokens_bound}",
             f"  cost, synchronous ${self.sync_usd:,.4f} expected, ${self.sync_usd_bound:,.4f} at the output bound",
             f"  cost, Batch API   ${self.batch_usd:,.4f} expected, ${self.batch_usd_bound:,.4f} at the output bound "
             f"({self.batch_price_factor:g} x synchronous)",
@@ -172,9 +173,15 @@ class JudgeEstimate:
         return "\n".join(lines)
 
 
-def estimate(items: Iterable[JudgeItem], config: VLMConfig, cache: JudgementCache | None = None, *,
-             rule: ImageTokenRule = GPT4O_IMAGES, batch_price_factor: float = BATCH_PRICE_FACTOR,
-             expected_output_tokens: int | None = None) -> JudgeEstimate:
+def estimate(
+    items: Iterable[JudgeItem],
+    config: VLMConfig,
+    cache: JudgementCache | None = None,
+    *,
+    rule: ImageTokenRule = GPT4O_IMAGES,
+    batch_price_factor: float = BATCH_PRICE_FACTOR,
+    expected_output_tokens: int | None = None,
+) -> JudgeEstimate:
     """What judging `items` with `config` would ask and cost (config.votes questions per item)."""
     if not 0 < batch_price_factor <= 1:
         raise ValueError(f"batch_price_factor must be within (0, 1], got {batch_price_factor}")
@@ -203,23 +210,41 @@ def estimate(items: Iterable[JudgeItem], config: VLMConfig, cache: JudgementCach
             rec = cache.get(key) if cache is not None else None
             if rec is not None and isinstance(rec.get("completion_tokens"), int):
                 cached_completion.append(rec["completion_tokens"])
-            per_q.append(QuestionEstimate(it.item_id, None if v is None else v.index, key, rec is not None, sizes,
-                                          image, text))
+            per_q.append(QuestionEstimate(it.item_id, None if v is None else v.index, key, rec is not None, sizes, image, text))
     ask = [q for q in per_q if not q.cached]
     n_images = [len(q.image_sizes) for q in ask]
     est = JudgeEstimate(
-        model=config.model, detail=config.image_detail, votes=config.votes, items=len(items), invalid=invalid,
-        questions=len(per_q), cached=len(per_q) - len(ask), to_ask=len(ask), images=sum(n_images),
-        images_per_question=(min(n_images, default=0), max(n_images, default=0),
-                             sum(n_images) / len(n_images) if n_images else 0.0),
+        model=config.model,
+        detail=config.image_detail,
+        votes=config.votes,
+        items=len(items),
+        invalid=invalid,
+        questions=len(per_q),
+        cached=len(per_q) - len(ask),
+        to_ask=len(ask),
+        images=sum(n_images),
+        images_per_question=(min(n_images, default=0), max(n_images, default=0), sum(n_images) / len(n_images) if n_images else 0.0),
         image_sizes=dict(Counter(f"{w}x{h}" for q in ask for w, h in q.image_sizes)),
-        image_tokens=sum(q.image_tokens for q in ask), text_tokens=sum(q.text_tokens for q in ask),
-        output_tokens_expected=0, output_tokens_bound=0, output_basis="", sync_usd=0.0, sync_usd_bound=0.0,
-        batch_usd=0.0, batch_usd_bound=0.0, batch_price_factor=batch_price_factor, image_rule=rule.describe(),
-        text_rule=("an upper bound: one token per " + ("UTF-8 byte" if cost.chars_per_token == 1 else
-                                                        f"{cost.chars_per_token:g} UTF-8 bytes")
-                   + f" of text, plus {cost.message_overhead_tokens} per message and per reply (CostModel)"),
-        cached_answers=len(cached_completion), cached_output_tokens=sum(cached_completion), per_question=per_q)
+        image_tokens=sum(q.image_tokens for q in ask),
+        text_tokens=sum(q.text_tokens for q in ask),
+        output_tokens_expected=0,
+        output_tokens_bound=0,
+        output_basis="",
+        sync_usd=0.0,
+        sync_usd_bound=0.0,
+        batch_usd=0.0,
+        batch_usd_bound=0.0,
+        batch_price_factor=batch_price_factor,
+        image_rule=rule.describe(),
+        text_rule=(
+            "an upper bound: one token per "
+            + ("UTF-8 byte" if cost.chars_per_token == 1 else f"{cost.chars_per_token:g} UTF-8 bytes")
+            + f" of text, plus {cost.message_overhead_tokens} per message and per reply (CostModel)"
+        ),
+        cached_answers=len(cached_completion),
+        cached_output_tokens=sum(cached_completion),
+        per_question=per_q,
+    )
     return _priced(est, cost, expected_output_tokens)
 
 
@@ -235,31 +260,46 @@ def _priced(est: JudgeEstimate, cost: CostModel, expected_output_tokens: int | N
         expected, basis = bound, "no cached answers: the max_completion_tokens bound"
     sync = cost.cost(est.input_tokens, expected * est.to_ask)
     sync_bound = cost.cost(est.input_tokens, bound * est.to_ask)
-    return replace(est, output_tokens_expected=expected, output_tokens_bound=bound, output_basis=basis,
-                   sync_usd=sync, sync_usd_bound=sync_bound, batch_usd=sync * est.batch_price_factor,
-                   batch_usd_bound=sync_bound * est.batch_price_factor)
+    return replace(
+        est,
+        output_tokens_expected=expected,
+        output_tokens_bound=bound,
+        output_basis=basis,
+        sync_usd=sync,
+        sync_usd_bound=sync_bound,
+        batch_usd=sync * est.batch_price_factor,
+        batch_usd_bound=sync_bound * est.batch_price_factor,
+    )
 
 
 def merge(a: JudgeEstimate, b: JudgeEstimate, cost: CostModel) -> JudgeEstimate:
     """The estimate of two sets of items judged with the same config (counts added, costs recomputed
     at `cost`'s prices). A question in both sets is counted twice: estimate them together to avoid it."""
     if (a.model, a.detail, a.votes) != (b.model, b.detail, b.votes):
-        raise ValueError(f"cannot merge estimates for different configs: {(a.model, a.detail, a.votes)} "
-                         f"and {(b.model, b.detail, b.votes)}")
+        raise ValueError(f"cannot merge estimates for different configs: {(a.model, a.detail, a.votes)} and {(b.model, b.detail, b.votes)}")
     asked = [e for e in (a, b) if e.to_ask]
     to_ask = a.to_ask + b.to_ask
     images = a.images + b.images
     est = replace(
-        b, items=a.items + b.items, invalid=a.invalid + b.invalid, questions=a.questions + b.questions,
-        cached=a.cached + b.cached, to_ask=to_ask, images=images,
-        images_per_question=(min((e.images_per_question[0] for e in asked), default=0),
-                             max((e.images_per_question[1] for e in asked), default=0),
-                             images / to_ask if to_ask else 0.0),
+        b,
+        items=a.items + b.items,
+        invalid=a.invalid + b.invalid,
+        questions=a.questions + b.questions,
+        cached=a.cached + b.cached,
+        to_ask=to_ask,
+        images=images,
+        images_per_question=(
+            min((e.images_per_question[0] for e in asked), default=0),
+            max((e.images_per_question[1] for e in asked), default=0),
+            images / to_ask if to_ask else 0.0,
+        ),
         image_sizes=dict(Counter(a.image_sizes) + Counter(b.image_sizes)),
-        image_tokens=a.image_tokens + b.image_tokens, text_tokens=a.text_tokens + b.text_tokens,
+        image_tokens=a.image_tokens + b.image_tokens,
+        text_tokens=a.text_tokens + b.text_tokens,
         cached_answers=a.cached_answers + b.cached_answers,
         cached_output_tokens=a.cached_output_tokens + b.cached_output_tokens,
-        per_question=a.per_question + b.per_question)
+        per_question=a.per_question + b.per_question,
+    )
     return _priced(est, cost)
 
 
@@ -267,5 +307,7 @@ def question_input_tokens(item: JudgeItem, config: VLMConfig, rule: ImageTokenRu
     """(image tokens, text tokens upper bound) of asking one item once."""
     sizes: Sequence[tuple[int, int]] = [png_size(bytes(img)) for img in item.images]
     msgs = build_messages(item.prompt.task, item.prompt.text, item.images, item.form, item.interval, config.image_detail)
-    return (sum(rule.tokens(w, h, config.image_detail) for w, h in sizes),
-            config.cost.estimate_prompt_tokens(text_bytes(msgs), 0, len(msgs)))
+    return (
+        sum(rule.tokens(w, h, config.image_detail) for w, h in sizes),
+        config.cost.estimate_prompt_tokens(text_bytes(msgs), 0, len(msgs)),
+    )

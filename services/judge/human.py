@@ -63,7 +63,7 @@ def _events(raw, task: str) -> tuple[EventLabel, ...]:
             raise ValueError(f"labels.task {raw.get('task')!r} differs from task {task!r}")
         raw = raw.get("events")
     if not isinstance(raw, list) or not raw:
-        raise ValueError("labels must be a non-empty list of event names or {\"event\", \"count\"} objects")
+        raise ValueError('labels must be a non-empty list of event names or {"event", "count"} objects')
     out = []
     for i, e in enumerate(raw):
         if isinstance(e, str):
@@ -71,7 +71,7 @@ def _events(raw, task: str) -> tuple[EventLabel, ...]:
         elif isinstance(e, dict) and isinstance(e.get("event"), str):
             name, count = e["event"], e.get("count", 1)
         else:
-            raise ValueError(f"labels[{i}] must be an event name or {{\"event\": name, \"count\": n}}, got {e!r}")
+            raise ValueError(f'labels[{i}] must be an event name or {{"event": name, "count": n}}, got {e!r}')
         if not name.strip():
             raise ValueError(f"labels[{i}] has an empty event name")
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
@@ -105,9 +105,16 @@ def parse_label(obj, line: int) -> HumanLabel:
     labels = LabelGroup(task, _events(obj["labels"], task))
     label_id = str(obj.get("id") or f"line-{line}")
     known = set(REQUIRED) | {"id", "annotator", "note"}
-    return HumanLabel(label_id, motion.strip(), PromptRecord.make(text.strip(), labels), score, line,
-                      str(obj.get("annotator", "")), str(obj.get("note", "")),
-                      {k: v for k, v in obj.items() if k not in known})
+    return HumanLabel(
+        label_id,
+        motion.strip(),
+        PromptRecord.make(text.strip(), labels),
+        score,
+        line,
+        str(obj.get("annotator", "")),
+        str(obj.get("note", "")),
+        {k: v for k, v in obj.items() if k not in known},
+    )
 
 
 def load_human_labels(source: str | Path | bytes) -> list[HumanLabel]:

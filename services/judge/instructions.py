@@ -48,15 +48,17 @@ _RULES = {
 
 _FORMS = {
     "frame-by-frame": "The motion is given as {n} images: frames sampled every {k} frames of a 20 fps clip, "
-                      "in time order (first image = start).",
+    "in time order (first image = start).",
     "full-image": "The motion is given as one image: frames sampled every {k} frames of a 20 fps clip, tiled "
-                  "5 per row, read left to right and top to bottom in time order.",
+    "5 per row, read left to right and top to bottom in time order.",
     "trajectory-image": "The motion is given as one image: poses sampled every {k} frames of a 20 fps clip, "
-                        "drawn together as skeletons along the path the person travels.",
+    "drawn together as skeletons along the path the person travels.",
 }
 
-_REPLY = ('Reply with a JSON object only: {{"score": <one of {allowed}>, "rationale": "<one or two sentences '
-          'naming which described motions you saw and in what order or how many times>"}}.')
+_REPLY = (
+    'Reply with a JSON object only: {{"score": <one of {allowed}>, "rationale": "<one or two sentences '
+    'naming which described motions you saw and in what order or how many times>"}}.'
+)
 
 
 def system_instruction(task: str) -> str:
@@ -92,8 +94,7 @@ def response_format(task: str, mode: str) -> dict | None:
     if mode == "json_object":
         return {"type": "json_object"}
     if mode == "json_schema":
-        return {"type": "json_schema",
-                "json_schema": {"name": f"atom_{task}_judgement", "strict": True, "schema": judgement_schema(task)}}
+        return {"type": "json_schema", "json_schema": {"name": f"atom_{task}_judgement", "strict": True, "schema": judgement_schema(task)}}
     raise ValueError(f"unknown response format mode {mode!r}; use one of {', '.join(RESPONSE_FORMATS)}")
 
 
@@ -111,15 +112,12 @@ def image_part(png: bytes, detail: str) -> dict:
     return {"type": "image_url", "image_url": {"url": url, "detail": detail}}
 
 
-def build_messages(task: str, prompt_text: str, images: Sequence[bytes], form: str, interval: int,
-                   detail: str = "auto") -> list[dict]:
+def build_messages(task: str, prompt_text: str, images: Sequence[bytes], form: str, interval: int, detail: str = "auto") -> list[dict]:
     """The chat messages for one question: the task's rules as the system message; the prompt, a
     description of how the motion is shown, and the images (one part per image) as the user message."""
     if form not in _FORMS:
         raise ValueError(f"unknown injection form {form!r}; use one of {tuple(_FORMS)}")
-    intro = (f'Prompt: "{prompt_text}"\n\n'
-             + _FORMS[form].format(n=len(images), k=interval)
-             + "\n\nScore the motion against the prompt.")
+    intro = f'Prompt: "{prompt_text}"\n\n' + _FORMS[form].format(n=len(images), k=interval) + "\n\nScore the motion against the prompt."
     content: list[dict] = [{"type": "text", "text": intro}]
     content += [image_part(img, detail) for img in images]
     return [{"role": "system", "content": system_instruction(task)}, {"role": "user", "content": content}]

@@ -47,8 +47,7 @@ class KinematicJudge:
     judgements/<key>.json (key = sha256 of judge id, labels and joints) so the servicer can
     return a record reference, and a repeated question is read back instead of recomputed."""
 
-    def __init__(self, store: ArtifactStore | None = None, detector: Detector | None = None,
-                 judge_id: str = JUDGE_ID):
+    def __init__(self, store: ArtifactStore | None = None, detector: Detector | None = None, judge_id: str = JUDGE_ID):
         self.store = store
         self.detector = detector or default_detector
         self.judge_id = judge_id
@@ -63,8 +62,11 @@ class KinematicJudge:
     def score_labels(self, labels: LabelGroup, joints, item_id: str = "") -> Judgement:
         unknown = [e for e in labels.names() if e not in EVENTS]
         if unknown:
-            return self._fail(item_id, f"events {unknown} are not in the event vocabulary, so the kinematic judge "
-                                       "cannot detect them; use the VLM judge for caption-derived prompts")
+            return self._fail(
+                item_id,
+                f"events {unknown} are not in the event vocabulary, so the kinematic judge "
+                "cannot detect them; use the VLM judge for caption-derived prompts",
+            )
         if joints is None:
             return self._fail(item_id, "the kinematic judge needs the motion's joints")
         try:
@@ -79,8 +81,16 @@ class KinematicJudge:
             except StoreError:
                 rec = None
             if isinstance(rec, dict) and rec.get("score") is not None:
-                return Judgement(item_id, int(rec["score"]), rec["rationale"], self.judge_id, cache_hit=True,
-                                 cache_key=key, record_key=rkey, extra={"detected": rec.get("detected", [])})
+                return Judgement(
+                    item_id,
+                    int(rec["score"]),
+                    rec["rationale"],
+                    self.judge_id,
+                    cache_hit=True,
+                    cache_key=key,
+                    record_key=rkey,
+                    extra={"detected": rec.get("detected", [])},
+                )
         detected = list(self.detector(joints))
         try:
             score, why = score_from_detected(labels, detected)
@@ -91,13 +101,29 @@ class KinematicJudge:
         det = [{"event": d.event, "count": d.count} for d in detected]
         if self.store is not None:
             try:
-                self.store.put_json(rkey, {"key": key, "judge_id": self.judge_id, "labels": labels.to_dict(),
-                                           "joints_sha256": _joints_sha(joints), "score": score,
-                                           "rationale": rationale, "detected": det})
+                self.store.put_json(
+                    rkey,
+                    {
+                        "key": key,
+                        "judge_id": self.judge_id,
+                        "labels": labels.to_dict(),
+                        "joints_sha256": _joints_sha(joints),
+                        "score": score,
+                        "rationale": rationale,
+                        "detected": det,
+                    },
+                )
             except StoreError:
                 rkey = ""
-        return Judgement(item_id, score, rationale, self.judge_id, cache_key=key,
-                         record_key=rkey if self.store is not None else "", extra={"detected": det})
+        return Judgement(
+            item_id,
+            score,
+            rationale,
+            self.judge_id,
+            cache_key=key,
+            record_key=rkey if self.store is not None else "",
+            extra={"detected": det},
+        )
 
     def score(self, item: JudgeItem) -> Judgement:
         return self.score_labels(item.prompt.labels, item.joints, item.item_id)
@@ -113,6 +139,7 @@ class KinematicJudge:
 
 
 # -- agreement with ground truth ------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class GroundTruthCase:
@@ -142,7 +169,7 @@ def variants(labels: LabelGroup, rng: random.Random) -> list[tuple[str, tuple[Ev
     out: list[tuple[str, list[EventLabel]]] = [("exact", ev)]
     if labels.task == "integrity":
         drop = rng.randrange(len(ev))
-        out.append(("drop_one", ev[:drop] + ev[drop + 1:]))
+        out.append(("drop_one", ev[:drop] + ev[drop + 1 :]))
         sub = list(ev)
         sub[rng.randrange(len(ev))] = EventLabel(_others(rng, names, 1)[0])
         out.append(("substitute_one", sub))

@@ -43,8 +43,7 @@ from services.judge.records import PromptRecord
 log = logging.getLogger(__name__)
 
 COMPOSE_INSTRUCTION_VERSION = "atom-compose-v1"
-CONJUNCTIONS = ("and then", "then", "followed by", "after that", "before", "after", "and", "next",
-                "afterwards", "once done", "and finally")
+CONJUNCTIONS = ("and then", "then", "followed by", "after that", "before", "after", "and", "next", "afterwards", "once done", "and finally")
 
 SYSTEM = """You write prompts for a text-to-motion model. You get a group of motion labels (events) and a \
 sub-task. Join the events into ONE natural English sentence that describes one person performing them.
@@ -60,9 +59,16 @@ Reply with a JSON object only: {{"sentence": "<the sentence>"}}."""
 
 _SCHEMA = {
     "type": "json_schema",
-    "json_schema": {"name": "atom_prompt", "strict": True,
-                    "schema": {"type": "object", "properties": {"sentence": {"type": "string"}},
-                               "required": ["sentence"], "additionalProperties": False}},
+    "json_schema": {
+        "name": "atom_prompt",
+        "strict": True,
+        "schema": {
+            "type": "object",
+            "properties": {"sentence": {"type": "string"}},
+            "required": ["sentence"],
+            "additionalProperties": False,
+        },
+    },
 }
 
 
@@ -72,8 +78,35 @@ class ComposeReplyError(ValueError):
 
 # -- validation --------------------------------------------------------------------------------
 
-_STOP = {"a", "an", "the", "his", "her", "their", "its", "to", "of", "on", "in", "at", "few", "and", "then",
-         "do", "does", "doing", "take", "takes", "taking", "both", "get", "gets", "getting", "back", "with"}
+_STOP = {
+    "a",
+    "an",
+    "the",
+    "his",
+    "her",
+    "their",
+    "its",
+    "to",
+    "of",
+    "on",
+    "in",
+    "at",
+    "few",
+    "and",
+    "then",
+    "do",
+    "does",
+    "doing",
+    "take",
+    "takes",
+    "taking",
+    "both",
+    "get",
+    "gets",
+    "getting",
+    "back",
+    "with",
+}
 
 
 def _stem(w: str) -> str:
@@ -174,6 +207,7 @@ def parse_sentence(reply: str | None) -> str:
 
 # -- the composer ------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class LLMComposeConfig:
     model: str = "gpt-4o"
@@ -196,8 +230,7 @@ class ComposeResult:
 
 
 class LLMComposer:
-    def __init__(self, config: LLMComposeConfig, *, client: openai.OpenAI | None = None, env: dict | None = None,
-                 sleep=None):
+    def __init__(self, config: LLMComposeConfig, *, client: openai.OpenAI | None = None, env: dict | None = None, sleep=None):
         self.config = config
         self._secret = resolve_api_key(config.key_file, env, required=not config.allow_no_key)
         self._log_filter = install_log_redaction(self._secret)
@@ -221,19 +254,24 @@ class LLMComposer:
     def _request(self, labels: LabelGroup, vocabulary: dict[str, EventType], rng: random.Random) -> str:
         # LLMs pick "random" conjunctions poorly: suggest a seeded sample per request.
         conj = ", ".join(f'"{c}"' for c in rng.sample(CONJUNCTIONS, 4))
-        group = {"task": labels.task,
-                 "events": [{"event": vocabulary[e.event].phrase, "count": e.count} for e in labels.events]}
-        kwargs = dict(model=self.config.model, temperature=self.config.temperature,
-                      max_completion_tokens=self.config.max_completion_tokens,
-                      messages=[{"role": "system", "content": SYSTEM.format(conj=conj)},
-                                {"role": "user", "content": json.dumps(group)}])
+        group = {"task": labels.task, "events": [{"event": vocabulary[e.event].phrase, "count": e.count} for e in labels.events]}
+        kwargs = dict(
+            model=self.config.model,
+            temperature=self.config.temperature,
+            max_completion_tokens=self.config.max_completion_tokens,
+            messages=[{"role": "system", "content": SYSTEM.format(conj=conj)}, {"role": "user", "content": json.dumps(group)}],
+        )
         if self.config.response_format == "json_schema":
             kwargs["response_format"] = _SCHEMA
         elif self.config.response_format == "json_object":
             kwargs["response_format"] = {"type": "json_object"}
-        retrier = Retrier(self.config.retry, rng.randrange(2**31), self._sleep, self._secret,
-                          endpoint=f"the prompt-writing endpoint {endpoint_name(self.config.base_url)} "
-                                   f"(model {self.config.model})")
+        retrier = Retrier(
+            self.config.retry,
+            rng.randrange(2**31),
+            self._sleep,
+            self._secret,
+            endpoint=f"the prompt-writing endpoint {endpoint_name(self.config.base_url)} (model {self.config.model})",
+        )
 
         def attempt(n):
             self.calls += 1
@@ -245,8 +283,7 @@ class LLMComposer:
         content, _ = retrier.run(attempt)
         return content
 
-    def sentence_for(self, labels: LabelGroup, vocabulary: dict[str, EventType] | None = None,
-                     rng: random.Random | None = None) -> str:
+    def sentence_for(self, labels: LabelGroup, vocabulary: dict[str, EventType] | None = None, rng: random.Random | None = None) -> str:
         vocabulary = vocabulary or EVENTS
         rng = rng or random.Random(0)
         last: Exception | None = None
@@ -260,8 +297,7 @@ class LLMComposer:
                 log.info("LLM sentence rejected: %s", exc)
         raise ComposeReplyError(f"no valid sentence after {self.config.max_attempts} attempts; last: {last}")
 
-    def compose(self, tasks: Sequence[str], per_task: int, seed: int, vocabulary=None,
-                max_count: int = 3) -> ComposeResult:
+    def compose(self, tasks: Sequence[str], per_task: int, seed: int, vocabulary=None, max_count: int = 3) -> ComposeResult:
         """per_task prompts per task from distinct label groups. A group's errors are collected, not
         raised; a JudgeAccountError (key, permission or quota refused) is raised."""
         vocab = vocabulary_dict(vocabulary)
@@ -284,5 +320,13 @@ class LLMComposer:
         return result
 
 
-__all__ = ["ComposeError", "ComposeReplyError", "ComposeResult", "LLMComposeConfig", "LLMComposer",
-           "validate_sentence", "mention_position", "parse_sentence"]
+__all__ = [
+    "ComposeError",
+    "ComposeReplyError",
+    "ComposeResult",
+    "LLMComposeConfig",
+    "LLMComposer",
+    "validate_sentence",
+    "mention_position",
+    "parse_sentence",
+]

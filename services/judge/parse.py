@@ -95,7 +95,7 @@ def parse_reply(text: str | None, task: str) -> tuple[int, str]:
         return _check(task, values.pop(), text), body
     if len(values) > 1:
         raise JudgeReplyError(f"reply states several scores {sorted(values)}; ambiguous", text)
-    raise JudgeReplyError("reply states no score (expected JSON {\"score\": int, \"rationale\": str})", text)
+    raise JudgeReplyError('reply states no score (expected JSON {"score": int, "rationale": str})', text)
 
 
 def _from_object(obj: dict, task: str, reply: str) -> tuple[int, str]:

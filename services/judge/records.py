@@ -64,8 +64,9 @@ def read_prompts_jsonl(data: bytes | str | Path) -> list[PromptRecord]:
     out = []
     for where, obj in iter_jsonl(data.encode() if isinstance(data, str) else data, "prompts", JudgeInputError):
         if not isinstance(obj, dict):
-            raise JudgeInputError(f"{where}: not a prompt record (a JSON {type(obj).__name__}); "
-                                  "expected an object with keys text, task, labels")
+            raise JudgeInputError(
+                f"{where}: not a prompt record (a JSON {type(obj).__name__}); expected an object with keys text, task, labels"
+            )
         try:
             out.append(PromptRecord.from_dict(obj))
         except (ValueError, JudgeInputError) as exc:
@@ -95,8 +96,7 @@ class JudgeItem:
         if not self.images:
             raise JudgeInputError(f"item {self.item_id}: no images; render the motion first (renderer.Render)")
         if self.form != "frame-by-frame" and len(self.images) != 1:
-            raise JudgeInputError(
-                f"item {self.item_id}: form {self.form!r} takes exactly one composite image, got {len(self.images)}")
+            raise JudgeInputError(f"item {self.item_id}: form {self.form!r} takes exactly one composite image, got {len(self.images)}")
         for i, img in enumerate(self.images):
             if not isinstance(img, (bytes, bytearray)) or not bytes(img[:8]) == PNG_SIGNATURE:
                 raise JudgeInputError(f"item {self.item_id}: image {i} is not PNG bytes")

@@ -44,11 +44,11 @@ if TYPE_CHECKING:
     from services.judge.vlm import VLMConfig, VLMJudge
 
 log = logging.getLogger("atom.judge")
-MAX_ITEMS = 10_000   # questions per Score call
-MAX_IMAGES = 64      # renders per question (frame_by_frame at interval 8 of a 10 s motion is 25)
+MAX_ITEMS = 10_000  # questions per Score call
+MAX_IMAGES = 64  # renders per question (frame_by_frame at interval 8 of a 10 s motion is 25)
 MAX_VOTES = 15
 MAX_CALIBRATION_CASES = 2000
-MAX_SETTINGS = 16    # (form, interval) settings per Calibrate call
+MAX_SETTINGS = 16  # (form, interval) settings per Calibrate call
 
 JUDGE_CALLS = telemetry.counter("atom_judge_calls_total", "Judgements made (cache hits excluded)", ("judge",))
 JUDGE_CACHE_HITS = telemetry.counter("atom_judge_cache_hits_total", "Judgements answered from the cache", ("judge",))
@@ -67,8 +67,9 @@ def _budget_cap_usd() -> float:
 # The process's lifetime cap (ATOM_JUDGE_BUDGET_USD; NaN when uncapped), read at scrape time. With
 # atom_judge_cost_usd_total, which also counts from the process start, it gives the share of the
 # cap spent per replica (the AtomJudgeBudgetNearCap alert).
-JUDGE_BUDGET_CAP = telemetry.gauge("atom_judge_budget_cap_usd", "Lifetime judge budget cap of this process in USD "
-                                   "(ATOM_JUDGE_BUDGET_USD; NaN when uncapped)")
+JUDGE_BUDGET_CAP = telemetry.gauge(
+    "atom_judge_budget_cap_usd", "Lifetime judge budget cap of this process in USD (ATOM_JUDGE_BUDGET_USD; NaN when uncapped)"
+)
 JUDGE_BUDGET_CAP.set_function(_budget_cap_usd)
 _RENDER = RenderSettings()  # the defaults of a request's unset form and interval
 
@@ -84,14 +85,20 @@ def vlm_config_from_env(model: str, **overrides: Any) -> VLMConfig:
     from services.judge.budget import CostModel
     from services.judge.vlm import VLMConfig
 
-    cost = CostModel(usd_per_1k_input=float(_env("ATOM_JUDGE_USD_PER_1K_INPUT", "0.0025")),
-                     usd_per_1k_output=float(_env("ATOM_JUDGE_USD_PER_1K_OUTPUT", "0.01")))
-    settings: dict[str, Any] = dict(model=model, base_url=_env("ATOM_JUDGE_BASE_URL") or None,
-                                    concurrency=int(_env("ATOM_JUDGE_CONCURRENCY", "4")), cost=cost,
-                                    allow_no_key=_env("ATOM_JUDGE_ALLOW_NO_KEY") in ("1", "true"),
-                                    response_format=_env("ATOM_JUDGE_RESPONSE_FORMAT", "json_schema"),
-                                    votes=int(_env("ATOM_JUDGE_VOTES", "1")),
-                                    vote_temperature=float(_env("ATOM_JUDGE_VOTE_TEMPERATURE", "0.7")))
+    cost = CostModel(
+        usd_per_1k_input=float(_env("ATOM_JUDGE_USD_PER_1K_INPUT", "0.0025")),
+        usd_per_1k_output=float(_env("ATOM_JUDGE_USD_PER_1K_OUTPUT", "0.01")),
+    )
+    settings: dict[str, Any] = dict(
+        model=model,
+        base_url=_env("ATOM_JUDGE_BASE_URL") or None,
+        concurrency=int(_env("ATOM_JUDGE_CONCURRENCY", "4")),
+        cost=cost,
+        allow_no_key=_env("ATOM_JUDGE_ALLOW_NO_KEY") in ("1", "true"),
+        response_format=_env("ATOM_JUDGE_RESPONSE_FORMAT", "json_schema"),
+        votes=int(_env("ATOM_JUDGE_VOTES", "1")),
+        vote_temperature=float(_env("ATOM_JUDGE_VOTE_TEMPERATURE", "0.7")),
+    )
     settings.update(overrides)
     return VLMConfig(**settings)
 
@@ -108,17 +115,33 @@ def prompt_from_proto(p: common_pb2.Prompt, field: str) -> PromptRecord:
 
 
 def prompt_to_proto(p: PromptRecord) -> common_pb2.Prompt:
-    return common_pb2.Prompt(prompt_id=p.prompt_id, text=p.text, task=p.task, labels=common_pb2.LabelGroup(
-        task=p.labels.task, events=[common_pb2.EventLabel(event=e.event, count=e.count) for e in p.labels.events]))
+    return common_pb2.Prompt(
+        prompt_id=p.prompt_id,
+        text=p.text,
+        task=p.task,
+        labels=common_pb2.LabelGroup(
+            task=p.labels.task, events=[common_pb2.EventLabel(event=e.event, count=e.count) for e in p.labels.events]
+        ),
+    )
 
 
 def judgement_to_proto(j: Judgement) -> judge_pb2.Judgement:
     return judge_pb2.Judgement(
-        item_id=j.item_id, ok=j.ok, score=float(j.score) if j.ok and j.score is not None else 0.0, rationale=j.rationale,
-        judge_id=j.judge_id, prompt_tokens=j.prompt_tokens, completion_tokens=j.completion_tokens, cost_usd=j.cost_usd,
-        cache_hit=j.cache_hit, error=j.error, record=common_pb2.ArtifactRef(key=j.record_key) if j.record_key else None,
-        agreement=float(j.extra.get("agreement", 1.0)), vote_entropy=float(j.extra.get("entropy", 0.0)),
-        votes=[-1 if v is None else int(v) for v in j.extra.get("votes", [])])
+        item_id=j.item_id,
+        ok=j.ok,
+        score=float(j.score) if j.ok and j.score is not None else 0.0,
+        rationale=j.rationale,
+        judge_id=j.judge_id,
+        prompt_tokens=j.prompt_tokens,
+        completion_tokens=j.completion_tokens,
+        cost_usd=j.cost_usd,
+        cache_hit=j.cache_hit,
+        error=j.error,
+        record=common_pb2.ArtifactRef(key=j.record_key) if j.record_key else None,
+        agreement=float(j.extra.get("agreement", 1.0)),
+        vote_entropy=float(j.extra.get("entropy", 0.0)),
+        votes=[-1 if v is None else int(v) for v in j.extra.get("votes", [])],
+    )
 
 
 class JudgeServicer(judge_pb2_grpc.JudgeServicer):
@@ -146,8 +169,11 @@ class JudgeServicer(judge_pb2_grpc.JudgeServicer):
 
             # Closed after use: it holds an HTTP client and a log-redaction filter. A refused
             # key, permission or quota raises out of compose() and fails the call.
-            with LLMComposer(LLMComposeConfig(model=request.llm_model or _env("ATOM_JUDGE_MODEL", "gpt-4o"),
-                                              base_url=_env("ATOM_JUDGE_BASE_URL") or None)) as composer:
+            with LLMComposer(
+                LLMComposeConfig(
+                    model=request.llm_model or _env("ATOM_JUDGE_MODEL", "gpt-4o"), base_url=_env("ATOM_JUDGE_BASE_URL") or None
+                )
+            ) as composer:
                 prompts = composer.compose(tasks, request.per_task, request.seed).prompts
         else:
             raise InvalidArgument("backend", f"unknown backend {backend!r}; use 'offline' or 'llm'")
@@ -177,14 +203,16 @@ class JudgeServicer(judge_pb2_grpc.JudgeServicer):
             require(0 < cfg.vote_temperature <= 2, "judge.vote_temperature", f"must be within (0, 2], got {cfg.vote_temperature}")
             overrides["vote_temperature"] = cfg.vote_temperature
         if cfg.response_format:
-            require(cfg.response_format in RESPONSE_FORMATS, "judge.response_format",
-                    f"unknown {cfg.response_format!r}; use one of {', '.join(RESPONSE_FORMATS)}")
+            require(
+                cfg.response_format in RESPONSE_FORMATS,
+                "judge.response_format",
+                f"unknown {cfg.response_format!r}; use one of {', '.join(RESPONSE_FORMATS)}",
+            )
             overrides["response_format"] = cfg.response_format
         key = (model, tuple(sorted(overrides.items())))
         with self._lock:
             if key not in self._vlm:
-                self._vlm[key] = VLMJudge(vlm_config_from_env(model, **overrides), self.store,
-                                          ledger=self._budget_ledger())
+                self._vlm[key] = VLMJudge(vlm_config_from_env(model, **overrides), self.store, ledger=self._budget_ledger())
             return self._vlm[key]
 
     def _load_joints(self, key: str, field: str):
@@ -200,8 +228,11 @@ class JudgeServicer(judge_pb2_grpc.JudgeServicer):
         return backend
 
     def _images(self, refs, field: str) -> list[bytes]:
-        require(0 < len(refs) <= MAX_IMAGES, field,
-                f"the VLM judge needs 1..{MAX_IMAGES} renders (Renderer.Render) of the motion, got {len(refs)}")
+        require(
+            0 < len(refs) <= MAX_IMAGES,
+            field,
+            f"the VLM judge needs 1..{MAX_IMAGES} renders (Renderer.Render) of the motion, got {len(refs)}",
+        )
         for k, ref in enumerate(refs):
             require_key(ref.key, f"{field}[{k}].key", "name a render, e.g. renders/<sha>/.../frame-00000.png")
         return [self.store.get_bytes(ref.key) for ref in refs]
@@ -211,8 +242,7 @@ class JudgeServicer(judge_pb2_grpc.JudgeServicer):
         kinematic judge, the renders' bytes for the VLM judge."""
         cfg = request.judge
         require(len(request.items) > 0, "items", "no items to judge")
-        require(len(request.items) <= MAX_ITEMS, "items", f"at most {MAX_ITEMS} per request, got {len(request.items)}; "
-                                                          "split the request")
+        require(len(request.items) <= MAX_ITEMS, "items", f"at most {MAX_ITEMS} per request, got {len(request.items)}; split the request")
         form = (cfg.form or _RENDER.form).replace("_", "-")  # the judge's records spell forms with hyphens
         items = []
         for i, it in enumerate(request.items):
@@ -244,8 +274,7 @@ class JudgeServicer(judge_pb2_grpc.JudgeServicer):
                 # back then comes as "pending", and the next call resumes the same batch.
                 remaining = context.time_remaining()
                 wait = None if remaining is None else max(0.0, remaining - 30.0)
-                results = iter(BatchJudge(judge, BatchConfig(max_wait_s=wait)).run(
-                    items, budget_usd=cfg.budget_usd or None).judgements)
+                results = iter(BatchJudge(judge, BatchConfig(max_wait_s=wait)).run(items, budget_usd=cfg.budget_usd or None).judgements)
             else:
                 results = judge.score_batch(items, budget_usd=cfg.budget_usd or None)
             judge_name = judge.judge_id
@@ -268,7 +297,6 @@ class JudgeServicer(judge_pb2_grpc.JudgeServicer):
             if close:
                 close()
 
-
     # -- before and around scoring --------------------------------------------------------------
     def Estimate(self, request, context):
         """What Score would ask and cost for these items; nothing is asked or written."""
@@ -277,9 +305,11 @@ class JudgeServicer(judge_pb2_grpc.JudgeServicer):
         backend = self._backend(request.judge)
         if backend == "kinematic":
             n = len(request.items) + request.so_far.items
-            return judge_pb2.JudgeEstimate(backend="kinematic", items=n, text=(
-                f"Judge estimate for the kinematic judge: {n} items, nothing to ask, no cost "
-                "(it reads the joints on this machine)"))
+            return judge_pb2.JudgeEstimate(
+                backend="kinematic",
+                items=n,
+                text=(f"Judge estimate for the kinematic judge: {n} items, nothing to ask, no cost (it reads the joints on this machine)"),
+            )
         judge = self._vlm_judge(request.judge.model or _env("ATOM_JUDGE_MODEL", "gpt-4o"), request.judge)
         est = estimate(self._items(request, backend), judge.config, judge.cache)
         if request.HasField("so_far"):
@@ -299,8 +329,10 @@ class JudgeServicer(judge_pb2_grpc.JudgeServicer):
             require_key(request.human_labels, "human_labels", "name a human-label JSONL file in the store")
             try:
                 labels = load_human_labels(self.store.get_bytes(request.human_labels))
-                found = [(lab.label_id, lab.prompt, lab.score, load_motion(lab.motion, None, self.store),
-                          f"human:{lab.annotator}") for lab in labels]
+                found = [
+                    (lab.label_id, lab.prompt, lab.score, load_motion(lab.motion, None, self.store), f"human:{lab.annotator}")
+                    for lab in labels
+                ]
             except HumanLabelError as exc:
                 # One line: the file's problems, each with its line number.
                 head, *problems = str(exc).splitlines()
@@ -312,16 +344,16 @@ class JudgeServicer(judge_pb2_grpc.JudgeServicer):
                     check_task(t)
                 except ValueError as exc:
                     raise InvalidArgument(f"tasks[{i}]", str(exc)) from None
-            require(0 < request.n <= MAX_CALIBRATION_CASES, "n",
-                    f"must be within 1..{MAX_CALIBRATION_CASES}, got {request.n}")
-            found = [(c.item_id, p, c.truth, c.joints, f"world:{c.variant}")
-                     for p, c in world_cases(tasks, request.n, request.seed)]
+            require(0 < request.n <= MAX_CALIBRATION_CASES, "n", f"must be within 1..{MAX_CALIBRATION_CASES}, got {request.n}")
+            found = [(c.item_id, p, c.truth, c.joints, f"world:{c.variant}") for p, c in world_cases(tasks, request.n, request.seed)]
         cases = []
         for item_id, prompt, truth, joints, source in found:
-            info = self.store.put_content_addressed("motions", MotionRecord(joints=joints).to_bytes(), ".npz",
-                                                    "application/x-npz")
-            cases.append(judge_pb2.CalibrationCase(item_id=item_id, prompt=prompt_to_proto(prompt), truth=truth,
-                                                   motion=common_pb2.ArtifactRef(key=info.key), source=source))
+            info = self.store.put_content_addressed("motions", MotionRecord(joints=joints).to_bytes(), ".npz", "application/x-npz")
+            cases.append(
+                judge_pb2.CalibrationCase(
+                    item_id=item_id, prompt=prompt_to_proto(prompt), truth=truth, motion=common_pb2.ArtifactRef(key=info.key), source=source
+                )
+            )
         return judge_pb2.CalibrationCasesResponse(cases=cases)
 
     def Calibrate(self, request, context):
@@ -332,14 +364,16 @@ class JudgeServicer(judge_pb2_grpc.JudgeServicer):
 
         cfg = request.judge
         backend = self._backend(cfg)
-        require(0 < len(request.cases) <= MAX_CALIBRATION_CASES, "cases",
-                f"1..{MAX_CALIBRATION_CASES} cases, got {len(request.cases)}")
+        require(0 < len(request.cases) <= MAX_CALIBRATION_CASES, "cases", f"1..{MAX_CALIBRATION_CASES} cases, got {len(request.cases)}")
         if backend == "kinematic":
             require(not request.settings, "settings", "the kinematic judge reads joints: give no settings")
             settings = []
         else:
-            require(0 < len(request.settings) <= MAX_SETTINGS, "settings", f"1..{MAX_SETTINGS} (form, interval) "
-                    f"settings for the VLM judge, got {len(request.settings)}")
+            require(
+                0 < len(request.settings) <= MAX_SETTINGS,
+                "settings",
+                f"1..{MAX_SETTINGS} (form, interval) settings for the VLM judge, got {len(request.settings)}",
+            )
             try:
                 settings = [Setting(s.form, s.interval) for s in request.settings]
             except ValueError as exc:
@@ -354,9 +388,16 @@ class JudgeServicer(judge_pb2_grpc.JudgeServicer):
             renders = {Setting(r.form, r.interval): r.images for r in case.renders}
             missing = [s.label() for s in settings if s not in renders]
             require(not missing, f"{field}.renders", f"no renders for {', '.join(missing)}")
-            items.append(CalibrationItem(case.item_id, prompt, case.truth, self._load_joints(case.motion.key, field),
-                                         {s: self._images(renders[s], f"{field}.renders") for s in settings},
-                                         case.source))
+            items.append(
+                CalibrationItem(
+                    case.item_id,
+                    prompt,
+                    case.truth,
+                    self._load_joints(case.motion.key, field),
+                    {s: self._images(renders[s], f"{field}.renders") for s in settings},
+                    case.source,
+                )
+            )
         if backend == "kinematic":
             judge, kinematic = self.kinematic, None
         else:
@@ -371,18 +412,43 @@ class JudgeServicer(judge_pb2_grpc.JudgeServicer):
         result = calibrate(items, judge, settings, kinematic=kinematic)
         table = result.to_dict()
         key = f"judge/calibration/{sha256_hex(request.SerializeToString(deterministic=True))[:32]}.json"
-        self.store.put_json(key, {**table, "created": time.time(), "cases": len(items),
-                                  "sources": sorted({it.source.split(":")[0] for it in items}),
-                                  "settings": [s.label() for s in settings], "text": result.format()})
+        self.store.put_json(
+            key,
+            {
+                **table,
+                "created": time.time(),
+                "cases": len(items),
+                "sources": sorted({it.source.split(":")[0] for it in items}),
+                "settings": [s.label() for s in settings],
+                "text": result.format(),
+            },
+        )
         self.store.put_json("judge/calibration/latest.json", {"key": key, "created": time.time()})
         return judge_pb2.CalibrateResponse(
-            judge_id=result.judge_id, kinematic_id=result.kinematic_id, text=result.format(),
-            cost_usd=sum(r.cost_usd for r in result.rows), record=common_pb2.ArtifactRef(key=key),
-            rows=[judge_pb2.CalibrationRow(
-                task=r.task, setting=r.setting, n=r.n, scored=r.scored, errors=r.errors, exact=r.exact,
-                within_one=r.within_one, kappa=r.kappa, labels=r.labels,
-                confusion=[v for row in r.confusion for v in row], cost_usd=r.cost_usd,
-                kinematic_exact=r.kinematic_exact, kinematic_truth=r.kinematic_truth) for r in result.rows])
+            judge_id=result.judge_id,
+            kinematic_id=result.kinematic_id,
+            text=result.format(),
+            cost_usd=sum(r.cost_usd for r in result.rows),
+            record=common_pb2.ArtifactRef(key=key),
+            rows=[
+                judge_pb2.CalibrationRow(
+                    task=r.task,
+                    setting=r.setting,
+                    n=r.n,
+                    scored=r.scored,
+                    errors=r.errors,
+                    exact=r.exact,
+                    within_one=r.within_one,
+                    kappa=r.kappa,
+                    labels=r.labels,
+                    confusion=[v for row in r.confusion for v in row],
+                    cost_usd=r.cost_usd,
+                    kinematic_exact=r.kinematic_exact,
+                    kinematic_truth=r.kinematic_truth,
+                )
+                for r in result.rows
+            ],
+        )
 
 
 class _Capped:
@@ -395,28 +461,63 @@ class _Capped:
         return self.judge.score_batch(items, budget_usd=self.budget_usd)
 
 
-_ESTIMATE_COUNTS = ("model", "detail", "votes", "items", "invalid", "questions", "cached", "to_ask", "images",
-                    "image_tokens", "text_tokens", "output_tokens_expected", "output_tokens_bound", "output_basis",
-                    "sync_usd", "sync_usd_bound", "batch_usd", "batch_usd_bound", "batch_price_factor", "image_rule",
-                    "text_rule", "cached_answers", "cached_output_tokens")
+_ESTIMATE_COUNTS = (
+    "model",
+    "detail",
+    "votes",
+    "items",
+    "invalid",
+    "questions",
+    "cached",
+    "to_ask",
+    "images",
+    "image_tokens",
+    "text_tokens",
+    "output_tokens_expected",
+    "output_tokens_bound",
+    "output_basis",
+    "sync_usd",
+    "sync_usd_bound",
+    "batch_usd",
+    "batch_usd_bound",
+    "batch_price_factor",
+    "image_rule",
+    "text_rule",
+    "cached_answers",
+    "cached_output_tokens",
+)
 
 
 def estimate_to_proto(est) -> judge_pb2.JudgeEstimate:
     lo, hi, _ = est.images_per_question
-    return judge_pb2.JudgeEstimate(backend="vlm", images_min=lo, images_max=hi, image_sizes=est.image_sizes,
-                                   input_tokens=est.input_tokens, output_tokens=est.output_tokens, text=est.format(),
-                                   **{k: getattr(est, k) for k in _ESTIMATE_COUNTS})
+    return judge_pb2.JudgeEstimate(
+        backend="vlm",
+        images_min=lo,
+        images_max=hi,
+        image_sizes=est.image_sizes,
+        input_tokens=est.input_tokens,
+        output_tokens=est.output_tokens,
+        text=est.format(),
+        **{k: getattr(est, k) for k in _ESTIMATE_COUNTS},
+    )
 
 
 def estimate_from_proto(msg: judge_pb2.JudgeEstimate):
     from services.judge.estimate import JudgeEstimate
 
-    return JudgeEstimate(images_per_question=(msg.images_min, msg.images_max,
-                                              msg.images / msg.to_ask if msg.to_ask else 0.0),
-                         image_sizes=dict(msg.image_sizes), **{k: getattr(msg, k) for k in _ESTIMATE_COUNTS})
+    return JudgeEstimate(
+        images_per_question=(msg.images_min, msg.images_max, msg.images / msg.to_ask if msg.to_ask else 0.0),
+        image_sizes=dict(msg.image_sizes),
+        **{k: getattr(msg, k) for k in _ESTIMATE_COUNTS},
+    )
 
 
 def build_spec(store_url: str) -> ServiceSpec:
     servicer = JudgeServicer(store_url)
-    return ServiceSpec(name="judge", servicer=servicer, add_to_server=judge_pb2_grpc.add_JudgeServicer_to_server,
-                       full_name="atom.v1.Judge", ready=lambda: store_problem(servicer.store))
+    return ServiceSpec(
+        name="judge",
+        servicer=servicer,
+        add_to_server=judge_pb2_grpc.add_JudgeServicer_to_server,
+        full_name="atom.v1.Judge",
+        ready=lambda: store_problem(servicer.store),
+    )

@@ -72,11 +72,14 @@ from services.judge.votes import Vote, majority, vote_plan
 
 log = logging.getLogger(__name__)
 
-_FORMAT_FALLBACK = {"json_schema": "json_object", "json_object": "none", "guided_json": "json_object",
-                    "structured_outputs": "json_object"}
+_FORMAT_FALLBACK = {"json_schema": "json_object", "json_object": "none", "guided_json": "json_object", "structured_outputs": "json_object"}
 # What a 400 names when the endpoint refuses the structured-output mode.
-_FORMAT_FIELD = {"json_schema": "response_format", "json_object": "response_format", "guided_json": "guided_json",
-                 "structured_outputs": "structured_outputs"}
+_FORMAT_FIELD = {
+    "json_schema": "response_format",
+    "json_object": "response_format",
+    "guided_json": "guided_json",
+    "structured_outputs": "structured_outputs",
+}
 
 Progress = Callable[[int, int, Judgement], None]
 
@@ -126,8 +129,7 @@ class VLMConfig:
         if self.timeout_s <= 0:
             raise JudgeConfigError(f"timeout_s must be > 0, got {self.timeout_s}")
         if self.response_format not in RESPONSE_FORMATS:
-            raise JudgeConfigError(f"response_format must be one of {', '.join(RESPONSE_FORMATS)}, got "
-                                   f"{self.response_format!r}")
+            raise JudgeConfigError(f"response_format must be one of {', '.join(RESPONSE_FORMATS)}, got {self.response_format!r}")
         if self.votes < 1:
             raise JudgeConfigError(f"votes must be >= 1, got {self.votes}")
         if self.vote_temperature < 0:
@@ -139,8 +141,9 @@ class VLMConfig:
 def question_key(model: str, item: JudgeItem, vote: Vote | None = None, extra: dict | None = None) -> str:
     """The cache key of asking `item` (one vote of it, with `vote`)."""
     fields = dict(vote.key_fields() if vote is not None else {}, **(extra or {}))
-    return cache_key(model, INSTRUCTION_VERSION, item.prompt.task, item.prompt.text, frame_hashes(item.images),
-                     item.form, item.interval, fields or None)
+    return cache_key(
+        model, INSTRUCTION_VERSION, item.prompt.task, item.prompt.text, frame_hashes(item.images), item.form, item.interval, fields or None
+    )
 
 
 @dataclass
@@ -160,9 +163,16 @@ class VLMJudge:
     process, so a second model name cannot spend past it); without it the judge keeps its own
     from config.budget_usd. Giving both is refused rather than silently ignoring one."""
 
-    def __init__(self, config: VLMConfig, store: ArtifactStore | None = None, *,
-                 client: openai.OpenAI | None = None, env: dict | None = None,
-                 sleep: Callable[[float], None] | None = None, ledger: BudgetLedger | None = None):
+    def __init__(
+        self,
+        config: VLMConfig,
+        store: ArtifactStore | None = None,
+        *,
+        client: openai.OpenAI | None = None,
+        env: dict | None = None,
+        sleep: Callable[[float], None] | None = None,
+        ledger: BudgetLedger | None = None,
+    ):
         if ledger is not None and config.budget_usd is not None:
             raise JudgeConfigError("give the judge a shared budget ledger or its own budget_usd, not both")
         self.config = config
@@ -175,8 +185,14 @@ class VLMJudge:
         self.rpm = TokenBucket(config.requests_per_minute)
         self.tpm = TokenBucket(config.tokens_per_minute)
         self._sem = threading.BoundedSemaphore(config.concurrency)
-        self.retrier = Retrier(config.retry, config.seed, sleep, self._secret, on_retry=lambda: self._count(retries=1),
-                               endpoint=f"the judge endpoint {endpoint_name(config.base_url)} (model {config.model})")
+        self.retrier = Retrier(
+            config.retry,
+            config.seed,
+            sleep,
+            self._secret,
+            on_retry=lambda: self._count(retries=1),
+            endpoint=f"the judge endpoint {endpoint_name(config.base_url)} (model {config.model})",
+        )
         self.stats = JudgeStats()
         self._lock = threading.Lock()
         self._format_mode = config.response_format
@@ -216,16 +232,16 @@ class VLMJudge:
     def aggregate_key(self, item: JudgeItem) -> str:
         """The key of an item's majority-vote record (votes > 1)."""
         cfg = self.config
-        return question_key(cfg.model, item, extra={"votes": cfg.votes, "vote_temperature": float(cfg.vote_temperature),
-                                                    "vote_seed": cfg.vote_seed})
+        return question_key(
+            cfg.model, item, extra={"votes": cfg.votes, "vote_temperature": float(cfg.vote_temperature), "vote_seed": cfg.vote_seed}
+        )
 
     def build_request(self, item: JudgeItem, vote: Vote | None = None, mode: str | None = None):
         """(create() keyword arguments, estimated prompt tokens, completion tokens, usd) of one
         question. vLLM's structured-output fields travel in kwargs["extra_body"]."""
         cfg = self.config
         mode = mode or self._format_mode
-        messages = build_messages(item.prompt.task, item.prompt.text, item.images, item.form, item.interval,
-                                  cfg.image_detail)
+        messages = build_messages(item.prompt.task, item.prompt.text, item.images, item.form, item.interval, cfg.image_detail)
         est_p, est_c, est_usd = cfg.cost.estimate(text_bytes(messages), len(item.images), len(messages))
         kwargs: dict = {"model": cfg.model, "messages": messages, cfg.max_tokens_param: est_c}
         temperature = vote.temperature if vote is not None else cfg.temperature
@@ -248,11 +264,9 @@ class VLMJudge:
                 setattr(self.stats, k, getattr(self.stats, k) + v)
 
     def _fail(self, item: JudgeItem, kind: str, message: str, **kw) -> Judgement:
-        return Judgement(item.item_id, None, "", self.judge_id, error=redact(message, self._secret),
-                         error_kind=kind, **kw)
+        return Judgement(item.item_id, None, "", self.judge_id, error=redact(message, self._secret), error_kind=kind, **kw)
 
-    def score(self, item: JudgeItem, ledgers: Sequence[BudgetLedger] | None = None,
-              vote: Vote | None = None) -> Judgement:
+    def score(self, item: JudgeItem, ledgers: Sequence[BudgetLedger] | None = None, vote: Vote | None = None) -> Judgement:
         """Judge one item: one question (or, with `vote`, that one vote of it). A failure of this
         item is a Judgement whose error says why; only a JudgeAccountError (key, permission or
         quota refused: every item would fail) raises."""
@@ -270,37 +284,55 @@ class VLMJudge:
             reply, usage, attempts, spent = self._ask(item, ledgers, vote)
         except BudgetExceeded as exc:
             self._count(budget_refusals=1)
-            return self._fail(item, "budget", str(exc), cache_key=key,
-                              attempts=getattr(exc, "attempts", 0), cost_usd=getattr(exc, "spent", 0.0))
+            return self._fail(
+                item, "budget", str(exc), cache_key=key, attempts=getattr(exc, "attempts", 0), cost_usd=getattr(exc, "spent", 0.0)
+            )
         except JudgeUnavailable as exc:
-            return self._fail(item, "unavailable", str(exc), attempts=exc.attempts, cache_key=key,
-                              cost_usd=getattr(exc, "spent", 0.0))
+            return self._fail(item, "unavailable", str(exc), attempts=exc.attempts, cache_key=key, cost_usd=getattr(exc, "spent", 0.0))
         except JudgeRequestError as exc:
-            return self._fail(item, "request", str(exc), attempts=exc.attempts, cache_key=key,
-                              cost_usd=getattr(exc, "spent", 0.0))
+            return self._fail(item, "request", str(exc), attempts=exc.attempts, cache_key=key, cost_usd=getattr(exc, "spent", 0.0))
         except MalformedReply as exc:  # the endpoint's fault, for this question only
             self._count(reply_errors=1)
-            return self._fail(item, "reply", f"malformed reply: {exc}", attempts=getattr(exc, "attempts", 0),
-                              cache_key=key, cost_usd=getattr(exc, "spent", 0.0))
+            return self._fail(
+                item,
+                "reply",
+                f"malformed reply: {exc}",
+                attempts=getattr(exc, "attempts", 0),
+                cache_key=key,
+                cost_usd=getattr(exc, "spent", 0.0),
+            )
         return self.record_answer(item, vote, reply, usage, spent, attempts)
 
-    def record_answer(self, item: JudgeItem, vote: Vote | None, reply: str | None, usage: tuple[int, int],
-                      spent: float, attempts: int = 1, **record_extra) -> Judgement:
+    def record_answer(
+        self, item: JudgeItem, vote: Vote | None, reply: str | None, usage: tuple[int, int], spent: float, attempts: int = 1, **record_extra
+    ) -> Judgement:
         """Parse a paid reply strictly, cache it (judgements/<key>.json) and return the judgement.
         Shared by the synchronous path and the Batch API path (record_extra: e.g. batch_id)."""
         key = self.key_for(item, vote)
         record_key = self.cache.record_key(key) if self.cache else ""
         p_tok, c_tok = usage
-        base = _Answered(judge_id=self.judge_id, prompt_tokens=p_tok, completion_tokens=c_tok, cost_usd=spent,
-                         attempts=attempts, cache_key=key)
+        base = _Answered(
+            judge_id=self.judge_id, prompt_tokens=p_tok, completion_tokens=c_tok, cost_usd=spent, attempts=attempts, cache_key=key
+        )
         record = {
-            "key": key, "judge_id": self.judge_id, "model": self.config.model,
-            "instruction_version": INSTRUCTION_VERSION, "task": item.prompt.task,
-            "prompt_id": item.prompt.prompt_id, "prompt_text": item.prompt.text,
-            "labels": item.prompt.labels.to_dict(), "form": item.form, "interval": item.interval,
-            "frame_hashes": frame_hashes(item.images), "prompt_tokens": p_tok, "completion_tokens": c_tok,
-            "cost_usd": spent, "reply": redact(reply or "", self._secret)[:4000], "created_unix": time.time(),
-            **({"vote": vote.key_fields()} if vote is not None else {}), **record_extra,
+            "key": key,
+            "judge_id": self.judge_id,
+            "model": self.config.model,
+            "instruction_version": INSTRUCTION_VERSION,
+            "task": item.prompt.task,
+            "prompt_id": item.prompt.prompt_id,
+            "prompt_text": item.prompt.text,
+            "labels": item.prompt.labels.to_dict(),
+            "form": item.form,
+            "interval": item.interval,
+            "frame_hashes": frame_hashes(item.images),
+            "prompt_tokens": p_tok,
+            "completion_tokens": c_tok,
+            "cost_usd": spent,
+            "reply": redact(reply or "", self._secret)[:4000],
+            "created_unix": time.time(),
+            **({"vote": vote.key_fields()} if vote is not None else {}),
+            **record_extra,
         }
         try:
             score, rationale = parse_reply(reply, item.prompt.task)
@@ -308,9 +340,16 @@ class VLMJudge:
             self._count(reply_errors=1)
             record.update(score=None, rationale="", error=str(exc))
             self._save(key, record)  # kept for audit; a record without a score is re-asked next time
-            return Judgement(item.item_id, None, "", error=redact(f"unreadable reply: {exc}", self._secret),
-                             error_kind="reply", record_key=record_key, extra={"reply": record["reply"][:500]},
-                             **base)
+            return Judgement(
+                item.item_id,
+                None,
+                "",
+                error=redact(f"unreadable reply: {exc}", self._secret),
+                error_kind="reply",
+                record_key=record_key,
+                extra={"reply": record["reply"][:500]},
+                **base,
+            )
         record.update(score=score, rationale=rationale, error="")
         self._save(key, record)
         return Judgement(item.item_id, score, rationale, record_key=record_key, **base)
@@ -323,20 +362,29 @@ class VLMJudge:
         rec = self.cache.get(key)
         if rec is None:
             return None
-        return Judgement(item.item_id, int(rec["score"]), rec.get("rationale", ""), self.judge_id, cache_hit=True,
-                         cache_key=key, record_key=self.cache.record_key(key),
-                         extra={"original_cost_usd": rec.get("cost_usd", 0.0)})
+        return Judgement(
+            item.item_id,
+            int(rec["score"]),
+            rec.get("rationale", ""),
+            self.judge_id,
+            cache_hit=True,
+            cache_key=key,
+            record_key=self.cache.record_key(key),
+            extra={"original_cost_usd": rec.get("cost_usd", 0.0)},
+        )
 
     def aggregate(self, item: JudgeItem, votes: Sequence[Judgement]) -> Judgement:
         """One item's judgement from its votes (in vote order): the majority score, its agreement
         and entropy, every vote's score; recorded under `aggregate_key` (the votes stay their own
         records). No vote with a score: the first failed vote's error."""
         res = majority([v.score if v.ok else None for v in votes], ALLOWED_SCORES[item.prompt.task])
-        totals = _Usage(prompt_tokens=sum(v.prompt_tokens for v in votes),
-                        completion_tokens=sum(v.completion_tokens for v in votes),
-                        cost_usd=sum(v.cost_usd for v in votes), attempts=sum(v.attempts for v in votes))
-        extra = {**res.to_dict(), "vote_keys": [v.cache_key for v in votes],
-                 "vote_errors": [v.error_kind for v in votes if not v.ok]}
+        totals = _Usage(
+            prompt_tokens=sum(v.prompt_tokens for v in votes),
+            completion_tokens=sum(v.completion_tokens for v in votes),
+            cost_usd=sum(v.cost_usd for v in votes),
+            attempts=sum(v.attempts for v in votes),
+        )
+        extra = {**res.to_dict(), "vote_keys": [v.cache_key for v in votes], "vote_errors": [v.error_kind for v in votes if not v.ok]}
         del extra["score"]
         if res.score is None:
             first = next(v for v in votes if not v.ok)
@@ -346,12 +394,35 @@ class VLMJudge:
         record_key = ""
         if self.cache is not None:
             record_key = self.cache.record_key(key)
-            self._save(key, {"key": key, "judge_id": self.judge_id, "model": self.config.model, "task": item.prompt.task,
-                             "prompt_id": item.prompt.prompt_id, "prompt_text": item.prompt.text, "form": item.form,
-                             "interval": item.interval, "score": res.score, "rationale": rationale,
-                             "aggregate": "majority", **extra, "created_unix": time.time()})
-        return Judgement(item.item_id, res.score, rationale, self.judge_id, cache_hit=all(v.cache_hit for v in votes),
-                         cache_key=key, record_key=record_key, extra=extra, **totals)
+            self._save(
+                key,
+                {
+                    "key": key,
+                    "judge_id": self.judge_id,
+                    "model": self.config.model,
+                    "task": item.prompt.task,
+                    "prompt_id": item.prompt.prompt_id,
+                    "prompt_text": item.prompt.text,
+                    "form": item.form,
+                    "interval": item.interval,
+                    "score": res.score,
+                    "rationale": rationale,
+                    "aggregate": "majority",
+                    **extra,
+                    "created_unix": time.time(),
+                },
+            )
+        return Judgement(
+            item.item_id,
+            res.score,
+            rationale,
+            self.judge_id,
+            cache_hit=all(v.cache_hit for v in votes),
+            cache_key=key,
+            record_key=record_key,
+            extra=extra,
+            **totals,
+        )
 
     def score_votes(self, item: JudgeItem, ledgers: Sequence[BudgetLedger] | None = None) -> Judgement:
         """Judge one item with every configured vote (one by one); see `aggregate`."""
@@ -443,8 +514,9 @@ class VLMJudge:
             return content, usage, made, spent
 
     # -- batches ----------------------------------------------------------------------------
-    def score_batch(self, items: Iterable[JudgeItem], progress: Progress | None = None,
-                    budget_usd: float | None = None) -> Iterator[Judgement]:
+    def score_batch(
+        self, items: Iterable[JudgeItem], progress: Progress | None = None, budget_usd: float | None = None
+    ) -> Iterator[Judgement]:
         """Judge many items concurrently; yields one Judgement per item, in input order.
 
         budget_usd caps this batch's new spend (on top of the judge's lifetime cap). Items that
@@ -485,16 +557,25 @@ class VLMJudge:
                     raise RuntimeError("a vote was skipped without an account error")
                 j = answers[0] if votes == [None] else self.aggregate(it, answers)
                 if dup:
-                    j = replace(j, item_id=it.item_id, cache_hit=j.ok, cost_usd=0.0, prompt_tokens=0,
-                                completion_tokens=0, attempts=0, extra=dict(j.extra, duplicate_of=j.item_id))
+                    j = replace(
+                        j,
+                        item_id=it.item_id,
+                        cache_hit=j.ok,
+                        cost_usd=0.0,
+                        prompt_tokens=0,
+                        completion_tokens=0,
+                        attempts=0,
+                        extra=dict(j.extra, duplicate_of=j.item_id),
+                    )
                 if progress is not None:
                     progress(i, len(items), j)
                 yield j
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _score_unless_aborted(self, item: JudgeItem, ledgers: Sequence[BudgetLedger],
-                              abort: "_FirstError", vote: Vote | None = None) -> Judgement | None:
+    def _score_unless_aborted(
+        self, item: JudgeItem, ledgers: Sequence[BudgetLedger], abort: "_FirstError", vote: Vote | None = None
+    ) -> Judgement | None:
         if abort.is_set():  # the account was refused for an earlier item: don't ask again
             return None
         try:

@@ -92,11 +92,11 @@ def majority(scores: Sequence[int | None], allowed: Sequence[int]) -> VoteResult
     counts = Counter(valid)
     top = max(counts.values())
     winner = min(s for s, c in counts.items() if c == top)  # tie -> the lower score
-    return VoteResult(winner, top / len(scores), normalised_entropy(list(counts.values()), len(allowed)),
-                      tuple(scores))
+    return VoteResult(winner, top / len(scores), normalised_entropy(list(counts.values()), len(allowed)), tuple(scores))
 
 
 # -- pairs ------------------------------------------------------------------------------------------
+
 
 def agreement_of(judgement) -> float:
     """The agreement a judgement carries: a Judgement's extra["agreement"], a dict's "agreement"
@@ -160,6 +160,7 @@ def filter_pairs(pairs: Iterable[PairVotes], min_agreement: float) -> PairFilter
 
 # -- per-task summary ---------------------------------------------------------------------------------
 
+
 @dataclass
 class TaskVoteSummary:
     task: str
@@ -188,13 +189,20 @@ def summarize_votes(judgements_by_task: Mapping[str, Iterable], pairs: PairFilte
     for task, js in judgements_by_task.items():
         results = [r for r in (_result_of(j) for j in js) if r is not None]
         n = len(results)
+
         def mean(xs):
             return sum(xs) / n if n else None
 
         out[task] = TaskVoteSummary(
-            task, n, mean([r.agreement for r in results]), mean([float(r.agreement >= 1.0) for r in results]),
-            mean([r.entropy for r in results]), dict(sorted(Counter(r.score for r in results if r.score is not None).items())),
-            pairs.kept_per_task.get(task, 0) if pairs else 0, pairs.dropped_per_task.get(task, 0) if pairs else 0)
+            task,
+            n,
+            mean([r.agreement for r in results]),
+            mean([float(r.agreement >= 1.0) for r in results]),
+            mean([r.entropy for r in results]),
+            dict(sorted(Counter(r.score for r in results if r.score is not None).items())),
+            pairs.kept_per_task.get(task, 0) if pairs else 0,
+            pairs.dropped_per_task.get(task, 0) if pairs else 0,
+        )
     return out
 
 
@@ -205,6 +213,8 @@ def format_vote_summary(summary: Mapping[str, TaskVoteSummary]) -> str:
     lines = [f"{'task':<10} {'judged':>6} {'agree':>6} {'unanim':>6} {'entropy':>7} {'kept':>5} {'dropped':>7}  scores"]
     for s in summary.values():
         scores = " ".join(f"{k}:{v}" for k, v in s.scores.items())
-        lines.append(f"{s.task:<10} {s.judged:>6} {f(s.mean_agreement):>6} {f(s.unanimous):>6} "
-                     f"{f(s.mean_entropy):>7} {s.pairs_kept:>5} {s.pairs_dropped:>7}  {scores}")
+        lines.append(
+            f"{s.task:<10} {s.judged:>6} {f(s.mean_agreement):>6} {f(s.unanimous):>6} "
+            f"{f(s.mean_entropy):>7} {s.pairs_kept:>5} {s.pairs_dropped:>7}  {scores}"
+        )
     return "\n".join(lines)

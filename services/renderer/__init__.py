@@ -44,7 +44,23 @@ from services.renderer.sampling import sample_indices  # noqa: E402
 from services.renderer.smpl import SmplModelError, SmplModelMissing, convert_smpl_pkl  # noqa: E402
 
 __all__ = [
-    "CAMERAS", "FORMS", "MP4", "PNG", "STYLES", "RenderInputError", "RenderOptions", "RenderOutput",
-    "RendererUnavailable", "SmplModelError", "SmplModelMissing", "cache_key", "convert_smpl_pkl",
-    "default_renderer", "load_render", "render", "render_cached", "sample_indices", "save_render",
+    "CAMERAS",
+    "FORMS",
+    "MP4",
+    "PNG",
+    "STYLES",
+    "RenderInputError",
+    "RenderOptions",
+    "RenderOutput",
+    "RendererUnavailable",
+    "SmplModelError",
+    "SmplModelMissing",
+    "cache_key",
+    "convert_smpl_pkl",
+    "default_renderer",
+    "load_render",
+    "render",
+    "render_cached",
+    "sample_indices",
+    "save_render",
 ]

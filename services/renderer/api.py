@@ -26,8 +26,7 @@ from services.renderer.video import encode_gif, encode_mp4, encode_webm
 
 PNG, MP4, WEBM, GIF = "image/png", "video/mp4", "video/webm", "image/gif"
 # Video forms: (encoder, media type, file name). Every frame is drawn for these.
-_VIDEOS = {"video": (encode_mp4, MP4, "motion.mp4"), "webm": (encode_webm, WEBM, "motion.webm"),
-           "gif": (encode_gif, GIF, "motion.gif")}
+_VIDEOS = {"video": (encode_mp4, MP4, "motion.mp4"), "webm": (encode_webm, WEBM, "motion.webm"), "gif": (encode_gif, GIF, "motion.gif")}
 RENDER_VERSION = 1  # bump when the look of renders changes; recorded in the store manifest
 
 _default_lock = threading.Lock()
@@ -79,8 +78,7 @@ def body_for(style: str, smpl_model=None):
         return _smpl_bodies[key]
 
 
-def render(joints, options: RenderOptions = RenderOptions(), *, renderer: MotionRenderer | None = None,
-           smpl_model=None) -> RenderOutput:
+def render(joints, options: RenderOptions = RenderOptions(), *, renderer: MotionRenderer | None = None, smpl_model=None) -> RenderOutput:
     """Render one motion (T, 22, 3) in the form the options ask for.
 
     Only the sampled frames (0, k, 2k, ...) are drawn, except for the video, which holds every
@@ -98,8 +96,7 @@ def render(joints, options: RenderOptions = RenderOptions(), *, renderer: Motion
     if options.form in _VIDEOS:
         encode, media_type, _name = _VIDEOS[options.form]
         indices = list(range(T))
-        frames = mr.iter_frames(joints, indices, body, camera=options.camera, width=w, height=h,
-                                samples=VIDEO_SAMPLES)
+        frames = mr.iter_frames(joints, indices, body, camera=options.camera, width=w, height=h, samples=VIDEO_SAMPLES)
         try:
             data = encode(frames, w, h, FPS)
         finally:
@@ -122,6 +119,7 @@ def render(joints, options: RenderOptions = RenderOptions(), *, renderer: Motion
 # complete, so a crash mid-way leaves a render that is redone, never a partial one that is served.
 # ----------------------------------------------------------------------------------------------
 
+
 def save_render(store, motion_sha256: str, output: RenderOutput) -> list[str]:
     """Write a render's files and manifest under its cache prefix; returns the file keys."""
     prefix = cache_key(motion_sha256, output.options)
@@ -131,16 +129,25 @@ def save_render(store, motion_sha256: str, output: RenderOutput) -> list[str]:
         store.put_bytes(key, data, output.media_type)
         keys.append(key)
     opts = output.options
-    store.put_json(prefix + "manifest.json", {
-        "motion": motion_sha256,
-        "options": {"form": opts.form, "interval": opts.interval, "width": opts.width,
-                    "height": opts.height, "style": opts.style, "camera": opts.camera},
-        "files": [k[len(prefix):] for k in keys],
-        "frame_indices": list(map(int, output.frame_indices)),
-        "media_type": output.media_type,
-        "fps": FPS,
-        "render_version": RENDER_VERSION,
-    })
+    store.put_json(
+        prefix + "manifest.json",
+        {
+            "motion": motion_sha256,
+            "options": {
+                "form": opts.form,
+                "interval": opts.interval,
+                "width": opts.width,
+                "height": opts.height,
+                "style": opts.style,
+                "camera": opts.camera,
+            },
+            "files": [k[len(prefix) :] for k in keys],
+            "frame_indices": list(map(int, output.frame_indices)),
+            "media_type": output.media_type,
+            "fps": FPS,
+            "render_version": RENDER_VERSION,
+        },
+    )
     return keys
 
 
@@ -159,8 +166,7 @@ def load_render(store, motion_sha256: str, options: RenderOptions) -> RenderOutp
     return RenderOutput(images, [int(i) for i in manifest["frame_indices"]], manifest["media_type"], options)
 
 
-def render_cached(store, motion_sha256: str, joints, options: RenderOptions = RenderOptions(),
-                  **kwargs) -> tuple[RenderOutput, bool]:
+def render_cached(store, motion_sha256: str, joints, options: RenderOptions = RenderOptions(), **kwargs) -> tuple[RenderOutput, bool]:
     """Serve from the store when present, else render and save. Returns (output, was_cached)."""
     cached = load_render(store, motion_sha256, options)
     if cached is not None:

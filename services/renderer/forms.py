@@ -65,7 +65,7 @@ def full_image(frames: list[np.ndarray], indices: list[int], fps: int = FPS, col
         r, c = divmod(cell, cols)
         y, x = r * (h + GAP), c * (w + GAP)
         if cell < len(frames):
-            canvas[y:y + h, x:x + w] = draw_label(frames[cell], time_label(indices[cell], fps))
+            canvas[y : y + h, x : x + w] = draw_label(frames[cell], time_label(indices[cell], fps))
         else:
-            canvas[y:y + h, x:x + w] = 255
+            canvas[y : y + h, x : x + w] = 255
     return canvas

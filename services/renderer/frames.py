@@ -74,15 +74,29 @@ class MotionRenderer:
         return np.repeat(pose[None], len(frames), axis=0)
 
     def render_frames(
-        self, joints: np.ndarray, indices, body: Body, camera: str = "follow", trail: bool = True,
-        width: int | None = None, height: int | None = None, samples: int = FRAME_SAMPLES,
+        self,
+        joints: np.ndarray,
+        indices,
+        body: Body,
+        camera: str = "follow",
+        trail: bool = True,
+        width: int | None = None,
+        height: int | None = None,
+        samples: int = FRAME_SAMPLES,
     ) -> list[np.ndarray]:
         """Draw the given frames of a (T, 22, 3) motion -> list of (H, W, 3) uint8 (see iter_frames)."""
         return list(self.iter_frames(joints, indices, body, camera, trail, width, height, samples))
 
     def iter_frames(
-        self, joints: np.ndarray, indices, body: Body, camera: str = "follow", trail: bool = True,
-        width: int | None = None, height: int | None = None, samples: int = FRAME_SAMPLES,
+        self,
+        joints: np.ndarray,
+        indices,
+        body: Body,
+        camera: str = "follow",
+        trail: bool = True,
+        width: int | None = None,
+        height: int | None = None,
+        samples: int = FRAME_SAMPLES,
     ):
         """Yield the given frames of a (T, 22, 3) motion as (H, W, 3) uint8 arrays, one at a time
         (a long video never holds all its frames). The renderer stays locked until the generator
@@ -114,8 +128,8 @@ class MotionRenderer:
             scene.set_dynamic(n_total, faces)
 
             for start in range(0, len(indices), FRAME_CHUNK):
-                chunk = indices[start:start + FRAME_CHUNK]
-                chunk_cams = cams[start:start + FRAME_CHUNK]
+                chunk = indices[start : start + FRAME_CHUNK]
+                chunk_cams = cams[start : start + FRAME_CHUNK]
                 buffers = self._frame_buffers(joints, chunk, chunk_cams, body, trail_pos)
                 for k in range(len(chunk)):
                     scene.set_vertex_buffer(buffers[k])
@@ -130,9 +144,9 @@ class MotionRenderer:
         lights = np.stack([camera_light(c) for c in cams])
         buf[:, :nb, 0:3] = positions
         buf[:, :nb, 3:6] = shade_batch(body.colors, normals, lights, cams[:, :3, 2])
-        buf[:, nb:2 * nb, 0:3] = positions
-        buf[:, nb:2 * nb, 1] = SHADOW_Y
-        buf[:, nb:2 * nb, 3:6] = SHADOW_COLOR
+        buf[:, nb : 2 * nb, 0:3] = positions
+        buf[:, nb : 2 * nb, 1] = SHADOW_Y
+        buf[:, nb : 2 * nb, 3:6] = SHADOW_COLOR
         if n_trail:
             n_seg = n_trail // 4
             seg = trail_pos.reshape(1, n_seg, 4, 3)
@@ -141,12 +155,17 @@ class MotionRenderer:
             pos = np.where((age > 0)[:, :, None, None], seg, trail_pos[0])
             fade = np.clip((age - 1) / 80.0, 0.0, 0.55)[:, :, None]  # older is paler
             col = TRAIL_COLOR * (1 - fade) + FLOOR_TONE * fade
-            buf[:, 2 * nb:, 0:3] = pos.reshape(P, -1, 3)
-            buf[:, 2 * nb:, 3:6] = np.repeat(col, 4, axis=1)
+            buf[:, 2 * nb :, 0:3] = pos.reshape(P, -1, 3)
+            buf[:, 2 * nb :, 3:6] = np.repeat(col, 4, axis=1)
         return buf
 
     def render_trajectory(
-        self, joints: np.ndarray, indices, body: Body, width: int | None = None, height: int | None = None,
+        self,
+        joints: np.ndarray,
+        indices,
+        body: Body,
+        width: int | None = None,
+        height: int | None = None,
         samples: int = STILL_SAMPLES,
     ) -> np.ndarray:
         """All sampled poses in one image, early poses pale and late poses dark, with the whole

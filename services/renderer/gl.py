@@ -60,9 +60,7 @@ def choose_platform() -> str:
     else:
         platform = os.environ.get(PLATFORM_ENV, "egl").strip().lower() or "egl"
         if platform not in HEADLESS_PLATFORMS:
-            raise RendererUnavailable(
-                f"{PLATFORM_ENV}={platform!r} is unknown; use 'egl' (default) or 'osmesa'."
-            )
+            raise RendererUnavailable(f"{PLATFORM_ENV}={platform!r} is unknown; use 'egl' (default) or 'osmesa'.")
     if "OpenGL" in sys.modules:
         bound = os.environ.get("PYOPENGL_PLATFORM", "").strip().lower()
         if bound != platform:
@@ -113,8 +111,7 @@ def load_pyrender():
                 else "install libosmesa6 and PyOpenGL >= 3.1.10"
             )
             raise RendererUnavailable(
-                f"pyrender failed to import on the {platform!r} platform "
-                f"({type(exc).__name__}: {exc}); {hint}."
+                f"pyrender failed to import on the {platform!r} platform ({type(exc).__name__}: {exc}); {hint}."
             ) from None
         _pyrender = pyrender
         return pyrender

@@ -64,23 +64,23 @@ class RenderOptions:
         for name in ("width", "height"):
             value = getattr(self, name)
             if not MIN_SIZE <= value <= MAX_SIZE:
-                raise RenderInputError(
-                    f"{name} must be between {MIN_SIZE} and {MAX_SIZE} pixels, got {value}"
-                )
+                raise RenderInputError(f"{name} must be between {MIN_SIZE} and {MAX_SIZE} pixels, got {value}")
         if self.form in VIDEO_FORMS and (self.width % 2 or self.height % 2):
-            raise RenderInputError(
-                f"{self.form} needs an even width and height (yuv420p), got {self.width}x{self.height}"
-            )
+            raise RenderInputError(f"{self.form} needs an even width and height (yuv420p), got {self.width}x{self.height}")
 
     @classmethod
-    def with_defaults(cls, form: str = "", interval: int = 0, width: int = 0, height: int = 0,
-                      style: str = "", camera: str = "") -> "RenderOptions":
+    def with_defaults(
+        cls, form: str = "", interval: int = 0, width: int = 0, height: int = 0, style: str = "", camera: str = ""
+    ) -> "RenderOptions":
         """Options from a message whose unset fields are 0 / "" (proto3), which mean the defaults."""
         # the class attributes are the fields' defaults
         return cls(
-            form=form or cls.form, interval=interval or cls.interval,
-            width=width or cls.width, height=height or cls.height,
-            style=style or cls.style, camera=camera or cls.camera,
+            form=form or cls.form,
+            interval=interval or cls.interval,
+            width=width or cls.width,
+            height=height or cls.height,
+            style=style or cls.style,
+            camera=camera or cls.camera,
         )
 
     @property
@@ -99,9 +99,7 @@ class RenderOptions:
 def cache_key(motion_sha256: str, options: RenderOptions) -> str:
     """Store prefix of a render: renders/<motion>/<form>-k<interval>-<w>x<h>-<style>/ ."""
     if not isinstance(motion_sha256, str) or not _SHA256.match(motion_sha256):
-        raise RenderInputError(
-            f"motion id must be a lowercase 64-character sha256 hex digest, got {motion_sha256!r}"
-        )
+        raise RenderInputError(f"motion id must be a lowercase 64-character sha256 hex digest, got {motion_sha256!r}")
     return f"renders/{motion_sha256}/{options.variant}/"
 
 

@@ -39,9 +39,19 @@ def _configure_framebuffer(self):
     single-sample buffer and the read skips the resolve blit.
     """
     from OpenGL.GL import (
-        GL_COLOR_ATTACHMENT0, GL_DEPTH_ATTACHMENT, GL_DEPTH_COMPONENT24, GL_DRAW_FRAMEBUFFER,
-        GL_RENDERBUFFER, GL_RGBA, glBindFramebuffer, glBindRenderbuffer, glFramebufferRenderbuffer,
-        glGenFramebuffers, glGenRenderbuffers, glRenderbufferStorage, glRenderbufferStorageMultisample,
+        GL_COLOR_ATTACHMENT0,
+        GL_DEPTH_ATTACHMENT,
+        GL_DEPTH_COMPONENT24,
+        GL_DRAW_FRAMEBUFFER,
+        GL_RENDERBUFFER,
+        GL_RGBA,
+        glBindFramebuffer,
+        glBindRenderbuffer,
+        glFramebufferRenderbuffer,
+        glGenFramebuffers,
+        glGenRenderbuffers,
+        glRenderbufferStorage,
+        glRenderbufferStorageMultisample,
     )
 
     size = (self.viewport_width, self.viewport_height)
@@ -77,8 +87,17 @@ def _read_colour_only(self, scene, flags):
     """Replacement for pyrender's framebuffer read: resolve the multisampled colour buffer and
     read RGB only. Skipping the depth read and its float conversion saves a copy per frame."""
     from OpenGL.GL import (
-        GL_COLOR_BUFFER_BIT, GL_DRAW_FRAMEBUFFER, GL_LINEAR, GL_PACK_ALIGNMENT, GL_READ_FRAMEBUFFER,
-        GL_RGB, GL_UNSIGNED_BYTE, glBindFramebuffer, glBlitFramebuffer, glPixelStorei, glReadPixels,
+        GL_COLOR_BUFFER_BIT,
+        GL_DRAW_FRAMEBUFFER,
+        GL_LINEAR,
+        GL_PACK_ALIGNMENT,
+        GL_READ_FRAMEBUFFER,
+        GL_RGB,
+        GL_UNSIGNED_BYTE,
+        glBindFramebuffer,
+        glBlitFramebuffer,
+        glPixelStorei,
+        glReadPixels,
     )
 
     width, height = self._main_fb_dims
@@ -177,13 +196,9 @@ class SceneRenderer:
         renderer._program_cache = _CachingProgramCache(renderer._program_cache)
 
         self.scene = self._pr.Scene(bg_color=np.append(BACKGROUND, 1.0).astype(float), ambient_light=np.zeros(3))
-        self._camera = self._pr.PerspectiveCamera(
-            yfov=float(yfov), aspectRatio=self.width / self.height, znear=0.05, zfar=200.0
-        )
+        self._camera = self._pr.PerspectiveCamera(yfov=float(yfov), aspectRatio=self.width / self.height, znear=0.05, zfar=200.0)
         self._camera_node = self.scene.add(self._camera, pose=np.eye(4))
-        self._material = self._pr.MetallicRoughnessMaterial(
-            baseColorFactor=[1.0, 1.0, 1.0, 1.0], metallicFactor=0.0, roughnessFactor=1.0
-        )
+        self._material = self._pr.MetallicRoughnessMaterial(baseColorFactor=[1.0, 1.0, 1.0, 1.0], metallicFactor=0.0, roughnessFactor=1.0)
         self._floor_node = None
         self._floor_key = None
         self._dyn_node = None
@@ -228,8 +243,7 @@ class SceneRenderer:
     def set_fov(self, yfov: float) -> None:
         self._camera.yfov = float(yfov)
 
-    def set_floor(self, positions: np.ndarray, texcoords: np.ndarray, faces: np.ndarray,
-                  texture: np.ndarray, key=None) -> None:
+    def set_floor(self, positions: np.ndarray, texcoords: np.ndarray, faces: np.ndarray, texture: np.ndarray, key=None) -> None:
         """Replace the static floor: a mesh textured with an RGB image repeated over texcoords.
         A repeated `key` keeps the current floor (no re-upload)."""
         if key is not None and key == self._floor_key and self._floor_node is not None:
@@ -238,9 +252,7 @@ class SceneRenderer:
 
         if self._floor_node is not None:
             self.scene.remove_node(self._floor_node)
-        sampler = self._pr.Sampler(
-            magFilter=GL_LINEAR, minFilter=GL_LINEAR_MIPMAP_NEAREST, wrapS=GL_REPEAT, wrapT=GL_REPEAT
-        )
+        sampler = self._pr.Sampler(magFilter=GL_LINEAR, minFilter=GL_LINEAR_MIPMAP_NEAREST, wrapS=GL_REPEAT, wrapT=GL_REPEAT)
         tex = self._pr.Texture(source=texture, source_channels="RGB", sampler=sampler)
         material = self._pr.MetallicRoughnessMaterial(
             baseColorFactor=[1.0, 1.0, 1.0, 1.0], baseColorTexture=tex, metallicFactor=0.0, roughnessFactor=1.0
@@ -255,8 +267,10 @@ class SceneRenderer:
             self.scene.remove_node(self._dyn_node)
         zeros = np.zeros((num_vertices, 3), np.float32)
         prim = self._pr.Primitive(
-            positions=zeros, color_0=np.ones((num_vertices, 4), np.float32),
-            indices=np.asarray(faces, np.uint32), material=self._material,
+            positions=zeros,
+            color_0=np.ones((num_vertices, 4), np.float32),
+            indices=np.asarray(faces, np.uint32),
+            material=self._material,
         )
         self._dyn_node = self.scene.add(self._pr.Mesh([prim]))
         self._dyn_primitive = prim
@@ -280,9 +294,7 @@ class SceneRenderer:
         if self._dyn_primitive is None:
             raise RuntimeError("set_dynamic() must be called before the vertices are set")
         if buffer.shape != (self._dyn_vertices, VERTEX_FLOATS) or buffer.dtype != np.float32:
-            raise ValueError(
-                f"vertex buffer must be ({self._dyn_vertices}, {VERTEX_FLOATS}) float32, got {buffer.shape} {buffer.dtype}"
-            )
+            raise ValueError(f"vertex buffer must be ({self._dyn_vertices}, {VERTEX_FLOATS}) float32, got {buffer.shape} {buffer.dtype}")
         self._dyn_buffer = np.ascontiguousarray(buffer)
         self._dyn_dirty = True
 

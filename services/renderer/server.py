@@ -24,8 +24,14 @@ MAX_MOTIONS = 1024
 
 def options_from_proto(o: renderer_pb2.RenderOptions) -> RenderOptions:
     try:
-        return RenderOptions(form=o.form or "frame_by_frame", interval=o.interval or 8, width=o.width or 256,
-                             height=o.height or 256, style=o.style or "skeleton", camera=o.camera or "follow")
+        return RenderOptions(
+            form=o.form or "frame_by_frame",
+            interval=o.interval or 8,
+            width=o.width or 256,
+            height=o.height or 256,
+            style=o.style or "skeleton",
+            camera=o.camera or "follow",
+        )
     except RenderInputError as exc:
         raise InvalidArgument("options", str(exc)) from None
 
@@ -66,13 +72,24 @@ class RendererServicer(renderer_pb2_grpc.RendererServicer):
                 FRAMES_RENDERED.labels(options.form).inc(len(out.frame_indices))
             prefix = cache_key(sha, options)
             yield renderer_pb2.RenderResult(
-                motion=ref, form=options.form, cached=cached, render_key=prefix.rstrip("/"),
+                motion=ref,
+                form=options.form,
+                cached=cached,
+                render_key=prefix.rstrip("/"),
                 frame_indices=out.frame_indices,
-                images=[common_pb2.ArtifactRef(key=prefix + name, media_type=out.media_type, size=len(img))
-                        for name, img in zip(out.filenames(), out.images)])
+                images=[
+                    common_pb2.ArtifactRef(key=prefix + name, media_type=out.media_type, size=len(img))
+                    for name, img in zip(out.filenames(), out.images)
+                ],
+            )
 
 
 def build_spec(store_url: str) -> ServiceSpec:
     servicer = RendererServicer(store_url)
-    return ServiceSpec(name="renderer", servicer=servicer, add_to_server=renderer_pb2_grpc.add_RendererServicer_to_server,
-                       full_name="atom.v1.Renderer", ready=lambda: store_problem(servicer.store))
+    return ServiceSpec(
+        name="renderer",
+        servicer=servicer,
+        add_to_server=renderer_pb2_grpc.add_RendererServicer_to_server,
+        full_name="atom.v1.Renderer",
+        ready=lambda: store_problem(servicer.store),
+    )

@@ -34,7 +34,7 @@ SMPL_ENV = "ATOM_SMPL_MODEL"
 REQUIRED = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
 CONVERT_HINT = (
     "Download the SMPL model from https://smpl.is.tue.mpg.de (licence required), then convert it "
-    "once: python -c \"from services.renderer.smpl import convert_smpl_pkl; "
+    'once: python -c "from services.renderer.smpl import convert_smpl_pkl; '
     "convert_smpl_pkl('SMPL_NEUTRAL.pkl', 'SMPL_NEUTRAL.npz')\" and set "
     f"{SMPL_ENV}=/path/to/SMPL_NEUTRAL.npz. Without it, use style='skeleton'."
 )
@@ -58,6 +58,7 @@ class SmplModelError(ValueError):
 # Conversion of the official pickle
 # ----------------------------------------------------------------------------------------------
 
+
 class _ChumpyStandIn:
     """Receives a chumpy object's pickled state; its numpy value is state['x']."""
 
@@ -74,12 +75,20 @@ class _SparseStandIn:
 
 class _SmplUnpickler(pickle.Unpickler):
     _ALLOWED = {
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-        ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"),
-        ("__builtin__", "object"), ("builtins", "object"),
-        ("__builtin__", "set"), ("builtins", "set"), ("__builtin__", "frozenset"), ("builtins", "frozenset"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("copy_reg", "_reconstructor"),
+        ("copyreg", "_reconstructor"),
+        ("__builtin__", "object"),
+        ("builtins", "object"),
+        ("__builtin__", "set"),
+        ("builtins", "set"),
+        ("__builtin__", "frozenset"),
+        ("builtins", "frozenset"),
         # Python 3 protocol-2 pickles spell bytes as _codecs.encode(str, "latin1").
         ("_codecs", "encode"),
     }
@@ -91,11 +100,10 @@ class _SmplUnpickler(pickle.Unpickler):
             return _SparseStandIn
         if (module, name) in self._ALLOWED:
             if module.startswith("numpy.core"):  # numpy 2 moved numpy.core to numpy._core
-                module = "numpy._core" + module[len("numpy.core"):]
+                module = "numpy._core" + module[len("numpy.core") :]
             return super().find_class(module, name)
         raise pickle.UnpicklingError(
-            f"refusing to load {module}.{name} from a SMPL model pickle: only numpy, scipy.sparse "
-            "and chumpy arrays are expected"
+            f"refusing to load {module}.{name} from a SMPL model pickle: only numpy, scipy.sparse and chumpy arrays are expected"
         )
 
 
@@ -195,8 +203,7 @@ def find_smpl_model(path=None) -> Path:
     p = Path(chosen)
     if p.suffix == ".pkl":
         raise SmplModelMissing(
-            f"{p} is an official SMPL pickle; convert it to .npz first (chumpy does not run on "
-            f"Python 3.11). {CONVERT_HINT}"
+            f"{p} is an official SMPL pickle; convert it to .npz first (chumpy does not run on Python 3.11). {CONVERT_HINT}"
         )
     if not p.is_file():
         raise SmplModelMissing(f"SMPL model file {str(p)!r} does not exist. {CONVERT_HINT}")
@@ -216,6 +223,7 @@ def load_smpl_arrays(path=None) -> dict[str, np.ndarray]:
 # ----------------------------------------------------------------------------------------------
 # The body: posed SMPL vertices for the renderer
 # ----------------------------------------------------------------------------------------------
+
 
 class SmplBody:
     """A SMPL mesh posed from 22 joints; same interface as SkeletonTemplate (see frames.Body)."""

@@ -14,16 +14,27 @@ from atom.motion.skeleton import FPS, JOINT, NUM_JOINTS
 # A standing pose in HumanML3D axes (metres, Y up, facing +Z, the body's left is +X).
 _STAND = {
     "pelvis": (0.0, 0.95, 0.0),
-    "left_hip": (0.09, 0.88, 0.0), "right_hip": (-0.09, 0.88, 0.0),
-    "spine1": (0.0, 1.06, -0.01), "spine2": (0.0, 1.18, 0.0), "spine3": (0.0, 1.25, 0.01),
-    "left_knee": (0.10, 0.50, 0.01), "right_knee": (-0.10, 0.50, 0.01),
-    "left_ankle": (0.10, 0.08, -0.03), "right_ankle": (-0.10, 0.08, -0.03),
-    "left_foot": (0.11, 0.02, 0.10), "right_foot": (-0.11, 0.02, 0.10),
-    "neck": (0.0, 1.46, 0.0), "head": (0.0, 1.62, 0.03),
-    "left_collar": (0.07, 1.38, 0.0), "right_collar": (-0.07, 1.38, 0.0),
-    "left_shoulder": (0.18, 1.40, 0.0), "right_shoulder": (-0.18, 1.40, 0.0),
-    "left_elbow": (0.20, 1.12, 0.0), "right_elbow": (-0.20, 1.12, 0.0),
-    "left_wrist": (0.21, 0.86, 0.03), "right_wrist": (-0.21, 0.86, 0.03),
+    "left_hip": (0.09, 0.88, 0.0),
+    "right_hip": (-0.09, 0.88, 0.0),
+    "spine1": (0.0, 1.06, -0.01),
+    "spine2": (0.0, 1.18, 0.0),
+    "spine3": (0.0, 1.25, 0.01),
+    "left_knee": (0.10, 0.50, 0.01),
+    "right_knee": (-0.10, 0.50, 0.01),
+    "left_ankle": (0.10, 0.08, -0.03),
+    "right_ankle": (-0.10, 0.08, -0.03),
+    "left_foot": (0.11, 0.02, 0.10),
+    "right_foot": (-0.11, 0.02, 0.10),
+    "neck": (0.0, 1.46, 0.0),
+    "head": (0.0, 1.62, 0.03),
+    "left_collar": (0.07, 1.38, 0.0),
+    "right_collar": (-0.07, 1.38, 0.0),
+    "left_shoulder": (0.18, 1.40, 0.0),
+    "right_shoulder": (-0.18, 1.40, 0.0),
+    "left_elbow": (0.20, 1.12, 0.0),
+    "right_elbow": (-0.20, 1.12, 0.0),
+    "left_wrist": (0.21, 0.86, 0.03),
+    "right_wrist": (-0.21, 0.86, 0.03),
 }
 
 
@@ -50,7 +61,7 @@ def _swing_limb(pose: np.ndarray, chain: list[str], angles: list[np.ndarray], ax
     idx = [JOINT[n] for n in chain]
     for i, angle in enumerate(angles):
         pivot = pose[:, idx[i]][:, None]
-        below = idx[i + 1:]
+        below = idx[i + 1 :]
         pose[:, below] = pivot + _rot_axis(pose[:, below] - pivot, axis, angle)
     return pose
 
@@ -108,11 +119,10 @@ def jump(num_frames: int = 40, height: float = 0.35, forward: float = 0.5) -> np
     """Crouch, jump forward with the arms swinging up, land and recover."""
     t = np.linspace(0, 1, num_frames)
     pose = np.repeat(standing_pose()[None], num_frames, axis=0)
-    crouch = 0.7 * (np.exp(-((t - 0.25) / 0.09) ** 2) + np.exp(-((t - 0.8) / 0.09) ** 2))
+    crouch = 0.7 * (np.exp(-(((t - 0.25) / 0.09) ** 2)) + np.exp(-(((t - 0.8) / 0.09) ** 2)))
     x_axis = np.array([1.0, 0.0, 0.0])
     for side in ("left", "right"):
-        _swing_limb(pose, [f"{side}_hip", f"{side}_knee", f"{side}_ankle", f"{side}_foot"],
-                    [-crouch, 2 * crouch, -crouch], x_axis)
+        _swing_limb(pose, [f"{side}_hip", f"{side}_knee", f"{side}_ankle", f"{side}_foot"], [-crouch, 2 * crouch, -crouch], x_axis)
         arm = -2.2 * np.clip(np.sin(np.pi * (t - 0.3) / 0.5), 0, None)
         _swing_limb(pose, [f"{side}_shoulder", f"{side}_elbow", f"{side}_wrist"], [arm, 0 * t], x_axis)
     # Lower the body by how much the crouch shortened the legs, keeping the feet on the floor.

@@ -29,8 +29,7 @@ class VideoError(RuntimeError):
 # that the same frames give the same bytes from run to run (frame threads change rate control).
 CODECS = {
     "h264": (".mp4", "libx264", ["-crf", "20", "-preset", "veryfast", "-threads", "1", "-movflags", "+faststart"]),
-    "vp9": (".webm", "libvpx-vp9", ["-crf", "32", "-b:v", "0", "-deadline", "good", "-cpu-used", "8",
-                                    "-row-mt", "0", "-threads", "1"]),
+    "vp9": (".webm", "libvpx-vp9", ["-crf", "32", "-b:v", "0", "-deadline", "good", "-cpu-used", "8", "-row-mt", "0", "-threads", "1"]),
 }
 
 
@@ -59,8 +58,9 @@ def encode_gif(frames: Iterable[np.ndarray], width: int, height: int, fps: int =
     buf = io.BytesIO()
     # One adaptive palette per frame (Pillow's default quantizer: deterministic); no optimisation
     # pass, so frame count and timing stay exactly the motion's.
-    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps),
-                   loop=0, optimize=False, disposal=1)
+    images[0].save(
+        buf, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0, optimize=False, disposal=1
+    )
     return buf.getvalue()
 
 
@@ -75,8 +75,14 @@ def encode_video(frames: Iterable[np.ndarray], width: int, height: int, fps: int
     os.close(fd)
     try:
         writer = imageio_ffmpeg.write_frames(
-            path, (width, height), fps=fps, codec=encoder, pix_fmt_out="yuv420p",
-            macro_block_size=1, quality=None, ffmpeg_log_level="error",
+            path,
+            (width, height),
+            fps=fps,
+            codec=encoder,
+            pix_fmt_out="yuv420p",
+            macro_block_size=1,
+            quality=None,
+            ffmpeg_log_level="error",
             output_params=[*options, "-map_metadata", "-1", "-fflags", "+bitexact"],
         )
         try:

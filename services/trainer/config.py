@@ -44,8 +44,7 @@ class LoraSettings:
             raise TrainConfigError(f"lora.dropout must be in [0, 1), got {self.dropout!r}")
         if not self.target_modules or not all(isinstance(m, str) and m for m in self.target_modules):
             raise TrainConfigError(
-                f"lora.target_modules must be a non-empty list of module names (e.g. ['q', 'v']), "
-                f"got {self.target_modules!r}"
+                f"lora.target_modules must be a non-empty list of module names (e.g. ['q', 'v']), got {self.target_modules!r}"
             )
 
 
@@ -108,8 +107,7 @@ class TrainConfig:
             raise TrainConfigError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.schedule not in SCHEDULES:
             raise TrainConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        if not isinstance(self.device, str) or not (self.device in ("auto", "cpu", "cuda")
-                                                    or self.device.startswith("cuda:")):
+        if not isinstance(self.device, str) or not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise TrainConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if self.dtype not in ("", "fp32", "bf16", "fp16"):
             raise TrainConfigError(f"dtype must be fp32, bf16 or fp16 (or empty: the service's), got {self.dtype!r}")
@@ -145,11 +143,8 @@ class TrainConfig:
             raise TrainConfigError("set warmup_steps or warmup_ratio, not both")
         if not _int(self.seed):
             raise TrainConfigError(f"seed must be an integer, got {self.seed!r}")
-        if self.prompt_template is not None and (
-                not isinstance(self.prompt_template, str) or self.prompt_template.count("{prompt}") != 1):
-            raise TrainConfigError(
-                f"prompt_template must contain '{{prompt}}' exactly once, got {self.prompt_template!r}"
-            )
+        if self.prompt_template is not None and (not isinstance(self.prompt_template, str) or self.prompt_template.count("{prompt}") != 1):
+            raise TrainConfigError(f"prompt_template must contain '{{prompt}}' exactly once, got {self.prompt_template!r}")
 
     @property
     def uses_average_logprobs(self) -> bool:

@@ -19,8 +19,17 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
-from atom.embedded_evaluator import (MAX_FRAMES, MIN_FRAMES, PAD, UNK, EmbeddedConfig, EmbeddedEvaluator,
-                                     EmbeddedEvaluatorError, EncoderPair, text_words)
+from atom.embedded_evaluator import (
+    MAX_FRAMES,
+    MIN_FRAMES,
+    PAD,
+    UNK,
+    EmbeddedConfig,
+    EmbeddedEvaluator,
+    EmbeddedEvaluatorError,
+    EncoderPair,
+    text_words,
+)
 
 Progress = Callable[[str, int, int], None]  # (message, step, steps)
 
@@ -59,9 +68,7 @@ def train_on_clips(
 
     clips = [c for c in clips if c.captions]
     if len(clips) < config.batch_size:
-        raise EmbeddedEvaluatorError(
-            f"need at least batch_size={config.batch_size} captioned clips to train, got {len(clips)}"
-        )
+        raise EmbeddedEvaluatorError(f"need at least batch_size={config.batch_size} captioned clips to train, got {len(clips)}")
     short = [i for i, c in enumerate(clips) if np.asarray(c.features).shape[0] < MIN_FRAMES]
     if short:
         raise EmbeddedEvaluatorError(f"clips {short[:5]} have fewer than {MIN_FRAMES} frames")
@@ -84,15 +91,14 @@ def train_on_clips(
         ev = EmbeddedEvaluator(config, vocab, model)
         model.train()
         # Pre-tokenise and pre-normalise once.
-        cap_ids = [[torch.tensor([ev._index.get(w, 1) for w in words[c]] or [1]) for c in clip.captions]
-                   for clip in clips]
+        cap_ids = [[torch.tensor([ev._index.get(w, 1) for w in words[c]] or [1]) for c in clip.captions] for clip in clips]
         cap_keys = [[" ".join(words[c]) for c in clip.captions] for clip in clips]
-        feats = [((torch.from_numpy(np.asarray(c.features, np.float32)[:MAX_FRAMES]) - model.mean) / model.std)
-                 for c in clips]
+        feats = [((torch.from_numpy(np.asarray(c.features, np.float32)[:MAX_FRAMES]) - model.mean) / model.std) for c in clips]
         opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         warmup = max(1, config.steps // 20)
         sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, config.steps) / config.steps)))
+            opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, config.steps) / config.steps))
+        )
         start = time.monotonic()
         losses = []
         order = rng.permutation(len(clips))
@@ -107,8 +113,7 @@ def train_on_clips(
             keys = [cap_keys[i][w] for i, w in zip(idx, which)]
             same = torch.tensor([[a == b for b in keys] for a in keys])
             t = model.text(pad_sequence(ids, batch_first=True), torch.tensor([len(x) for x in ids]))
-            m = model.motion(pad_sequence([feats[i] for i in idx], batch_first=True),
-                             torch.tensor([len(feats[i]) for i in idx]))
+            m = model.motion(pad_sequence([feats[i] for i in idx], batch_first=True), torch.tensor([len(feats[i]) for i in idx]))
             loss = _symmetric_info_nce(t, m, model.logit_scale, same)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -136,12 +141,16 @@ def load_training_clips(dataset, split: str, min_len: int = MIN_FRAMES, max_len:
     from atom.motion.humanml3d import HumanML3D
 
     ds = dataset if isinstance(dataset, HumanML3D) else HumanML3D(dataset)
-    return [TrainingClip(c.features, tuple(cap.text for cap in c.captions))
-            for c in ds.iter_clips(split, min_len=min_len, max_len=max_len) if c.captions]
+    return [
+        TrainingClip(c.features, tuple(cap.text for cap in c.captions))
+        for c in ds.iter_clips(split, min_len=min_len, max_len=max_len)
+        if c.captions
+    ]
 
 
-def train_embedded_evaluator(dataset_root, config: EmbeddedConfig = EmbeddedConfig(),
-                             progress: Progress | None = None) -> EmbeddedEvaluator:
+def train_embedded_evaluator(
+    dataset_root, config: EmbeddedConfig = EmbeddedConfig(), progress: Progress | None = None
+) -> EmbeddedEvaluator:
     """Train on `config.train_split` of a HumanML3D-layout directory. How well the result separates
     real data (its ground-truth figures) is the evaluator service's to measure
     (services/evaluator/embedded.py), when it first evaluates with it."""

@@ -121,8 +121,16 @@ class JobManager:
     model_loader(config) must return a fresh PreferenceLM for config.base_model each time (LoRA is
     attached to it in place); pretrain and evaluator jobs build their models themselves."""
 
-    def __init__(self, store: ArtifactStore, model_loader: ModelLoader, *, prefix: str = "jobs",
-                 max_concurrent: int = 1, persist_interval_s: float = 5.0, watch_buffer: int = 1024):
+    def __init__(
+        self,
+        store: ArtifactStore,
+        model_loader: ModelLoader,
+        *,
+        prefix: str = "jobs",
+        max_concurrent: int = 1,
+        persist_interval_s: float = 5.0,
+        watch_buffer: int = 1024,
+    ):
         if max_concurrent < 1:
             raise ValueError(f"max_concurrent must be >= 1, got {max_concurrent}")
         self.store = store
@@ -192,8 +200,11 @@ class JobManager:
             if not status.attempts:
                 status.message = "waiting for a training slot"
             else:  # only preference training keeps checkpoints; the model jobs are seeded and start over
-                status.message = ("resuming from the last checkpoint" if status.kind == PREFERENCE
-                                  else "starting again from the beginning (same seed, same model)")
+                status.message = (
+                    "resuming from the last checkpoint"
+                    if status.kind == PREFERENCE
+                    else "starting again from the beginning (same seed, same model)"
+                )
             status.attempts += 1
             job.cancel = threading.Event()
             job.thread = threading.Thread(target=self._run, args=(job, config), name=f"trainer-{job_id}", daemon=True)
@@ -265,8 +276,7 @@ class JobManager:
     def resume_interrupted(self) -> builtins.list[str]:  # `list` here is the method above
         """Start again every job that a previous process left unfinished; returns their ids."""
         with self._cond:
-            configs = [config_from_record(j.status.kind, j.status.config) for j in self._jobs.values()
-                       if j.status.interrupted]
+            configs = [config_from_record(j.status.kind, j.status.config) for j in self._jobs.values() if j.status.interrupted]
         return [self.start(c) for c in configs]
 
     def shutdown(self, timeout: float | None = 30.0) -> None:
@@ -307,8 +317,7 @@ class JobManager:
             with self._cond:
                 job.status.message = "training"
                 self._publish(job)
-            result = train_preference(lm, self.store, config, on_progress=lambda p: self._progress(job, p),
-                                      cancel=job.cancel)
+            result = train_preference(lm, self.store, config, on_progress=lambda p: self._progress(job, p), cancel=job.cancel)
             with self._cond:
                 s = job.status
                 s.state, s.message = SUCCEEDED, f"done: {result.steps} steps in {result.seconds:.1f} s"

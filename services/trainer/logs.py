@@ -57,8 +57,9 @@ def log_mlflow(history: list[dict], config: TrainConfig, run_name: str) -> bool:
     try:
         import mlflow
     except ImportError:
-        log.warning("MLFLOW_TRACKING_URI is set but mlflow is not installed (pip install mlflow-skinny); "
-                    "the run is logged to TensorBoard only")
+        log.warning(
+            "MLFLOW_TRACKING_URI is set but mlflow is not installed (pip install mlflow-skinny); the run is logged to TensorBoard only"
+        )
         return False
     flat = {k: v for k, v in config.to_dict().items() if not isinstance(v, (dict, list))}
     flat.update({f"lora_{k}": v for k, v in config.lora.__dict__.items() if not isinstance(v, (list, tuple))})

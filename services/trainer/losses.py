@@ -40,8 +40,9 @@ def _check(beta: float, *tensors: torch.Tensor) -> None:
             raise LossInputError(f"all log-prob tensors must have the same shape, got {tuple(shape)} and {tuple(t.shape)}")
 
 
-def log_ratios(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor,
-               ref_chosen: torch.Tensor, ref_rejected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def log_ratios(
+    policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor, ref_rejected: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(r_w, r_l, h) per example."""
     r_w = policy_chosen - ref_chosen
     r_l = policy_rejected - ref_rejected
@@ -61,8 +62,9 @@ def _metrics(loss: torch.Tensor, r_w: torch.Tensor, r_l: torch.Tensor, beta: flo
         }
 
 
-def ipo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
-             ref_rejected: torch.Tensor, beta: float = 0.1) -> LossOutput:
+def ipo_loss(
+    policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor, ref_rejected: torch.Tensor, beta: float = 0.1
+) -> LossOutput:
     """IPO (Azar et al.): L = mean((h - 1/(2 beta))^2). Regresses the margin onto 1/(2 beta)
     instead of pushing it to infinity, which keeps the policy near the reference."""
     _check(beta, policy_chosen, policy_rejected, ref_chosen, ref_rejected)
@@ -71,8 +73,14 @@ def ipo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_cho
     return LossOutput(loss, _metrics(loss, r_w, r_l, beta))
 
 
-def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
-             ref_rejected: torch.Tensor, beta: float = 0.1, label_smoothing: float = 0.0) -> LossOutput:
+def dpo_loss(
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    beta: float = 0.1,
+    label_smoothing: float = 0.0,
+) -> LossOutput:
     """DPO (sigmoid): L = -(1 - eps) log sigmoid(beta h) - eps log sigmoid(-beta h); eps > 0 is
     conservative DPO, for labels believed flipped with probability eps."""
     _check(beta, policy_chosen, policy_rejected, ref_chosen, ref_rejected)
@@ -87,9 +95,17 @@ def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_cho
     return LossOutput(loss, _metrics(loss, r_w, r_l, beta))
 
 
-def kto_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
-             ref_rejected: torch.Tensor, policy_mismatched: torch.Tensor, ref_mismatched: torch.Tensor,
-             beta: float = 0.1, desirable_weight: float = 1.0, undesirable_weight: float = 1.0) -> LossOutput:
+def kto_loss(
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    policy_mismatched: torch.Tensor,
+    ref_mismatched: torch.Tensor,
+    beta: float = 0.1,
+    desirable_weight: float = 1.0,
+    undesirable_weight: float = 1.0,
+) -> LossOutput:
     """KTO (Ethayarajh et al.) on paired data: each chosen motion is a desirable example, each
     rejected one undesirable.
 
@@ -130,11 +146,20 @@ def chosen_nll(policy_chosen_sum: torch.Tensor, chosen_tokens: torch.Tensor) -> 
     return (-policy_chosen_sum / chosen_tokens.clamp(min=1).to(policy_chosen_sum.dtype)).mean()
 
 
-def preference_loss(name: str, policy_chosen: torch.Tensor, policy_rejected: torch.Tensor,
-                    ref_chosen: torch.Tensor, ref_rejected: torch.Tensor, *, beta: float,
-                    label_smoothing: float = 0.0, policy_mismatched: torch.Tensor | None = None,
-                    ref_mismatched: torch.Tensor | None = None, desirable_weight: float = 1.0,
-                    undesirable_weight: float = 1.0) -> LossOutput:
+def preference_loss(
+    name: str,
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    *,
+    beta: float,
+    label_smoothing: float = 0.0,
+    policy_mismatched: torch.Tensor | None = None,
+    ref_mismatched: torch.Tensor | None = None,
+    desirable_weight: float = 1.0,
+    undesirable_weight: float = 1.0,
+) -> LossOutput:
     """Dispatch by name ('ipo', 'dpo', 'kto')."""
     if name == "ipo":
         return ipo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta)
@@ -143,6 +168,15 @@ def preference_loss(name: str, policy_chosen: torch.Tensor, policy_rejected: tor
     if name == "kto":
         if policy_mismatched is None or ref_mismatched is None:
             raise LossInputError("loss 'kto' needs policy_mismatched and ref_mismatched log-probs")
-        return kto_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, policy_mismatched,
-                        ref_mismatched, beta, desirable_weight, undesirable_weight)
+        return kto_loss(
+            policy_chosen,
+            policy_rejected,
+            ref_chosen,
+            ref_rejected,
+            policy_mismatched,
+            ref_mismatched,
+            beta,
+            desirable_weight,
+            undesirable_weight,
+        )
     raise LossInputError(f"unknown loss {name!r}; expected one of ipo, dpo, kto")

@@ -102,8 +102,7 @@ class PretrainSpec:
         _check_common(self)
         if self.preset not in PRESETS:
             raise ModelJobError(f"preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
-        if self.time_budget_s is not None and not (isinstance(self.time_budget_s, (int, float))
-                                                   and self.time_budget_s > 0):
+        if self.time_budget_s is not None and not (isinstance(self.time_budget_s, (int, float)) and self.time_budget_s > 0):
             raise ModelJobError(f"time_budget_s must be a positive number of seconds, got {self.time_budget_s!r}")
 
     def job_id(self) -> str:
@@ -137,8 +136,7 @@ class PretrainSpec:
         offset = {"data": 0, "vqvae": 0, "lm": cfg.vq_steps, "save": total}
 
         def on_stage(stage: str, done: int, stage_total: int, message: str) -> None:
-            report(JobProgress(min(total, offset.get(stage, 0) + (done if stage in ("vqvae", "lm") else 0)), total,
-                               f"{stage}: {message}"))
+            report(JobProgress(min(total, offset.get(stage, 0) + (done if stage in ("vqvae", "lm") else 0)), total, f"{stage}: {message}"))
 
         report(JobProgress(0, total, f"copying the dataset {self.dataset} from the store"))
         root = local_tree(store, self.dataset)
@@ -146,15 +144,28 @@ class PretrainSpec:
         # manifest is the model's identity (hashed into every motion's key), and the cache path
         # differs from machine to machine.
         r = pretrain(root, store, self.output_prefix, cfg, progress=on_stage, dataset_name=self.dataset)
-        figures = {"vq_steps": cfg.vq_steps, "lm_steps": cfg.lm_steps, "vq_steps_done": r.vq_steps_done,
-                   "lm_steps_done": r.lm_steps_done, "stopped_early": float(r.stopped_early),
-                   "vq_recon_loss": r.vq_recon_loss, "vq_perplexity": r.vq_perplexity, "codes_used": r.codes_used,
-                   "vq_mpjpe_mm": r.vq_mpjpe_mm, "vq_mpjpe_rootrel_mm": r.vq_mpjpe_rootrel_mm,
-                   "lm_train_loss": r.lm_train_loss, "lm_eval_loss": r.lm_eval_loss,
-                   "train_clips": r.num_train_clips, "seconds": r.seconds_total}
-        return JobOutcome(self.output_prefix, r.vq_steps_done + r.lm_steps_done,
-                          f"done: {r.vq_steps_done} VQ-VAE and {r.lm_steps_done} language-model steps in "
-                          f"{r.seconds_total:.0f} s", {k: float(v) for k, v in figures.items() if v is not None})
+        figures = {
+            "vq_steps": cfg.vq_steps,
+            "lm_steps": cfg.lm_steps,
+            "vq_steps_done": r.vq_steps_done,
+            "lm_steps_done": r.lm_steps_done,
+            "stopped_early": float(r.stopped_early),
+            "vq_recon_loss": r.vq_recon_loss,
+            "vq_perplexity": r.vq_perplexity,
+            "codes_used": r.codes_used,
+            "vq_mpjpe_mm": r.vq_mpjpe_mm,
+            "vq_mpjpe_rootrel_mm": r.vq_mpjpe_rootrel_mm,
+            "lm_train_loss": r.lm_train_loss,
+            "lm_eval_loss": r.lm_eval_loss,
+            "train_clips": r.num_train_clips,
+            "seconds": r.seconds_total,
+        }
+        return JobOutcome(
+            self.output_prefix,
+            r.vq_steps_done + r.lm_steps_done,
+            f"done: {r.vq_steps_done} VQ-VAE and {r.lm_steps_done} language-model steps in {r.seconds_total:.0f} s",
+            {k: float(v) for k, v in figures.items() if v is not None},
+        )
 
 
 @dataclass(frozen=True)
@@ -170,8 +181,7 @@ class EvaluatorSpec:
 
     def __post_init__(self) -> None:
         _check_common(self)
-        if self.steps is not None and (not isinstance(self.steps, int) or isinstance(self.steps, bool)
-                                       or self.steps < 1):
+        if self.steps is not None and (not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 1):
             raise ModelJobError(f"steps must be a positive integer, got {self.steps!r}")
 
     def job_id(self) -> str:
@@ -203,11 +213,12 @@ class EvaluatorSpec:
         ev = train_embedded_evaluator(root, cfg, lambda msg, step, steps: report(JobProgress(step, steps, msg)))
         ev.save(store, self.output_prefix)
         s = ev.summary
-        return JobOutcome(self.output_prefix, cfg.steps,
-                          f"done: {cfg.steps} steps on {s['train_clips']} clips in {s['train_seconds']:.0f} s",
-                          {k: float(s[k]) for k in ("train_clips", "steps", "final_loss", "temperature",
-                                                    "train_seconds")})
+        return JobOutcome(
+            self.output_prefix,
+            cfg.steps,
+            f"done: {cfg.steps} steps on {s['train_clips']} clips in {s['train_seconds']:.0f} s",
+            {k: float(s[k]) for k in ("train_clips", "steps", "final_loss", "temperature", "train_seconds")},
+        )
 
 
-SPECS: dict[str, type[PretrainSpec] | type[EvaluatorSpec]] = {PretrainSpec.kind: PretrainSpec,
-                                                               EvaluatorSpec.kind: EvaluatorSpec}
+SPECS: dict[str, type[PretrainSpec] | type[EvaluatorSpec]] = {PretrainSpec.kind: PretrainSpec, EvaluatorSpec.kind: EvaluatorSpec}

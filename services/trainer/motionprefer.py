@@ -160,9 +160,7 @@ def motion_tokens(store: ArtifactStore, motion_key: str) -> tuple[int, ...]:
 
     record = MotionRecord.from_bytes(store.get_bytes(motion_key), source=motion_key)
     if record.tokens.size == 0:
-        raise MotionPreferFormatError(
-            f"motion {motion_key!r} holds no VQ tokens; preference training needs the generator's tokens"
-        )
+        raise MotionPreferFormatError(f"motion {motion_key!r} holds no VQ tokens; preference training needs the generator's tokens")
     return tuple(int(t) for t in record.tokens)
 
 

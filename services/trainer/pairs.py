@@ -67,8 +67,7 @@ class PairConfig:
                 raise PairConfigError(f"chosen_threshold[{task!r}] must be a finite number, got {value!r}")
 
     @classmethod
-    def with_min_chosen_score(cls, min_chosen_score: float | None, theta: float = 0.0,
-                              score_filter: bool = True) -> "PairConfig":
+    def with_min_chosen_score(cls, min_chosen_score: float | None, theta: float = 0.0, score_filter: bool = True) -> "PairConfig":
         """One threshold for every sub-task (None: the per-task defaults). Note that frequency is
         scored 1..3, so a single threshold of 3 leaves it with no pairs."""
         if min_chosen_score is None:
@@ -232,8 +231,9 @@ class MixedSetTooLarge(ValueError):
     """More mixed pairs were asked for than exist."""
 
 
-def sample_mixed(pairs_by_task: Mapping[str, Sequence[PreferencePair]], size: int, seed: int = 0,
-                 strict: bool = True) -> list[PreferencePair]:
+def sample_mixed(
+    pairs_by_task: Mapping[str, Sequence[PreferencePair]], size: int, seed: int = 0, strict: bool = True
+) -> list[PreferencePair]:
     """A mixed set of `size` pairs drawn uniformly without replacement from all sub-tasks (the
     paper's 3.5K mixed set). Each pair is ranked by sha256(seed, pair id), so the draw depends only
     on the seed and the pairs, not on their order or the Python version. With strict=False a size
@@ -325,8 +325,9 @@ class PairSets:
     stats_key: str
 
 
-def build_pair_sets(store: ArtifactStore, records_key: str, out_prefix: str, config: PairConfig | None = None,
-                    mixed_size: int | None = None, seed: int = 0) -> PairSets:
+def build_pair_sets(
+    store: ArtifactStore, records_key: str, out_prefix: str, config: PairConfig | None = None, mixed_size: int | None = None, seed: int = 0
+) -> PairSets:
     """Read MotionPrefer records and write, under out_prefix: pairs-<task>.jsonl per sub-task;
     pairs-mixed.jsonl when mixed_size is given (0 = every pair, in seeded order; a size larger
     than the pool takes the whole pool); stats.json with the Table 3 counts."""
@@ -350,7 +351,16 @@ def build_pair_sets(store: ArtifactStore, records_key: str, out_prefix: str, con
         files.append(PairSetFile("mixed", key, len(mixed)))
     rows = dataset_stats(records, config)
     stats_key = f"{prefix}/stats.json"
-    store.put_json(stats_key, {"records_key": records_key, "pair_config": config.to_dict(), "mixed_size": mixed_size,
-                               "seed": seed, "rows": [r.to_dict() for r in rows], "table": format_stats(rows),
-                               "files": [{"name": f.name, "key": f.key, "pairs": f.pairs} for f in files]})
+    store.put_json(
+        stats_key,
+        {
+            "records_key": records_key,
+            "pair_config": config.to_dict(),
+            "mixed_size": mixed_size,
+            "seed": seed,
+            "rows": [r.to_dict() for r in rows],
+            "table": format_stats(rows),
+            "files": [{"name": f.name, "key": f.key, "pairs": f.pairs} for f in files],
+        },
+    )
     return PairSets(files, rows, stats_key)

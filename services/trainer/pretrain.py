@@ -48,8 +48,9 @@ class PretrainConfig:
     # Extra weight on the root dims 0:4 (4 of 263): without it side-steps vanished in the round trip;
     # at 0.3 and above raised arms, waves and claps vanished instead.
     root_weight: float = 0.1
-    t5: T5Size = field(default_factory=lambda: T5Size(d_model=128, d_ff=256, num_layers=2, num_decoder_layers=2,
-                                                      num_heads=4, d_kv=32, dropout_rate=0.1))
+    t5: T5Size = field(
+        default_factory=lambda: T5Size(d_model=128, d_ff=256, num_layers=2, num_decoder_layers=2, num_heads=4, d_kv=32, dropout_rate=0.1)
+    )
     lm_steps: int = 1200
     lm_batch_size: int = 32
     lm_lr: float = 3e-3
@@ -95,10 +96,18 @@ class PretrainConfig:
     @classmethod
     def tiny(cls, seed: int = 0) -> "PretrainConfig":
         """Seconds, not minutes: for tests and smoke runs (the model learns little)."""
-        return cls(seed=seed, vq=VQVAEConfig(width=32, code_dim=16, num_codes=512, res_depth=1), vq_steps=30,
-                   vq_batch_size=8, vq_window=32, t5=T5Size(d_model=32, d_ff=64, num_layers=1, num_decoder_layers=1,
-                                                             num_heads=2, d_kv=16, dropout_rate=0.0),
-                   lm_steps=30, lm_batch_size=8, warmup_steps=5, token_offsets=(0,))
+        return cls(
+            seed=seed,
+            vq=VQVAEConfig(width=32, code_dim=16, num_codes=512, res_depth=1),
+            vq_steps=30,
+            vq_batch_size=8,
+            vq_window=32,
+            t5=T5Size(d_model=32, d_ff=64, num_layers=1, num_decoder_layers=1, num_heads=2, d_kv=16, dropout_rate=0.0),
+            lm_steps=30,
+            lm_batch_size=8,
+            warmup_steps=5,
+            token_offsets=(0,),
+        )
 
 
 @dataclass
@@ -175,8 +184,7 @@ def _vq_loss(vq: VQVAE, x: torch.Tensor, cfg: PretrainConfig):
     return loss, rec, out
 
 
-def train_vqvae(corpus: Corpus, cfg: PretrainConfig, progress: Progress = _noop,
-                deadline: float | None = None) -> tuple[VQVAE, int]:
+def train_vqvae(corpus: Corpus, cfg: PretrainConfig, progress: Progress = _noop, deadline: float | None = None) -> tuple[VQVAE, int]:
     rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
     window = cfg.vq_window
@@ -197,7 +205,7 @@ def train_vqvae(corpus: Corpus, cfg: PretrainConfig, progress: Progress = _noop,
         for i in picks:
             f = corpus.features[i]
             start = int(rng.integers(0, len(f) - window + 1))
-            batch.append(f[start: start + window])
+            batch.append(f[start : start + window])
         x = torch.from_numpy(np.stack(batch))
         loss, rec, out = _vq_loss(vq, x, cfg)
         opt.zero_grad(set_to_none=True)
@@ -227,8 +235,7 @@ def eval_vqvae(vq: VQVAE, corpus: Corpus, cfg: PretrainConfig) -> tuple[float, f
 
 
 @torch.no_grad()
-def vq_reconstruction(vq: VQVAE, corpus: Corpus, mean: np.ndarray, std: np.ndarray,
-                      max_clips: int = 100) -> tuple[float, float]:
+def vq_reconstruction(vq: VQVAE, corpus: Corpus, mean: np.ndarray, std: np.ndarray, max_clips: int = 100) -> tuple[float, float]:
     """(MPJPE mm, root-relative MPJPE mm) of the encode -> decode round trip, mean over up to
     `max_clips` clips of `corpus` (normalised features, cropped to whole tokens)."""
     from atom.motion.features import features_to_joints
@@ -238,8 +245,7 @@ def vq_reconstruction(vq: VQVAE, corpus: Corpus, mean: np.ndarray, std: np.ndarr
     for f in corpus.features[:max_clips]:
         rec = vq.decode(vq.encode(torch.from_numpy(f)[None]))[0].numpy()
         j0, j1 = features_to_joints(f * std + mean), features_to_joints(rec * std + mean)
-        errs.append((np.linalg.norm(j0 - j1, axis=-1).mean(),
-                     np.linalg.norm((j0 - j0[:, :1]) - (j1 - j1[:, :1]), axis=-1).mean()))
+        errs.append((np.linalg.norm(j0 - j1, axis=-1).mean(), np.linalg.norm((j0 - j0[:, :1]) - (j1 - j1[:, :1]), axis=-1).mean()))
     g, r = np.mean(errs, axis=0) * 1000.0
     return float(g), float(r)
 
@@ -254,7 +260,7 @@ def tokenize_corpus(vq: VQVAE, corpus: Corpus, offsets=(0,)) -> list[tuple[int, 
             n = (len(f) - off) // k * k
             if n < k:
                 continue
-            codes = vq.encode(torch.from_numpy(f[off: off + n])[None])[0].tolist()
+            codes = vq.encode(torch.from_numpy(f[off : off + n])[None])[0].tolist()
             out.append((i, codes))
     return out
 
@@ -264,7 +270,7 @@ def _lm_batches(pairs, captions, batch_size: int, rng: np.random.Generator):
     while True:
         order = rng.permutation(len(pairs))
         for lo in range(0, len(order) - batch_size + 1, batch_size):
-            chunk = [pairs[j] for j in order[lo: lo + batch_size]]
+            chunk = [pairs[j] for j in order[lo : lo + batch_size]]
             caps = [captions[i][int(rng.integers(len(captions[i])))] for i, _ in chunk]
             yield caps, [codes for _, codes in chunk]
 
@@ -274,7 +280,7 @@ def _eval_lm(lm: MotionLM, pairs, captions, batch_size: int = 64) -> float:
     lm.model.eval()
     with torch.no_grad():
         for lo in range(0, len(pairs), batch_size):
-            chunk = pairs[lo: lo + batch_size]
+            chunk = pairs[lo : lo + batch_size]
             ii, am = lm.encode_prompts([captions[i][0] for i, _ in chunk])
             labels = lm.encode_motion([c for _, c in chunk])
             n = int((labels != -100).sum())
@@ -283,8 +289,9 @@ def _eval_lm(lm: MotionLM, pairs, captions, batch_size: int = 64) -> float:
     return total / max(count, 1)
 
 
-def train_lm(tokenizer: WordTokenizer, pairs, captions, cfg: PretrainConfig, progress: Progress = _noop,
-             deadline: float | None = None) -> tuple[MotionLM, float, int]:
+def train_lm(
+    tokenizer: WordTokenizer, pairs, captions, cfg: PretrainConfig, progress: Progress = _noop, deadline: float | None = None
+) -> tuple[MotionLM, float, int]:
     lm = MotionLM.create(tokenizer, cfg.t5, seed=cfg.seed, template=cfg.template)
     lm.model.train()
     rng = np.random.default_rng(cfg.seed + 1)
@@ -315,8 +322,14 @@ def train_lm(tokenizer: WordTokenizer, pairs, captions, cfg: PretrainConfig, pro
     return lm, float(ema if ema is not None else float("nan")), step + 1
 
 
-def pretrain(dataset_root, store, out_prefix: str, config: PretrainConfig | None = None,
-             progress: Progress | None = None, dataset_name: str | None = None) -> PretrainResult:
+def pretrain(
+    dataset_root,
+    store,
+    out_prefix: str,
+    config: PretrainConfig | None = None,
+    progress: Progress | None = None,
+    dataset_name: str | None = None,
+) -> PretrainResult:
     """Train the VQ-VAE and the T5 on `dataset_root` (HumanML3D layout) and save the bundle under
     `out_prefix` (e.g. "models/base-world") in `store`. `dataset_name` (default: the path) is what
     the bundle records as its data; pass a stable name when dataset_root is a local cache, whose
@@ -335,8 +348,11 @@ def pretrain(dataset_root, store, out_prefix: str, config: PretrainConfig | None
         try:
             held = load_corpus(dataset_root, cfg.eval_split, mean, std, cfg.vq.frames_per_token)
         except ValueError:  # no such split (or it is empty): hold out the last tenth of train
-            held = Corpus(train.ids[-max(1, len(train.ids) // 10):], train.features[-max(1, len(train.ids) // 10):],
-                          train.captions[-max(1, len(train.ids) // 10):])
+            held = Corpus(
+                train.ids[-max(1, len(train.ids) // 10) :],
+                train.features[-max(1, len(train.ids) // 10) :],
+                train.captions[-max(1, len(train.ids) // 10) :],
+            )
         progress("data", len(train.ids), len(train.ids), f"{len(train.ids)} training clips, {len(held.ids)} held out")
         budget = cfg.time_budget_s
         vq_deadline = None if budget is None else t0 + 0.4 * budget
@@ -344,8 +360,7 @@ def pretrain(dataset_root, store, out_prefix: str, config: PretrainConfig | None
         t_vq = time.monotonic() - t0
         vq_loss, perplexity, used = eval_vqvae(vq, held, cfg)
         mpjpe, mpjpe_rel = vq_reconstruction(vq, held, mean, std)
-        progress("vqvae", cfg.vq_steps, cfg.vq_steps,
-                 f"held-out recon {vq_loss:.4f} (MPJPE {mpjpe:.1f} mm), {used} codes used")
+        progress("vqvae", cfg.vq_steps, cfg.vq_steps, f"held-out recon {vq_loss:.4f} (MPJPE {mpjpe:.1f} mm), {used} codes used")
 
         pairs = tokenize_corpus(vq, train, cfg.token_offsets)
         held_pairs = tokenize_corpus(vq, held, (0,))
@@ -357,22 +372,44 @@ def pretrain(dataset_root, store, out_prefix: str, config: PretrainConfig | None
         t_lm = time.monotonic() - t0 - t_vq
         progress("lm", cfg.lm_steps, cfg.lm_steps, f"held-out loss {eval_loss:.3f}")
 
-        info = {"name": out_prefix.rstrip("/").rsplit("/", 1)[-1], "source": "pretrain",
-                "dataset": dataset_name or str(dataset_root), "config": cfg.to_dict(),
-                "metrics": {"vq_recon_loss": vq_loss, "vq_perplexity": perplexity, "codes_used": used,
-                            "lm_train_loss": train_loss, "lm_eval_loss": eval_loss,
-                            # Fewer than configured when the time budget cut training short: the
-                            # model then depends on the machine's speed, not only on the seed.
-                            "vq_steps_done": vq_steps, "lm_steps_done": lm_steps}}
+        info = {
+            "name": out_prefix.rstrip("/").rsplit("/", 1)[-1],
+            "source": "pretrain",
+            "dataset": dataset_name or str(dataset_root),
+            "config": cfg.to_dict(),
+            "metrics": {
+                "vq_recon_loss": vq_loss,
+                "vq_perplexity": perplexity,
+                "codes_used": used,
+                "lm_train_loss": train_loss,
+                "lm_eval_loss": eval_loss,
+                # Fewer than configured when the time budget cut training short: the
+                # model then depends on the machine's speed, not only on the seed.
+                "vq_steps_done": vq_steps,
+                "lm_steps_done": lm_steps,
+            },
+        }
         bundle = ModelBundle(vqvae=vq, lm=lm, mean=mean, std=std, info=info)
         save_bundle(store, out_prefix, bundle)
         progress("save", 1, 1, f"saved to {out_prefix}")
-        return PretrainResult(prefix=out_prefix.rstrip("/"), num_train_clips=len(train.ids),
-                              num_captions=len(all_caps), vocab_size=len(tokenizer), vq_recon_loss=vq_loss,
-                              vq_perplexity=perplexity, codes_used=used, lm_train_loss=train_loss,
-                              lm_eval_loss=eval_loss, seconds_vq=t_vq, seconds_lm=t_lm,
-                              seconds_total=time.monotonic() - t0, vq_steps_done=vq_steps, lm_steps_done=lm_steps,
-                              stopped_early=vq_steps < cfg.vq_steps or lm_steps < cfg.lm_steps,
-                              vq_mpjpe_mm=mpjpe, vq_mpjpe_rootrel_mm=mpjpe_rel)
+        return PretrainResult(
+            prefix=out_prefix.rstrip("/"),
+            num_train_clips=len(train.ids),
+            num_captions=len(all_caps),
+            vocab_size=len(tokenizer),
+            vq_recon_loss=vq_loss,
+            vq_perplexity=perplexity,
+            codes_used=used,
+            lm_train_loss=train_loss,
+            lm_eval_loss=eval_loss,
+            seconds_vq=t_vq,
+            seconds_lm=t_lm,
+            seconds_total=time.monotonic() - t0,
+            vq_steps_done=vq_steps,
+            lm_steps_done=lm_steps,
+            stopped_early=vq_steps < cfg.vq_steps or lm_steps < cfg.lm_steps,
+            vq_mpjpe_mm=mpjpe,
+            vq_mpjpe_rootrel_mm=mpjpe_rel,
+        )
     finally:
         torch.set_num_threads(old_threads)

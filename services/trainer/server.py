@@ -27,14 +27,13 @@ log = logging.getLogger("atom.trainer")
 
 # Per-job series carry `train_job` (a `job` label would clash with the scrape target's own and
 # arrive as `exported_job`); they are removed when the job ends, so finished jobs do not pile up.
-TRAIN_LOSS = telemetry.gauge("atom_train_loss", "Loss of the latest training step (NaN or Inf if it diverged)",
-                             ("train_job",))
+TRAIN_LOSS = telemetry.gauge("atom_train_loss", "Loss of the latest training step (NaN or Inf if it diverged)", ("train_job",))
 TRAIN_STEP = telemetry.gauge("atom_train_step", "Latest training step", ("train_job",))
 TRAIN_MARGIN = telemetry.gauge("atom_train_margin", "Mean chosen-minus-rejected log-ratio margin", ("train_job",))
-TRAIN_JOBS_FINISHED = telemetry.counter("atom_train_jobs_finished_total", "Training jobs that ended, by final state",
-                                        ("state",))
-TRAIN_LOSS_NONFINITE = telemetry.counter("atom_train_loss_nonfinite_total",
-                                         "Training jobs stopped because the loss became NaN or infinite", ())
+TRAIN_JOBS_FINISHED = telemetry.counter("atom_train_jobs_finished_total", "Training jobs that ended, by final state", ("state",))
+TRAIN_LOSS_NONFINITE = telemetry.counter(
+    "atom_train_loss_nonfinite_total", "Training jobs stopped because the loss became NaN or infinite", ()
+)
 PAIRS_BUILT = telemetry.counter("atom_pairs_built_total", "Preference pairs built", ("task",))
 _TRAIN_SERIES = (TRAIN_LOSS, TRAIN_STEP, TRAIN_MARGIN)
 _finished_lock = threading.Lock()
@@ -61,9 +60,14 @@ def _export_job_metrics(status) -> None:
     for metric in _TRAIN_SERIES:
         metric.remove(status.job_id)
 
-_STATES = {"PENDING": common_pb2.JOB_STATE_PENDING, "RUNNING": common_pb2.JOB_STATE_RUNNING,
-           "SUCCEEDED": common_pb2.JOB_STATE_SUCCEEDED, "FAILED": common_pb2.JOB_STATE_FAILED,
-           "CANCELLED": common_pb2.JOB_STATE_CANCELLED}
+
+_STATES = {
+    "PENDING": common_pb2.JOB_STATE_PENDING,
+    "RUNNING": common_pb2.JOB_STATE_RUNNING,
+    "SUCCEEDED": common_pb2.JOB_STATE_SUCCEEDED,
+    "FAILED": common_pb2.JOB_STATE_FAILED,
+    "CANCELLED": common_pb2.JOB_STATE_CANCELLED,
+}
 
 
 def _num(x) -> float:
@@ -72,13 +76,24 @@ def _num(x) -> float:
 
 def job_to_proto(s: JobStatus) -> trainer_pb2.Job:
     return trainer_pb2.Job(
-        job_id=s.job_id, state=_STATES.get(s.state, common_pb2.JOB_STATE_UNSPECIFIED),
-        metrics=trainer_pb2.TrainingMetrics(step=s.step, total_steps=s.total_steps, epoch=s.epoch, loss=_num(s.loss),
-                                            margin=_num(s.margin), accuracy=_num(s.accuracy), learning_rate=_num(s.lr)),
+        job_id=s.job_id,
+        state=_STATES.get(s.state, common_pb2.JOB_STATE_UNSPECIFIED),
+        metrics=trainer_pb2.TrainingMetrics(
+            step=s.step,
+            total_steps=s.total_steps,
+            epoch=s.epoch,
+            loss=_num(s.loss),
+            margin=_num(s.margin),
+            accuracy=_num(s.accuracy),
+            learning_rate=_num(s.lr),
+        ),
         adapter=common_pb2.ArtifactRef(key=s.adapter_prefix) if s.adapter_prefix else None,
-        error=s.error, resumed=s.resumed_from_step > 0, kind=s.kind,
+        error=s.error,
+        resumed=s.resumed_from_step > 0,
+        kind=s.kind,
         output=common_pb2.ArtifactRef(key=s.output_prefix) if s.output_prefix else None,
-        figures={k: float(v) for k, v in s.figures.items()})
+        figures={k: float(v) for k, v in s.figures.items()},
+    )
 
 
 # TrainingConfig.logprobs -> TrainConfig.average_logprobs ("" leaves it to the loss's convention).
@@ -97,16 +112,30 @@ def config_from_request(req: trainer_pb2.StartTrainingRequest) -> TrainConfig:
         return getattr(c, name) if c.HasField(name) else default
 
     try:
-        lora = LoraSettings(r=get("lora_r", d.lora_r), alpha=get("lora_alpha", d.lora_alpha),
-                            dropout=get("lora_dropout", d.lora_dropout),
-                            target_modules=tuple(c.target_modules) or tuple(d.target_modules))
+        lora = LoraSettings(
+            r=get("lora_r", d.lora_r),
+            alpha=get("lora_alpha", d.lora_alpha),
+            dropout=get("lora_dropout", d.lora_dropout),
+            target_modules=tuple(c.target_modules) or tuple(d.target_modules),
+        )
         require(c.logprobs in LOGPROBS, "config.logprobs", f"must be 'sum', 'mean' or empty, got {c.logprobs!r}")
-        return TrainConfig(pairs_key=req.pairs.key, output_prefix=req.output_prefix.rstrip("/"), base_model=req.base.base,
-                           loss=c.algorithm or d.algorithm, beta=get("beta", d.beta), lr=get("learning_rate", d.learning_rate),
-                           batch_size=get("batch_size", d.batch_size), epochs=get("epochs", d.epochs),
-                           max_steps=get("max_steps", 0) or None, schedule=c.scheduler or "cosine",
-                           warmup_ratio=get("warmup_ratio", 0.0), seed=c.seed, lora=lora,
-                           average_logprobs=LOGPROBS[c.logprobs or d.logprobs], rpo_alpha=get("rpo_alpha", d.rpo_alpha))
+        return TrainConfig(
+            pairs_key=req.pairs.key,
+            output_prefix=req.output_prefix.rstrip("/"),
+            base_model=req.base.base,
+            loss=c.algorithm or d.algorithm,
+            beta=get("beta", d.beta),
+            lr=get("learning_rate", d.learning_rate),
+            batch_size=get("batch_size", d.batch_size),
+            epochs=get("epochs", d.epochs),
+            max_steps=get("max_steps", 0) or None,
+            schedule=c.scheduler or "cosine",
+            warmup_ratio=get("warmup_ratio", 0.0),
+            seed=c.seed,
+            lora=lora,
+            average_logprobs=LOGPROBS[c.logprobs or d.logprobs],
+            rpo_alpha=get("rpo_alpha", d.rpo_alpha),
+        )
     except TrainConfigError as exc:
         raise InvalidArgument("config", str(exc)) from None
 
@@ -115,20 +144,29 @@ def model_job_from_request(req: trainer_pb2.StartTrainingRequest) -> PretrainSpe
     """A pretrain or evaluator job's spec from a request whose `kind` is set."""
     kind = req.WhichOneof("kind")
     job = getattr(req, kind)
-    require(not req.base.base and not req.base.adapter and not req.pairs.key and not req.HasField("config"),
-            "base", f"a {kind} job takes no base model, pairs or training config; leave them empty")
+    require(
+        not req.base.base and not req.base.adapter and not req.pairs.key and not req.HasField("config"),
+        "base",
+        f"a {kind} job takes no base model, pairs or training config; leave them empty",
+    )
     require_key(job.dataset.key, f"{kind}.dataset.key", "name the HumanML3D-layout dataset's store prefix")
     require_key(req.output_prefix, "output_prefix", f"e.g. models/{'base-tiny' if kind == 'pretrain' else 'evaluator'}")
-    common = {"dataset": job.dataset.key.rstrip("/"), "dataset_sha256": job.dataset.sha256,
-              "output_prefix": req.output_prefix.rstrip("/"), "seed": job.seed}
+    common = {
+        "dataset": job.dataset.key.rstrip("/"),
+        "dataset_sha256": job.dataset.sha256,
+        "output_prefix": req.output_prefix.rstrip("/"),
+        "seed": job.seed,
+    }
     try:
         if kind == "pretrain":
             preset = job.preset or "default"
             require(preset in PRESETS, "pretrain.preset", f"must be one of {', '.join(PRESETS)}, got {job.preset!r}")
-            require(not job.HasField("time_budget_s") or (math.isfinite(job.time_budget_s) and job.time_budget_s > 0),
-                    "pretrain.time_budget_s", f"must be a positive number of seconds, got {job.time_budget_s}")
-            return PretrainSpec(preset=preset, time_budget_s=job.time_budget_s if job.HasField("time_budget_s") else None,
-                                **common)
+            require(
+                not job.HasField("time_budget_s") or (math.isfinite(job.time_budget_s) and job.time_budget_s > 0),
+                "pretrain.time_budget_s",
+                f"must be a positive number of seconds, got {job.time_budget_s}",
+            )
+            return PretrainSpec(preset=preset, time_budget_s=job.time_budget_s if job.HasField("time_budget_s") else None, **common)
         require(not job.HasField("steps") or job.steps >= 1, "evaluator.steps", f"must be >= 1, got {job.steps}")
         return EvaluatorSpec(steps=job.steps if job.HasField("steps") else None, **common)
     except ModelJobError as exc:
@@ -156,10 +194,10 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
         if not self.store.exists(request.dataset.key):
             raise ArtifactNotFound(request.dataset.key, self.store.url)
         min_score = request.min_chosen_score if request.HasField("min_chosen_score") else None
-        cfg = PairConfig.with_min_chosen_score(min_score, theta=request.theta,
-                                               score_filter=not request.no_score_filter)
-        sets = build_pair_sets(self.store, request.dataset.key, request.output_prefix, cfg,
-                               mixed_size=request.mixed_size, seed=request.seed)
+        cfg = PairConfig.with_min_chosen_score(min_score, theta=request.theta, score_filter=not request.no_score_filter)
+        sets = build_pair_sets(
+            self.store, request.dataset.key, request.output_prefix, cfg, mixed_size=request.mixed_size, seed=request.seed
+        )
         resp = trainer_pb2.BuildPairsResponse(stats=common_pb2.ArtifactRef(key=sets.stats_key))
         for f in sets.files:
             resp.pair_sets.append(common_pb2.ArtifactRef(key=f.key, media_type="application/x-ndjson"))
@@ -214,6 +252,12 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
 
 def build_spec(store_url: str) -> ServiceSpec:
     servicer = TrainerServicer(store_url)
-    return ServiceSpec(name="trainer", servicer=servicer, add_to_server=trainer_pb2_grpc.add_TrainerServicer_to_server,
-                       full_name="atom.v1.Trainer", on_shutdown=servicer.shutdown,
-                       details=servicer.compute.describe, ready=lambda: store_problem(servicer.store))
+    return ServiceSpec(
+        name="trainer",
+        servicer=servicer,
+        add_to_server=trainer_pb2_grpc.add_TrainerServicer_to_server,
+        full_name="atom.v1.Trainer",
+        on_shutdown=servicer.shutdown,
+        details=servicer.compute.describe,
+        ready=lambda: store_problem(servicer.store),
+    )

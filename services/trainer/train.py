@@ -59,8 +59,7 @@ class PreferenceLM(Protocol):
     def encode_motion(self, tokens: list[list[int]]) -> torch.Tensor:
         """VQ code lists -> labels (B, L) with the motion start/end tokens, padded with -100."""
 
-    def sequence_logprobs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                          labels: torch.Tensor) -> torch.Tensor:
+    def sequence_logprobs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Summed log-probs of the labels (B,), through self.model (so through the adapter)."""
 
     # Optional: format_prompt(caption) -> text, the model's prompt template.
@@ -149,7 +148,7 @@ def batch_indices(step: int, n: int, batch_size: int, seed: int) -> tuple[int, l
     spe = steps_per_epoch(n, batch_size)
     epoch, k = divmod(step, spe)
     order = epoch_order(n, seed, epoch)
-    return epoch, order[k * batch_size:(k + 1) * batch_size]
+    return epoch, order[k * batch_size : (k + 1) * batch_size]
 
 
 def prompt_formatter(lm, template: str | None) -> Callable[[str], str]:
@@ -160,8 +159,7 @@ def prompt_formatter(lm, template: str | None) -> Callable[[str], str]:
     return own if callable(own) else (lambda caption: caption)
 
 
-def resolve_examples(store: ArtifactStore, pairs: Sequence[PreferencePair],
-                     format_prompt: Callable[[str], str]) -> list[Example]:
+def resolve_examples(store: ArtifactStore, pairs: Sequence[PreferencePair], format_prompt: Callable[[str], str]) -> list[Example]:
     """Pairs to examples, reading motion tokens from the store where the pair does not carry
     them (each motion read once)."""
     cache: dict[str, tuple[int, ...]] = {}
@@ -174,9 +172,7 @@ def resolve_examples(store: ArtifactStore, pairs: Sequence[PreferencePair],
         return cache[key]
 
     return [
-        Example(format_prompt(p.prompt), tokens(p.chosen_tokens, p.chosen_key),
-                tokens(p.rejected_tokens, p.rejected_key))
-        for p in pairs
+        Example(format_prompt(p.prompt), tokens(p.chosen_tokens, p.chosen_key), tokens(p.rejected_tokens, p.rejected_key)) for p in pairs
     ]
 
 
@@ -218,8 +214,7 @@ def _per_token(lp: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return lp / _token_counts(labels).to(lp.dtype)
 
 
-def batch_loss(lm: PreferenceLM, peft_model, examples: Sequence[Example], config: TrainConfig,
-               device: torch.device) -> LossOutput:
+def batch_loss(lm: PreferenceLM, peft_model, examples: Sequence[Example], config: TrainConfig, device: torch.device) -> LossOutput:
     """The preference loss of one batch (policy with gradients, reference without)."""
     b = len(examples)
     ids, mask = lm.encode_text([e.prompt for e in examples])
@@ -248,9 +243,16 @@ def _batch_loss(lm, peft_model, ids, mask, ids2, mask2, labels, b: int, average:
             with reference_policy(peft_model):
                 kwargs["ref_mismatched"] = motion_logprobs(lm, ids, mask, mm_labels, average)
     out = preference_loss(
-        config.loss, policy[:b], policy[b:], ref[:b], ref[b:], beta=config.beta,
-        label_smoothing=config.label_smoothing, desirable_weight=config.kto_desirable_weight,
-        undesirable_weight=config.kto_undesirable_weight, **kwargs,
+        config.loss,
+        policy[:b],
+        policy[b:],
+        ref[:b],
+        ref[b:],
+        beta=config.beta,
+        label_smoothing=config.label_smoothing,
+        desirable_weight=config.kto_desirable_weight,
+        undesirable_weight=config.kto_undesirable_weight,
+        **kwargs,
     )
     if config.rpo_alpha:
         nll = chosen_nll(summed[:b], _token_counts(labels[:b]))
@@ -260,15 +262,16 @@ def _batch_loss(lm, peft_model, ids, mask, ids2, mask2, labels, b: int, average:
 
 
 @torch.no_grad()
-def evaluate_margins(lm: PreferenceLM, peft_model, examples: Sequence[Example], config: TrainConfig,
-                     batch_size: int | None = None) -> dict[str, float]:
+def evaluate_margins(
+    lm: PreferenceLM, peft_model, examples: Sequence[Example], config: TrainConfig, batch_size: int | None = None
+) -> dict[str, float]:
     """Mean preference margin h, accuracy (h > 0) and loss over examples, in eval mode."""
     device = next(peft_model.parameters()).device
     batch_size = batch_size or config.batch_size
     totals: dict[str, float] = {}
     with eval_mode(peft_model):
         for start in range(0, len(examples), batch_size):
-            chunk = examples[start:start + batch_size]
+            chunk = examples[start : start + batch_size]
             out = batch_loss(lm, peft_model, chunk, config, device)
             for k, v in out.metrics.items():
                 totals[k] = totals.get(k, 0.0) + v * len(chunk)
@@ -282,8 +285,9 @@ def _checkpoint_pointer(prefix: str) -> str:
     return f"{prefix.rstrip('/')}/checkpoints/latest.json"
 
 
-def save_checkpoint(store: ArtifactStore, config: TrainConfig, pairs_sha: str, step: int, peft_model,
-                    optimizer, scheduler, history: list[dict]) -> str:
+def save_checkpoint(
+    store: ArtifactStore, config: TrainConfig, pairs_sha: str, step: int, peft_model, optimizer, scheduler, history: list[dict]
+) -> str:
     state = {
         "format": CHECKPOINT_FORMAT,
         "fingerprint": config.fingerprint(),
@@ -339,10 +343,15 @@ def load_checkpoint(store: ArtifactStore, config: TrainConfig, pairs_sha: str) -
 # -- the loop -----------------------------------------------------------------------------------
 
 
-def train_preference(lm: PreferenceLM, store: ArtifactStore, config: TrainConfig, *,
-                     pairs: Sequence[PreferencePair] | None = None,
-                     on_progress: Callable[[Progress], None] | None = None,
-                     cancel: threading.Event | None = None) -> TrainResult:
+def train_preference(
+    lm: PreferenceLM,
+    store: ArtifactStore,
+    config: TrainConfig,
+    *,
+    pairs: Sequence[PreferencePair] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> TrainResult:
     """Train a LoRA adapter on preference pairs; resume from <output_prefix>/checkpoints if there
     is a checkpoint of this config. `pairs` defaults to the pairs at config.pairs_key. Raises
     TrainingCancelled (after checkpointing) when `cancel` is set. The final adapter goes to
@@ -369,8 +378,7 @@ def train_preference(lm: PreferenceLM, store: ArtifactStore, config: TrainConfig
     peft_model.to(device)
     peft_model.train()
     params = [p for p in peft_model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, betas=config.adam_betas, eps=config.adam_eps,
-                                  weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(params, lr=config.lr, betas=config.adam_betas, eps=config.adam_eps, weight_decay=config.weight_decay)
     warmup = config.warmup_for(total)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, warmup, config.schedule))
 
@@ -414,8 +422,20 @@ def train_preference(lm: PreferenceLM, store: ArtifactStore, config: TrainConfig
         record = {"step": done, "epoch": epoch + 1, "lr": lr, **out.metrics}
         history.append(record)
         if on_progress is not None:
-            on_progress(Progress(done, total, epoch + 1, epochs, out.metrics["loss"], out.metrics["margin"],
-                                 out.metrics["accuracy"], lr, dict(out.metrics), start))
+            on_progress(
+                Progress(
+                    done,
+                    total,
+                    epoch + 1,
+                    epochs,
+                    out.metrics["loss"],
+                    out.metrics["margin"],
+                    out.metrics["accuracy"],
+                    lr,
+                    dict(out.metrics),
+                    start,
+                )
+            )
         end_of_epoch = done % spe == 0 or done == total
         periodic = config.checkpoint_every_steps and done % config.checkpoint_every_steps == 0
         if end_of_epoch or periodic:
@@ -426,13 +446,19 @@ def train_preference(lm: PreferenceLM, store: ArtifactStore, config: TrainConfig
     adapter_infos = save_adapter(store, f"{prefix}/adapter", peft_model)
     final = history[-1] if history else {}
     result = TrainResult(
-        fingerprint=config.fingerprint(), steps=total, total_steps=total, epochs=epochs,
-        resumed_from_step=start, adapter_prefix=f"{prefix}/adapter", adapter_keys=[i.key for i in adapter_infos],
-        summary_key=f"{prefix}/train_summary.json", final_metrics=final, history=history,
+        fingerprint=config.fingerprint(),
+        steps=total,
+        total_steps=total,
+        epochs=epochs,
+        resumed_from_step=start,
+        adapter_prefix=f"{prefix}/adapter",
+        adapter_keys=[i.key for i in adapter_infos],
+        summary_key=f"{prefix}/train_summary.json",
+        final_metrics=final,
+        history=history,
         seconds=time.monotonic() - t0,
     )
-    store.put_json(result.summary_key, {"config": config.to_dict(), "pairs": n, "pairs_sha256": pairs_sha,
-                                        **result.to_dict()})
+    store.put_json(result.summary_key, {"config": config.to_dict(), "pairs": n, "pairs_sha256": pairs_sha, **result.to_dict()})
     write_tensorboard(store, prefix, history, config)
     log_mlflow(history, config, run_name=prefix.rsplit("/", 1)[-1])
     write_model_card(store, result.adapter_prefix, model_card(config, n, pairs_sha, final))

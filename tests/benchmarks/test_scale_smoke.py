@@ -30,7 +30,7 @@ scale = _load()
 
 def test_fit_power_recovers_an_exact_power_law():
     ns = [100, 400, 1600, 6400]
-    b, a = scale.fit_power(ns, [3.0 * n ** 1.5 for n in ns])
+    b, a = scale.fit_power(ns, [3.0 * n**1.5 for n in ns])
     assert b == pytest.approx(1.5, abs=1e-12)
     assert a == pytest.approx(math.log(3.0), abs=1e-12)
     b, _ = scale.fit_power([10, 20], [7.0, 7.0])
@@ -39,9 +39,9 @@ def test_fit_power_recovers_an_exact_power_law():
 
 def test_fit_power_is_least_squares_on_logs():
     # Points off the line: the slope is the least-squares slope of log y on log n.
-    ns, ys = [1, math.e, math.e ** 2], [1.0, math.e ** 2, math.e ** 2]
+    ns, ys = [1, math.e, math.e**2], [1.0, math.e**2, math.e**2]
     b, a = scale.fit_power(ns, ys)
-    assert b == pytest.approx(1.0)          # x = 0,1,2; y = 0,2,2: slope 1, intercept 4/3 - 1
+    assert b == pytest.approx(1.0)  # x = 0,1,2; y = 0,2,2: slope 1, intercept 4/3 - 1
     assert a == pytest.approx(1 / 3)
 
 
@@ -56,8 +56,8 @@ def test_extrapolate_follows_the_fit_from_the_largest_point():
     ns = [1000, 5000, 20000]
     ts = [2.0 * n for n in ns]
     assert scale.extrapolate(ns, ts, 47_100) == pytest.approx(2.0 * 47_100)
-    ts = [0.5 * n ** 1.2 for n in ns]
-    assert scale.extrapolate(ns, ts, 47_100) == pytest.approx(0.5 * 47_100 ** 1.2)
+    ts = [0.5 * n**1.2 for n in ns]
+    assert scale.extrapolate(ns, ts, 47_100) == pytest.approx(0.5 * 47_100**1.2)
     # From the largest point, not the intercept: a constant stage stays at its measured time.
     assert scale.extrapolate(ns, [4.0, 4.0, 4.0], 47_100) == pytest.approx(4.0)
     assert scale.extrapolate_linear(ns, [4.0, 5.0, 8.0], 40_000) == pytest.approx(16.0)
@@ -81,14 +81,14 @@ def test_check_curve_flags_superlinear_time_and_growing_memory():
     ns = [100, 1000]
     ok = {"k": {"n": ns, "seconds": {"generate": [1.0, 10.0]}, "rss": {"controller (generate)": [100, 120]}}}
     assert scale.check_curve(ok, 1.1, 1.25) == []
-    slow = {"k": {"n": ns, "seconds": {"judge": [1.0, 10 ** 1.3]}, "rss": {}}}
+    slow = {"k": {"n": ns, "seconds": {"judge": [1.0, 10**1.3]}, "rss": {}}}
     (msg,) = scale.check_curve(slow, 1.1, 1.25)
     assert "judge" in msg and "N^1.30" in msg
     fat = {"k": {"n": ns, "seconds": {}, "rss": {"trainer (pairs)": [100, 130]}}}
     (msg,) = scale.check_curve(fat, 1.1, 1.25)
     assert "trainer (pairs)" in msg and "x1.30" in msg
     # Exactly at the limits passes; one size alone is not judged.
-    edge = {"k": {"n": ns, "seconds": {"s": [1.0, 10 ** 1.1]}, "rss": {"p": [100, 125]}}}
+    edge = {"k": {"n": ns, "seconds": {"s": [1.0, 10**1.1]}, "rss": {"p": [100, 125]}}}
     assert scale.check_curve(edge, 1.1 + 1e-9, 1.25) == []
     assert scale.check_curve({"k": {"n": [5], "seconds": {"s": [1.0]}, "rss": {"p": [1]}}}, 1.1, 1.25) == []
     # A stage too short to time is not judged; the same curve scaled up is.
@@ -102,10 +102,32 @@ def test_check_curve_flags_superlinear_time_and_growing_memory():
 @pytest.mark.slow
 def test_script_runs_at_tiny_sizes_and_prints_its_tables(tmp_path):
     env = {**os.environ, "ATOM_CACHE_DIR": str(tmp_path / "cache")}
-    out = subprocess.run([sys.executable, str(SCRIPT), "--sizes", "6,12", "--samples", "2", "--replicas", "1",
-                          "--world-clips", "100", "--render-size", "64", "--no-check", "--workdir", str(tmp_path / "w"),
-                          "--json", str(tmp_path / "scale.json")],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=580)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--sizes",
+            "6,12",
+            "--samples",
+            "2",
+            "--replicas",
+            "1",
+            "--world-clips",
+            "100",
+            "--render-size",
+            "64",
+            "--no-check",
+            "--workdir",
+            str(tmp_path / "w"),
+            "--json",
+            str(tmp_path / "scale.json"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=580,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     text = out.stdout
     assert "| stage | N | stage s | process s | controller CPU s | services CPU s | items | items/s | controller MB |" in text

@@ -25,9 +25,31 @@ from gen_tiny_models import make_tiny_bundle  # noqa: E402
 from runfiles import write_run  # noqa: E402
 
 # A small VLM run: 2 integrity prompts x 2 motions, rendered at 64 px, one full image each.
-RUN = ["--run", "spend", "--base-model", "models/base", "--world-clips", "100", "--tasks", "integrity",
-       "--prompts-per-task", "2", "--eval-prompts-per-task", "2", "--samples-per-prompt", "2", "--judge", "vlm",
-       "--judge-model", "fake-vlm", "--form", "full_image", "--set", "render.size=64", "--quiet"]
+RUN = [
+    "--run",
+    "spend",
+    "--base-model",
+    "models/base",
+    "--world-clips",
+    "100",
+    "--tasks",
+    "integrity",
+    "--prompts-per-task",
+    "2",
+    "--eval-prompts-per-task",
+    "2",
+    "--samples-per-prompt",
+    "2",
+    "--judge",
+    "vlm",
+    "--judge-model",
+    "fake-vlm",
+    "--form",
+    "full_image",
+    "--set",
+    "render.size=64",
+    "--quiet",
+]
 STRICT = ["--set", "judge.confirm_above_usd=0.0001"]  # any paid question is above it
 KEY = "sk-test-judge-cli-00000000"
 
@@ -52,12 +74,24 @@ def system(tmp_path_factory):
             endpoints = [a for s, addr in services.endpoints().items() for a in ("--endpoint", f"{s}={addr}")]
 
             def atomctl(*args, stdin=None):
-                return subprocess.run([sys.executable, "-m", "atom.cli", "--store", str(root / "store"), *endpoints,
-                                       *args], capture_output=True, text=True, timeout=600, stdin=stdin,
-                                      env={**os.environ, **env}, cwd=root)
+                return subprocess.run(
+                    [sys.executable, "-m", "atom.cli", "--store", str(root / "store"), *endpoints, *args],
+                    capture_output=True,
+                    text=True,
+                    timeout=600,
+                    stdin=stdin,
+                    env={**os.environ, **env},
+                    cwd=root,
+                )
 
-            yield {"root": root, "store": root / "store", "fake": fake, "atomctl": atomctl, "endpoints": endpoints,
-                   "env": {**os.environ, **env}}
+            yield {
+                "root": root,
+                "store": root / "store",
+                "fake": fake,
+                "atomctl": atomctl,
+                "endpoints": endpoints,
+                "env": {**os.environ, **env},
+            }
 
 
 def _stages(store: Path, run: str = "spend") -> dict:
@@ -71,9 +105,15 @@ def _number(pattern: str, text: str) -> int:
 def _on_a_terminal(system, args, answer: str) -> tuple[int, str]:
     """atomctl with a pseudo-terminal as its stdin (a person at the keyboard) typing `answer`."""
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "atom.cli", "--store", str(system["store"]), *system["endpoints"],
-                             *args], stdin=follower, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=system["env"], cwd=system["root"])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "atom.cli", "--store", str(system["store"]), *system["endpoints"], *args],
+        stdin=follower,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=system["env"],
+        cwd=system["root"],
+    )
     os.close(follower)
     os.write(leader, answer.encode())
     out, _ = proc.communicate(timeout=600)
@@ -99,8 +139,17 @@ def test_vlm_spend_is_estimated_then_confirmed(system):
     est = atomctl("judge", "estimate", *RUN)
     assert est.returncode == 0, est.stderr
     text = est.stdout
-    for needle in ("Judge estimate for fake-vlm", "4 to ask", "sizes: ", "per question", "cost, synchronous",
-                   "cost, Batch API", "image rule:", "text rule:", "platform.openai.com"):
+    for needle in (
+        "Judge estimate for fake-vlm",
+        "4 to ask",
+        "sizes: ",
+        "per question",
+        "cost, synchronous",
+        "cost, Batch API",
+        "image rule:",
+        "text rule:",
+        "platform.openai.com",
+    ):
         assert needle in text, needle
     assert fake.calls == 0  # estimating asks nothing
 
@@ -127,16 +176,36 @@ def test_calibrate_kinematic_then_vlm_and_the_run_browser_shows_it(system):
     atomctl, fake = system["atomctl"], system["fake"]
     out = atomctl("judge", "calibrate", "--judge", "kinematic", "--n", "6", "--quiet", *STRICT)  # free: never asks
     assert out.returncode == 0, out.stderr
-    assert "Calibration of kinematic-v1" in out.stdout and "confusion integrity joints (rows truth, columns judge)" \
-        in out.stdout
+    assert "Calibration of kinematic-v1" in out.stdout and "confusion integrity joints (rows truth, columns judge)" in out.stdout
     calls = fake.calls
-    out = atomctl("judge", "calibrate", "--judge", "vlm", "--judge-model", "fake-vlm", "--n", "6", "--forms",
-                  "full_image,frame_by_frame", "--intervals", "16", "--set", "render.size=64", "--quiet")
+    out = atomctl(
+        "judge",
+        "calibrate",
+        "--judge",
+        "vlm",
+        "--judge-model",
+        "fake-vlm",
+        "--n",
+        "6",
+        "--forms",
+        "full_image,frame_by_frame",
+        "--intervals",
+        "16",
+        "--set",
+        "render.size=64",
+        "--quiet",
+    )
     assert out.returncode == 0, out.stderr
     text = out.stdout
     assert fake.calls - calls == 2 * 6  # every clip, in both forms
-    for needle in ("Calibration of vlm:fake-vlm", "kinematic judge: kinematic-v1", "full-image/16", "frame-by-frame/16",
-                   "confusion frequency frame-by-frame/16", "table saved in the store as judge/calibration/"):
+    for needle in (
+        "Calibration of vlm:fake-vlm",
+        "kinematic judge: kinematic-v1",
+        "full-image/16",
+        "frame-by-frame/16",
+        "confusion frequency frame-by-frame/16",
+        "table saved in the store as judge/calibration/",
+    ):
         assert needle in text, needle
     # The test VLM always gives the top score: on integrity, right exactly for the clips whose truth is 5.
     key = text.rsplit("as ", 1)[1].strip()
@@ -158,12 +227,15 @@ def test_calibrate_kinematic_then_vlm_and_the_run_browser_shows_it(system):
     assert 'id="calibration"' in page and "frame-by-frame/16" in page and "vlm:fake-vlm" in page
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--forms", "full_image,sideways"], "unknown form 'sideways'"),
-    (["--n", "0"], "0 is not in the range 1<=x<=2000"),
-    (["--intervals", "8,x"], "'x' is not a whole number"),
-    (["--judge", "kinematic", "--forms", "full_image"], "are for the VLM judge"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--forms", "full_image,sideways"], "unknown form 'sideways'"),
+        (["--n", "0"], "0 is not in the range 1<=x<=2000"),
+        (["--intervals", "8,x"], "'x' is not a whole number"),
+        (["--judge", "kinematic", "--forms", "full_image"], "are for the VLM judge"),
+    ],
+)
 def test_calibrate_refuses_bad_options_in_one_line(system, args, message):
     out = system["atomctl"]("judge", "calibrate", *args)
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr
@@ -171,16 +243,16 @@ def test_calibrate_refuses_bad_options_in_one_line(system, args, message):
 
 def test_calibrate_refuses_a_malformed_human_file_in_one_line(system, tmp_path):
     labels = tmp_path / "labels.jsonl"
-    labels.write_text('# two bad lines\n{"motion": "clip.npy", "prompt": "A man waves.", "task": "integrity", '
-                      '"labels": ["wave"], "score": 3}\nnot json\n')
+    labels.write_text(
+        '# two bad lines\n{"motion": "clip.npy", "prompt": "A man waves.", "task": "integrity", "labels": ["wave"], "score": 3}\nnot json\n'
+    )
     import numpy as np
 
     np.save(tmp_path / "clip.npy", np.zeros((40, 22, 3), np.float32))
     out = system["atomctl"]("judge", "calibrate", "--human", str(labels))
     assert out.returncode == 5 and "Traceback" not in out.stderr, out.stderr
     line = out.stderr.strip()
-    assert len(line.splitlines()) == 1 and "line 2: score 3 is not a valid integrity score" in line \
-        and "line 3: not JSON" in line
+    assert len(line.splitlines()) == 1 and "line 2: score 3 is not a valid integrity score" in line and "line 3: not JSON" in line
     out = system["atomctl"]("judge", "calibrate", "--human", str(tmp_path / "missing.jsonl"))
     assert out.returncode == 2 and "does not exist" in out.stderr
 
@@ -195,7 +267,8 @@ def test_calibrate_on_human_labels(system, tmp_path):
     (tmp_path / "labels.jsonl").write_text(
         '{"motion": "wave.npy", "prompt": "A person waves.", "task": "frequency", "labels": ["wave"], "score": 1}\n'
         '{"id": "w2", "motion": "wave.npy", "prompt": "A person waves twice.", "task": "frequency", '
-        '"labels": [{"event": "wave", "count": 2}], "score": 2, "annotator": "ann-1"}\n')
+        '"labels": [{"event": "wave", "count": 2}], "score": 2, "annotator": "ann-1"}\n'
+    )
     t0 = time.monotonic()
     out = system["atomctl"]("judge", "calibrate", "--judge", "kinematic", "--human", str(tmp_path / "labels.jsonl"))
     assert out.returncode == 0, out.stderr

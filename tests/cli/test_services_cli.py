@@ -18,9 +18,13 @@ def _atomctl(*args, **kw):
 
 def test_services_up_then_status(tmp_path):
     store = tmp_path / "store"
-    proc = subprocess.Popen([sys.executable, "-m", "atom.cli", "--store", str(store), "services", "up",
-                             "--log-dir", str(tmp_path / "logs")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "atom.cli", "--store", str(store), "services", "up", "--log-dir", str(tmp_path / "logs")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         lines = []
         deadline = time.monotonic() + 120

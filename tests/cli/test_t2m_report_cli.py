@@ -24,8 +24,9 @@ from runfiles import write_run  # noqa: E402
 
 
 def _atomctl(store, *args, **kw):
-    return subprocess.run([sys.executable, "-m", "atom.cli", "--store", str(store), *args], capture_output=True,
-                          text=True, timeout=600, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "atom.cli", "--store", str(store), *args], capture_output=True, text=True, timeout=600, **kw
+    )
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +39,18 @@ def bundle_store(tmp_path_factory):
 def test_t2m_writes_every_format_and_repeats_with_its_seed(bundle_store, tmp_path):
     from services.renderer.video import mp4_frame_count
 
-    args = ["t2m", "a person jumps twice, then waves", "--base-model", "models/base", "--samples", "2",
-            "--format", "mp4,gif,bvh,npz,smpl", "--size", "64"]
+    args = [
+        "t2m",
+        "a person jumps twice, then waves",
+        "--base-model",
+        "models/base",
+        "--samples",
+        "2",
+        "--format",
+        "mp4,gif,bvh,npz,smpl",
+        "--size",
+        "64",
+    ]
     out = _atomctl(bundle_store, *args, "--out", str(tmp_path / "a"))
     assert out.returncode == 0, out.stderr
     summary = json.loads((tmp_path / "a" / "prompt.json").read_text())
@@ -60,34 +71,47 @@ def test_t2m_writes_every_format_and_repeats_with_its_seed(bundle_store, tmp_pat
     again = _atomctl(bundle_store, *args, "--out", str(tmp_path / "b"))
     assert again.returncode == 0, again.stderr
     for i in (0, 1):
-        np.testing.assert_array_equal(np.load(tmp_path / "a" / f"sample-{i}" / "joints.npy"),
-                                      np.load(tmp_path / "b" / f"sample-{i}" / "joints.npy"))
+        np.testing.assert_array_equal(
+            np.load(tmp_path / "a" / f"sample-{i}" / "joints.npy"), np.load(tmp_path / "b" / f"sample-{i}" / "joints.npy")
+        )
 
 
 def test_t2m_refuses_bad_input_in_one_line(bundle_store, tmp_path):
     out = _atomctl(bundle_store, "t2m", "  ", "--base-model", "models/base", "--out", str(tmp_path / "x"))
     assert out.returncode == 5 and "the prompt is empty" in out.stderr and "Traceback" not in out.stderr
-    out = _atomctl(bundle_store, "t2m", "a man waves", "--base-model", "models/base", "--format", "fbx",
-                   "--out", str(tmp_path / "x"))
+    out = _atomctl(bundle_store, "t2m", "a man waves", "--base-model", "models/base", "--format", "fbx", "--out", str(tmp_path / "x"))
     assert out.returncode == 5 and "unknown format" in out.stderr
-    out = _atomctl(bundle_store, "t2m", "a man waves", "--base-model", "models/base", "--format", "smpl",
-                   "--smpl-model", str(tmp_path / "SMPL_NEUTRAL.npz"), "--out", str(tmp_path / "x"))
+    out = _atomctl(
+        bundle_store,
+        "t2m",
+        "a man waves",
+        "--base-model",
+        "models/base",
+        "--format",
+        "smpl",
+        "--smpl-model",
+        str(tmp_path / "SMPL_NEUTRAL.npz"),
+        "--out",
+        str(tmp_path / "x"),
+    )
     assert out.returncode == 5 and "SMPL_NEUTRAL.npz' does not exist" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_report_builds_and_serves_the_site(tmp_path):
     store = LocalStore(tmp_path / "store")
     write_run(store)
-    out = _atomctl(tmp_path / "store", "report", "--run", "demo", "--cards-per-task", "1", "--pair-videos", "0",
-                   "--video-size", "64")
+    out = _atomctl(tmp_path / "store", "report", "--run", "demo", "--cards-per-task", "1", "--pair-videos", "0", "--video-size", "64")
     assert out.returncode == 0, out.stderr
     index = Path(out.stdout.strip().split("run browser: ", 1)[1])
     assert index.is_file() and index == tmp_path / "store" / "reports" / "demo" / "site" / "index.html"
     assert len(list((index.parent / "videos").iterdir())) == 2 * 3
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "atom.cli", "--store", str(tmp_path / "store"), "report",
-                               "--run", "demo", "--serve", "--port", str(port)], stdout=subprocess.PIPE, text=True,
-                              start_new_session=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "atom.cli", "--store", str(tmp_path / "store"), "report", "--run", "demo", "--serve", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         assert "serving run 'demo'" in server.stdout.readline()
         deadline = time.monotonic() + 30

@@ -185,8 +185,7 @@ def package_version() -> str:
 def torch_pin() -> str:
     project = pyproject()["project"]
     assert not [d for d in project["dependencies"] if d.startswith("torch")], "torch must stay out of the shared base"
-    pins = {d.replace(" ", "") for deps in project["optional-dependencies"].values() for d in deps
-            if re.match(r"torch\s*==", d)}
+    pins = {d.replace(" ", "") for deps in project["optional-dependencies"].values() for d in deps if re.match(r"torch\s*==", d)}
     assert len(pins) == 1, f"pyproject.toml should pin torch to one exact version, not {pins}"
     return pins.pop()
 
@@ -236,8 +235,9 @@ def check_dependencies_before_code(name: str, stage) -> None:
     deps = next(k for k, (i, a) in enumerate(steps) if i == "RUN" and "pip install -r /opt/atom-build/extras.txt" in a)
     code = next(k for k, (i, a) in enumerate(steps) if i == "COPY" and a.split()[0] == "atom")
     assert deps < code, f"{name}: the dependencies must be installed before the code is copied"
-    assert all(a.split()[:-1] == ["pyproject.toml", "deploy/docker/requirements.py"]
-               for i, a in steps[:deps] if i == "COPY"), f"{name}: only pyproject.toml may feed the dependency layer"
+    assert all(a.split()[:-1] == ["pyproject.toml", "deploy/docker/requirements.py"] for i, a in steps[:deps] if i == "COPY"), (
+        f"{name}: only pyproject.toml may feed the dependency layer"
+    )
     assert any(i == "RUN" and "pip install --no-deps /src" in a for i, a in steps[code:]), name
 
 
@@ -247,8 +247,9 @@ def test_base_images(dockerfiles):
     (they carry their CUDA libraries; the NVIDIA toolkit mounts the driver)."""
     version = package_version()
     base = dockerfiles["base"]
-    (base_from,) = [re.sub(r"\$\{(\w+)\}", lambda m: arg_defaults(base)[m.group(1)], a.split()[0])
-                    for stage in base[1:] for a in instr(stage, "FROM")]
+    (base_from,) = [
+        re.sub(r"\$\{(\w+)\}", lambda m: arg_defaults(base)[m.group(1)], a.split()[0]) for stage in base[1:] for a in instr(stage, "FROM")
+    ]
     assert base_from.startswith("python:3.11-slim")
     assert arg_defaults(base)["ATOM_VERSION"] == version
     assert labels_of(base[-1])["org.opencontainers.image.title"] == "atom-base"
@@ -359,14 +360,14 @@ def test_healthcheck_probe_runs_standalone_with_atom_port(health_server):
     """As Docker runs it: a bare `python script` with the port from the image's ATOM_PORT."""
     port, _, _ = health_server
     script = str(DOCKER / "healthcheck.py")
-    ok = subprocess.run([sys.executable, script], env={"ATOM_PORT": str(port)}, capture_output=True, text=True,
-                        timeout=30)
+    ok = subprocess.run([sys.executable, script], env={"ATOM_PORT": str(port)}, capture_output=True, text=True, timeout=30)
     assert ok.returncode == 0, ok.stderr
     with __import__("socket").socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
-    down = subprocess.run([sys.executable, script, "--timeout", "1"], env={"ATOM_PORT": str(dead)},
-                          capture_output=True, text=True, timeout=30)
+    down = subprocess.run(
+        [sys.executable, script, "--timeout", "1"], env={"ATOM_PORT": str(dead)}, capture_output=True, text=True, timeout=30
+    )
     assert down.returncode == 1 and "UNAVAILABLE" in down.stderr
 
 
@@ -480,8 +481,7 @@ def test_compose_gpu_override():
     assert with_gpu == GPU_SERVICES
 
 
-@pytest.mark.parametrize("files", [["docker-compose.yml"], ["docker-compose.yml", "docker-compose.gpu.yml"]],
-                         ids=["base", "gpu"])
+@pytest.mark.parametrize("files", [["docker-compose.yml"], ["docker-compose.yml", "docker-compose.gpu.yml"]], ids=["base", "gpu"])
 def test_docker_compose_config(files):
     exe = shutil.which("docker-compose")
     if exe is None:
@@ -535,16 +535,26 @@ def test_grafana_dashboard():
     assert len(ids) == len(set(ids)), "panel ids must be unique"
     exprs = [t["expr"] for p in panels for t in p.get("targets", [])]
     text = "\n".join(exprs)
-    required = [*metric_names().values(), "atom_motions_generated_total", "atom_frames_rendered_total",
-                "atom_judge_calls_total", "atom_judge_cost_usd_total", "atom_judge_cache_hits_total",
-                "atom_train_loss", "atom_train_step", "atom_pipeline_stage_seconds", "atom_gpu_memory_bytes"]
+    required = [
+        *metric_names().values(),
+        "atom_motions_generated_total",
+        "atom_frames_rendered_total",
+        "atom_judge_calls_total",
+        "atom_judge_cost_usd_total",
+        "atom_judge_cache_hits_total",
+        "atom_train_loss",
+        "atom_train_step",
+        "atom_pipeline_stage_seconds",
+        "atom_gpu_memory_bytes",
+    ]
     for metric in required:
         assert re.search(rf"\b{metric}\b", text), f"the dashboard never shows {metric}"
     assert metric_names()["handled"] == "grpc_server_handled_total"  # go-grpc-prometheus's names
     for q in ("0.5", "0.95"):
         assert f"histogram_quantile({q}, sum by (le, grpc_service, grpc_method)" in text
-    assert "{{job}}" not in json.dumps([p for p in panels if "atom_train" in json.dumps(p)]), \
+    assert "{{job}}" not in json.dumps([p for p in panels if "atom_train" in json.dumps(p)]), (
         "training series are labelled train_job (a job label becomes exported_job)"
+    )
     for p in panels:
         if p["type"] != "row":
             assert p["datasource"]["uid"] == "${datasource}"
@@ -625,8 +635,7 @@ def crd_errors(doc: dict) -> list[str]:
     if doc["apiVersion"] != f"{crd['group']}/{crd['version']}":
         return [f"apiVersion {doc['apiVersion']} is not {crd['group']}/{crd['version']}"]
     schema = crd["openAPIV3Schema"]
-    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-              for e in jsonschema.Draft7Validator(schema).iter_errors(doc)]
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in jsonschema.Draft7Validator(schema).iter_errors(doc)]
 
     def unknown(value, node, where):
         if node.get("x-kubernetes-preserve-unknown-fields"):
@@ -795,8 +804,9 @@ def test_kubernetes_prometheus_finds_every_metrics_port(built, overlay):
     keep = {tuple(r["source_labels"]): r["regex"] for r in rules if r.get("action") == "keep"}
     assert keep[("__meta_kubernetes_pod_annotation_prometheus_io_scrape",)] == "true"
     assert keep[("__meta_kubernetes_pod_container_port_name",)] == "metrics"
-    assert any(r.get("target_label") == "job" and r["source_labels"] == ["__meta_kubernetes_pod_label_app_kubernetes_io_name"]
-               for r in rules)
+    assert any(
+        r.get("target_label") == "job" and r["source_labels"] == ["__meta_kubernetes_pod_label_app_kubernetes_io_name"] for r in rules
+    )
     # Every scraped pod declares its metrics port under the name the config keeps, at the
     # number its annotation gives.
     scraped = set()
@@ -843,11 +853,11 @@ def test_secrets_are_placeholders_and_the_judge_key_stays_with_the_judge(built):
 # ---------------------------------------------------------------- no secrets committed
 
 SECRET_PATTERNS = [
-    re.compile(r"sk-[A-Za-z0-9_\-]{20,}"),                      # OpenAI-style API keys
-    re.compile(r"AKIA[0-9A-Z]{16}"),                             # AWS access key ids
+    re.compile(r"sk-[A-Za-z0-9_\-]{20,}"),  # OpenAI-style API keys
+    re.compile(r"AKIA[0-9A-Z]{16}"),  # AWS access key ids
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
-    re.compile(r"gh[pousr]_[A-Za-z0-9]{30,}"),                   # GitHub tokens
-    re.compile(r"xox[abpr]-[A-Za-z0-9-]{10,}"),                  # Slack tokens
+    re.compile(r"gh[pousr]_[A-Za-z0-9]{30,}"),  # GitHub tokens
+    re.compile(r"xox[abpr]-[A-Za-z0-9-]{10,}"),  # Slack tokens
     re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\."),  # JWTs
 ]
 
@@ -882,10 +892,27 @@ def test_deploy_docs_cover_both_ways():
     page = ROOT / "docs" / "deploy.md"
     assert page.is_file(), "docs/deploy.md is missing"
     text = page.read_text()
-    for needle in ("docker compose", "docker-compose.gpu.yml", "overlays/cpu", "overlays/gpu", "kubectl apply -k",
-                   "kubectl -n atom scale", "atom-judge", "atom-store-credentials", "run-pipeline",
-                   # issue 19: GPUs used, standard metrics, operator objects, S3 credentials, images
-                   "overlays/ops", "nvidia-smi", "atom_gpu_memory_bytes", "prometheus-adapter",
-                   "grpc_server_handled_total", "mc admin policy attach", "AWS_SESSION_TOKEN", "IRSA",
-                   "eks.amazonaws.com/role-arn", "atom-base", "Dependency size per image"):
+    for needle in (
+        "docker compose",
+        "docker-compose.gpu.yml",
+        "overlays/cpu",
+        "overlays/gpu",
+        "kubectl apply -k",
+        "kubectl -n atom scale",
+        "atom-judge",
+        "atom-store-credentials",
+        "run-pipeline",
+        # issue 19: GPUs used, standard metrics, operator objects, S3 credentials, images
+        "overlays/ops",
+        "nvidia-smi",
+        "atom_gpu_memory_bytes",
+        "prometheus-adapter",
+        "grpc_server_handled_total",
+        "mc admin policy attach",
+        "AWS_SESSION_TOKEN",
+        "IRSA",
+        "eks.amazonaws.com/role-arn",
+        "atom-base",
+        "Dependency size per image",
+    ):
         assert needle in text, f"docs/deploy.md never mentions {needle!r}"

@@ -26,8 +26,12 @@ from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE_EXTRAS = {  # the ATOM_EXTRAS each Dockerfile installs (checked against the Dockerfiles below)
-    "renderer": ["renderer"], "judge": ["judge"], "generator": ["gpu-services"], "trainer": ["gpu-services"],
-    "evaluator": ["gpu-services"], "controller": ["controller"],
+    "renderer": ["renderer"],
+    "judge": ["judge"],
+    "generator": ["gpu-services"],
+    "trainer": ["gpu-services"],
+    "evaluator": ["gpu-services"],
+    "controller": ["controller"],
 }
 TORCH_FREE = ("renderer", "judge")
 
@@ -74,8 +78,7 @@ def blocked_modules(extras: tuple[str, ...]) -> list[str]:
     owners: dict[str, set[str]] = {}
     for module, dists in md.packages_distributions().items():
         owners.setdefault(module, set()).update(_norm(d) for d in dists)
-    return sorted(m for m, dists in owners.items()
-                  if m.isidentifier() and m not in sys.stdlib_module_names and not (dists & allowed))
+    return sorted(m for m, dists in owners.items() if m.isidentifier() and m not in sys.stdlib_module_names and not (dists & allowed))
 
 
 PRELUDE = textwrap.dedent("""
@@ -104,7 +107,8 @@ SERVE = textwrap.dedent("""
 """)
 
 WORKLOADS = {
-    "renderer": SERVE.format(name="renderer") + textwrap.dedent("""
+    "renderer": SERVE.format(name="renderer")
+    + textwrap.dedent("""
         import numpy as np
         from atom.motion.events import EventLabel
         from atom.motion.record import MotionRecord
@@ -118,7 +122,8 @@ WORKLOADS = {
                                                                          options=opts))
             assert res.images and store.exists(res.images[0].key), form
     """),
-    "judge": SERVE.format(name="judge") + textwrap.dedent("""
+    "judge": SERVE.format(name="judge")
+    + textwrap.dedent("""
         import numpy as np
         from atom.motion.events import EventLabel
         from atom.motion.record import MotionRecord
@@ -163,8 +168,9 @@ def test_the_blocker_blocks():
     blocked = set(blocked_modules(("judge",)))
     assert {"torch", "transformers", "pyrender", "smplx"} <= blocked
     assert not {"grpc", "numpy", "openai", "minio", "yaml"} & blocked
-    res = subprocess.run([sys.executable, "-c", PRELUDE.format(blocked=sorted(blocked)) + "import torch"],
-                         capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [sys.executable, "-c", PRELUDE.format(blocked=sorted(blocked)) + "import torch"], capture_output=True, text=True, timeout=60
+    )
     assert res.returncode != 0 and "not in this image" in res.stderr
 
 
@@ -187,8 +193,11 @@ def test_default_install_still_gets_everything():
     """`make` installs .[test]: it must hold every extra (torch included)."""
     every = set().union(*(closure((e,)) for extras in IMAGE_EXTRAS.values() for e in extras))
     assert every <= closure(("test",))
-    pins = [r for r in _requirements_module().requirements(tomllib.loads((ROOT / "pyproject.toml").read_text()),
-                                                             ["test"]) if r.startswith("torch")]
+    pins = [
+        r
+        for r in _requirements_module().requirements(tomllib.loads((ROOT / "pyproject.toml").read_text()), ["test"])
+        if r.startswith("torch")
+    ]
     assert pins and all(p == "torch==2.13.0" for p in pins)
 
 
@@ -203,8 +212,12 @@ def test_dockerfiles_install_the_extras_named_here():
 
 
 def test_requirements_helper_prints_pins(tmp_path):
-    out = subprocess.run([sys.executable, str(ROOT / "deploy/docker/requirements.py"), "--only-extras",
-                          str(ROOT / "pyproject.toml"), "smpl"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "deploy/docker/requirements.py"), "--only-extras", str(ROOT / "pyproject.toml"), "smpl"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     lines = out.split()
     assert "torch==2.13.0" in lines and "pyrender==0.1.45" in lines and "grpcio==1.85.1" not in lines
     assert all("==" in line for line in lines), lines

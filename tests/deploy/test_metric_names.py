@@ -31,10 +31,15 @@ DEPLOY = ROOT / "deploy"
 OPS = DEPLOY / "k8s" / "components" / "ops"
 # Series Prometheus makes itself for every target, not the code.
 SYNTHETIC = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
-_SUFFIXES = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count", "_sum", "_created"),
-             "summary": ("_count", "_sum", "_created"), "gauge": ("",), "info": ("_info",), "untyped": ("",)}
-_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless",
-             "offset", "inf", "nan"}
+_SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "histogram": ("_bucket", "_count", "_sum", "_created"),
+    "summary": ("_count", "_sum", "_created"),
+    "gauge": ("",),
+    "info": ("_info",),
+    "untyped": ("",),
+}
+_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless", "offset", "inf", "nan"}
 
 
 def series_names(exposition: str) -> set[str]:
@@ -49,11 +54,11 @@ def series_names(exposition: str) -> set[str]:
 def promql_metric_names(expr: str) -> set[str]:
     """Metric names in a PromQL expression: identifiers that are not functions, keywords, label
     names (inside {...} or by/on/... lists), ranges, strings or Grafana variables."""
-    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)              # string literals
-    text = re.sub(r"\[[^\]]*\]", "", text)                       # ranges [5m], [$__rate_interval]
-    text = re.sub(r"\{[^}]*\}", "", text)                        # label matchers
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # string literals
+    text = re.sub(r"\[[^\]]*\]", "", text)  # ranges [5m], [$__rate_interval]
+    text = re.sub(r"\{[^}]*\}", "", text)  # label matchers
     text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
-    text = re.sub(r"\$\{?\w+\}?", "", text)                      # Grafana variables
+    text = re.sub(r"\$\{?\w+\}?", "", text)  # Grafana variables
     names = set()
     for m in re.finditer(r"(?<![\w.])([A-Za-z_:][A-Za-z0-9_:]*)(\s*\()?", text):
         name, call = m.group(1), m.group(2)
@@ -64,11 +69,12 @@ def promql_metric_names(expr: str) -> set[str]:
 
 
 def test_promql_name_extraction():
-    expr = ('histogram_quantile(0.95, sum by (le, grpc_service) (rate(grpc_server_handling_seconds_bucket'
-            '{grpc_service=~"$service", le!="x"}[$__rate_interval]))) / on (job) group_left up '
-            'or abs(atom_train_loss) == +Inf and sum without (judge) (atom_judge_cost_usd_total offset 5m)')
-    assert promql_metric_names(expr) == {"grpc_server_handling_seconds_bucket", "up", "atom_train_loss",
-                                         "atom_judge_cost_usd_total"}
+    expr = (
+        "histogram_quantile(0.95, sum by (le, grpc_service) (rate(grpc_server_handling_seconds_bucket"
+        '{grpc_service=~"$service", le!="x"}[$__rate_interval]))) / on (job) group_left up '
+        "or abs(atom_train_loss) == +Inf and sum without (judge) (atom_judge_cost_usd_total offset 5m)"
+    )
+    assert promql_metric_names(expr) == {"grpc_server_handling_seconds_bucket", "up", "atom_train_loss", "atom_judge_cost_usd_total"}
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +88,9 @@ def exported(tmp_path_factory) -> set[str]:
     names: set[str] = set()
     for name in SERVICES:
         root = tmp_path_factory.mktemp(f"store-{name}")
-        svc = start_service(build_spec(name, str(root)), ServeConfig(host="127.0.0.1", port=0, metrics_port=0,
-                                                                     grace_s=1, health_interval_s=0))
+        svc = start_service(
+            build_spec(name, str(root)), ServeConfig(host="127.0.0.1", port=0, metrics_port=0, grace_s=1, health_interval_s=0)
+        )
         try:
             client = connect(name, svc.address)
             assert client.info(svc.address).name == name  # a real call, so the RPC series exist
@@ -96,8 +103,7 @@ def exported(tmp_path_factory) -> set[str]:
 
     names |= series_names(generate_latest(pipeline_metrics.PIPELINE_REGISTRY).decode())
     # The GPU gauge, exactly as a CUDA pod exports it, from the same collector over a stand-in.
-    cuda = types.SimpleNamespace(device_count=lambda: 1, memory_allocated=lambda idx: 3 << 20,
-                                 is_available=lambda: True)
+    cuda = types.SimpleNamespace(device_count=lambda: 1, memory_allocated=lambda idx: 3 << 20, is_available=lambda: True)
     registry = CollectorRegistry()
     registry.register(telemetry._GpuMemoryCollector(types.SimpleNamespace(cuda=cuda)))
     names |= series_names(generate_latest(registry).decode())
@@ -105,9 +111,17 @@ def exported(tmp_path_factory) -> set[str]:
 
 
 def test_services_export_the_grpc_convention(exported):
-    for name in ("grpc_server_started_total", "grpc_server_handled_total", "grpc_server_msg_received_total",
-                 "grpc_server_msg_sent_total", "grpc_server_handling_seconds_bucket", "atom_grpc_server_in_flight",
-                 "atom_train_jobs_finished_total", "atom_judge_budget_cap_usd", "atom_gpu_memory_bytes"):
+    for name in (
+        "grpc_server_started_total",
+        "grpc_server_handled_total",
+        "grpc_server_msg_received_total",
+        "grpc_server_msg_sent_total",
+        "grpc_server_handling_seconds_bucket",
+        "atom_grpc_server_in_flight",
+        "atom_train_jobs_finished_total",
+        "atom_judge_budget_cap_usd",
+        "atom_gpu_memory_bytes",
+    ):
         assert name in exported, name
     assert not any(n.startswith("atom_grpc_requests") or n.startswith("atom_grpc_errors") for n in exported)
 
@@ -139,8 +153,7 @@ def test_dashboard_uses_only_exported_metrics(exported):
 
 def test_alerts_use_only_exported_metrics(exported):
     rules = [r for g in _rule_docs()["spec"]["groups"] for r in g["rules"]]
-    assert {r["alert"] for r in rules} >= {"AtomServiceDown", "AtomJudgeBudgetNearCap", "AtomPipelineStageFailed",
-                                          "AtomTrainingLossNaN"}
+    assert {r["alert"] for r in rules} >= {"AtomServiceDown", "AtomJudgeBudgetNearCap", "AtomPipelineStageFailed", "AtomTrainingLossNaN"}
     for rule in rules:
         used = promql_metric_names(rule["expr"])
         assert used, rule["alert"]
@@ -159,19 +172,19 @@ def test_autoscalers_read_an_exported_gauge(exported):
 def promtool():
     exe = shutil.which("promtool")
     if exe is None:
-        pytest.skip("promtool is not installed (Debian: apt-get install --no-install-recommends prometheus); "
-                    "the rules' metric names are still checked above")
+        pytest.skip(
+            "promtool is not installed (Debian: apt-get install --no-install-recommends prometheus); "
+            "the rules' metric names are still checked above"
+        )
     return exe
 
 
 def test_promtool_checks_and_unit_tests_the_rules(promtool, tmp_path):
     (tmp_path / "atom-rules.yml").write_text(yaml.safe_dump(_rule_docs()["spec"], sort_keys=False))
     shutil.copy(Path(__file__).parent / "promtool" / "atom-rules.test.yml", tmp_path / "atom-rules.test.yml")
-    check = subprocess.run([promtool, "check", "rules", "atom-rules.yml"], cwd=tmp_path, capture_output=True,
-                           text=True, timeout=60)
+    check = subprocess.run([promtool, "check", "rules", "atom-rules.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert check.returncode == 0, check.stdout + check.stderr
-    unit = subprocess.run([promtool, "test", "rules", "atom-rules.test.yml"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120)
+    unit = subprocess.run([promtool, "test", "rules", "atom-rules.test.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert unit.returncode == 0, unit.stdout + unit.stderr
     # Every alert has a unit test.
     tests = yaml.safe_load((tmp_path / "atom-rules.test.yml").read_text())["tests"]

@@ -27,8 +27,7 @@ def docs() -> list[dict]:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.skip("kubectl is not installed: cannot build the kustomize overlays")
-    res = subprocess.run([kubectl, "kustomize", str(ROOT / "deploy/k8s/overlays/ops")], capture_output=True, text=True,
-                         timeout=60)
+    res = subprocess.run([kubectl, "kustomize", str(ROOT / "deploy/k8s/overlays/ops")], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     return [d for d in yaml.safe_load_all(res.stdout) if d]
 
@@ -53,8 +52,7 @@ def pods_of(docs) -> dict[str, Pod]:
     for d in docs:
         if d["kind"] in ("Deployment", "StatefulSet", "Job"):
             tpl = d["spec"]["template"]
-            ports = {p["name"]: p["containerPort"] for c in tpl["spec"]["containers"] for p in c.get("ports", [])
-                     if "name" in p}
+            ports = {p["name"]: p["containerPort"] for c in tpl["spec"]["containers"] for p in c.get("ports", []) if "name" in p}
             out[d["metadata"]["name"]] = Pod(d["metadata"]["name"], tpl["metadata"]["labels"], ports)
     return out
 
@@ -64,8 +62,12 @@ def selects(selector: dict, labels: dict) -> bool:
         return False
     for expr in selector.get("matchExpressions", []):
         value, op = labels.get(expr["key"]), expr["operator"]
-        if (op == "In" and value not in expr["values"]) or (op == "NotIn" and value in expr["values"]) or \
-                (op == "Exists" and value is None) or (op == "DoesNotExist" and value is not None):
+        if (
+            (op == "In" and value not in expr["values"])
+            or (op == "NotIn" and value in expr["values"])
+            or (op == "Exists" and value is None)
+            or (op == "DoesNotExist" and value is not None)
+        ):
             return False
     return True
 
@@ -86,8 +88,11 @@ def allowed(docs, src: Pod, dst: Pod, port_name: str) -> bool:
     """NetworkPolicy ingress semantics: a pod selected by any Ingress policy is isolated, and then
     takes traffic only that some rule of a selecting policy admits (peer and port both match)."""
     number = dst.ports[port_name]
-    selecting = [p for p in kind(docs, "NetworkPolicy").values()
-                 if selects(p["spec"]["podSelector"], dst.labels) and "Ingress" in p["spec"].get("policyTypes", [])]
+    selecting = [
+        p
+        for p in kind(docs, "NetworkPolicy").values()
+        if selects(p["spec"]["podSelector"], dst.labels) and "Ingress" in p["spec"].get("policyTypes", [])
+    ]
     if not selecting:
         return True
     for policy in selecting:
@@ -196,8 +201,7 @@ def test_each_service_uses_its_own_minio_user(docs):
     root_users = set()
     for d in docs:
         if d["kind"] in ("Deployment", "StatefulSet", "Job"):
-            for c in d["spec"]["template"]["spec"].get("containers", []) + d["spec"]["template"]["spec"].get(
-                    "initContainers", []):
+            for c in d["spec"]["template"]["spec"].get("containers", []) + d["spec"]["template"]["spec"].get("initContainers", []):
                 for e in c.get("env", []):
                     if e.get("valueFrom", {}).get("secretKeyRef", {}).get("name") == "atom-store-credentials":
                         root_users.add(d["metadata"]["name"])
@@ -210,8 +214,12 @@ def test_minio_users_job_creates_every_user_with_its_policy(docs):
     (container,) = spec["containers"]
     script = container["args"][0]
     assert "for svc in " + " ".join(STORE_USERS) + "; do" in script
-    for step in ('admin user add store "$key" "$secret"', 'admin policy create store "atom-$svc" "/policies/atom-$svc.json"',
-                 'admin policy attach store "atom-$svc" --user "$key"', "mb --ignore-existing store/atom"):
+    for step in (
+        'admin user add store "$key" "$secret"',
+        'admin policy create store "atom-$svc" "/policies/atom-$svc.json"',
+        'admin policy attach store "atom-$svc" --user "$key"',
+        "mb --ignore-existing store/atom",
+    ):
         assert step in script, step
     volumes = {v["name"]: v for v in spec["volumes"]}
     mounted = {}

@@ -103,8 +103,13 @@ def test_compose_merges_with_the_base_file():
     exe = shutil.which("docker-compose")
     if exe is None:
         pytest.skip("docker-compose is not installed (Debian: apt-get install --no-install-recommends docker-compose)")
-    out = subprocess.run([exe, "-f", str(DEPLOY / "docker-compose.yml"), "-f", str(COMPOSE), "--profile", "vllm",
-                          "config"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [exe, "-f", str(DEPLOY / "docker-compose.yml"), "-f", str(COMPOSE), "--profile", "vllm", "config"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     merged = yaml.safe_load(out.stdout)
     judge = merged["services"]["judge"]
@@ -194,8 +199,12 @@ def test_kubernetes_overlay_builds_and_validates():
     check_k8s(docs, env)
     # The patch adds to the judge's env; the base's key file and store settings stay.
     assert env["ATOM_JUDGE_API_KEY_FILE"] and env["ATOM_PORT"] == "50053"
-    gpu = {n for (k, n), d in docs.items() if k == "Deployment" and any(
-        "nvidia.com/gpu" in c.get("resources", {}).get("limits", {}) for c in d["spec"]["template"]["spec"]["containers"])}
+    gpu = {
+        n
+        for (k, n), d in docs.items()
+        if k == "Deployment"
+        and any("nvidia.com/gpu" in c.get("resources", {}).get("limits", {}) for c in d["spec"]["template"]["spec"]["containers"])
+    }
     assert "vllm" in gpu and "judge" not in gpu
     kv = pytest.importorskip("kubernetes_validate.utils", reason="kubernetes-validate is not installed")
     errors = []

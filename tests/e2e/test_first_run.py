@@ -22,9 +22,13 @@ def test_first_run_pretrains_and_trains_the_evaluator_in_the_trainer_service(tmp
     store = tmp_path / "store"
 
     def atomctl(*args):
-        return subprocess.run([sys.executable, "-m", "atom.cli", "--store", str(store), "pretrain", "--config",
-                               str(tmp_path / "c.yaml"), *args], cwd=tmp_path, capture_output=True, text=True,
-                              timeout=600)
+        return subprocess.run(
+            [sys.executable, "-m", "atom.cli", "--store", str(store), "pretrain", "--config", str(tmp_path / "c.yaml"), *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
 
     out = atomctl()
     assert out.returncode == 0, out.stderr[-3000:]

@@ -58,12 +58,32 @@ def _state(store: Path, stage: str) -> str:
 
 
 def _start(tmp_path, fake):
-    env = {**os.environ, "ATOM_JUDGE_BASE_URL": fake.base_url, "ATOM_JUDGE_API_KEY": "sk-test-not-a-real-key",
-           "ATOM_CACHE_DIR": str(tmp_path / "cache"), "ATOM_JUDGE_USD_PER_1K_INPUT": "0.001"}
+    env = {
+        **os.environ,
+        "ATOM_JUDGE_BASE_URL": fake.base_url,
+        "ATOM_JUDGE_API_KEY": "sk-test-not-a-real-key",
+        "ATOM_CACHE_DIR": str(tmp_path / "cache"),
+        "ATOM_JUDGE_USD_PER_1K_INPUT": "0.001",
+    }
     log = open(tmp_path / "run.log", "ab")
-    return subprocess.Popen([sys.executable, "-m", "atom.cli", "--store", str(tmp_path / "store"), "run-pipeline",
-                             "--config", str(tmp_path / "c.yaml"), "--quiet"], cwd=tmp_path, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "atom.cli",
+            "--store",
+            str(tmp_path / "store"),
+            "run-pipeline",
+            "--config",
+            str(tmp_path / "c.yaml"),
+            "--quiet",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _children(pid: int) -> list[int]:

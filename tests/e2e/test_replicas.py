@@ -28,13 +28,22 @@ def test_replica_killed_mid_run_loses_nothing(tmp_path):
     store_root = tmp_path / "store"
     store = LocalStore(store_root)
     save_bundle(store, "models/base-test", make_tiny_bundle())
-    cfg = load_config(overrides={
-        "run": "replicas", "world.clips": 200, "model.base": "models/base-test", "prompts.tasks": "integrity,temporal",
-        "prompts.per_task": 12, "generate.samples_per_prompt": 4, "generate.batch_prompts": 2,
-        "render.size": 64, "render.people_samples": 1000, "judge.batch": 4})
+    cfg = load_config(
+        overrides={
+            "run": "replicas",
+            "world.clips": 200,
+            "model.base": "models/base-test",
+            "prompts.tasks": "integrity,temporal",
+            "prompts.per_task": 12,
+            "generate.samples_per_prompt": 4,
+            "generate.batch_prompts": 2,
+            "render.size": 64,
+            "render.people_samples": 1000,
+            "judge.batch": 4,
+        }
+    )
     os.environ["ATOM_CACHE_DIR"] = str(tmp_path / "cache")
-    with LocalServices(str(store_root), ["generator", "renderer", "judge"], replicas=2,
-                       log_dir=tmp_path / "logs") as group:
+    with LocalServices(str(store_root), ["generator", "renderer", "judge"], replicas=2, log_dir=tmp_path / "logs") as group:
         group.wait_ready()
         cli = Ctx(store_url=str(store_root), endpoints=group.endpoints())
         killed = {}

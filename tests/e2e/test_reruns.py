@@ -33,12 +33,30 @@ from fake_openai import FakeOpenAI, images_of, score_reply  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-BASE = {"run": "matrix", "world.clips": 200, "model.pretrain_preset": "tiny", "prompts.tasks": "integrity,temporal",
-        "prompts.per_task": 6, "prompts.eval_per_task": 3, "generate.samples_per_prompt": 6,
-        "generate.eval_samples_per_prompt": 2, "render.size": 64, "render.people_samples": 2, "pairs.score_filter": False,
-        "train.epochs": 2, "train.batch_size": 4, "eval.replications": 2, "eval.mm_texts": 3, "eval.mm_samples": 3,
-        "eval.general_texts": 12, "eval.general_samples": 2, "judge.backend": "vlm", "judge.model": "fake-vlm",
-        "judge.batch": 8, "site.build": False}  # the run browser is tested in tests/report; no stage reads it
+BASE = {
+    "run": "matrix",
+    "world.clips": 200,
+    "model.pretrain_preset": "tiny",
+    "prompts.tasks": "integrity,temporal",
+    "prompts.per_task": 6,
+    "prompts.eval_per_task": 3,
+    "generate.samples_per_prompt": 6,
+    "generate.eval_samples_per_prompt": 2,
+    "render.size": 64,
+    "render.people_samples": 2,
+    "pairs.score_filter": False,
+    "train.epochs": 2,
+    "train.batch_size": 4,
+    "eval.replications": 2,
+    "eval.mm_texts": 3,
+    "eval.mm_samples": 3,
+    "eval.general_texts": 12,
+    "eval.general_samples": 2,
+    "judge.backend": "vlm",
+    "judge.model": "fake-vlm",
+    "judge.batch": 8,
+    "site.build": False,
+}  # the run browser is tested in tests/report; no stage reads it
 ALL = set(STAGES)
 AFTER_GENERATE = ALL - {"prompts"}
 
@@ -54,8 +72,7 @@ CASES = [
     ("render", {"render.size": 96}, {"render", "judge", "evaluate"}, {"render", "judge", "pairs", "train", "evaluate"}),
     # ... while a setting that leaves them as they are stops at the render stage.
     ("render-same", {"render.people_samples": 3}, {"render"}, {"render"}),
-    ("judge", {"judge.backend": "kinematic"}, {"render", "judge", "pairs", "evaluate"},
-     {"render", "judge", "pairs", "train", "evaluate"}),
+    ("judge", {"judge.backend": "kinematic"}, {"render", "judge", "pairs", "evaluate"}, {"render", "judge", "pairs", "train", "evaluate"}),
     ("pairs", {"pairs.mixed_size": 4}, {"pairs", "train", "evaluate"}, {"pairs", "train", "evaluate"}),
     ("train", {"train.beta": 0.5}, {"train", "evaluate"}, {"train", "evaluate"}),
     ("eval", {"eval.replications": 3}, {"evaluate"}, {"evaluate"}),
@@ -91,15 +108,16 @@ def stores(tmp_path_factory):
     os.environ["ATOM_CACHE_DIR"] = str(root / "cache")
     with FakeOpenAI(vlm_verdict) as judge:
         env = {"ATOM_JUDGE_BASE_URL": judge.base_url, "ATOM_JUDGE_API_KEY": "sk-test-not-a-real-key"}
-        groups = {name: LocalServices(str(root / name), log_dir=root / f"logs-{name}", extra_env=env)
-                  for name in ("a", "fresh")}
+        groups = {name: LocalServices(str(root / name), log_dir=root / f"logs-{name}", extra_env=env) for name in ("a", "fresh")}
         try:
             for g in groups.values():
                 g.__enter__()
             for g in groups.values():
                 g.wait_ready()
-            yield {**{name: (root / name, Ctx(store_url=str(root / name), endpoints=g.endpoints()))
-                      for name, g in groups.items()}, "judge": judge}
+            yield {
+                **{name: (root / name, Ctx(store_url=str(root / name), endpoints=g.endpoints())) for name, g in groups.items()},
+                "judge": judge,
+            }
         finally:
             for g in groups.values():
                 g.stop()
@@ -120,8 +138,11 @@ def _fresh_run(stores, cfg) -> dict:
     a_root, _ = stores["a"]
     for part in ("stages", "runs", "reports", "samples"):
         shutil.rmtree(fresh_root / part, ignore_errors=True)
-    for prefix in (bootstrap.dataset_prefix_for(cfg), bootstrap.base_prefix_for(cfg),
-                   bootstrap.evaluator_prefix(bootstrap.dataset_prefix_for(cfg))):
+    for prefix in (
+        bootstrap.dataset_prefix_for(cfg),
+        bootstrap.base_prefix_for(cfg),
+        bootstrap.evaluator_prefix(bootstrap.dataset_prefix_for(cfg)),
+    ):
         if (a_root / prefix).is_dir() and not (fresh_root / prefix).is_dir():
             shutil.copytree(a_root / prefix, fresh_root / prefix)
     run(cfg, cli, show_progress=False)

@@ -9,8 +9,14 @@ from atom.motion.features import MeanStd
 from atom.motion.humanml3d import Caption, Clip, write_clip, write_mean_std, write_split
 
 EVENTS = ("walk_forward", "squat", "jump_in_place", "wave", "kick", "clap")
-PHRASES = {"walk_forward": "walks forward", "squat": "squats", "jump_in_place": "jumps in place",
-           "wave": "waves", "kick": "kicks", "clap": "claps"}
+PHRASES = {
+    "walk_forward": "walks forward",
+    "squat": "squats",
+    "jump_in_place": "jumps in place",
+    "wave": "waves",
+    "kick": "kicks",
+    "clap": "claps",
+}
 COUNTS = {1: "", 2: " twice", 3: " three times"}
 
 

@@ -17,7 +17,7 @@ def test_per_prompt_means_and_task_score():
     assert ci.mean == pytest.approx(3.0)
     assert ci.n == 3
     # population std of (4, 0, 5) = sqrt(14/3)
-    assert ci.half_width == pytest.approx(1.96 * (14 / 3) ** 0.5 / 3 ** 0.5)
+    assert ci.half_width == pytest.approx(1.96 * (14 / 3) ** 0.5 / 3**0.5)
     with pytest.raises(AlignmentInputError):
         task_score({})
 

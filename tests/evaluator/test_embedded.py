@@ -11,8 +11,9 @@ from services.evaluator.embedded import ground_truth_summary, with_ground_truth
 from services.evaluator.records import TextMotionEvaluator
 from services.trainer.evaluator_training import train_embedded_evaluator
 
-SMALL = EmbeddedConfig(steps=80, batch_size=32, word_dim=32, text_hidden=48, motion_hidden=48,
-                       conv_channels=48, embed_dim=32, lr=3e-3, num_threads=1)
+SMALL = EmbeddedConfig(
+    steps=80, batch_size=32, word_dim=32, text_hidden=48, motion_hidden=48, conv_channels=48, embed_dim=32, lr=3e-3, num_threads=1
+)
 
 
 @pytest.fixture(scope="module")

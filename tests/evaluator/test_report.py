@@ -43,16 +43,17 @@ def make_models(ev, rng, n_prompts=64, gens=4):
         for p in range(n_prompts):
             k = p if task == "temporal" else p + 100
             for g in range(gens):
-                models["base"].append(ModelSample(f"clip {k}", task, f"{task}-{p}", motion(ev.table[k], 1.5, rng),
-                                                  score=float(rng.integers(0, 4))))
-                models["tuned"].append(ModelSample(f"clip {k}", task, f"{task}-{p}", motion(ev.table[k], 0.2, rng),
-                                                   score=float(rng.integers(2, 6))))
+                models["base"].append(
+                    ModelSample(f"clip {k}", task, f"{task}-{p}", motion(ev.table[k], 1.5, rng), score=float(rng.integers(0, 4)))
+                )
+                models["tuned"].append(
+                    ModelSample(f"clip {k}", task, f"{task}-{p}", motion(ev.table[k], 0.2, rng), score=float(rng.integers(2, 6)))
+                )
     return models
 
 
 def make_real(ev, rng):
-    real = {"general": [RealSample(f"r{k}", (f"clip {k}", f"clip {k}"), motion(ev.table[k], 0.1, rng))
-                        for k in range(200)]}
+    real = {"general": [RealSample(f"r{k}", (f"clip {k}", f"clip {k}"), motion(ev.table[k], 0.1, rng)) for k in range(200)]}
     real["temporal"] = real["general"][:64]
     return real
 

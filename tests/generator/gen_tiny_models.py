@@ -26,5 +26,5 @@ def make_tiny_bundle(seed: int = 0) -> ModelBundle:
     lm = MotionLM.create(WordTokenizer.build(CAPTIONS), TINY_T5, seed=seed)
     rng = np.random.default_rng(seed)
     mean = rng.normal(size=263).astype(np.float32) * 0.1
-    std = (rng.random(263).astype(np.float32) * 0.2 + 0.05)
+    std = rng.random(263).astype(np.float32) * 0.2 + 0.05
     return ModelBundle(vqvae=vq, lm=lm, mean=mean, std=std, info={"name": "tiny-test"})

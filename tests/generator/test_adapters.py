@@ -19,8 +19,7 @@ def _make_adapter(base_model, store, prefix, seed, base_name="models/base"):
     from peft import LoraConfig, get_peft_model
 
     model = copy.deepcopy(base_model)
-    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q", "v"],
-                                                  lora_dropout=0.0, task_type="SEQ_2_SEQ_LM"))
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q", "v"], lora_dropout=0.0, task_type="SEQ_2_SEQ_LM"))
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in peft_model.named_parameters():
@@ -108,8 +107,8 @@ def test_bad_adapters(setup):
     # An adapter made for a differently sized model does not fit.
     other = make_tiny_bundle(seed=0)
     from atom.mgpt.lm import MotionLM, T5Size
-    big = MotionLM.create(other.lm.tokenizer, T5Size(d_model=48, d_ff=64, num_layers=2, num_decoder_layers=2,
-                                                     num_heads=2, d_kv=24), seed=0)
+
+    big = MotionLM.create(other.lm.tokenizer, T5Size(d_model=48, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=2, d_kv=24), seed=0)
     _make_adapter(big.model, store, "models/wide/adapter", seed=5, base_name="")
     with pytest.raises(AdapterError, match="does not fit"):
         with pool.use("models/wide/adapter"):

@@ -45,8 +45,16 @@ def _fake_flan_dir(path, extra_words=()):
     vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
     vocab += [("\u2581" + w, -5.0) for w in words] + [(c, -9.0) for c in "abcdefghijklmnopqrstuvwxyz:.,"]
     T5Tokenizer(vocab=vocab, extra_ids=4).save_pretrained(str(path))
-    T5Config(vocab_size=len(vocab) + 4, d_model=32, d_ff=64, num_layers=2, num_heads=2, d_kv=16,
-             feed_forward_proj="gated-gelu", tie_word_embeddings=False).save_pretrained(str(path))
+    T5Config(
+        vocab_size=len(vocab) + 4,
+        d_model=32,
+        d_ff=64,
+        num_layers=2,
+        num_heads=2,
+        d_kv=16,
+        feed_forward_proj="gated-gelu",
+        tie_word_embeddings=False,
+    ).save_pretrained(str(path))
     return path
 
 
@@ -75,10 +83,18 @@ def _lightning_checkpoint(path, flan_dir, vq_config=SMALL_VQ, vocab_delta=0, evi
     fake_mod.FakeDictConfig = FakeDictConfig
     sys.modules[FAKE_MODULE] = fake_mod
     try:
-        ckpt = {"epoch": 2999, "global_step": 123, "pytorch-lightning_version": "1.8.6", "state_dict": sd,
-                "hyper_parameters": {"cfg": FakeDictConfig({"model": {"target": "mGPT.models.mgpt.MotionGPT"}})},
-                "lr_schedulers": [], "optimizer_states": [{"state": {}, "param_groups": [{"lr": 1e-4}]}],
-                "shapes": torch.Size([1, 2]), "dtype": torch.float32, "np": np.arange(3)}
+        ckpt = {
+            "epoch": 2999,
+            "global_step": 123,
+            "pytorch-lightning_version": "1.8.6",
+            "state_dict": sd,
+            "hyper_parameters": {"cfg": FakeDictConfig({"model": {"target": "mGPT.models.mgpt.MotionGPT"}})},
+            "lr_schedulers": [],
+            "optimizer_states": [{"state": {}, "param_groups": [{"lr": 1e-4}]}],
+            "shapes": torch.Size([1, 2]),
+            "dtype": torch.float32,
+            "np": np.arange(3),
+        }
         if evil:
             ckpt["callbacks"] = Evil()
         torch.save(ckpt, str(path))
@@ -118,8 +134,11 @@ def test_loads_lightning_checkpoint_without_running_its_classes(tmp_path, flan):
     dec = torch.tensor([[bundle.lm.start_id, bundle.lm.tokenizer.motion_token_id(512)]])
     t5.eval()
     with torch.no_grad():
-        assert torch.allclose(m(input_ids=ii, attention_mask=am, decoder_input_ids=dec).logits,
-                              t5(input_ids=ii, attention_mask=am, decoder_input_ids=dec).logits, atol=1e-5)
+        assert torch.allclose(
+            m(input_ids=ii, attention_mask=am, decoder_input_ids=dec).logits,
+            t5(input_ids=ii, attention_mask=am, decoder_input_ids=dec).logits,
+            atol=1e-5,
+        )
     assert bundle.lm.tokenizer.motion_offset == len(bundle.lm.tokenizer) - 515
 
 
@@ -180,5 +199,4 @@ def test_checkpoint_bundle_survives_the_store(tmp_path, flan):
     ii, am = bundle.lm.encode_prompts(["a man jumps"])
     labels = bundle.lm.encode_motion([[3, 1, 4]])
     with torch.no_grad():
-        assert torch.allclose(bundle.lm.sequence_logprobs(ii, am, labels), again.lm.sequence_logprobs(ii, am, labels),
-                              atol=1e-5)
+        assert torch.allclose(bundle.lm.sequence_logprobs(ii, am, labels), again.lm.sequence_logprobs(ii, am, labels), atol=1e-5)

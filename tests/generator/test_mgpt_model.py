@@ -23,8 +23,13 @@ from gen_tiny_models import CAPTIONS, TINY_VQ, make_tiny_bundle
 
 def _expected_full_size_keys():
     """MotionGPT's VQ-VAE layout (mGPT/archs/mgpt_vq.py), written out by hand (weights; every conv also has a bias of its out size)."""
-    w = {"encoder.model.0": (512, 263, 3), "encoder.model.4": (512, 512, 3), "decoder.model.0": (512, 512, 3),
-         "decoder.model.4": (512, 512, 3), "decoder.model.6": (263, 512, 3)}
+    w = {
+        "encoder.model.0": (512, 263, 3),
+        "encoder.model.4": (512, 512, 3),
+        "decoder.model.0": (512, 512, 3),
+        "decoder.model.4": (512, 512, 3),
+        "decoder.model.6": (263, 512, 3),
+    }
     for stage in (2, 3):
         w[f"encoder.model.{stage}.0"] = (512, 512, 4)
         w[f"decoder.model.{stage}.2"] = (512, 512, 3)
@@ -100,24 +105,27 @@ def _m(*ks):
     return "".join(f"<motion_id_{k}>" for k in ks)
 
 
-@pytest.mark.parametrize("text, codes", [
-    # The codes between the first start (512) and the first end (513) token.
-    (_m(512, 7, 8, 9, 513), [7, 8, 9]),
-    ("words " + _m(512, 7, 8, 513) + " more" + _m(512, 1, 513), [7, 8]),
-    # [0] when the start or the end is missing, when the end comes first, or when nothing lies between.
-    (_m(7, 8, 513), [0]),
-    (_m(512, 7, 8), [0]),
-    (_m(513, 512, 7, 513), [0]),
-    (_m(512, 513), [0]),
-    ("no motion at all", [0]),
-    # A word inside drops the code before it (the piece "id_7> walk<motion_id_8" reads as 8) ...
-    (_m(512, 6, 7) + " walk" + _m(8, 9, 513), [6, 8, 9]),
-    # ... right after the start it drops the first code, right before the end the last one.
-    (_m(512) + " a" + _m(7, 8, 9, 513), [8, 9]),
-    (_m(512, 7, 8, 9) + " a" + _m(513), [7, 8]),
-    # The mask token 514 and out-of-codebook indices pass through (callers clamp).
-    (_m(512, 514, 3, 513), [514, 3]),
-])
+@pytest.mark.parametrize(
+    "text, codes",
+    [
+        # The codes between the first start (512) and the first end (513) token.
+        (_m(512, 7, 8, 9, 513), [7, 8, 9]),
+        ("words " + _m(512, 7, 8, 513) + " more" + _m(512, 1, 513), [7, 8]),
+        # [0] when the start or the end is missing, when the end comes first, or when nothing lies between.
+        (_m(7, 8, 513), [0]),
+        (_m(512, 7, 8), [0]),
+        (_m(513, 512, 7, 513), [0]),
+        (_m(512, 513), [0]),
+        ("no motion at all", [0]),
+        # A word inside drops the code before it (the piece "id_7> walk<motion_id_8" reads as 8) ...
+        (_m(512, 6, 7) + " walk" + _m(8, 9, 513), [6, 8, 9]),
+        # ... right after the start it drops the first code, right before the end the last one.
+        (_m(512) + " a" + _m(7, 8, 9, 513), [8, 9]),
+        (_m(512, 7, 8, 9) + " a" + _m(513), [7, 8]),
+        # The mask token 514 and out-of-codebook indices pass through (callers clamp).
+        (_m(512, 514, 3, 513), [514, 3]),
+    ],
+)
 def test_motiongpt_parse_rule(text, codes):
     """MotionGPT's motion_string_to_token on decoded text, case by case (checked against its code)."""
     assert parse_motion_string_motiongpt(text) == codes
@@ -155,9 +163,14 @@ def test_sequence_logprobs_exact_and_batch_independent(tiny_bundle):
     motions = [[1, 2, 3], [4, 5, 6, 7, 8, 9, 10], [11]]
     ii, am = lm.encode_prompts(caps)
     labels = lm.encode_motion(motions)
-    assert labels[0].tolist()[:6] == [lm.tokenizer.motion_token_id(512), lm.tokenizer.motion_token_id(1),
-                                      lm.tokenizer.motion_token_id(2), lm.tokenizer.motion_token_id(3),
-                                      lm.tokenizer.motion_token_id(513), lm.tokenizer.eos_id]
+    assert labels[0].tolist()[:6] == [
+        lm.tokenizer.motion_token_id(512),
+        lm.tokenizer.motion_token_id(1),
+        lm.tokenizer.motion_token_id(2),
+        lm.tokenizer.motion_token_id(3),
+        lm.tokenizer.motion_token_id(513),
+        lm.tokenizer.eos_id,
+    ]
     assert (labels[0, 6:] == -100).all()
     with torch.no_grad():
         batch = lm.sequence_logprobs(ii, am, labels)

@@ -37,7 +37,7 @@ def test_event_fidelity_runs_end_to_end_on_in_process_sampling(tiny_bundle):
         seeds = [derive_seed(seed, c, i) for c in captions for i in range(samples)]
         motions = sample_motions(tiny_bundle, [c for c in captions for _ in range(samples)], seeds, max_tokens=6)
         joints = [m.joints if m.valid else None for m in motions]
-        return [joints[i * samples:(i + 1) * samples] for i in range(len(captions))]
+        return [joints[i * samples : (i + 1) * samples] for i in range(len(captions))]
 
     rep = event_fidelity(sample, prompts_per_task=2, samples_per_prompt=2)
     assert set(rep.tasks) == set(TASKS)

@@ -5,8 +5,13 @@ import torch
 from atom.motion.features import features_to_joints
 from services.generator.sampling import SamplingConfig, _draw, _filter_probs, derive_seed, sample_motions
 
-CAPS = ["a person walks forward", "a man jumps in place, then squats and waves", "someone kicks",
-        "a person turns left", "a person waves two times"]
+CAPS = [
+    "a person walks forward",
+    "a man jumps in place, then squats and waves",
+    "someone kicks",
+    "a person turns left",
+    "a person waves two times",
+]
 
 
 def test_same_prompt_and_seed_same_motion_whatever_the_batch(tiny_bundle):
@@ -140,11 +145,11 @@ def test_explicit_arguments_override_the_config(tiny_bundle):
 
     cfg = SamplingConfig(max_tokens=20, temperature=2.0, batch_size=4)
     via_config = sample_motions(tiny_bundle, caps, seeds, config=cfg)
-    assert tokens(via_config) == tokens(sample_motions(tiny_bundle, caps, seeds, temperature=2.0, max_tokens=20,
-                                                       batch_size=4))
+    assert tokens(via_config) == tokens(sample_motions(tiny_bundle, caps, seeds, temperature=2.0, max_tokens=20, batch_size=4))
     assert tokens(via_config) != tokens(sample_motions(tiny_bundle, caps, seeds, max_tokens=20))  # temperature 1
     assert tokens(sample_motions(tiny_bundle, caps, seeds, max_tokens=0, config=cfg)) == tokens(via_config)
     capped = sample_motions(tiny_bundle, caps, seeds, max_tokens=3, config=cfg)
     assert all(len(m.tokens) <= 3 for m in capped)
-    assert tokens(capped) == tokens(sample_motions(tiny_bundle, caps, seeds,
-                                                   config=SamplingConfig(max_tokens=3, temperature=2.0, batch_size=4)))
+    assert tokens(capped) == tokens(
+        sample_motions(tiny_bundle, caps, seeds, config=SamplingConfig(max_tokens=3, temperature=2.0, batch_size=4))
+    )

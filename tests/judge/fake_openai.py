@@ -72,16 +72,17 @@ def score_reply(score, rationale: str = "seen", **kw) -> Reply:
 
 def error_reply(status: int, message: str = "error", code: str | None = None, **kw) -> Reply:
     """An OpenAI-style error body; `code` overrides the error code the status usually carries."""
-    kind = {429: "rate_limit_exceeded", 400: "invalid_request_error", 401: "invalid_api_key",
-            403: "permission_denied"}.get(status, "server_error")
+    kind = {429: "rate_limit_exceeded", 400: "invalid_request_error", 401: "invalid_api_key", 403: "permission_denied"}.get(
+        status, "server_error"
+    )
     code = code or kind
     return Reply(content=None, status=status, body={"error": {"message": message, "type": code, "code": code}}, **kw)
 
 
 # -- replies a broken or hostile endpoint sends ----------------------------------------------------
 
-def not_json_reply(text: str = "<html><body>502 Bad Gateway</body></html>", content_type: str = "text/html",
-                   **kw) -> Reply:
+
+def not_json_reply(text: str = "<html><body>502 Bad Gateway</body></html>", content_type: str = "text/html", **kw) -> Reply:
     """A 200 whose body is not JSON. With a text/* type the openai client hands back a str; with
     application/json it fails to decode the body."""
     return Reply(body=text, content_type=content_type, **kw)
@@ -107,8 +108,7 @@ def forbidden_reply(message: str = "You are not allowed to sample from this mode
 
 def quota_reply(**kw) -> Reply:
     """OpenAI's out-of-credit 429: a quota, not a rate limit, so waiting does not help."""
-    return error_reply(429, "You exceeded your current quota, please check your plan and billing details.",
-                       code="insufficient_quota", **kw)
+    return error_reply(429, "You exceeded your current quota, please check your plan and billing details.", code="insufficient_quota", **kw)
 
 
 def server_error_reply(**kw) -> Reply:
@@ -124,6 +124,7 @@ Script = Sequence[Reply] | Callable[[dict, int], Reply]
 
 
 # -- what the server counts -------------------------------------------------------------------------
+
 
 def gpt4o_image_tokens(width: int, height: int, detail: str = "auto") -> int:
     """OpenAI's documented rule for GPT-4o-class models: detail low = 85; high (and auto) = scale to
@@ -160,8 +161,7 @@ def count_prompt(req: dict, text_tokens: str = "bytes") -> dict:
                     images.append((img.width, img.height, p["image_url"].get("detail", "auto")))
     image = sum(gpt4o_image_tokens(w, h, d) for w, h, d in images)
     overhead = 3 * len(req.get("messages", [])) + 3
-    return {"image_tokens": image, "text_tokens": text, "overhead": overhead,
-            "prompt_tokens": image + text + overhead, "images": images}
+    return {"image_tokens": image, "text_tokens": text, "overhead": overhead, "prompt_tokens": image + text + overhead, "images": images}
 
 
 def guided_schema(req: dict) -> dict | None:
@@ -190,8 +190,7 @@ def honour_schema(content: str | None, schema: dict) -> str:
 
 def parse_multipart(content_type: str, raw: bytes) -> dict[str, tuple[str | None, bytes]]:
     """{field name: (file name or None, bytes)} of a multipart/form-data body."""
-    msg = BytesParser(policy=email_policy).parsebytes(
-        b"Content-Type: " + content_type.encode() + b"\r\nMIME-Version: 1.0\r\n\r\n" + raw)
+    msg = BytesParser(policy=email_policy).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\nMIME-Version: 1.0\r\n\r\n" + raw)
     out = {}
     for part in msg.iter_parts():
         name = part.get_param("name", header="content-disposition")
@@ -338,14 +337,18 @@ class FakeOpenAI:
             with self.lock:
                 self.counted.append(counted)
         body = {
-            "id": cid, "object": "chat.completion", "created": int(time.time()),
+            "id": cid,
+            "object": "chat.completion",
+            "created": int(time.time()),
             "model": req.get("model", "fake"),
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": content}}],
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
         }
         if reply.usage:
-            body["usage"] = {"prompt_tokens": prompt_tokens, "completion_tokens": reply.completion_tokens,
-                             "total_tokens": prompt_tokens + reply.completion_tokens}
+            body["usage"] = {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": reply.completion_tokens,
+                "total_tokens": prompt_tokens + reply.completion_tokens,
+            }
         for key in reply.drop:
             body.pop(key, None)
         if reply.truncate is not None:  # a complete HTTP body holding cut-off JSON
@@ -356,8 +359,16 @@ class FakeOpenAI:
     def _new_file(self, data: bytes, purpose: str, filename: str) -> dict:
         with self.lock:
             fid = f"file-fake-{len(self.files)}"
-            self.files[fid] = {"id": fid, "object": "file", "bytes": len(data), "created_at": int(time.time()),
-                               "filename": filename, "purpose": purpose, "status": "processed", "data": data}
+            self.files[fid] = {
+                "id": fid,
+                "object": "file",
+                "bytes": len(data),
+                "created_at": int(time.time()),
+                "filename": filename,
+                "purpose": purpose,
+                "status": "processed",
+                "data": data,
+            }
             return self.files[fid]
 
     @staticmethod
@@ -402,11 +413,19 @@ class FakeOpenAI:
             after = q.get("after", [None])[0]
             if after is not None:
                 ids = [b["id"] for b in ordered]
-                ordered = ordered[ids.index(after) + 1:] if after in ids else []
+                ordered = ordered[ids.index(after) + 1 :] if after in ids else []
             page = [self._advance(b) for b in ordered[:limit]]
-            return 200, {"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
-                         "last_id": page[-1]["id"] if page else None, "has_more": len(ordered) > limit}, \
-                "application/json"
+            return (
+                200,
+                {
+                    "object": "list",
+                    "data": page,
+                    "first_id": page[0]["id"] if page else None,
+                    "last_id": page[-1]["id"] if page else None,
+                    "has_more": len(ordered) > limit,
+                },
+                "application/json",
+            )
         return 404, {"error": {"message": f"no route {url.path}"}}, "application/json"
 
     # -- batches --------------------------------------------------------------------------------
@@ -445,14 +464,29 @@ class FakeOpenAI:
             for line in lines:
                 self.lines_seen[line["custom_id"]] += 1
             self.batches[bid] = {
-                "id": bid, "object": "batch", "endpoint": req["endpoint"], "errors": errors,
-                "input_file_id": req["input_file_id"], "completion_window": "24h",
-                "status": "failed" if errors else "validating", "output_file_id": None, "error_file_id": None,
-                "created_at": now, "in_progress_at": None, "expires_at": now + 86400, "finalizing_at": None,
-                "completed_at": None, "failed_at": now if errors else None, "expired_at": None,
-                "cancelling_at": None, "cancelled_at": None,
+                "id": bid,
+                "object": "batch",
+                "endpoint": req["endpoint"],
+                "errors": errors,
+                "input_file_id": req["input_file_id"],
+                "completion_window": "24h",
+                "status": "failed" if errors else "validating",
+                "output_file_id": None,
+                "error_file_id": None,
+                "created_at": now,
+                "in_progress_at": None,
+                "expires_at": now + 86400,
+                "finalizing_at": None,
+                "completed_at": None,
+                "failed_at": now if errors else None,
+                "expired_at": None,
+                "cancelling_at": None,
+                "cancelled_at": None,
                 "request_counts": {"total": len(lines), "completed": 0, "failed": 0},
-                "metadata": req.get("metadata"), "_n": n, "_t0": time.monotonic(), "_lines": lines,
+                "metadata": req.get("metadata"),
+                "_n": n,
+                "_t0": time.monotonic(),
+                "_lines": lines,
             }
         return 200, self._public(self.batches[bid]), n in self.hang_up_creates
 
@@ -466,11 +500,12 @@ class FakeOpenAI:
                 line = json.loads(text)
                 cid, method, url, body = line["custom_id"], line["method"], line["url"], line["body"]
             except (ValueError, KeyError, TypeError):
-                return [], {"object": "list", "data": [{"code": "invalid_json_line", "line": i,
-                                                        "message": "not a batch request line"}]}
+                return [], {"object": "list", "data": [{"code": "invalid_json_line", "line": i, "message": "not a batch request line"}]}
             if method != "POST" or url != endpoint or cid in seen or not isinstance(body, dict):
-                return [], {"object": "list", "data": [{"code": "invalid_request", "line": i,
-                                                        "message": "bad method, url or duplicate custom_id"}]}
+                return [], {
+                    "object": "list",
+                    "data": [{"code": "invalid_request", "line": i, "message": "bad method, url or duplicate custom_id"}],
+                }
             seen.add(cid)
             lines.append(line)
         if not lines:
@@ -498,36 +533,67 @@ class FakeOpenAI:
             cid, body = line["custom_id"], line["body"]
             rid = f"batch_req_{b['_n']}_{len(out) + len(err)}"
             if expire and not self.expire_done(cid):
-                err.append({"id": rid, "custom_id": cid, "response": None,
-                            "error": {"code": "batch_expired",
-                                      "message": "This request could not be executed before the completion window expired."}})
+                err.append(
+                    {
+                        "id": rid,
+                        "custom_id": cid,
+                        "response": None,
+                        "error": {
+                            "code": "batch_expired",
+                            "message": "This request could not be executed before the completion window expired.",
+                        },
+                    }
+                )
                 continue
             attempt = self.lines_seen[cid] - 1
             status = self.line_status(cid, body, attempt) if self.line_status else 200
             if status != 200:
-                err.append({"id": rid, "custom_id": cid, "error": None,
-                            "response": {"status_code": status, "request_id": f"req_{rid}",
-                                         "body": {"error": {"message": f"fake line failure {status}",
-                                                            "type": "server_error" if status >= 500 else "invalid_request_error",
-                                                            "code": None}}}})
+                err.append(
+                    {
+                        "id": rid,
+                        "custom_id": cid,
+                        "error": None,
+                        "response": {
+                            "status_code": status,
+                            "request_id": f"req_{rid}",
+                            "body": {
+                                "error": {
+                                    "message": f"fake line failure {status}",
+                                    "type": "server_error" if status >= 500 else "invalid_request_error",
+                                    "code": None,
+                                }
+                            },
+                        },
+                    }
+                )
                 continue
             n = self.batch_line_calls
             self.batch_line_calls += 1
             completion = self._completion(body, self._reply_for(body, n), f"chatcmpl-batch-{n}")
-            out.append({"id": rid, "custom_id": cid, "error": None,
-                        "response": {"status_code": 200, "request_id": f"req_{rid}", "body": completion}})
+            out.append(
+                {
+                    "id": rid,
+                    "custom_id": cid,
+                    "error": None,
+                    "response": {"status_code": 200, "request_id": f"req_{rid}", "body": completion},
+                }
+            )
         now = int(time.time())
+
         def to_file(rows, name):
             if not rows:
                 return None
             data = ("\n".join(json.dumps(r) for r in rows) + "\n").encode()
             return self._new_file(data, "batch_output", name)["id"]
 
-        b.update(status="expired" if expire else "completed", output_file_id=to_file(out, f"{b['id']}_output.jsonl"),
-                 error_file_id=to_file(err, f"{b['id']}_error.jsonl"), finalizing_at=now,
-                 request_counts={"total": len(b["_lines"]), "completed": len(out), "failed": len(err)},
-                 **({"expired_at": now} if expire else {"completed_at": now}))
-
+        b.update(
+            status="expired" if expire else "completed",
+            output_file_id=to_file(out, f"{b['id']}_output.jsonl"),
+            error_file_id=to_file(err, f"{b['id']}_error.jsonl"),
+            finalizing_at=now,
+            request_counts={"total": len(b["_lines"]), "completed": len(out), "failed": len(err)},
+            **({"expired_at": now} if expire else {"completed_at": now}),
+        )
 
 
 def prompt_of(req: dict) -> str:

@@ -44,8 +44,11 @@ def test_a_judge_that_scored_nothing_stops_the_agreement():
     require_scores("vlm", {"a": 5, "b": None}, ["HTTP 500"])  # some scores: compare what there is
     require_scores("vlm", {}, [])
     require_scores("human:x.csv", {"a": None}, [])  # no errors reported: nothing to explain
-    with pytest.raises(JudgeGaveNoScores, match=r"'vlm' gave no score for any of the 2 items; first error: HTTP 401: "
-                                                r"bad key more$"):
+    with pytest.raises(
+        JudgeGaveNoScores,
+        match=r"'vlm' gave no score for any of the 2 items; first error: HTTP 401: "
+        r"bad key more$",
+    ):
         require_scores("vlm", {"a": None, "b": None}, ["HTTP 401: bad key\nmore", "HTTP 401: bad key"])
 
 
@@ -62,8 +65,9 @@ def test_label_files_and_by_id(tmp_path):
     csv_path = tmp_path / "human.csv"
     csv_path.write_text("item_id,score,annotator\na,5,x\nb,3,y\nc,,z\nd,4,z\n")
     jsonl_path = tmp_path / "judge.jsonl"
-    jsonl_path.write_text('{"item_id": "a", "score": 5}\n{"item_id": "b", "score": 4}\n'
-                          '{"item_id": "c", "score": 2}\n{"item_id": "e", "score": 1}\n')
+    jsonl_path.write_text(
+        '{"item_id": "a", "score": 5}\n{"item_id": "b", "score": 4}\n{"item_id": "c", "score": 2}\n{"item_id": "e", "score": 1}\n'
+    )
     human, judge = load_scores(csv_path), load_scores(jsonl_path)
     assert human == {"a": 5, "b": 3, "c": None, "d": 4}
     rep = agreement_by_id(judge, human, names=("judge", "human"))

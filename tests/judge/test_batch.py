@@ -88,9 +88,14 @@ def test_sigkill_mid_wait_resumes_the_same_batch_and_pays_once(store):
     """)
     with FakeOpenAI([score_reply(5, prompt_tokens=P, completion_tokens=C)]) as srv:
         srv.batch_delay_s = 60.0  # far longer than the test: the batch is in progress when killed
-        proc = subprocess.Popen([sys.executable, "-c", child, srv.base_url, str(store.root)], cwd=ROOT,
-                                env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", child, srv.base_url, str(store.root)],
+            cwd=ROOT,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             deadline = time.monotonic() + 60
             while srv.batch_retrieves < 3:  # created, recorded, and polled: it is waiting
@@ -127,8 +132,7 @@ def test_only_failed_lines_are_retried_in_a_new_batch(store):
     with FakeOpenAI([score_reply(3, prompt_tokens=P, completion_tokens=C)]) as srv, make_judge(srv, store) as j:
         keys = [j.key_for(it) for it in items]
         flaky, refused = set(keys[:2]), keys[2]
-        srv.line_status = lambda cid, body, attempt: (500 if cid in flaky and attempt == 0 else
-                                                      400 if cid == refused else 200)
+        srv.line_status = lambda cid, body, attempt: 500 if cid in flaky and attempt == 0 else 400 if cid == refused else 200
         run = BatchJudge(j, FAST).run(items)
         assert len(srv.batch_creates) == 2
         assert {ln["custom_id"] for ln in lines_of(srv, 1)} == flaky  # not the 400, not the answered ones

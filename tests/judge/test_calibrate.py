@@ -27,8 +27,7 @@ def render_locally(joints, setting, size):
     from services.renderer.api import render
     from services.renderer.options import RenderOptions
 
-    return render(joints, RenderOptions(form=setting.render_form, interval=setting.interval, width=size,
-                                        height=size)).images
+    return render(joints, RenderOptions(form=setting.render_form, interval=setting.interval, width=size, height=size)).images
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +72,7 @@ def test_world_items_are_rendered_for_each_setting(world):
 def test_calibration_end_to_end(world, store):
     kin = KinematicJudge()
     with FakeOpenAI(oracle_script(world)) as srv:
-        with VLMJudge(VLMConfig(model="fake-vlm", base_url=srv.base_url, retry=RetryPolicy(1, 0.0, 0.0)), store,
-                      env=ENV) as judge:
+        with VLMJudge(VLMConfig(model="fake-vlm", base_url=srv.base_url, retry=RetryPolicy(1, 0.0, 0.0)), store, env=ENV) as judge:
             result = calibrate(world, judge, SETTINGS, kinematic=kin)
             assert srv.calls == 2 * len(world)
             per_call = judge.config.cost.cost(100, 20)
@@ -120,6 +118,7 @@ def test_calibration_of_the_kinematic_judge_and_through_the_batch_api(world, sto
 
 # -- human labels --------------------------------------------------------------------------------------
 
+
 def write_motion(path, seed=0):
     from atom.motion.world.compose import compose
     from atom.motion.events import EventLabel
@@ -135,12 +134,29 @@ def test_human_labels_load_resolve_and_calibrate(tmp_path, store):
     np.save(tmp_path / "m" / "b.npy", joints)
     store.put_bytes("motions/c.npz", MotionRecord(joints).to_bytes())
     rows = [
-        {"motion": "m/a.npz", "prompt": "A man walks forward and squats.", "task": "integrity",
-         "labels": ["walk_forward", "squat"], "score": 5, "annotator": "ann1"},
-        {"id": "freq-1", "motion": "m/b.npy", "prompt": "A person squats twice.", "task": "frequency",
-         "labels": [{"event": "squat", "count": 2}], "score": 2},
-        {"motion": "motions/c.npz", "prompt": "A man squats and walks forward.", "task": "integrity",
-         "labels": {"task": "integrity", "events": [{"event": "squat"}, {"event": "walk_forward"}]}, "score": 5.0},
+        {
+            "motion": "m/a.npz",
+            "prompt": "A man walks forward and squats.",
+            "task": "integrity",
+            "labels": ["walk_forward", "squat"],
+            "score": 5,
+            "annotator": "ann1",
+        },
+        {
+            "id": "freq-1",
+            "motion": "m/b.npy",
+            "prompt": "A person squats twice.",
+            "task": "frequency",
+            "labels": [{"event": "squat", "count": 2}],
+            "score": 2,
+        },
+        {
+            "motion": "motions/c.npz",
+            "prompt": "A man squats and walks forward.",
+            "task": "integrity",
+            "labels": {"task": "integrity", "events": [{"event": "squat"}, {"event": "walk_forward"}]},
+            "score": 5.0,
+        },
     ]
     path = tmp_path / "labels.jsonl"
     path.write_text("# human labels\n" + "\n".join(json.dumps(r) for r in rows) + "\n\n")
@@ -150,8 +166,7 @@ def test_human_labels_load_resolve_and_calibrate(tmp_path, store):
     assert np.allclose(load_motion("m/b.npy", tmp_path), joints, atol=1e-6)
     items = human_items(labels, SETTINGS[:1], render_locally, base_dir=tmp_path, store=store, size=64)
     assert all(np.allclose(it.joints, joints, atol=1e-6) for it in items)
-    with FakeOpenAI([score_reply(5)]) as srv, \
-            VLMJudge(VLMConfig(model="fake-vlm", base_url=srv.base_url), None, env=ENV) as judge:
+    with FakeOpenAI([score_reply(5)]) as srv, VLMJudge(VLMConfig(model="fake-vlm", base_url=srv.base_url), None, env=ENV) as judge:
         result = calibrate(items, judge, SETTINGS[:1], kinematic=KinematicJudge())
     assert result.row("integrity", SETTINGS[0]).exact == 1.0
     assert result.row("frequency", SETTINGS[0]).scored == 0  # 5 is no frequency score: an error, not a guess
@@ -176,10 +191,17 @@ def test_human_label_errors_name_every_bad_line(tmp_path):
     with pytest.raises(HumanLabelError) as err:
         load_human_labels("\n".join(lines).encode())
     msg = str(err.value)
-    for needle in ("8 bad line(s)", "line 2: not JSON", "line 3: missing field(s) ['score']",
-                   "line 4: task 'speed'", "line 5: score 3 is not a valid integrity score (allowed: [0, 5])",
-                   "line 6: a temporal prompt has exactly 3 event(s), got 2", "line 7: labels[0].count",
-                   "line 9: id 'x' already used on line 8", "line 10: prompt must be non-empty"):
+    for needle in (
+        "8 bad line(s)",
+        "line 2: not JSON",
+        "line 3: missing field(s) ['score']",
+        "line 4: task 'speed'",
+        "line 5: score 3 is not a valid integrity score (allowed: [0, 5])",
+        "line 6: a temporal prompt has exactly 3 event(s), got 2",
+        "line 7: labels[0].count",
+        "line 9: id 'x' already used on line 8",
+        "line 10: prompt must be non-empty",
+    ):
         assert needle in msg, needle
     with pytest.raises(HumanLabelError, match="no labelled motions"):
         load_human_labels(b"\n# nothing\n")

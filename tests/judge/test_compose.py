@@ -79,8 +79,11 @@ def test_temporal_labels_keep_true_order_under_before_and_after():
 
 def test_conjunctions_vary():
     prompts = compose_prompts(["temporal"], 200, seed=4)
-    used = {c for c in ("and then", "then", "followed by", "after that", "before", "after", "next", "and finally")
-            if sum(f" {c} " in p.text.lower() or p.text.lower().startswith(c) for p in prompts) > 3}
+    used = {
+        c
+        for c in ("and then", "then", "followed by", "after that", "before", "after", "next", "and finally")
+        if sum(f" {c} " in p.text.lower() or p.text.lower().startswith(c) for p in prompts) > 3
+    }
     assert len(used) >= 6
 
 

@@ -23,14 +23,17 @@ def png_wh(w: int, h: int, seed: int = 0) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("size,detail,tokens", [
-    ((1024, 1024), "high", 765),  # the guide's first worked example
-    ((2048, 4096), "high", 1105),  # the second: 1024x2048, then 768x1536, 6 tiles
-    ((4096, 8192), "low", 85),  # low detail: fixed
-    ((256, 256), "auto", 765),  # read literally, a small image is scaled up to 768x768
-    ((1280, 512), "auto", 1445),  # a 5-wide full-image strip: 1920x768, 4x2 tiles
-    ((512, 300), "high", 85 + 170 * 3 * 2),  # 1310x768
-])
+@pytest.mark.parametrize(
+    "size,detail,tokens",
+    [
+        ((1024, 1024), "high", 765),  # the guide's first worked example
+        ((2048, 4096), "high", 1105),  # the second: 1024x2048, then 768x1536, 6 tiles
+        ((4096, 8192), "low", 85),  # low detail: fixed
+        ((256, 256), "auto", 765),  # read literally, a small image is scaled up to 768x768
+        ((1280, 512), "auto", 1445),  # a 5-wide full-image strip: 1920x768, 4x2 tiles
+        ((512, 300), "high", 85 + 170 * 3 * 2),  # 1310x768
+    ],
+)
 def test_image_rule_matches_the_documented_examples(size, detail, tokens):
     assert GPT4O_IMAGES.tokens(*size, detail) == tokens
     assert gpt4o_image_tokens(*size, detail) == tokens  # the fake server's own implementation agrees
@@ -98,8 +101,15 @@ def test_estimate_text_states_the_rule_and_serialises(store):
     assert est.image_tokens == 85 * 10  # low detail: 85 per image, whatever its size
     assert est.output_tokens_expected == 50 and est.batch_usd == pytest.approx(est.sync_usd * 0.4)
     text = est.format()
-    for needle in ("4 to ask", "image rule", "text rule", "upper bound", "Batch API", "0.4 x synchronous",
-                   "platform.openai.com/docs/guides/vision"):
+    for needle in (
+        "4 to ask",
+        "image rule",
+        "text rule",
+        "upper bound",
+        "Batch API",
+        "0.4 x synchronous",
+        "platform.openai.com/docs/guides/vision",
+    ):
         assert needle in text, needle
     d = est.to_dict()
     assert json.loads(json.dumps(d))["input_tokens"] == est.input_tokens

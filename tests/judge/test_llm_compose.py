@@ -63,8 +63,11 @@ def test_composes_valid_prompts_with_exact_labels():
 
 def test_bad_sentences_are_retried_then_recorded():
     labels = LabelGroup("temporal", (EventLabel("walk_forward"), EventLabel("squat"), EventLabel("wave")))
-    script = [Reply(content="not json"), sentence("A man walks forward and squats."),
-              sentence("A man walks forward, then squats, and then waves.")]
+    script = [
+        Reply(content="not json"),
+        sentence("A man walks forward and squats."),
+        sentence("A man walks forward, then squats, and then waves."),
+    ]
     with FakeOpenAI(script) as srv, composer(srv) as c:
         assert c.sentence_for(labels) == "A man walks forward, then squats, and then waves."
         assert srv.calls == 3
@@ -81,9 +84,17 @@ def test_endpoint_failures_are_recorded_not_raised():
         assert srv.calls == 3
 
 
-@pytest.mark.parametrize("reply", [not_json_reply(), not_json_reply("nope", content_type="application/json"),
-                                   truncated_reply(), wrong_schema_reply(), Reply(body=[1, 2])],
-                         ids=["html", "not-json", "truncated", "no-choices", "json-list"])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        not_json_reply(),
+        not_json_reply("nope", content_type="application/json"),
+        truncated_reply(),
+        wrong_schema_reply(),
+        Reply(body=[1, 2]),
+    ],
+    ids=["html", "not-json", "truncated", "no-choices", "json-list"],
+)
 def test_malformed_replies_are_recorded_not_raised(reply):
     with FakeOpenAI([reply]) as srv, composer(srv, max_attempts=2) as c:
         res = c.compose(["integrity"], 2, seed=0)
@@ -94,11 +105,15 @@ def test_malformed_replies_are_recorded_not_raised(reply):
 KEY = ENV["OPENAI_API_KEY"]
 
 
-@pytest.mark.parametrize("reply,error", [
-    (unauthorized_reply(f"Incorrect API key provided: {KEY}"), Unauthenticated),
-    (forbidden_reply(), PermissionDenied),
-    (quota_reply(), ResourceExhausted),
-], ids=["401", "403", "429-insufficient_quota"])
+@pytest.mark.parametrize(
+    "reply,error",
+    [
+        (unauthorized_reply(f"Incorrect API key provided: {KEY}"), Unauthenticated),
+        (forbidden_reply(), PermissionDenied),
+        (quota_reply(), ResourceExhausted),
+    ],
+    ids=["401", "403", "429-insufficient_quota"],
+)
 def test_account_errors_fail_the_whole_compose(reply, error):
     with FakeOpenAI([reply]) as srv, composer(srv) as c:
         with pytest.raises(error) as err:

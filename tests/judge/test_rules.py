@@ -39,15 +39,18 @@ def test_subsequence_and_multiset_missing():
     assert missing_events([A, B], [B, A, A]) == []
 
 
-@pytest.mark.parametrize("detected,score", [
-    ([A, B, C], 5),
-    ([C, B, A], 5),  # order does not matter for integrity
-    ([X, A, B, Y, C, Z], 5),  # extras are harmless
-    ([(A, 2), B, C], 5),  # counts are ignored
-    ([A, B], 0),
-    ([], 0),
-    ([X, Y, Z], 0),
-])
+@pytest.mark.parametrize(
+    "detected,score",
+    [
+        ([A, B, C], 5),
+        ([C, B, A], 5),  # order does not matter for integrity
+        ([X, A, B, Y, C, Z], 5),  # extras are harmless
+        ([(A, 2), B, C], 5),  # counts are ignored
+        ([A, B], 0),
+        ([], 0),
+        ([X, Y, Z], 0),
+    ],
+)
 def test_integrity(detected, score):
     s, why = score_from_detected(group("integrity", A, B, C), ev(*detected))
     assert s == score and why
@@ -59,21 +62,24 @@ def test_integrity_repeated_ask_needs_two_occurrences():
     assert score_from_detected(g, ev((A, 2), B))[0] == 5
 
 
-@pytest.mark.parametrize("detected,score", [
-    ([A, B, C], 5),
-    ([X, A, Y, B, Z, C], 5),  # extras anywhere keep the order
-    ([A, A, B, C, C], 5),
-    ([B, A, B, C], 5),  # the second B completes the order
-    ([C, A, B], 4),
-    ([B, A, C], 4),
-    ([C, B, A], 4),
-    ([A, B], 3),
-    ([B, A, X], 3),  # one missing: order is not scored further
-    ([C], 2),
-    ([X, A], 2),
-    ([], 1),
-    ([X, Y, Z], 1),
-])
+@pytest.mark.parametrize(
+    "detected,score",
+    [
+        ([A, B, C], 5),
+        ([X, A, Y, B, Z, C], 5),  # extras anywhere keep the order
+        ([A, A, B, C, C], 5),
+        ([B, A, B, C], 5),  # the second B completes the order
+        ([C, A, B], 4),
+        ([B, A, C], 4),
+        ([C, B, A], 4),
+        ([A, B], 3),
+        ([B, A, X], 3),  # one missing: order is not scored further
+        ([C], 2),
+        ([X, A], 2),
+        ([], 1),
+        ([X, Y, Z], 1),
+    ],
+)
 def test_temporal(detected, score):
     assert score_from_detected(group("temporal", A, B, C), ev(*detected))[0] == score
 
@@ -89,15 +95,18 @@ def test_temporal_needs_exactly_three():
         score_from_detected(group("temporal", A, B), ev(A, B))
 
 
-@pytest.mark.parametrize("detected,score", [
-    ([(B, 3)], 3),
-    ([(B, 1), X, (B, 2)], 3),  # occurrences of the asked event are summed across the clip
-    ([X, (B, 3), Y], 3),
-    ([(B, 2)], 2),
-    ([(B, 4)], 2),
-    ([X], 1),
-    ([], 1),
-])
+@pytest.mark.parametrize(
+    "detected,score",
+    [
+        ([(B, 3)], 3),
+        ([(B, 1), X, (B, 2)], 3),  # occurrences of the asked event are summed across the clip
+        ([X, (B, 3), Y], 3),
+        ([(B, 2)], 2),
+        ([(B, 4)], 2),
+        ([X], 1),
+        ([], 1),
+    ],
+)
 def test_frequency(detected, score):
     assert score_from_detected(group("frequency", (B, 3)), ev(*detected))[0] == score
 

@@ -12,8 +12,7 @@ ENV = {"ATOM_JUDGE_API_KEY": "sk-test-structured-000000"}
 
 
 def judge(srv, **kw):
-    return VLMJudge(VLMConfig(model="Qwen/Qwen2.5-VL-7B-Instruct", base_url=srv.base_url,
-                              retry=RetryPolicy(1, 0.0, 0.0), **kw), env=ENV)
+    return VLMJudge(VLMConfig(model="Qwen/Qwen2.5-VL-7B-Instruct", base_url=srv.base_url, retry=RetryPolicy(1, 0.0, 0.0), **kw), env=ENV)
 
 
 @pytest.mark.parametrize("mode,field", [("guided_json", "guided_json"), ("structured_outputs", "structured_outputs")])

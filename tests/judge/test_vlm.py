@@ -72,14 +72,17 @@ def test_batch_yields_in_input_order_when_first_is_slow():
     assert seen == [(i + 1, 4, f"item-{i}") for i in range(4)]
 
 
-@pytest.mark.parametrize("content,why", [
-    ("I think the motion is fine.", "no score"),
-    ('{"score": 7, "rationale": "x"}', "not allowed"),
-    ('{"rationale": "no score here"}', "no 'score'"),
-    ("Score: 3. On reflection, score: 4.", "several scores"),
-    ('{"score": "high"}', "not an integer"),
-    ("", "empty"),
-])
+@pytest.mark.parametrize(
+    "content,why",
+    [
+        ("I think the motion is fine.", "no score"),
+        ('{"score": 7, "rationale": "x"}', "not allowed"),
+        ('{"rationale": "no score here"}', "no 'score'"),
+        ("Score: 3. On reflection, score: 4.", "several scores"),
+        ('{"score": "high"}', "not an integer"),
+        ("", "empty"),
+    ],
+)
 def test_malformed_replies_are_recorded_errors_never_guesses(store, content, why):
     item = make_item(0)
     with FakeOpenAI([Reply(content=content)]) as srv, judge(srv, store) as j:
@@ -96,8 +99,7 @@ def test_malformed_replies_are_recorded_errors_never_guesses(store, content, why
 
 def test_429_then_success_is_retried_and_counted():
     sleeps = []
-    script = [error_reply(429, "slow down"), error_reply(429, "slow down", headers={"retry-after": "0.04"}),
-              score_reply(3)]
+    script = [error_reply(429, "slow down"), error_reply(429, "slow down", headers={"retry-after": "0.04"}), score_reply(3)]
     with FakeOpenAI(script) as srv, judge(srv, sleeps=sleeps, concurrency=1) as j:
         g = j.score(make_item(0, "frequency"))
         assert g.ok and g.score == 3 and g.attempts == 3
@@ -110,8 +112,7 @@ def test_429_then_success_is_retried_and_counted():
 def test_backoff_is_seeded():
     def delays(seed):
         sleeps = []
-        with FakeOpenAI([error_reply(503)] * 3 + [score_reply(5)]) as srv, \
-                judge(srv, sleeps=sleeps, seed=seed) as j:
+        with FakeOpenAI([error_reply(503)] * 3 + [score_reply(5)]) as srv, judge(srv, sleeps=sleeps, seed=seed) as j:
             assert j.score(make_item(0)).ok
         return sleeps
 
@@ -139,8 +140,7 @@ def test_timeouts_are_retried_then_give_up():
         assert g.ok and g.attempts == 2 and srv.calls == 2
         # the timed-out attempt may be billed: its estimate is counted, on top of the real cost
         assert g.cost_usd > j.config.cost.cost(100, 20)
-    with FakeOpenAI([Reply(delay_s=2.0)]) as srv, \
-            judge(srv, timeout_s=0.1, retry=RetryPolicy(1, 0.0, 0.0)) as j:
+    with FakeOpenAI([Reply(delay_s=2.0)]) as srv, judge(srv, timeout_s=0.1, retry=RetryPolicy(1, 0.0, 0.0)) as j:
         g = j.score(make_item(0))
         assert g.error_kind == "unavailable" and "timed out" in g.error and g.attempts == 2
 
@@ -217,8 +217,9 @@ def test_cache_is_shared_across_processes(store, tmp_path):
             print(json.dumps([g.score, g.cache_hit]))
         """)
         root = Path(__file__).resolve().parents[2]
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                             env=dict(os.environ, PYTHONPATH=str(root)), cwd=root)
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(root)), cwd=root
+        )
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout.strip().splitlines()[-1]) == [2, True]
         assert srv.calls == 1
@@ -297,4 +298,5 @@ def test_key_resolution(tmp_path):
     assert resolve_api_key(env={}, required=False).reveal() == "EMPTY"
     with pytest.raises(TypeError):
         import pickle
+
         pickle.dumps(resolve_api_key(env={"OPENAI_API_KEY": "b"}))

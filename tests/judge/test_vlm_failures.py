@@ -79,11 +79,15 @@ def test_a_completion_without_usage_is_charged_its_estimate():
 
 # -- HTTP errors, timeouts, anything else ---------------------------------------------------------
 
-@pytest.mark.parametrize("reply,kind,calls", [
-    (server_error_reply(), "unavailable", 3),  # retried, then given up
-    (error_reply(429, "slow down"), "unavailable", 3),  # a rate limit is retried too
-    (error_reply(404, "no such model"), "request", 1),
-])
+
+@pytest.mark.parametrize(
+    "reply,kind,calls",
+    [
+        (server_error_reply(), "unavailable", 3),  # retried, then given up
+        (error_reply(429, "slow down"), "unavailable", 3),  # a rate limit is retried too
+        (error_reply(404, "no such model"), "request", 1),
+    ],
+)
 def test_http_errors_release_the_budget(reply, kind, calls):
     with FakeOpenAI([reply]) as srv, judge(srv, budget_usd=0.05) as j:
         g = j.score(make_item(0))
@@ -93,8 +97,7 @@ def test_http_errors_release_the_budget(reply, kind, calls):
 
 @pytest.mark.parametrize("charge", [True, False])
 def test_timeouts_release_the_budget_and_charge_the_estimate_when_asked(charge):
-    with FakeOpenAI([hang_reply(2.0)]) as srv, \
-            judge(srv, timeout_s=0.1, retry=RetryPolicy(1, 0.0, 0.0), charge_timeouts=charge) as j:
+    with FakeOpenAI([hang_reply(2.0)]) as srv, judge(srv, timeout_s=0.1, retry=RetryPolicy(1, 0.0, 0.0), charge_timeouts=charge) as j:
         g = j.score(make_item(0))
         assert g.error_kind == "unavailable" and "timed out" in g.error and srv.calls == 2
         assert j.ledger.reserved_usd == 0.0
@@ -114,8 +117,9 @@ def test_any_exception_releases_the_budget():
 
     with FakeOpenAI([score_reply(5)]) as srv:
         # The real client and a real HTTP exchange; the response hook stands for any bug below us.
-        client = openai.OpenAI(base_url=srv.base_url, api_key=KEY, max_retries=0,
-                               http_client=httpx2.Client(event_hooks={"response": [explode]}))
+        client = openai.OpenAI(
+            base_url=srv.base_url, api_key=KEY, max_retries=0, http_client=httpx2.Client(event_hooks={"response": [explode]})
+        )
         j = VLMJudge(VLMConfig(model="fake-vlm", base_url=srv.base_url, budget_usd=0.05), env=ENV, client=client)
         with j, pytest.raises(Boom):
             j.score(make_item(0))
@@ -166,11 +170,11 @@ def test_the_message_names_the_key_file_the_key_came_from(tmp_path):
 
 # -- one ledger shared by several judges ------------------------------------------------------------
 
+
 def test_judges_sharing_a_ledger_share_its_cap():
     shared = BudgetLedger(0.05)
     costly = score_reply(5, prompt_tokens=100_000)  # $0.25 reported: the cap is spent in one call
-    with FakeOpenAI([costly]) as srv, judge(srv, model="model-a", ledger=shared) as a, \
-            judge(srv, model="model-b", ledger=shared) as b:
+    with FakeOpenAI([costly]) as srv, judge(srv, model="model-a", ledger=shared) as a, judge(srv, model="model-b", ledger=shared) as b:
         assert a.score(make_item(0)).ok
         g = b.score(make_item(0))
         assert g.error_kind == "budget" and "budget cap" in g.error and srv.calls == 1

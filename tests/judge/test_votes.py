@@ -44,8 +44,7 @@ def test_majority_agreement_and_ties():
 
 
 def judge(srv, store, **kw):
-    cfg = dict(model="fake-vlm", base_url=srv.base_url, retry=RetryPolicy(1, 0.0, 0.0), vote_temperature=0.9,
-               vote_seed=100)
+    cfg = dict(model="fake-vlm", base_url=srv.base_url, retry=RetryPolicy(1, 0.0, 0.0), vote_temperature=0.9, vote_seed=100)
     cfg.update(kw)
     return VLMJudge(VLMConfig(**cfg), store, env=ENV)
 
@@ -113,8 +112,7 @@ def test_failed_votes_lower_agreement_and_all_failed_is_an_error(store):
 
 def test_pair_filter_and_summary():
     def jm(score, agreement):
-        return Judgement("x", score, "", "vlm", extra={"agreement": agreement, "entropy": 1 - agreement,
-                                                        "votes": [score]})
+        return Judgement("x", score, "", "vlm", extra={"agreement": agreement, "entropy": 1 - agreement, "votes": [score]})
 
     pairs = [
         PairVotes.of("p1", "temporal", jm(5, 1.0), jm(2, 0.8)),
@@ -129,8 +127,9 @@ def test_pair_filter_and_summary():
     assert filter_pairs(pairs, 0.0).kept == ["p1", "p2", "p3", "p4"]
     with pytest.raises(ValueError):
         filter_pairs(pairs, 1.5)
-    summary = summarize_votes({"temporal": [jm(5, 1.0), jm(5, 0.6), jm(2, 0.8), Judgement("e", None, "", "v")],
-                               "integrity": [jm(0, 1.0)]}, f)
+    summary = summarize_votes(
+        {"temporal": [jm(5, 1.0), jm(5, 0.6), jm(2, 0.8), Judgement("e", None, "", "v")], "integrity": [jm(0, 1.0)]}, f
+    )
     t = summary["temporal"]
     assert t.judged == 3 and t.mean_agreement == pytest.approx(0.8) and t.unanimous == pytest.approx(1 / 3)
     assert t.scores == {2: 1, 5: 2} and (t.pairs_kept, t.pairs_dropped) == (1, 1)

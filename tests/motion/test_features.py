@@ -28,14 +28,32 @@ from atom.motion.record import MotionFormatError
 from atom.motion.skeleton import FEATURE_DIM, KINEMATIC_CHAINS, PARENTS, RAW_OFFSETS
 
 # Bone vectors (child - parent) of a rest pose facing +Z, left = +X, arms out (T-pose).
-REST_BONES = np.array([
-    (0.0, 0.0, 0.0), (0.06, -0.09, 0.0), (-0.06, -0.09, 0.0), (0.0, 0.11, -0.02),
-    (0.0, -0.38, 0.0), (0.0, -0.38, 0.0), (0.0, 0.14, 0.02), (0.0, -0.42, -0.03),
-    (0.0, -0.42, -0.03), (0.0, 0.06, 0.0), (0.0, -0.06, 0.12), (0.0, -0.06, 0.12),
-    (0.0, 0.21, -0.03), (0.07, 0.12, -0.02), (-0.07, 0.12, -0.02), (0.0, 0.09, 0.05),
-    (0.12, 0.04, -0.01), (-0.12, 0.04, -0.01), (0.25, 0.0, 0.0), (-0.25, 0.0, 0.0),
-    (0.25, 0.0, 0.0), (-0.25, 0.0, 0.0),
-])
+REST_BONES = np.array(
+    [
+        (0.0, 0.0, 0.0),
+        (0.06, -0.09, 0.0),
+        (-0.06, -0.09, 0.0),
+        (0.0, 0.11, -0.02),
+        (0.0, -0.38, 0.0),
+        (0.0, -0.38, 0.0),
+        (0.0, 0.14, 0.02),
+        (0.0, -0.42, -0.03),
+        (0.0, -0.42, -0.03),
+        (0.0, 0.06, 0.0),
+        (0.0, -0.06, 0.12),
+        (0.0, -0.06, 0.12),
+        (0.0, 0.21, -0.03),
+        (0.07, 0.12, -0.02),
+        (-0.07, 0.12, -0.02),
+        (0.0, 0.09, 0.05),
+        (0.12, 0.04, -0.01),
+        (-0.12, 0.04, -0.01),
+        (0.25, 0.0, 0.0),
+        (-0.25, 0.0, 0.0),
+        (0.25, 0.0, 0.0),
+        (-0.25, 0.0, 0.0),
+    ]
+)
 X, Y, Z = np.eye(3)
 
 
@@ -72,7 +90,8 @@ def walk_limbs(phase):
     """Leg and arm swings of a walk cycle, arms lowered to an A-pose."""
     swing = 0.5 * np.sin(phase)
     return {
-        1: axis_angle(X, -swing), 2: axis_angle(X, swing),
+        1: axis_angle(X, -swing),
+        2: axis_angle(X, swing),
         4: axis_angle(X, 0.6 * np.clip(np.sin(phase + 1.0), 0, None)),
         5: axis_angle(X, 0.6 * np.clip(-np.sin(phase + 1.0), 0, None)),
         16: axis_angle(Z, -1.2 + 0.0 * phase) @ axis_angle(X, swing),
@@ -284,8 +303,7 @@ def test_deterministic():
 
 def test_torch_matches_numpy():
     torch = pytest.importorskip("torch")
-    feats = np.stack([joints_to_features(long_walk_motion()),
-                      joints_to_features(curved_spin_motion(197))])
+    feats = np.stack([joints_to_features(long_walk_motion()), joints_to_features(curved_spin_motion(197))])
     ref = features_to_joints(feats)
     assert ref.shape == (2, 196, 22, 3)
     for dtype in (torch.float32, torch.float64):
@@ -363,11 +381,14 @@ def test_mean_std_validation():
 # ------------------------------------------------------------------------------ errors
 
 
-@pytest.mark.parametrize("bad, match", [
-    (np.zeros((10, 21, 3)), "shape"),
-    (np.zeros((10, 22)), "shape"),
-    (np.zeros((1, 22, 3)), "at least 2"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.zeros((10, 21, 3)), "shape"),
+        (np.zeros((10, 22)), "shape"),
+        (np.zeros((1, 22, 3)), "at least 2"),
+    ],
+)
 def test_joint_shape_errors(bad, match):
     with pytest.raises(MotionFormatError, match=match):
         joints_to_features(bad)
@@ -420,8 +441,9 @@ def test_qbetween_edge_cases():
     rng = np.random.default_rng(3)
     a, b = rng.normal(size=(20, 3)), rng.normal(size=(20, 3))
     q = Q.qbetween(a, b)
-    np.testing.assert_allclose(Q.qrot(q, a / np.linalg.norm(a, axis=-1, keepdims=True)),
-                               b / np.linalg.norm(b, axis=-1, keepdims=True), atol=1e-9)
+    np.testing.assert_allclose(
+        Q.qrot(q, a / np.linalg.norm(a, axis=-1, keepdims=True)), b / np.linalg.norm(b, axis=-1, keepdims=True), atol=1e-9
+    )
     opposite = Q.qbetween(np.array([[0, 0, 1.0], [1, 0, 0]]), np.array([[0, 0, -2.0], [-1, 0, 0]]))
     np.testing.assert_allclose(Q.qrot(opposite, np.array([[0, 0, 1.0], [1, 0, 0]])), [[0, 0, -1], [-1, 0, 0]], atol=1e-9)
     np.testing.assert_allclose(Q.qbetween(np.zeros(3), np.array([1.0, 0, 0])), [1, 0, 0, 0])

@@ -15,12 +15,32 @@ from atom.motion.humanml3d import Caption, Clip, HumanML3D, HumanML3DError
 from atom.motion.record import MotionFormatError
 from atom.motion.skeleton import FEATURE_DIM, PARENTS
 
-BONES = np.array([
-    (0, 0.93, 0), (0.06, -0.09, 0), (-0.06, -0.09, 0), (0, 0.11, -0.02), (0, -0.38, 0), (0, -0.38, 0),
-    (0, 0.14, 0.02), (0, -0.42, -0.03), (0, -0.42, -0.03), (0, 0.06, 0), (0, -0.06, 0.12),
-    (0, -0.06, 0.12), (0, 0.21, -0.03), (0.07, 0.12, -0.02), (-0.07, 0.12, -0.02), (0, 0.09, 0.05),
-    (0.12, 0.04, -0.01), (-0.12, 0.04, -0.01), (0.25, 0, 0), (-0.25, 0, 0), (0.25, 0, 0), (-0.25, 0, 0),
-])
+BONES = np.array(
+    [
+        (0, 0.93, 0),
+        (0.06, -0.09, 0),
+        (-0.06, -0.09, 0),
+        (0, 0.11, -0.02),
+        (0, -0.38, 0),
+        (0, -0.38, 0),
+        (0, 0.14, 0.02),
+        (0, -0.42, -0.03),
+        (0, -0.42, -0.03),
+        (0, 0.06, 0),
+        (0, -0.06, 0.12),
+        (0, -0.06, 0.12),
+        (0, 0.21, -0.03),
+        (0.07, 0.12, -0.02),
+        (-0.07, 0.12, -0.02),
+        (0, 0.09, 0.05),
+        (0.12, 0.04, -0.01),
+        (-0.12, 0.04, -0.01),
+        (0.25, 0, 0),
+        (-0.25, 0, 0),
+        (0.25, 0, 0),
+        (-0.25, 0, 0),
+    ]
+)
 
 
 def walk_joints(t: int, seed: int = 0) -> np.ndarray:
@@ -74,13 +94,16 @@ def test_caption_from_text_tags():
     assert Caption.from_line(cap.to_line()) == cap
 
 
-@pytest.mark.parametrize("line, match", [
-    ("no hashes at all", "4 fields"),
-    ("a#b#c#d#e", "4 fields"),
-    ("a man walks.#a/DET#zero#0.0", "numbers"),
-    ("a man walks.#a/DET#-1.0#0.0", ">= 0"),
-    ("a man walks.#a/DET#inf#0.0", "finite"),
-])
+@pytest.mark.parametrize(
+    "line, match",
+    [
+        ("no hashes at all", "4 fields"),
+        ("a#b#c#d#e", "4 fields"),
+        ("a man walks.#a/DET#zero#0.0", "numbers"),
+        ("a man walks.#a/DET#-1.0#0.0", ">= 0"),
+        ("a man walks.#a/DET#inf#0.0", "finite"),
+    ],
+)
 def test_bad_caption_lines(line, match):
     with pytest.raises(HumanML3DError, match=match):
         Caption.from_line(line, source="texts/x.txt:3")
@@ -99,9 +122,13 @@ def test_bad_caption_objects():
 
 
 def make_clip(cid="w000001", n=60, labels=None, seed=0) -> Clip:
-    return Clip(cid, np.zeros((n + 1, 22, 3), np.float32) + seed, feats(n, seed),
-                (Caption.from_text("a person walks forward."), Caption.from_text("someone walks.", 0.5, 2.0)),
-                labels)
+    return Clip(
+        cid,
+        np.zeros((n + 1, 22, 3), np.float32) + seed,
+        feats(n, seed),
+        (Caption.from_text("a person walks forward."), Caption.from_text("someone walks.", 0.5, 2.0)),
+        labels,
+    )
 
 
 def tree_bytes(root) -> dict[str, bytes]:
@@ -266,8 +293,7 @@ def test_iter_clips_evaluation_rules(released):
 
 
 def test_written_directory_goes_through_the_same_reader(tmp_path):
-    clips = [H.clip_from_joints(f"g{i:06d}", walk_joints(n + 1, i), ["a person walks."])
-             for i, n in enumerate((39, 40, 120))]
+    clips = [H.clip_from_joints(f"g{i:06d}", walk_joints(n + 1, i), ["a person walks."]) for i, n in enumerate((39, 40, 120))]
     write_world(tmp_path, clips, compute_mean_std([c.features for c in clips]))
     ds = HumanML3D(tmp_path)
     assert [c.clip_id for c in ds.iter_clips("train")] == ["g000001"]

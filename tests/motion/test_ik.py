@@ -23,13 +23,13 @@ def _random_motion(parents, rest, frames, seed):
 @pytest.mark.parametrize("parents, targets", [(PARENTS, 22), (SMPL_PARENTS, 22)])
 def test_solved_rotations_replay_the_positions(parents, targets):
     rng = np.random.default_rng(1)
-    rest = default_rest_joints()[:len(parents)] * rng.uniform(0.05, 0.4, (len(parents), 1))  # uneven bones
+    rest = default_rest_joints()[: len(parents)] * rng.uniform(0.05, 0.4, (len(parents), 1))  # uneven bones
     offsets = offsets_from_positions(rest, parents)
     motion = _random_motion(parents, rest, frames=50, seed=2)
     world = solve_rotations(motion[:, :targets], offsets, parents)
     eye = np.broadcast_to(np.eye(3), world.shape)
     np.testing.assert_allclose(world @ np.swapaxes(world, -1, -2), eye, atol=1e-9)  # rotations, not
-    np.testing.assert_allclose(np.linalg.det(world), 1.0, atol=1e-9)                # reflections
+    np.testing.assert_allclose(np.linalg.det(world), 1.0, atol=1e-9)  # reflections
     replayed = forward_kinematics(motion[:, 0], offsets, world, parents)
     np.testing.assert_allclose(replayed[:, :targets], motion[:, :targets], atol=1e-9)
     local = local_rotations(world, parents)

@@ -24,8 +24,15 @@ def test_the_file_loads_with_numpy_with_the_documented_keys(tmp_path):
     path = write_smpl_npz(tmp_path / "motion_smpl.npz", joints)
     with np.load(path, allow_pickle=False) as z:  # plain arrays, nothing pickled
         data = {k: z[k] for k in z.files}
-    shapes = {"poses": (T, 72), "root_orient": (T, 3), "pose_body": (T, 63), "trans": (T, 3), "betas": (10,),
-              "gender": (), "mocap_framerate": ()}
+    shapes = {
+        "poses": (T, 72),
+        "root_orient": (T, 3),
+        "pose_body": (T, 63),
+        "trans": (T, 3),
+        "betas": (10,),
+        "gender": (),
+        "mocap_framerate": (),
+    }
     assert {k: v.shape for k, v in data.items()} == shapes
     assert str(data["gender"]) == "neutral" and float(data["mocap_framerate"]) == 20.0
     assert all(data[k].dtype == np.float32 for k in ("poses", "root_orient", "pose_body", "trans", "betas"))

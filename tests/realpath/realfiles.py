@@ -85,24 +85,47 @@ def build_flan_dir(path: Path, texts: list[str], d_model: int = 64) -> Path:
     corpus = [f'Generate motion: "{t}"' for t in texts] + list(texts)
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(corpus), model_writer=model, vocab_size=400, hard_vocab_limit=False,
-        model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1, pad_piece="<pad>", eos_piece="</s>",
-        unk_piece="<unk>", character_coverage=1.0, minloglevel=2, num_threads=1)
+        sentence_iterator=iter(corpus),
+        model_writer=model,
+        vocab_size=400,
+        hard_vocab_limit=False,
+        model_type="unigram",
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        pad_piece="<pad>",
+        eos_piece="</s>",
+        unk_piece="<unk>",
+        character_coverage=1.0,
+        minloglevel=2,
+        num_threads=1,
+    )
     (path / "spiece.model").write_bytes(model.getvalue())
     extra = [f"<extra_id_{i}>" for i in range(EXTRA_IDS)]
     special = {"eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>", "additional_special_tokens": extra}
     (path / "special_tokens_map.json").write_text(json.dumps(special))
-    (path / "tokenizer_config.json").write_text(json.dumps(
-        {**special, "tokenizer_class": "T5Tokenizer", "extra_ids": EXTRA_IDS, "model_max_length": 512}))
+    (path / "tokenizer_config.json").write_text(
+        json.dumps({**special, "tokenizer_class": "T5Tokenizer", "extra_ids": EXTRA_IDS, "model_max_length": 512})
+    )
     import sentencepiece
 
     pieces = sentencepiece.SentencePieceProcessor(model_proto=model.getvalue()).get_piece_size()
     # flan's embedding is padded past the tokenizer (32128 rows for 32100 tokens): so is this one.
-    T5Config(vocab_size=pieces + EXTRA_IDS + 28, d_model=d_model, d_ff=2 * d_model, num_layers=2, num_heads=4,
-             d_kv=16, feed_forward_proj="gated-gelu", tie_word_embeddings=False, decoder_start_token_id=0,
-             pad_token_id=0, eos_token_id=1).save_pretrained(str(path))
-    (path / "generation_config.json").write_text(json.dumps({"decoder_start_token_id": 0, "eos_token_id": 1,
-                                                             "pad_token_id": 0}))
+    T5Config(
+        vocab_size=pieces + EXTRA_IDS + 28,
+        d_model=d_model,
+        d_ff=2 * d_model,
+        num_layers=2,
+        num_heads=4,
+        d_kv=16,
+        feed_forward_proj="gated-gelu",
+        tie_word_embeddings=False,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+        eos_token_id=1,
+    ).save_pretrained(str(path))
+    (path / "generation_config.json").write_text(json.dumps({"decoder_start_token_id": 0, "eos_token_id": 1, "pad_token_id": 0}))
     return path
 
 
@@ -134,8 +157,10 @@ def _format_trained_t5(flan_dir: Path, texts: list[str], steps: int, seed: int):
     t5.train()
     for _ in range(steps):
         batch = [texts[int(i)] for i in rng.integers(len(texts), size=16)]
-        motions = ["<motion_id_512>" + "".join(f"<motion_id_{int(c)}>" for c in rng.integers(512, size=rng.integers(8, 30)))
-                   + "<motion_id_513>" for _ in batch]
+        motions = [
+            "<motion_id_512>" + "".join(f"<motion_id_{int(c)}>" for c in rng.integers(512, size=rng.integers(8, 30))) + "<motion_id_513>"
+            for _ in batch
+        ]
         enc = tok([f"Generate motion: {t}" for t in batch], return_tensors="pt", padding=True)
         lab = tok(motions, return_tensors="pt", padding=True).input_ids
         lab[lab == tok.pad_token_id] = -100
@@ -163,18 +188,36 @@ def build_checkpoint(path: Path, flan_dir: Path, texts: list[str], steps: int = 
     sd["metrics.TM2TMetrics.t2m_textencoder.input_emb.weight"] = torch.randn(512, 300)
     sd["metrics.TM2TMetrics.t2m_moveencoder.main.0.weight"] = torch.randn(512, 259, 4)
     sd["_losses.losses_train.total"] = torch.zeros(())
-    cfg = OmegaConf.create({
-        "NAME": "Instruct_HumanML3D", "model": {"target": "mGPT.models.mgpt.MotionGPT",
-                                               "params": {"condition": "text", "task": "t2m", "codebook_size": 512,
-                                                          "lm": {"model_type": "t5", "max_length": 256},
-                                                          "motion_vae": {"code_num": 512, "nfeats": 263}}},
-        "TRAIN": {"STAGE": "lm_instruct", "BATCH_SIZE": 16, "OPTIM": {"params": {"lr": 1e-4, "betas": [0.9, 0.99]}}},
-        "TEST": {"BATCH_SIZE": 32, "REPLICATION_TIMES": 20}, "DATASET": {"NFEATS": 263}})
-    ckpt = {"epoch": 999, "global_step": 123456, "pytorch-lightning_version": "1.8.6", "state_dict": sd,
-            "hparams_name": "kwargs", "hyper_parameters": {"cfg": cfg, "codebook_size": 512, "condition": "text"},
-            "loops": {}, "callbacks": {"ModelCheckpoint{'monitor': None}": {"best_model_path": "", "dirpath": "ckpt"}},
-            "optimizer_states": [{"state": {}, "param_groups": [{"lr": 1e-4, "betas": (0.9, 0.99), "params": [0, 1]}]}],
-            "lr_schedulers": []}
+    cfg = OmegaConf.create(
+        {
+            "NAME": "Instruct_HumanML3D",
+            "model": {
+                "target": "mGPT.models.mgpt.MotionGPT",
+                "params": {
+                    "condition": "text",
+                    "task": "t2m",
+                    "codebook_size": 512,
+                    "lm": {"model_type": "t5", "max_length": 256},
+                    "motion_vae": {"code_num": 512, "nfeats": 263},
+                },
+            },
+            "TRAIN": {"STAGE": "lm_instruct", "BATCH_SIZE": 16, "OPTIM": {"params": {"lr": 1e-4, "betas": [0.9, 0.99]}}},
+            "TEST": {"BATCH_SIZE": 32, "REPLICATION_TIMES": 20},
+            "DATASET": {"NFEATS": 263},
+        }
+    )
+    ckpt = {
+        "epoch": 999,
+        "global_step": 123456,
+        "pytorch-lightning_version": "1.8.6",
+        "state_dict": sd,
+        "hparams_name": "kwargs",
+        "hyper_parameters": {"cfg": cfg, "codebook_size": 512, "condition": "text"},
+        "loops": {},
+        "callbacks": {"ModelCheckpoint{'monitor': None}": {"best_model_path": "", "dirpath": "ckpt"}},
+        "optimizer_states": [{"state": {}, "param_groups": [{"lr": 1e-4, "betas": (0.9, 0.99), "params": [0, 1]}]}],
+        "lr_schedulers": [],
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(ckpt, str(path))  # pickle protocol 2, as Lightning writes it
     return sd
@@ -209,8 +252,9 @@ def build_deps(deps: Path, humanml: Path, texts: list[str], seed: int = 0) -> Pa
     mods = guo.build_modules()
     (deps / FINEST).parent.mkdir(parents=True, exist_ok=True)
     torch.save({k: m.state_dict() for k, m in mods.items()} | {"epoch": 270, "iter": 123}, deps / FINEST)
-    words = sorted({tok.rpartition("/")[0] for cid in ds.all_ids() for cap in ds.load_captions(cid)
-                    for tok in cap.tokens} | {"unk", "sos", "eos"})
+    words = sorted(
+        {tok.rpartition("/")[0] for cid in ds.all_ids() for cap in ds.load_captions(cid) for tok in cap.tokens} | {"unk", "sos", "eos"}
+    )
     _write_glove(deps / "glove", words, seed)
     return deps
 

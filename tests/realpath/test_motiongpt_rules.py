@@ -29,7 +29,8 @@ import realfiles
 
 def test_protocol2_checkpoint_with_omegaconf_loads_without_running_it(release):
     data = zipfile.ZipFile(release["checkpoint"]).read(
-        next(n for n in zipfile.ZipFile(release["checkpoint"]).namelist() if n.endswith("data.pkl")))
+        next(n for n in zipfile.ZipFile(release["checkpoint"]).namelist() if n.endswith("data.pkl"))
+    )
     names = {str(arg) for op, arg, _ in pickletools.genops(data) if op.name == "GLOBAL"}
     assert any(n.startswith("__builtin__ ") for n in names)  # what torch.save's protocol 2 writes
     assert any(n.startswith("omegaconf.") for n in names)
@@ -48,8 +49,7 @@ def test_loader_refuses_code_compression_and_oversize(tmp_path, release, monkeyp
     with pytest.raises(UnsafePickleError, match="builtins.eval"):
         safe_load(tmp_path / "evil.tar")
     # A zip with a compressed entry is not what torch.save writes (and could expand without bound).
-    with zipfile.ZipFile(release["checkpoint"]) as src, zipfile.ZipFile(tmp_path / "deflated.tar", "w",
-                                                                        zipfile.ZIP_DEFLATED) as dst:
+    with zipfile.ZipFile(release["checkpoint"]) as src, zipfile.ZipFile(tmp_path / "deflated.tar", "w", zipfile.ZIP_DEFLATED) as dst:
         for info in src.infolist():
             dst.writestr(info.filename, src.read(info.filename))
     with pytest.raises(UnsafePickleError, match="compressed"):
@@ -93,8 +93,7 @@ def test_weights_match_the_checkpoint(release):
     cfg.vocab_size = sd["lm.language_model.shared.weight"].shape[0]
     ref = T5ForConditionalGeneration(cfg)
     ref.lm_head.weight = torch.nn.Parameter(ref.lm_head.weight.detach().clone())
-    ref.load_state_dict({k[len("lm.language_model."):]: v for k, v in sd.items() if k.startswith("lm.language_model.")},
-                        strict=False)
+    ref.load_state_dict({k[len("lm.language_model.") :]: v for k, v in sd.items() if k.startswith("lm.language_model.")}, strict=False)
     ref.eval()
     tok = realfiles.motion_tokenizer(a.t5_dir)
     enc = tok(['Generate motion: "a person walks forward"'], return_tensors="pt")
@@ -102,8 +101,11 @@ def test_weights_match_the_checkpoint(release):
     assert ours_ids.tolist() == enc.input_ids.tolist()  # the same input ids as MotionGPT's tokenizer
     dec = torch.tensor([[0, tok.convert_tokens_to_ids("<motion_id_512>")]])
     with torch.no_grad():
-        assert torch.allclose(bundle.lm.model(input_ids=enc.input_ids, decoder_input_ids=dec).logits,
-                              ref(input_ids=enc.input_ids, decoder_input_ids=dec).logits, atol=1e-5)
+        assert torch.allclose(
+            bundle.lm.model(input_ids=enc.input_ids, decoder_input_ids=dec).logits,
+            ref(input_ids=enc.input_ids, decoder_input_ids=dec).logits,
+            atol=1e-5,
+        )
 
 
 def test_glove_index_with_numpy_integers(release):
@@ -134,8 +136,16 @@ def test_motiongpt_decoding_draws_from_what_transformers_generate_draws_from(rel
     gen_cfg = GenerationConfig.from_pretrained(str(a.t5_dir))
     ids, mask = bundle.lm.encode_text(["Generate motion: a person jumps twice"])
     torch.manual_seed(0)
-    out = model.generate(ids, attention_mask=mask, do_sample=True, max_length=128, generation_config=gen_cfg,
-                         output_scores=True, output_logits=True, return_dict_in_generate=True)
+    out = model.generate(
+        ids,
+        attention_mask=mask,
+        do_sample=True,
+        max_length=128,
+        generation_config=gen_cfg,
+        output_scores=True,
+        output_logits=True,
+        return_dict_in_generate=True,
+    )
     assert out.sequences.shape[1] <= 128 and out.sequences[0, 0] == 0  # the decoder's start token, not forced 512
     cfg = SamplingConfig.motiongpt()
     for raw, processed in zip(out.logits, out.scores):
@@ -157,11 +167,13 @@ def test_items_follow_motiongpts_loader(tmp_path):
     whole = Caption.from_text("a person walks")
     timed = Caption("a person jumps", ("a/DET", "person/NOUN", "jump/VERB"), 0.5, 3.0)  # 10..60: 50 frames
     short = Caption("a person waves", ("a/DET",), 1.0, 2.0)  # 20 frames: too short for an item
-    clips = [_clip("long", 200, [whole]),            # 200 frames: the whole file is skipped ...
-             _clip("longtimed", 210, [timed]),       # ... with its timed captions
-             _clip("a", 120, [whole, timed, short]),
-             _clip("b", 60, [timed]),                # only a timed caption: no whole-clip item
-             _clip("c", 60, [whole, Caption.from_text("someone walks")])]
+    clips = [
+        _clip("long", 200, [whole]),  # 200 frames: the whole file is skipped ...
+        _clip("longtimed", 210, [timed]),  # ... with its timed captions
+        _clip("a", 120, [whole, timed, short]),
+        _clip("b", 60, [timed]),  # only a timed caption: no whole-clip item
+        _clip("c", 60, [whole, Caption.from_text("someone walks")]),
+    ]
     for c in clips:
         write_clip(tmp_path, c)
     write_split(tmp_path, "test", [c.clip_id for c in clips])
@@ -201,8 +213,7 @@ def _guo():
     torch.manual_seed(0)
     mods = guo.build_modules()
     vec = WordVectorizer(np.random.default_rng(0).normal(size=(3, 300)), {"unk": 0, "sos": 1, "eos": 2})
-    return guo.GuoEvaluator(mods["text_encoder"], mods["movement_encoder"], mods["motion_encoder"], vec,
-                            np.zeros(263), np.ones(263))
+    return guo.GuoEvaluator(mods["text_encoder"], mods["movement_encoder"], mods["motion_encoder"], vec, np.zeros(263), np.ones(263))
 
 
 def test_unpacked_batches_padded_with_the_mean_pose():
@@ -226,17 +237,28 @@ def test_fid_against_the_same_items_crops(tmp_path):
     compares with this replication's crops of the same items, not with the whole test set."""
     ev = _guo()
     rng = np.random.default_rng(1)
-    items = [evalplan.EvalItem(f"i{k}", f"i{k}", 0, int(n), (Caption.from_text("a person walks"),))
-             for k, n in enumerate(rng.integers(40, 120, size=40))]
+    items = [
+        evalplan.EvalItem(f"i{k}", f"i{k}", 0, int(n), (Caption.from_text("a person walks"),))
+        for k, n in enumerate(rng.integers(40, 120, size=40))
+    ]
     real = [rng.normal(size=(it.length, 263)).astype(np.float32) for it in items]
     samples = []
     for rep in range(2):
         for d in evalplan.general_draws(items, rep, 0):
-            crop = real[d.item][d.crop_start:d.crop_start + d.crop_len]
-            samples.append(ModelSample("a person walks", "general", items[d.item].item_id, features=crop,
-                                       kind="general", item=items[d.item].item_id, replication=rep, num_tokens=20))
-    rounds = general_rounds({"copy": samples}, items, real, ev, np.zeros(263, np.float32), replications=2, seed=0,
-                            mm_texts=0)
+            crop = real[d.item][d.crop_start : d.crop_start + d.crop_len]
+            samples.append(
+                ModelSample(
+                    "a person walks",
+                    "general",
+                    items[d.item].item_id,
+                    features=crop,
+                    kind="general",
+                    item=items[d.item].item_id,
+                    replication=rep,
+                    num_tokens=20,
+                )
+            )
+    rounds = general_rounds({"copy": samples}, items, real, ev, np.zeros(263, np.float32), replications=2, seed=0, mm_texts=0)
     assert all(abs(r["fid"]) < 1e-3 for r in rounds["copy"])
     assert all(r["r1"] == rr["r1"] for r, rr in zip(rounds["copy"], rounds["real"]))
 

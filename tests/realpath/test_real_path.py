@@ -63,8 +63,11 @@ def test_image_judge_answers_from_the_images():
     buf = io.BytesIO()
     blank.save(buf, format="PNG")
     url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-    req = {"messages": [{"role": "user", "content": [{"type": "text", "text": "Task: frequency"},
-                                                     {"type": "image_url", "image_url": {"url": url}}]}]}
+    req = {
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Task: frequency"}, {"type": "image_url", "image_url": {"url": url}}]}
+        ]
+    }
     assert json.loads(image_judge(req, 0).content)["score"] == 1
     req["messages"][0]["content"] = req["messages"][0]["content"][:1]
     assert json.loads(image_judge(req, 0).content)["score"] == 1
@@ -75,10 +78,10 @@ def readme_command(root: Path, humanml: Path) -> list[str]:
     its paths pointed at the files the test built (MotionGPT/ -> the checkout, HumanML3D/HumanML3D ->
     the dataset)."""
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("### Your own data and models"):]
-    block = section[section.index("```sh") + 5:section.index("```", section.index("```sh") + 5)]
+    section = readme[readme.index("### Your own data and models") :]
+    block = section[section.index("```sh") + 5 : section.index("```", section.index("```sh") + 5)]
     lines = " ".join(line.split("#", 1)[0].rstrip().rstrip("\\") for line in block.splitlines())
-    words = shlex.split(lines[lines.index("atomctl run-pipeline"):])
+    words = shlex.split(lines[lines.index("atomctl run-pipeline") :])
     out = []
     for w in words[2:]:
         w = w.replace("HumanML3D/HumanML3D", str(humanml)).replace("MotionGPT/", f"{root}/")
@@ -93,11 +96,26 @@ def test_real_files_through_run_pipeline(tmp_path, release, humanml):
     args = readme_command(root, humanml)
     assert "--checkpoint" in args and "--dataset" in args and f"guo:{release['deps']}" in args
     with FakeOpenAI(image_judge) as judge:
-        env = {**os.environ, "ATOM_JUDGE_BASE_URL": judge.base_url, "ATOM_JUDGE_API_KEY": "sk-test-not-a-real-key",
-               "ATOM_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+        env = {
+            **os.environ,
+            "ATOM_JUDGE_BASE_URL": judge.base_url,
+            "ATOM_JUDGE_API_KEY": "sk-test-not-a-real-key",
+            "ATOM_CACHE_DIR": str(tmp_path / "cache"),
+            "HF_HUB_OFFLINE": "1",
+        }
         # The README's command as written, plus a config that makes every stage small.
-        cmd = [sys.executable, "-m", "atom.cli", "--store", str(store), "run-pipeline", *args,
-               "--config", str(tmp_path / "small.yaml"), "--quiet"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "atom.cli",
+            "--store",
+            str(store),
+            "run-pipeline",
+            *args,
+            "--config",
+            str(tmp_path / "small.yaml"),
+            "--quiet",
+        ]
         res = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1500)
         assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
         calls = list(judge.requests)
@@ -108,8 +126,7 @@ def test_real_files_through_run_pipeline(tmp_path, release, humanml):
     report = json.loads(next(store.glob("reports/real/report.json")).read_text())
     # Every asset with its hash: the checkpoint's is the file's sha256.
     assets = {a["role"]: a for a in report["assets"]}
-    for role in ("dataset", "base_model", "base_model.checkpoint", "base_model.t5_dir", "base_model.mean",
-                 "base_model.std", "evaluator"):
+    for role in ("dataset", "base_model", "base_model.checkpoint", "base_model.t5_dir", "base_model.mean", "base_model.std", "evaluator"):
         assert assets[role].get("sha256"), role
     assert assets["base_model.checkpoint"]["sha256"] == hashlib.sha256(release["checkpoint"].read_bytes()).hexdigest()
     assert assets["base_model.mean"]["name"] == "mean.npy" and assets["evaluator"]["name"] == "guo-t2m"

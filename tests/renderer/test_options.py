@@ -35,8 +35,7 @@ def test_options_defaults_are_the_pipelines():
     """One place for each default (atom.settings.RenderSettings): the full image the embedded run
     uses, every 8th frame as in the paper, 256 px."""
     o = RenderOptions()
-    assert (o.form, o.interval, o.width, o.height, o.style, o.camera) == (
-        "full_image", 8, 256, 256, "skeleton", "follow")
+    assert (o.form, o.interval, o.width, o.height, o.style, o.camera) == ("full_image", 8, 256, 256, "skeleton", "follow")
 
 
 @pytest.mark.parametrize(

@@ -70,8 +70,7 @@ def test_frame_by_frame_gives_one_png_per_sampled_frame(motion_renderer, walk_mo
 
 
 def test_full_image_tiles_sampled_frames(motion_renderer, walk_motion):
-    out = render(walk_motion, RenderOptions(form="full_image", interval=8, width=96, height=96),
-                 renderer=motion_renderer)
+    out = render(walk_motion, RenderOptions(form="full_image", interval=8, width=96, height=96), renderer=motion_renderer)
     assert len(out.images) == 1 and out.filenames() == ["full.png"]
     img = decode_png(out.images[0])
     w, h = tile_size(8, 96, 96)
@@ -126,8 +125,7 @@ def test_webm_is_vp9_with_every_frame_and_decodes_back(motion_renderer):
         meta = next(reader)
         decoded = [np.frombuffer(f, np.uint8).reshape(96, 128, 3) for f in reader]
     assert meta["size"] == (128, 96) and len(decoded) == 30
-    png = render(motion, RenderOptions(form="frame_by_frame", interval=10, width=128, height=96),
-                 renderer=motion_renderer)
+    png = render(motion, RenderOptions(form="frame_by_frame", interval=10, width=128, height=96), renderer=motion_renderer)
     first = decode_png(png.images[0]).astype(int)
     assert np.abs(decoded[0].astype(int) - first).mean() < 12
 
@@ -146,8 +144,7 @@ def test_gif_loops_every_frame_at_20_fps_and_decodes_back(motion_renderer):
     frames = [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(gif)]
     assert gif.info["loop"] == 0 and len(frames) == 30 and frames[0].shape == (96, 128, 3)
     assert all(f.info["duration"] == 50 for f in ImageSequence.Iterator(Image.open(io.BytesIO(out.images[0]))))
-    png = render(motion, RenderOptions(form="frame_by_frame", interval=10, width=128, height=96),
-                 renderer=motion_renderer)
+    png = render(motion, RenderOptions(form="frame_by_frame", interval=10, width=128, height=96), renderer=motion_renderer)
     for i, image in zip((0, 10, 20), png.images):
         assert np.abs(frames[i].astype(int) - decode_png(image).astype(int)).mean() < 4
     again = render(motion, RenderOptions(form="gif", width=128, height=96), renderer=motion_renderer)
@@ -203,8 +200,7 @@ def test_sizes_change_between_calls(motion_renderer, walk_motion):
 
 @pytest.mark.parametrize("samples", [0, 4])
 def test_antialiasing_setting(motion_renderer, walk_motion, samples):
-    img = motion_renderer.render_frames(walk_motion, [10], SkeletonTemplate(), width=256, height=256,
-                                        samples=samples)[0]
+    img = motion_renderer.render_frames(walk_motion, [10], SkeletonTemplate(), width=256, height=256, samples=samples)[0]
     assert motion_renderer.scene.samples == samples
     assert sum(_red_blue(img)) > 200
 

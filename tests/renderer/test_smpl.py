@@ -95,13 +95,15 @@ def test_smplx_poses_the_synthetic_model_onto_the_joints(smpl_body):
 def test_mesh_style_renders_each_form(smpl_body, motion_renderer):
     motion = walk(24)
     before = motion_renderer.scene.frames_drawn
-    out = render(motion, RenderOptions(form="frame_by_frame", style="mesh", width=96, height=96), renderer=motion_renderer,
-                 smpl_model=smpl_body)
+    out = render(
+        motion, RenderOptions(form="frame_by_frame", style="mesh", width=96, height=96), renderer=motion_renderer, smpl_model=smpl_body
+    )
     assert motion_renderer.scene.frames_drawn - before == 3 == len(out.images)
     img = decode_png(out.images[0])
     assert img.shape == (96, 96, 3) and len(np.unique(img.reshape(-1, 3), axis=0)) > 30
-    traj = render(motion, RenderOptions(style="mesh", form="trajectory_image", width=96, height=96),
-                  renderer=motion_renderer, smpl_model=smpl_body)
+    traj = render(
+        motion, RenderOptions(style="mesh", form="trajectory_image", width=96, height=96), renderer=motion_renderer, smpl_model=smpl_body
+    )
     assert decode_png(traj.images[0]).shape == (96, 96, 3)
 
 
@@ -126,6 +128,7 @@ def test_bad_model_arrays_are_rejected(tmp_path, smpl_file):
 
 # -- conversion of the official pickle (chumpy arrays inside) --------------------------------
 
+
 def _write_chumpy_pickle(path, arrays, protocol):
     """Pickle `arrays` the way the official files are: shapedirs as a chumpy.ch.Ch object whose
     state holds the value under 'x', J_regressor as a scipy csc matrix. A stand-in chumpy module
@@ -137,8 +140,7 @@ def _write_chumpy_pickle(path, arrays, protocol):
     try:
         ch = Ch.__new__(Ch)
         ch.__dict__.update({"x": arrays["shapedirs"], "_dirty_vars": set(), "_itr": None})
-        data = dict(arrays, shapedirs=ch, J_regressor=sp.csc_matrix(arrays["J_regressor"]),
-                    bs_type="lrotmin", bs_style="lbs")
+        data = dict(arrays, shapedirs=ch, J_regressor=sp.csc_matrix(arrays["J_regressor"]), bs_type="lrotmin", bs_style="lbs")
         with open(path, "wb") as fh:
             pickle.dump(data, fh, protocol=protocol)
     finally:
@@ -157,8 +159,7 @@ def test_convert_smpl_pkl_without_chumpy(tmp_path, smpl_file, protocol):
     for key in ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "f"):
         np.testing.assert_allclose(converted[key], arrays[key])
     with np.load(out, allow_pickle=False) as z:  # plain arrays only
-        assert set(z.files) == {"v_template", "shapedirs", "posedirs", "J_regressor", "weights",
-                                "kintree_table", "f"}
+        assert set(z.files) == {"v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f"}
 
 
 def test_convert_refuses_a_hostile_pickle(tmp_path):

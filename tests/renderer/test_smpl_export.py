@@ -30,8 +30,7 @@ def _joints(model, poses, trans):
     """The 22 body joints smplx gives for axis-angle poses (T, 72) and translations (T, 3)."""
     t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
     with torch.no_grad():
-        out = model(betas=torch.zeros(len(poses), 10), global_orient=t(poses[:, :3]), body_pose=t(poses[:, 3:]),
-                    transl=t(trans))
+        out = model(betas=torch.zeros(len(poses), 10), global_orient=t(poses[:, :3]), body_pose=t(poses[:, 3:]), transl=t(trans))
     return out.joints[:, :22].numpy().astype(np.float64)
 
 

@@ -35,8 +35,7 @@ def test_cards_hold_both_models_and_the_outcome(run):
     # The outcome counts are the report's win / tie / loss.
     for c in view.report["comparisons"]:
         cards = [k for k in view.cards if k.task == c["task"]]
-        assert (c["win"], c["tie"], c["lose"]) == tuple(sum(k.outcome == o for k in cards)
-                                                        for o in ("better", "same", "worse"))
+        assert (c["win"], c["tie"], c["lose"]) == tuple(sum(k.outcome == o for k in cards) for o in ("better", "same", "worse"))
     assert len(view.pairs) == facts["pairs"] and len(view.history) == facts["history"]
 
 
@@ -68,14 +67,26 @@ def test_an_unfinished_run_says_what_to_do(tmp_path):
 
 
 def test_tables_and_charts():
-    tables = summary_tables({"models": ["base", "atom"],
-                             "judge": [{"task": "t", "model": "base", "score": {"mean": 1.0, "ci95": 0.1}},
-                                       {"task": "t", "model": "atom", "score": {"mean": 1.5, "ci95": 0.2}}],
-                             "comparisons": [{"task": "t", "win": 3, "tie": 1, "lose": 0, "improved": False,
-                                              "difference": {"mean": 0.5, "ci95": 0.6}}],
-                             "rows": [{"task": "general", "model": "base", "metrics": {"fid": {"mean": 0.25, "ci95": 0.01}}}]})
-    assert tables["judge_rows"] == [{"task": "t", "scores": ["1.000 ± 0.100", "1.500 ± 0.200"],
-                                     "difference": "0.500 ± 0.600", "wtl": "3 / 1 / 0", "verdict": "not significant"}]
+    tables = summary_tables(
+        {
+            "models": ["base", "atom"],
+            "judge": [
+                {"task": "t", "model": "base", "score": {"mean": 1.0, "ci95": 0.1}},
+                {"task": "t", "model": "atom", "score": {"mean": 1.5, "ci95": 0.2}},
+            ],
+            "comparisons": [{"task": "t", "win": 3, "tie": 1, "lose": 0, "improved": False, "difference": {"mean": 0.5, "ci95": 0.6}}],
+            "rows": [{"task": "general", "model": "base", "metrics": {"fid": {"mean": 0.25, "ci95": 0.01}}}],
+        }
+    )
+    assert tables["judge_rows"] == [
+        {
+            "task": "t",
+            "scores": ["1.000 ± 0.100", "1.500 ± 0.200"],
+            "difference": "0.500 ± 0.600",
+            "wtl": "3 / 1 / 0",
+            "verdict": "not significant",
+        }
+    ]
     assert tables["metric_names"] == ["FID"] and tables["metric_rows"] == [{"model": "base", "cells": ["0.250 ± 0.010"]}]
     svg = line_chart("loss", [1, 2, 3], {"loss": [3.0, 2.0, 1.0]}, width=100, height=60)
     points = re.search(r'points="([^"]+)"', svg).group(1).split()

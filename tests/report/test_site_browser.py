@@ -22,7 +22,8 @@ INSTALL = "apt-get install --no-install-recommends chromium (make test does it w
 
 def chromium() -> str:
     path = os.environ.get("ATOM_CHROMIUM") or next(
-        (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
+        (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
+    )
     if path:
         return path
     if os.environ.get("ATOM_SKIP_BROWSER") == "1":
@@ -35,8 +36,7 @@ def site(start, tmp_path):
     r = start("renderer")
     facts = write_run(r.store)
     view = collect(r.store, "demo")
-    index = build_site(r.store, view, webm_renderer(r.store, r.client, 96),
-                       SiteOptions(cards_per_task=3, pair_videos=2, video_size=96))
+    index = build_site(r.store, view, webm_renderer(r.store, r.client, 96), SiteOptions(cards_per_task=3, pair_videos=2, video_size=96))
     return Path(r.store.root) / index, facts, view
 
 
@@ -61,10 +61,10 @@ def test_the_run_browser_in_chromium(site, tmp_path):
             # Every picked card has two videos; they load, play, and stay in step.
             videos = page.locator("#cards video")
             assert videos.count() == 2 * 3 * 3
-            page.wait_for_function("Array.from(document.querySelectorAll('#cards video'))"
-                                   ".every(v => v.readyState >= 2)", timeout=30_000)
-            page.wait_for_function("Array.from(document.querySelectorAll('#cards video'))"
-                                   ".every(v => !v.paused && v.currentTime > 0.3)", timeout=30_000)
+            page.wait_for_function("Array.from(document.querySelectorAll('#cards video')).every(v => v.readyState >= 2)", timeout=30_000)
+            page.wait_for_function(
+                "Array.from(document.querySelectorAll('#cards video')).every(v => !v.paused && v.currentTime > 0.3)", timeout=30_000
+            )
             drift = page.evaluate("""Array.from(document.querySelectorAll('#cards .card')).map(c => {
                 const v = c.querySelectorAll('video'); if (v.length < 2) return 0;
                 return Math.abs(v[0].currentTime - v[1].currentTime); })""")
@@ -92,8 +92,9 @@ def test_the_run_browser_in_chromium(site, tmp_path):
 
             page.click("text=Training pairs")
             assert page.locator("#pairs-table tbody tr").count() == facts["pairs"]
-            page.wait_for_function("Array.from(document.querySelectorAll('#pairs-table video'))"
-                                   ".every(v => v.readyState >= 2)", timeout=30_000)
+            page.wait_for_function(
+                "Array.from(document.querySelectorAll('#pairs-table video')).every(v => v.readyState >= 2)", timeout=30_000
+            )
             # The first two pairs were asked for with videos (later ones may share rendered motions).
             rows = page.locator("#pairs-table tbody tr")
             assert rows.nth(0).locator("video").count() == 2 and rows.nth(1).locator("video").count() == 2

@@ -39,12 +39,19 @@ class SlowRenderer(renderer_pb2_grpc.RendererServicer):
 
 
 def spec(servicer=None) -> ServiceSpec:
-    return ServiceSpec(name="renderer", servicer=servicer or SlowRenderer(),
-                       add_to_server=renderer_pb2_grpc.add_RendererServicer_to_server, full_name="atom.v1.Renderer")
+    return ServiceSpec(
+        name="renderer",
+        servicer=servicer or SlowRenderer(),
+        add_to_server=renderer_pb2_grpc.add_RendererServicer_to_server,
+        full_name="atom.v1.Renderer",
+    )
 
 
 if __name__ == "__main__":
     port = int(sys.argv[1])
     grace_s = float(sys.argv[2]) if len(sys.argv) > 2 else 10.0
-    run_service(spec(), ServeConfig(host="127.0.0.1", port=port, metrics_port=None, grace_s=grace_s),
-                ready=lambda running: print("ready", flush=True))
+    run_service(
+        spec(),
+        ServeConfig(host="127.0.0.1", port=port, metrics_port=None, grace_s=grace_s),
+        ready=lambda running: print("ready", flush=True),
+    )

@@ -28,8 +28,7 @@ class ItemServer:
         self.faults = list(faults)
         self.requests: list[list[str]] = []
         self._lock = threading.Lock()
-        handler = grpc.method_handlers_generic_handler("test.Items", {
-            "Stream": grpc.unary_stream_rpc_method_handler(self._stream)})
+        handler = grpc.method_handlers_generic_handler("test.Items", {"Stream": grpc.unary_stream_rpc_method_handler(self._stream)})
         self.server = grpc.server(futures.ThreadPoolExecutor(4))
         self.server.add_generic_rpc_handlers((handler,))
         self.address = f"127.0.0.1:{free_port()}"
@@ -56,8 +55,7 @@ class ItemServer:
         self.server.stop(None)
 
 
-def fan_out(server: ItemServer, items: list[str], chunk_size: int, done: dict | None = None,
-            **kw) -> tuple[FanOut, dict]:
+def fan_out(server: ItemServer, items: list[str], chunk_size: int, done: dict | None = None, **kw) -> tuple[FanOut, dict]:
     channel = grpc.insecure_channel(server.address)
     call = channel.unary_stream(METHOD)
 
@@ -65,8 +63,14 @@ def fan_out(server: ItemServer, items: list[str], chunk_size: int, done: dict | 
         for raw in call(",".join(chunk).encode(), timeout=10):
             yield raw.decode()
 
-    fan = FanOut(call=stream, expected=lambda it: [f"{it}#{i}" for i in range(RESULTS_PER_ITEM)],
-                 result_key=lambda r: r, chunk_size=chunk_size, concurrency=1, **kw)
+    fan = FanOut(
+        call=stream,
+        expected=lambda it: [f"{it}#{i}" for i in range(RESULTS_PER_ITEM)],
+        result_key=lambda r: r,
+        chunk_size=chunk_size,
+        concurrency=1,
+        **kw,
+    )
     try:
         return fan, fan.run(items, done=done)
     finally:

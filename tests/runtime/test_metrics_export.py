@@ -15,8 +15,9 @@ from atom.runtime import telemetry
 
 
 def _fake_torch(devices: dict[int, int], available: bool = True):
-    cuda = types.SimpleNamespace(is_available=lambda: available, device_count=lambda: len(devices),
-                                 memory_allocated=lambda idx: devices[idx])
+    cuda = types.SimpleNamespace(
+        is_available=lambda: available, device_count=lambda: len(devices), memory_allocated=lambda idx: devices[idx]
+    )
     return types.SimpleNamespace(cuda=cuda)
 
 
@@ -70,7 +71,7 @@ def test_trainer_series_use_train_job_and_go_when_the_job_ends():
     assert value("atom_train_loss", {"train_job": job}) == pytest.approx(0.69)
     assert value("atom_train_step", {"train_job": job}) == 3
     body = generate_latest(REGISTRY).decode()
-    assert f'atom_train_step{{train_job="{job}"}}' in body and 'atom_train_step{job=' not in body
+    assert f'atom_train_step{{train_job="{job}"}}' in body and "atom_train_step{job=" not in body
     end = JobStatus(job_id=job, state="SUCCEEDED", config={}, step=10, loss=0.4)
     _export_job_metrics(end)
     _export_job_metrics(end)  # a second watcher sees the same end: counted once
@@ -81,8 +82,11 @@ def test_trainer_series_use_train_job_and_go_when_the_job_ends():
     nonfinite = value("atom_train_loss_nonfinite_total", {}) or 0.0
     _export_job_metrics(JobStatus(job_id=job, state="RUNNING", config={}, step=11, loss=float("nan")))
     assert value("atom_train_loss", {"train_job": job}) != value("atom_train_loss", {"train_job": job})  # NaN
-    _export_job_metrics(JobStatus(job_id=job, state="FAILED", config={}, step=12,
-                                  error="TrainingError: loss became nan at step 12; lower lr or check the pairs"))
+    _export_job_metrics(
+        JobStatus(
+            job_id=job, state="FAILED", config={}, step=12, error="TrainingError: loss became nan at step 12; lower lr or check the pairs"
+        )
+    )
     assert value("atom_train_jobs_finished_total", {"state": "FAILED"}) == finished["FAILED"] + 1
     assert value("atom_train_loss_nonfinite_total", {}) == nonfinite + 1
     assert value("atom_train_loss", {"train_job": job}) is None

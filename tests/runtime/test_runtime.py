@@ -24,7 +24,8 @@ from slow_service import SlowRenderer, spec  # noqa: E402
 def _request(n=1, delay_ms=0, width=256):
     return renderer_pb2.RenderRequest(
         motions=[common_pb2.ArtifactRef(key=f"motions/{i}.npz") for i in range(n)],
-        options=renderer_pb2.RenderOptions(form="full_image", width=width, height=delay_ms))
+        options=renderer_pb2.RenderOptions(form="full_image", width=width, height=delay_ms),
+    )
 
 
 @pytest.fixture
@@ -51,12 +52,15 @@ def test_health_reflection_info_and_metrics(running):
     body = urllib.request.urlopen(f"http://127.0.0.1:{running.metrics_port}/metrics").read().decode()
     # go-grpc-prometheus's names and labels, so the ecosystem's dashboards and alerts apply.
     call = 'grpc_method="Render",grpc_service="atom.v1.Renderer",grpc_type="server_stream"'
-    for series in (f"grpc_server_started_total{{{call}}}", f'grpc_server_handled_total{{grpc_code="OK",{call}}}',
-                   f"grpc_server_msg_received_total{{{call}}}", f"grpc_server_msg_sent_total{{{call}}}",
-                   f'grpc_server_handling_seconds_bucket{{grpc_code="OK",{call},le="+Inf"}}',
-                   f"atom_grpc_server_in_flight{{{call}}}",
-                   'grpc_server_handled_total{grpc_code="OK",grpc_method="GetInfo",grpc_service="atom.v1.Info",'
-                   'grpc_type="unary"}'):
+    for series in (
+        f"grpc_server_started_total{{{call}}}",
+        f'grpc_server_handled_total{{grpc_code="OK",{call}}}',
+        f"grpc_server_msg_received_total{{{call}}}",
+        f"grpc_server_msg_sent_total{{{call}}}",
+        f'grpc_server_handling_seconds_bucket{{grpc_code="OK",{call},le="+Inf"}}',
+        f"atom_grpc_server_in_flight{{{call}}}",
+        'grpc_server_handled_total{grpc_code="OK",grpc_method="GetInfo",grpc_service="atom.v1.Info",grpc_type="unary"}',
+    ):
         assert series in body, series
     assert "grpc.health" not in body and "atom_grpc_requests_total" not in body
     ch.close()
@@ -68,9 +72,14 @@ def test_grpc_metrics_count_calls_and_messages(running):
 
     call = {"grpc_type": "server_stream", "grpc_service": "atom.v1.Renderer", "grpc_method": "Render"}
     ok = {**call, "grpc_code": "OK"}
-    names = {"started": ("grpc_server_started_total", call), "handled": ("grpc_server_handled_total", ok),
-             "received": ("grpc_server_msg_received_total", call), "sent": ("grpc_server_msg_sent_total", call),
-             "timed": ("grpc_server_handling_seconds_count", ok), "in_flight": ("atom_grpc_server_in_flight", call)}
+    names = {
+        "started": ("grpc_server_started_total", call),
+        "handled": ("grpc_server_handled_total", ok),
+        "received": ("grpc_server_msg_received_total", call),
+        "sent": ("grpc_server_msg_sent_total", call),
+        "timed": ("grpc_server_handling_seconds_count", ok),
+        "in_flight": ("atom_grpc_server_in_flight", call),
+    }
 
     def values():
         return {k: REGISTRY.get_sample_value(name, labels) or 0.0 for k, (name, labels) in names.items()}
@@ -90,8 +99,10 @@ def test_bad_input_is_invalid_argument_naming_the_field(running):
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "options.width" in err.value.details()
     body = urllib.request.urlopen(f"http://127.0.0.1:{running.metrics_port}/metrics").read().decode()
-    assert ('grpc_server_handled_total{grpc_code="InvalidArgument",grpc_method="Render",'
-            'grpc_service="atom.v1.Renderer",grpc_type="server_stream"}') in body
+    assert (
+        'grpc_server_handled_total{grpc_code="InvalidArgument",grpc_method="Render",'
+        'grpc_service="atom.v1.Renderer",grpc_type="server_stream"}'
+    ) in body
 
 
 def test_unimplemented_is_honest(running):
@@ -133,8 +144,9 @@ def test_retry_on_unavailable_and_round_robin(running, wait_for):
     port = free_port()
     late = connect("renderer", f"127.0.0.1:{port}", attempts=8, backoff_s=0.2)
     holder = {}
-    threading.Timer(0.4, lambda: holder.setdefault("svc", start_service(
-        spec(), ServeConfig(host="127.0.0.1", port=port, metrics_port=None)))).start()
+    threading.Timer(
+        0.4, lambda: holder.setdefault("svc", start_service(spec(), ServeConfig(host="127.0.0.1", port=port, metrics_port=None)))
+    ).start()
     try:
         assert len(list(late.stream("Render", _request(2)))) == 2
     finally:
@@ -151,8 +163,11 @@ def test_all_down_raises_unavailable():
 
 def test_sigterm_drains_calls_in_flight(wait_for):
     port = free_port()
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "slow_service.py"), str(port)],
-                            stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).parent / "slow_service.py"), str(port)],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
     try:
         assert proc.stdout.readline().strip() == b"ready"
         client = connect("renderer", f"127.0.0.1:{port}")
@@ -180,13 +195,17 @@ def test_sigterm_drains_calls_in_flight(wait_for):
 def test_sigterm_exits_within_the_grace_even_when_work_ignores_cancellation():
     """A call whose work never checks for cancellation must not keep a stopped service alive."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "slow_service.py"), str(port), "1"],
-                            stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).parent / "slow_service.py"), str(port), "1"],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
     try:
         assert proc.stdout.readline().strip() == b"ready"
         client = connect("renderer", f"127.0.0.1:{port}", attempts=1)
-        deaf = threading.Thread(target=lambda: list(_ignore_errors(client.stream("Render", _request(
-            1, delay_ms=120_000, width=2)))), daemon=True)
+        deaf = threading.Thread(
+            target=lambda: list(_ignore_errors(client.stream("Render", _request(1, delay_ms=120_000, width=2)))), daemon=True
+        )
         deaf.start()
         assert proc.stdout.readline().strip() == b"busy"
         t0 = time.monotonic()
@@ -209,8 +228,7 @@ def test_readiness_follows_the_service_check_while_liveness_stays(wait_for):
     reason = {"now": None}
     svc_spec = spec()
     svc_spec.ready = lambda: reason["now"]
-    svc = start_service(svc_spec, ServeConfig(host="127.0.0.1", port=0, metrics_port=None, grace_s=1,
-                                              health_interval_s=0.05))
+    svc = start_service(svc_spec, ServeConfig(host="127.0.0.1", port=0, metrics_port=None, grace_s=1, health_interval_s=0.05))
     try:
         ch = grpc.insecure_channel(svc.address)
         health = health_pb2_grpc.HealthStub(ch)

@@ -44,8 +44,12 @@ def test_a_command_with_a_bad_option_leaves_the_manifest_untouched(tmp_path):
     store = LocalStore(tmp_path / "store")
     m = _finished_generate(store)
     before = store.get_bytes(m.key)
-    out = subprocess.run([sys.executable, "-m", "atom.cli", "--store", str(tmp_path / "store"), "generate",
-                          "--run", "default", "--base-model", "../../etc"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "atom.cli", "--store", str(tmp_path / "store"), "generate", "--run", "default", "--base-model", "../../etc"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert "model.base" in out.stderr and "'..'" in out.stderr
     assert store.get_bytes(m.key) == before

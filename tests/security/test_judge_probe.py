@@ -45,10 +45,22 @@ from atom.v1 import common_pb2, judge_pb2  # noqa: E402
 
 KEY = "sk-probe-0123456789abcdefSECRETKEY"
 ROOT = Path(__file__).resolve().parents[2]
-_ENV_VARS = ("ATOM_JUDGE_API_KEY", "OPENAI_API_KEY", "ATOM_JUDGE_API_KEY_FILE", "ATOM_JUDGE_BASE_URL",
-             "ATOM_JUDGE_MODEL", "ATOM_JUDGE_BUDGET_USD", "ATOM_JUDGE_CONCURRENCY", "ATOM_JUDGE_ALLOW_NO_KEY",
-             "ATOM_JUDGE_USD_PER_1K_INPUT", "ATOM_JUDGE_USD_PER_1K_OUTPUT", "ATOM_ENDPOINTS",
-             "ATOM_JUDGE_RESPONSE_FORMAT", "ATOM_JUDGE_VOTES", "ATOM_JUDGE_VOTE_TEMPERATURE")
+_ENV_VARS = (
+    "ATOM_JUDGE_API_KEY",
+    "OPENAI_API_KEY",
+    "ATOM_JUDGE_API_KEY_FILE",
+    "ATOM_JUDGE_BASE_URL",
+    "ATOM_JUDGE_MODEL",
+    "ATOM_JUDGE_BUDGET_USD",
+    "ATOM_JUDGE_CONCURRENCY",
+    "ATOM_JUDGE_ALLOW_NO_KEY",
+    "ATOM_JUDGE_USD_PER_1K_INPUT",
+    "ATOM_JUDGE_USD_PER_1K_OUTPUT",
+    "ATOM_ENDPOINTS",
+    "ATOM_JUDGE_RESPONSE_FORMAT",
+    "ATOM_JUDGE_VOTES",
+    "ATOM_JUDGE_VOTE_TEMPERATURE",
+)
 
 
 class Service:
@@ -114,9 +126,13 @@ def png(seed: int) -> bytes:
 
 def prompt(i: int = 0) -> common_pb2.Prompt:
     return common_pb2.Prompt(
-        prompt_id=f"p{i}", text=f"A man walks forward and squats (take {i}).", task="integrity",
-        labels=common_pb2.LabelGroup(task="integrity", events=[common_pb2.EventLabel(event="walk_forward", count=1),
-                                                               common_pb2.EventLabel(event="squat", count=1)]))
+        prompt_id=f"p{i}",
+        text=f"A man walks forward and squats (take {i}).",
+        task="integrity",
+        labels=common_pb2.LabelGroup(
+            task="integrity", events=[common_pb2.EventLabel(event="walk_forward", count=1), common_pb2.EventLabel(event="squat", count=1)]
+        ),
+    )
 
 
 def score_request(store: LocalStore, n: int, model: str = "fake-vlm", budget_usd: float = 0.0, first: int = 0):
@@ -124,8 +140,7 @@ def score_request(store: LocalStore, n: int, model: str = "fake-vlm", budget_usd
     items = []
     for i in range(first, first + n):
         ref = store.put_content_addressed("renders/probe", png(i), ".png")
-        items.append(judge_pb2.ScoreItem(item_id=f"item-{i}", prompt=prompt(i),
-                                         images=[common_pb2.ArtifactRef(key=ref.key)]))
+        items.append(judge_pb2.ScoreItem(item_id=f"item-{i}", prompt=prompt(i), images=[common_pb2.ArtifactRef(key=ref.key)]))
     cfg = judge_pb2.JudgeConfig(backend="vlm", model=model, form="full_image", budget_usd=budget_usd)
     return judge_pb2.ScoreRequest(items=items, judge=cfg)
 
@@ -135,6 +150,7 @@ def ledgers(judge: Service) -> list:
 
 
 # -- 1. budget reservations never leak -------------------------------------------------------------
+
 
 def test_non_json_replies_fail_their_items_and_leave_nothing_in_flight(env, services, fake):
     env.setenv("ATOM_JUDGE_BUDGET_USD", "0.05")
@@ -150,6 +166,7 @@ def test_non_json_replies_fail_their_items_and_leave_nothing_in_flight(env, serv
 
 
 # -- 2. one lifetime cap per process, across model names ---------------------------------------------
+
 
 def test_the_lifetime_cap_is_shared_by_every_model(env, services, fake):
     env.setenv("ATOM_JUDGE_BUDGET_USD", "0.05")
@@ -223,9 +240,16 @@ def _put_run(store: LocalStore, run: str, n: int) -> None:
         rows.append({"prompt_id": p.prompt_id, "motion": key})
     store.put_jsonl(f"runs/{run}/prompts.jsonl", prompts)
     store.put_jsonl(f"runs/{run}/judgements.jsonl", rows)
-    store.put_json(f"runs/{run}/manifest.json", {"run": run, "stages": {
-        "prompts": {"outputs": {"train": f"runs/{run}/prompts.jsonl"}},
-        "judge": {"outputs": {"judgements": f"runs/{run}/judgements.jsonl"}}}})
+    store.put_json(
+        f"runs/{run}/manifest.json",
+        {
+            "run": run,
+            "stages": {
+                "prompts": {"outputs": {"train": f"runs/{run}/prompts.jsonl"}},
+                "judge": {"outputs": {"judgements": f"runs/{run}/judgements.jsonl"}},
+            },
+        },
+    )
 
 
 def _judge_agree(services, tmp_path) -> subprocess.CompletedProcess:
@@ -234,12 +258,29 @@ def _judge_agree(services, tmp_path) -> subprocess.CompletedProcess:
     _put_run(judge.store, "probe", 2)
     # `judge agree` connects to every service but calls only the renderer and the judge: the
     # others may point at any healthy server.
-    cmd = [sys.executable, "-m", "atom.cli", "--store", str(tmp_path / "store"),
-           "--endpoint", f"all={judge.address}", "--endpoint", f"renderer={renderer.address}",
-           "judge", "agree", "--run", "probe", "--a", "kinematic", "--b", "vlm", "--judge-model", "fake-vlm"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "atom.cli",
+        "--store",
+        str(tmp_path / "store"),
+        "--endpoint",
+        f"all={judge.address}",
+        "--endpoint",
+        f"renderer={renderer.address}",
+        "judge",
+        "agree",
+        "--run",
+        "probe",
+        "--a",
+        "kinematic",
+        "--b",
+        "vlm",
+        "--judge-model",
+        "fake-vlm",
+    ]
     clean_env = {k: v for k, v in os.environ.items() if k not in _ENV_VARS}  # the CLI holds no key
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT,
-                          env=dict(clean_env, PYTHONPATH=str(ROOT)))
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT, env=dict(clean_env, PYTHONPATH=str(ROOT)))
 
 
 def _one_line_error(out: subprocess.CompletedProcess) -> str:

@@ -37,8 +37,10 @@ def _motions(store, n):
 
 
 def _request(keys, form="full_image"):
-    return renderer_pb2.RenderRequest(motions=[common_pb2.ArtifactRef(key=k) for k in keys],
-                                      options=renderer_pb2.RenderOptions(form=form, width=64, height=64, interval=16))
+    return renderer_pb2.RenderRequest(
+        motions=[common_pb2.ArtifactRef(key=k) for k in keys],
+        options=renderer_pb2.RenderOptions(form=form, width=64, height=64, interval=16),
+    )
 
 
 def _check_renders(store):
@@ -62,9 +64,11 @@ def test_concurrent_and_cancelled_calls(start):
         return [res.motion.key for res in r.client.stream("Render", _request(batch), timeout=300)]
 
     channel = grpc.insecure_channel(r.service.address)
-    render = channel.unary_stream("/atom.v1.Renderer/Render",
-                                  request_serializer=renderer_pb2.RenderRequest.SerializeToString,
-                                  response_deserializer=renderer_pb2.RenderResult.FromString)
+    render = channel.unary_stream(
+        "/atom.v1.Renderer/Render",
+        request_serializer=renderer_pb2.RenderRequest.SerializeToString,
+        response_deserializer=renderer_pb2.RenderResult.FromString,
+    )
 
     def cancelled(i):
         stream = render(_request(keys, form="frame_by_frame"), timeout=300)
@@ -92,9 +96,24 @@ def test_a_renderer_killed_mid_render_leaves_no_half_render(tmp_path):
 
     def serve():
         port = free_port()
-        proc = subprocess.Popen([sys.executable, "-m", "atom.cli", "--store", str(tmp_path / "store"), "serve",
-                                 "renderer", "--port", str(port), "--metrics-port", "0"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "atom.cli",
+                "--store",
+                str(tmp_path / "store"),
+                "serve",
+                "renderer",
+                "--port",
+                str(port),
+                "--metrics-port",
+                "0",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         client = connect("renderer", f"127.0.0.1:{port}")
         client.wait_ready(120, check=lambda: proc.poll() is None or pytest.fail("renderer exited"))
         return proc, client

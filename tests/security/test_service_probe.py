@@ -31,8 +31,9 @@ def _raw_motion(joints) -> bytes:
 
 
 def _render(client, key, form="full_image"):
-    req = renderer_pb2.RenderRequest(motions=[common_pb2.ArtifactRef(key=key)],
-                                     options=renderer_pb2.RenderOptions(form=form, width=64, height=64))
+    req = renderer_pb2.RenderRequest(
+        motions=[common_pb2.ArtifactRef(key=key)], options=renderer_pb2.RenderOptions(form=form, width=64, height=64)
+    )
     return list(client.stream("Render", req))
 
 
@@ -43,6 +44,7 @@ def _code(call) -> tuple[grpc.StatusCode, str]:
 
 
 # -- the render cache is keyed by the bytes it read ----------------------------------------------
+
 
 def test_a_key_named_like_a_hash_cannot_poison_the_render_cache(start):
     r = start("renderer")
@@ -60,25 +62,33 @@ def test_a_key_named_like_a_hash_cannot_poison_the_render_cache(start):
 
 # -- motions that are not float metres are refused ------------------------------------------------
 
-@pytest.mark.parametrize("joints, problem", [
-    (np.full((10, 22, 3), "a"), "floating point"),
-    (np.zeros((10, 22, 3), np.complex64), "floating point"),
-    (np.zeros((10, 22, 3), bool), "floating point"),
-    (np.zeros((10, 22, 3), np.int32), "floating point"),
-    (np.full((10, 22, 3), 1.5e6, np.float32), "plausible"),
-])
+
+@pytest.mark.parametrize(
+    "joints, problem",
+    [
+        (np.full((10, 22, 3), "a"), "floating point"),
+        (np.zeros((10, 22, 3), np.complex64), "floating point"),
+        (np.zeros((10, 22, 3), bool), "floating point"),
+        (np.zeros((10, 22, 3), np.int32), "floating point"),
+        (np.full((10, 22, 3), 1.5e6, np.float32), "plausible"),
+    ],
+)
 def test_motions_of_the_wrong_kind_are_refused_by_renderer_and_judge(start, joints, problem):
     r = start("renderer")
     j = start("judge", r.store.root)
     r.store.put_bytes("motions/odd.npz", _raw_motion(joints))
     code, details = _code(lambda: _render(r.client, "motions/odd.npz"))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and problem in details
-    prompt = common_pb2.Prompt(prompt_id="p", text="a person waves", task="integrity",
-                               labels=common_pb2.LabelGroup(task="integrity", events=[
-                                   common_pb2.EventLabel(event="wave", count=1)]))
-    req = judge_pb2.ScoreRequest(items=[judge_pb2.ScoreItem(item_id="x", prompt=prompt,
-                                                            motion=common_pb2.ArtifactRef(key="motions/odd.npz"))],
-                                 judge=judge_pb2.JudgeConfig(backend="kinematic"))
+    prompt = common_pb2.Prompt(
+        prompt_id="p",
+        text="a person waves",
+        task="integrity",
+        labels=common_pb2.LabelGroup(task="integrity", events=[common_pb2.EventLabel(event="wave", count=1)]),
+    )
+    req = judge_pb2.ScoreRequest(
+        items=[judge_pb2.ScoreItem(item_id="x", prompt=prompt, motion=common_pb2.ArtifactRef(key="motions/odd.npz"))],
+        judge=judge_pb2.JudgeConfig(backend="kinematic"),
+    )
     replies = []
     try:
         replies = list(j.client.stream("Score", req))
@@ -90,14 +100,14 @@ def test_motions_of_the_wrong_kind_are_refused_by_renderer_and_judge(start, join
 
 # -- request bytes that do not parse, keys that are too long --------------------------------------
 
+
 def test_undecodable_requests_and_oversized_keys_are_invalid_arguments(start):
     r = start("renderer")
     # RenderRequest{motions: [ArtifactRef{key: b"\xff\xfe"}]} by hand: not UTF-8.
     ref = b"\x0a\x02\xff\xfe"
     raw = b"\x0a" + bytes([len(ref)]) + ref
     channel = grpc.insecure_channel(r.service.address)
-    call = channel.unary_stream("/atom.v1.Renderer/Render", request_serializer=lambda b: b,
-                                response_deserializer=lambda b: b)
+    call = channel.unary_stream("/atom.v1.Renderer/Render", request_serializer=lambda b: b, response_deserializer=lambda b: b)
     code, details = _code(lambda: list(call(raw, timeout=10)))
     channel.close()
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "UTF-8" in details
@@ -109,16 +119,27 @@ def test_undecodable_requests_and_oversized_keys_are_invalid_arguments(start):
 
 # -- local paths in requests ---------------------------------------------------------------------
 
+
 def _eval_request(dataset, evaluator="embedded:models/evaluator"):
     return evaluator_pb2.EvaluateRequest(
         models=[evaluator_pb2.ModelSamples(name="m", samples=common_pb2.ArtifactRef(key="samples/none.jsonl"))],
-        dataset=dataset, evaluator=evaluator, protocol="guo", output_prefix="reports/probe")
+        dataset=dataset,
+        evaluator=evaluator,
+        protocol="guo",
+        output_prefix="reports/probe",
+    )
 
 
-@pytest.mark.parametrize("dataset, evaluator", [
-    ("/etc", "embedded:models/evaluator"), ("/no/such/dir", "embedded:models/evaluator"),
-    ("../../etc", "embedded:models/evaluator"), ("datasets/x", "guo:/etc"), ("datasets/x", "guo:/no/such/dir"),
-])
+@pytest.mark.parametrize(
+    "dataset, evaluator",
+    [
+        ("/etc", "embedded:models/evaluator"),
+        ("/no/such/dir", "embedded:models/evaluator"),
+        ("../../etc", "embedded:models/evaluator"),
+        ("datasets/x", "guo:/etc"),
+        ("datasets/x", "guo:/no/such/dir"),
+    ],
+)
 def test_local_paths_are_refused_without_revealing_what_exists(start, dataset, evaluator, monkeypatch):
     monkeypatch.delenv("ATOM_DATA_ROOTS", raising=False)
     ev = start("evaluator")
@@ -133,29 +154,31 @@ def test_local_paths_under_an_allowed_root_are_read(start, tmp_path, monkeypatch
     monkeypatch.setenv("ATOM_DATA_ROOTS", str(data))
     ev = start("evaluator")
     # Inside the root: refused no longer for where it is (it fails later, on what it lacks).
-    code, details = _code(lambda: list(ev.client.stream(
-        "Evaluate", _eval_request(str(data / "humanml3d")), timeout=30)))
+    code, details = _code(lambda: list(ev.client.stream("Evaluate", _eval_request(str(data / "humanml3d")), timeout=30)))
     assert code != grpc.StatusCode.PERMISSION_DENIED
     # A path that climbs out of the root through '..' is still outside.
-    code, _ = _code(lambda: list(ev.client.stream(
-        "Evaluate", _eval_request(str(data / "humanml3d" / ".." / "..")), timeout=30)))
+    code, _ = _code(lambda: list(ev.client.stream("Evaluate", _eval_request(str(data / "humanml3d" / ".." / "..")), timeout=30)))
     assert code == grpc.StatusCode.PERMISSION_DENIED
 
 
 # -- validation before any write -----------------------------------------------------------------
 
+
 def test_bad_training_and_pair_requests_write_nothing(start):
     t = start("trainer")
     before = sorted(t.store.list(""))
-    req = trainer_pb2.StartTrainingRequest(base=common_pb2.ModelRef(base="models/base"),
-                                           pairs=common_pb2.ArtifactRef(key="datasets/p/pairs-mixed.jsonl"),
-                                           output_prefix="../../x")
+    req = trainer_pb2.StartTrainingRequest(
+        base=common_pb2.ModelRef(base="models/base"),
+        pairs=common_pb2.ArtifactRef(key="datasets/p/pairs-mixed.jsonl"),
+        output_prefix="../../x",
+    )
     code, details = _code(lambda: t.client.call("StartTraining", req))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "output_prefix" in details
     t.store.put_jsonl("datasets/r/motionprefer.jsonl", [])
     before = sorted(t.store.list(""))
-    req = trainer_pb2.BuildPairsRequest(dataset=common_pb2.ArtifactRef(key="datasets/r/motionprefer.jsonl"),
-                                        mixed_size=-5, output_prefix="datasets/r")
+    req = trainer_pb2.BuildPairsRequest(
+        dataset=common_pb2.ArtifactRef(key="datasets/r/motionprefer.jsonl"), mixed_size=-5, output_prefix="datasets/r"
+    )
     code, details = _code(lambda: t.client.call("BuildPairs", req))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "mixed_size" in details
     assert sorted(t.store.list("")) == before, "a refused request wrote to the store"
@@ -167,7 +190,11 @@ def test_a_garbage_samples_file_is_an_invalid_argument(start, content):
     ev.store.put_bytes("samples/garbage.jsonl", content)
     req = evaluator_pb2.EvaluateRequest(
         models=[evaluator_pb2.ModelSamples(name="m", samples=common_pb2.ArtifactRef(key="samples/garbage.jsonl"))],
-        dataset="datasets/x", evaluator="guo:models/guo", protocol="guo", output_prefix="reports/probe")
+        dataset="datasets/x",
+        evaluator="guo:models/guo",
+        protocol="guo",
+        output_prefix="reports/probe",
+    )
     from services.evaluator import server as evaluator_server
 
     # The evaluator itself is not what is probed here: stand in a trivial one (no weights to load).
@@ -182,6 +209,7 @@ def test_a_garbage_samples_file_is_an_invalid_argument(start, content):
 
 # -- the generator follows retrained adapters ----------------------------------------------------
 
+
 def _adapter(base_model, store, prefix, seed):
     import copy
     import tempfile
@@ -189,8 +217,9 @@ def _adapter(base_model, store, prefix, seed):
     import torch
     from peft import LoraConfig, get_peft_model
 
-    peft_model = get_peft_model(copy.deepcopy(base_model), LoraConfig(
-        r=4, lora_alpha=8, target_modules=["q", "v"], lora_dropout=0.0, task_type="SEQ_2_SEQ_LM"))
+    peft_model = get_peft_model(
+        copy.deepcopy(base_model), LoraConfig(r=4, lora_alpha=8, target_modules=["q", "v"], lora_dropout=0.0, task_type="SEQ_2_SEQ_LM")
+    )
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in peft_model.named_parameters():
@@ -204,14 +233,19 @@ def _adapter(base_model, store, prefix, seed):
 
 
 def _tokens(gen, store, adapter):
-    prompts = [common_pb2.Prompt(prompt_id=f"p{i}", text=t, task="integrity")
-               for i, t in enumerate(["a person walks forward.", "someone kicks, then jumps."])]
-    req = generator_pb2.GenerateRequest(prompts=prompts, samples_per_prompt=2, seed=3,
-                                        model=common_pb2.ModelRef(base="models/base", adapter=adapter),
-                                        sampling=generator_pb2.SamplingParams(max_length=8))
+    prompts = [
+        common_pb2.Prompt(prompt_id=f"p{i}", text=t, task="integrity")
+        for i, t in enumerate(["a person walks forward.", "someone kicks, then jumps."])
+    ]
+    req = generator_pb2.GenerateRequest(
+        prompts=prompts,
+        samples_per_prompt=2,
+        seed=3,
+        model=common_pb2.ModelRef(base="models/base", adapter=adapter),
+        sampling=generator_pb2.SamplingParams(max_length=8),
+    )
     out = sorted(gen.client.stream("Generate", req), key=lambda m: (m.prompt_id, m.sample_index))
-    return [MotionRecord.from_bytes(store.get_bytes(m.motion.key)).tokens.tolist() if m.motion.key else []
-            for m in out], out
+    return [MotionRecord.from_bytes(store.get_bytes(m.motion.key)).tokens.tolist() if m.motion.key else [] for m in out], out
 
 
 def test_an_adapter_retrained_under_its_prefix_is_served_with_its_new_weights(start, tmp_path):

@@ -13,6 +13,7 @@ from atom.motion.record import MotionRecord
 from atom.store import LocalStore
 from atom.v1 import common_pb2, evaluator_pb2
 
+
 def _evaluator_helpers():
     """tests/evaluator/conftest.py by its path: the name `conftest` may already stand for another
     folder's conftest in this process."""
@@ -45,19 +46,25 @@ def evaluation(tmp_path_factory):
     for cid in ds.split_ids("test"):
         clip = ds.load_clip(cid)
         joints = features_to_joints(clip.features)
-        key = store.put_content_addressed("motions", MotionRecord(joints=joints, features=clip.features[: len(joints)])
-                                          .to_bytes(), ".npz").key
-        rows.append({"prompt_id": cid, "text": clip.captions[0].text, "task": "general", "motion": key,
-                     "kind": "general", "sample_index": 0})
+        key = store.put_content_addressed(
+            "motions", MotionRecord(joints=joints, features=clip.features[: len(joints)]).to_bytes(), ".npz"
+        ).key
+        rows.append(
+            {"prompt_id": cid, "text": clip.captions[0].text, "task": "general", "motion": key, "kind": "general", "sample_index": 0}
+        )
     store.put_jsonl("samples/base.jsonl", rows)
     return root / "store"
 
 
 def _request(models: int = 1, **kw):
     return evaluator_pb2.EvaluateRequest(
-        models=[evaluator_pb2.ModelSamples(name=f"m{i}", samples=common_pb2.ArtifactRef(key="samples/base.jsonl"))
-                for i in range(models)],
-        dataset="datasets/syn", evaluator="embedded:models/evaluator-syn", seed=0, output_prefix="reports/t", **kw)
+        models=[evaluator_pb2.ModelSamples(name=f"m{i}", samples=common_pb2.ArtifactRef(key="samples/base.jsonl")) for i in range(models)],
+        dataset="datasets/syn",
+        evaluator="embedded:models/evaluator-syn",
+        seed=0,
+        output_prefix="reports/t",
+        **kw,
+    )
 
 
 def test_a_call_past_its_deadline_stops_its_work(start, evaluation):

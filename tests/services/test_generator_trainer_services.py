@@ -15,12 +15,17 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "generator"))
 from gen_tiny_models import make_tiny_bundle  # noqa: E402
 
 BASE = "models/base-test"
-PROMPTS = [common_pb2.Prompt(prompt_id=f"p{i}", text=t, task="integrity",
-                             labels=common_pb2.LabelGroup(task="integrity", events=[
-                                 common_pb2.EventLabel(event="walk_forward", count=1),
-                                 common_pb2.EventLabel(event="squat", count=1)]))
-           for i, t in enumerate(["a person walks forward.", "a man jumps in place, then squats.",
-                                  "someone turns left and waves"])]
+PROMPTS = [
+    common_pb2.Prompt(
+        prompt_id=f"p{i}",
+        text=t,
+        task="integrity",
+        labels=common_pb2.LabelGroup(
+            task="integrity", events=[common_pb2.EventLabel(event="walk_forward", count=1), common_pb2.EventLabel(event="squat", count=1)]
+        ),
+    )
+    for i, t in enumerate(["a person walks forward.", "a man jumps in place, then squats.", "someone turns left and waves"])
+]
 
 
 @pytest.fixture
@@ -32,9 +37,13 @@ def store_root(tmp_path):
 
 
 def _generate(client, adapter="", seed=7, n=2, max_length=6):
-    req = generator_pb2.GenerateRequest(prompts=PROMPTS, samples_per_prompt=n, seed=seed,
-                                        model=common_pb2.ModelRef(base=BASE, adapter=adapter),
-                                        sampling=generator_pb2.SamplingParams(max_length=max_length))
+    req = generator_pb2.GenerateRequest(
+        prompts=PROMPTS,
+        samples_per_prompt=n,
+        seed=seed,
+        model=common_pb2.ModelRef(base=BASE, adapter=adapter),
+        sampling=generator_pb2.SamplingParams(max_length=max_length),
+    )
     return sorted(client.stream("Generate", req), key=lambda m: (m.prompt_id, m.sample_index))
 
 
@@ -79,12 +88,19 @@ def test_a_bundle_rewritten_under_the_same_prefix_is_reloaded(start, store_root)
 def test_generate_bad_requests(start, store_root):
     gen = start("generator", store_root)
     with pytest.raises(grpc.RpcError) as err:
-        list(gen.client.stream("Generate", generator_pb2.GenerateRequest(prompts=PROMPTS, samples_per_prompt=0,
-                                                                         model=common_pb2.ModelRef(base=BASE))))
+        list(
+            gen.client.stream(
+                "Generate", generator_pb2.GenerateRequest(prompts=PROMPTS, samples_per_prompt=0, model=common_pb2.ModelRef(base=BASE))
+            )
+        )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "samples_per_prompt" in err.value.details()
     with pytest.raises(grpc.RpcError) as err:
-        list(gen.client.stream("Generate", generator_pb2.GenerateRequest(
-            prompts=PROMPTS, samples_per_prompt=1, model=common_pb2.ModelRef(base="models/nothing"))))
+        list(
+            gen.client.stream(
+                "Generate",
+                generator_pb2.GenerateRequest(prompts=PROMPTS, samples_per_prompt=1, model=common_pb2.ModelRef(base="models/nothing")),
+            )
+        )
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
@@ -94,18 +110,29 @@ def _dataset(store, motions):
     for m in motions:
         score = 5.0 if m.sample_index < 2 else 0.0
         p = PROMPTS[int(m.prompt_id[1:])]
-        rows.append({"prompt_id": m.prompt_id, "prompt": p.text, "task": "integrity",
-                     "labels": LabelGroup("integrity", (EventLabel("walk_forward"), EventLabel("squat"))).to_dict(),
-                     "motion_key": m.motion.key, "score": score, "judge_id": "test", "rationale": ""})
+        rows.append(
+            {
+                "prompt_id": m.prompt_id,
+                "prompt": p.text,
+                "task": "integrity",
+                "labels": LabelGroup("integrity", (EventLabel("walk_forward"), EventLabel("squat"))).to_dict(),
+                "motion_key": m.motion.key,
+                "score": score,
+                "judge_id": "test",
+                "rationale": "",
+            }
+        )
     store.put_jsonl("datasets/t/motionprefer.jsonl", rows)
     return "datasets/t/motionprefer.jsonl"
 
 
 def _train_req(pairs_key, prefix, epochs=2, max_steps=0):
     return trainer_pb2.StartTrainingRequest(
-        base=common_pb2.ModelRef(base=BASE), pairs=common_pb2.ArtifactRef(key=pairs_key), output_prefix=prefix,
-        config=trainer_pb2.TrainingConfig(algorithm="ipo", batch_size=4, epochs=epochs, max_steps=max_steps,
-                                          learning_rate=5e-3, seed=1))
+        base=common_pb2.ModelRef(base=BASE),
+        pairs=common_pb2.ArtifactRef(key=pairs_key),
+        output_prefix=prefix,
+        config=trainer_pb2.TrainingConfig(algorithm="ipo", batch_size=4, epochs=epochs, max_steps=max_steps, learning_rate=5e-3, seed=1),
+    )
 
 
 def _watch(client, job_id):
@@ -118,8 +145,9 @@ def test_pairs_training_watch_cancel_resume_and_adapter(start, store_root):
     motions = _generate(gen.client, n=4)
     trainer = start("trainer", store_root)
     ds = _dataset(trainer.store, motions)
-    resp = trainer.client.call("BuildPairs", trainer_pb2.BuildPairsRequest(
-        dataset=common_pb2.ArtifactRef(key=ds), theta=0, output_prefix="datasets/t", seed=0))
+    resp = trainer.client.call(
+        "BuildPairs", trainer_pb2.BuildPairsRequest(dataset=common_pb2.ArtifactRef(key=ds), theta=0, output_prefix="datasets/t", seed=0)
+    )
     assert resp.pairs_per_task["integrity"] == len(PROMPTS) * 4  # 2 chosen x 2 rejected per prompt
     mixed = next(r.key for r in resp.pair_sets if r.key.endswith("pairs-mixed.jsonl"))
 
@@ -165,8 +193,7 @@ def test_killed_trainer_resumes_job(start, store_root, tmp_path):
         first.wait_ready()
         t1 = connect("trainer", first.endpoints()["trainer"])
         ds = _dataset(gen.store, motions)
-        resp = t1.call("BuildPairs", trainer_pb2.BuildPairsRequest(
-            dataset=common_pb2.ArtifactRef(key=ds), output_prefix="datasets/t"))
+        resp = t1.call("BuildPairs", trainer_pb2.BuildPairsRequest(dataset=common_pb2.ArtifactRef(key=ds), output_prefix="datasets/t"))
         mixed = next(r.key for r in resp.pair_sets if r.key.endswith("pairs-mixed.jsonl"))
         job = t1.call("StartTraining", _train_req(mixed, "models/run-k", epochs=40))
         for ev in t1.stream("WatchJob", trainer_pb2.JobRef(job_id=job.job_id)):

@@ -28,14 +28,15 @@ def test_compose_prompts_is_deterministic_and_labelled(start):
 
 def test_score_kinematic_streams_judgements_and_caches(start):
     judge = start("judge")
-    prompts = judge.client.call("ComposePrompts", judge_pb2.ComposePromptsRequest(
-        tasks=["temporal"], per_task=2, seed=1)).prompts
+    prompts = judge.client.call("ComposePrompts", judge_pb2.ComposePromptsRequest(tasks=["temporal"], per_task=2, seed=1)).prompts
     items = []
     for i, p in enumerate(prompts):
         right = _put_motion(judge.store, [(e.event, e.count) for e in p.labels.events], seed=i)
         wrong = _put_motion(judge.store, [(e.event, e.count) for e in reversed(p.labels.events)], seed=i)
-        items += [judge_pb2.ScoreItem(item_id=f"{i}-right", prompt=p, motion=common_pb2.ArtifactRef(key=right)),
-                  judge_pb2.ScoreItem(item_id=f"{i}-wrong", prompt=p, motion=common_pb2.ArtifactRef(key=wrong))]
+        items += [
+            judge_pb2.ScoreItem(item_id=f"{i}-right", prompt=p, motion=common_pb2.ArtifactRef(key=right)),
+            judge_pb2.ScoreItem(item_id=f"{i}-wrong", prompt=p, motion=common_pb2.ArtifactRef(key=wrong)),
+        ]
     req = judge_pb2.ScoreRequest(items=items, judge=judge_pb2.JudgeConfig(backend="kinematic"))
     first = list(judge.client.stream("Score", req))
     assert [j.item_id for j in first] == [it.item_id for it in items]
@@ -49,21 +50,41 @@ def test_score_kinematic_streams_judgements_and_caches(start):
 
 def test_score_bad_input(start):
     judge = start("judge")
-    p = common_pb2.Prompt(prompt_id="x", text="a man squats", task="frequency",
-                          labels=common_pb2.LabelGroup(task="frequency", events=[common_pb2.EventLabel(event="squat", count=1)]))
+    p = common_pb2.Prompt(
+        prompt_id="x",
+        text="a man squats",
+        task="frequency",
+        labels=common_pb2.LabelGroup(task="frequency", events=[common_pb2.EventLabel(event="squat", count=1)]),
+    )
     with pytest.raises(grpc.RpcError) as err:
-        list(judge.client.stream("Score", judge_pb2.ScoreRequest(items=[judge_pb2.ScoreItem(
-            item_id="a", prompt=p, motion=common_pb2.ArtifactRef(key="motions/missing.npz"))])))
+        list(
+            judge.client.stream(
+                "Score",
+                judge_pb2.ScoreRequest(
+                    items=[judge_pb2.ScoreItem(item_id="a", prompt=p, motion=common_pb2.ArtifactRef(key="motions/missing.npz"))]
+                ),
+            )
+        )
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
     judge.store.put_bytes("motions/corrupt.npz", b"not an npz")
     with pytest.raises(grpc.RpcError) as err:
-        list(judge.client.stream("Score", judge_pb2.ScoreRequest(items=[judge_pb2.ScoreItem(
-            item_id="a", prompt=p, motion=common_pb2.ArtifactRef(key="motions/corrupt.npz"))])))
+        list(
+            judge.client.stream(
+                "Score",
+                judge_pb2.ScoreRequest(
+                    items=[judge_pb2.ScoreItem(item_id="a", prompt=p, motion=common_pb2.ArtifactRef(key="motions/corrupt.npz"))]
+                ),
+            )
+        )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "items[0].motion" in err.value.details()
     with pytest.raises(grpc.RpcError) as err:
         judge.client.call("ComposePrompts", judge_pb2.ComposePromptsRequest(tasks=["dance"], per_task=1))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "tasks[0]" in err.value.details()
     with pytest.raises(grpc.RpcError) as err:
-        list(judge.client.stream("Score", judge_pb2.ScoreRequest(
-            items=[judge_pb2.ScoreItem(item_id="a", prompt=p)], judge=judge_pb2.JudgeConfig(backend="vlm"))))
+        list(
+            judge.client.stream(
+                "Score",
+                judge_pb2.ScoreRequest(items=[judge_pb2.ScoreItem(item_id="a", prompt=p)], judge=judge_pb2.JudgeConfig(backend="vlm")),
+            )
+        )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "images" in err.value.details()

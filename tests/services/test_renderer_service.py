@@ -28,22 +28,23 @@ def test_render_forms_cached_and_sampled(start):
     assert again.cached and [i.key for i in again.images] == [i.key for i in res.images]
     for form in ("full_image", "trajectory_image"):
         opts = renderer_pb2.RenderOptions(form=form, width=96, height=96)
-        (res,) = list(r.client.stream("Render", renderer_pb2.RenderRequest(
-            motions=[common_pb2.ArtifactRef(key=key)], options=opts)))
+        (res,) = list(r.client.stream("Render", renderer_pb2.RenderRequest(motions=[common_pb2.ArtifactRef(key=key)], options=opts)))
         assert len(res.images) == 1 and res.render_key.startswith("renders/")
 
 
 def test_render_bad_input(start):
     r = start("renderer")
     key = _motion(r.store)
-    bad = renderer_pb2.RenderRequest(motions=[common_pb2.ArtifactRef(key=key)],
-                                     options=renderer_pb2.RenderOptions(form="full_image", width=100000))
+    bad = renderer_pb2.RenderRequest(
+        motions=[common_pb2.ArtifactRef(key=key)], options=renderer_pb2.RenderOptions(form="full_image", width=100000)
+    )
     with pytest.raises(grpc.RpcError) as err:
         list(r.client.stream("Render", bad))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "options" in err.value.details()
     joints = np.zeros((10, 22, 3), np.float32)
     nan_key = "motions/nan.npz"
     import io
+
     buf = io.BytesIO()
     j = joints.copy()
     j[3, 4, 1] = np.nan

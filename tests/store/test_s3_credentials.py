@@ -24,10 +24,23 @@ from atom.store.s3 import S3Store, credentials_provider
 from atom.testing.s3server import s3_server
 
 KEY, SECRET = "atomsvcaccess", "atom-svc-secret-for-tests"
-AWS_VARS = ("AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SECRET_KEY", "AWS_SESSION_TOKEN",
-            "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_PROFILE", "ATOM_S3_IMDS", "ATOM_S3_STS_ENDPOINT")
+AWS_VARS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_ACCESS_KEY",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SECRET_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_PROFILE",
+    "ATOM_S3_IMDS",
+    "ATOM_S3_STS_ENDPOINT",
+)
 
 
 @contextmanager
@@ -35,9 +48,19 @@ def auth_s3_server(data_dir: Path):
     """atom.testing.s3server's `weed mini`, with an identity file: unsigned requests are refused."""
     data_dir.mkdir(parents=True, exist_ok=True)
     config = data_dir / "s3.json"
-    config.write_text(json.dumps({"identities": [{"name": "atom-service",
-                                                  "credentials": [{"accessKey": KEY, "secretKey": SECRET}],
-                                                  "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+    config.write_text(
+        json.dumps(
+            {
+                "identities": [
+                    {
+                        "name": "atom-service",
+                        "credentials": [{"accessKey": KEY, "secretKey": SECRET}],
+                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                    }
+                ]
+            }
+        )
+    )
     with s3_server(data_dir / "data", config) as endpoint:
         yield endpoint
 
@@ -113,8 +136,10 @@ def test_session_token_is_sent(endpoint, monkeypatch):
 
 def test_shared_credentials_file(endpoint, monkeypatch, tmp_path):
     path = tmp_path / "credentials"
-    path.write_text(f"[default]\naws_access_key_id = wrong\naws_secret_access_key = wrong\n\n"
-                    f"[atom]\naws_access_key_id = {KEY}\naws_secret_access_key = {SECRET}\n")
+    path.write_text(
+        f"[default]\naws_access_key_id = wrong\naws_secret_access_key = wrong\n\n"
+        f"[atom]\naws_access_key_id = {KEY}\naws_secret_access_key = {SECRET}\n"
+    )
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(path))
     monkeypatch.setenv("AWS_PROFILE", "atom")
     assert _round_trip(S3Store(endpoint, "sharedfile")) == b"signed"

@@ -21,9 +21,21 @@ LABELS = {"task": "integrity", "events": [{"event": "squat", "count": 1}]}
 
 @pytest.fixture
 def pairs_key(store):
-    pairs = [PreferencePair("integrity", f"p{i}", f"a man walks forward then squats {i}", LABELS, f"m/{i}w",
-                            f"m/{i}l", 5, 0, tuple(range(i, i + 5)), tuple(range(200 + i, 206 + i)))
-             for i in range(4)]
+    pairs = [
+        PreferencePair(
+            "integrity",
+            f"p{i}",
+            f"a man walks forward then squats {i}",
+            LABELS,
+            f"m/{i}w",
+            f"m/{i}l",
+            5,
+            0,
+            tuple(range(i, i + 5)),
+            tuple(range(200 + i, 206 + i)),
+        )
+        for i in range(4)
+    ]
     save_pairs(store, "datasets/j/pairs.jsonl", pairs)
     return "datasets/j/pairs.jsonl"
 

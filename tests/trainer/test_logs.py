@@ -57,6 +57,5 @@ def test_mlflow_gets_the_run_when_a_tracking_uri_is_set(tiny_lm, store, tmp_path
 
 
 def test_scalar_series_skips_what_is_not_a_metric():
-    series = scalar_series([{"step": 1, "epoch": 1, "loss": 0.5, "note": "x", "flag": True},
-                            {"step": 2, "epoch": 1, "loss": 0.25}])
+    series = scalar_series([{"step": 1, "epoch": 1, "loss": 0.5, "note": "x", "flag": True}, {"step": 2, "epoch": 1, "loss": 0.25}])
     assert series == {"train/loss": [(1, 0.5), (2, 0.25)]}

@@ -35,13 +35,17 @@ def _store_with_world(world, tmp_path) -> LocalStore:
 
 
 def pretrain_request(prefix="models/base-test", **kw):
-    return trainer_pb2.StartTrainingRequest(output_prefix=prefix, pretrain=trainer_pb2.PretrainJob(
-        dataset=common_pb2.ArtifactRef(key=DATASET, sha256=DIGEST), preset="tiny", seed=0, **kw))
+    return trainer_pb2.StartTrainingRequest(
+        output_prefix=prefix,
+        pretrain=trainer_pb2.PretrainJob(dataset=common_pb2.ArtifactRef(key=DATASET, sha256=DIGEST), preset="tiny", seed=0, **kw),
+    )
 
 
 def evaluator_request(steps=3):
-    return trainer_pb2.StartTrainingRequest(output_prefix="models/evaluator-test", evaluator=trainer_pb2.EvaluatorJob(
-        dataset=common_pb2.ArtifactRef(key=DATASET, sha256=DIGEST), seed=0, steps=steps))
+    return trainer_pb2.StartTrainingRequest(
+        output_prefix="models/evaluator-test",
+        evaluator=trainer_pb2.EvaluatorJob(dataset=common_pb2.ArtifactRef(key=DATASET, sha256=DIGEST), seed=0, steps=steps),
+    )
 
 
 def watch(client, job_id):
@@ -82,7 +86,6 @@ def test_pretrain_job_over_grpc(start, world, tmp_path):
     assert watch(trainer.client, other_id)[1].state == common_pb2.JOB_STATE_CANCELLED
 
 
-
 def test_evaluator_job_over_grpc(start, world, tmp_path):
     store = _store_with_world(world, tmp_path)
     trainer = start("trainer", store.root)
@@ -96,13 +99,16 @@ def test_evaluator_job_over_grpc(start, world, tmp_path):
     assert [json.loads(p.read_text())["kind"] for p in (store.root / "jobs").glob("*.json")] == ["evaluator"]
 
 
-@pytest.mark.parametrize("change, field, words", [
-    (lambda r: setattr(r.pretrain, "preset", "huge"), "pretrain.preset", "must be one of default, tiny"),
-    (lambda r: setattr(r.pretrain.dataset, "key", ""), "pretrain.dataset.key", "dataset"),
-    (lambda r: setattr(r.pretrain, "time_budget_s", -1.0), "pretrain.time_budget_s", "positive"),
-    (lambda r: setattr(r.base, "base", "models/x"), "base", "takes no base model"),
-    (lambda r: setattr(r, "output_prefix", "../escape"), "output_prefix", ""),
-])
+@pytest.mark.parametrize(
+    "change, field, words",
+    [
+        (lambda r: setattr(r.pretrain, "preset", "huge"), "pretrain.preset", "must be one of default, tiny"),
+        (lambda r: setattr(r.pretrain.dataset, "key", ""), "pretrain.dataset.key", "dataset"),
+        (lambda r: setattr(r.pretrain, "time_budget_s", -1.0), "pretrain.time_budget_s", "positive"),
+        (lambda r: setattr(r.base, "base", "models/x"), "base", "takes no base model"),
+        (lambda r: setattr(r, "output_prefix", "../escape"), "output_prefix", ""),
+    ],
+)
 def test_malformed_model_jobs_are_refused_with_the_field_named(start, tmp_path, change, field, words):
     trainer = start("trainer")
     req = pretrain_request()

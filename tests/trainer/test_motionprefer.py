@@ -20,8 +20,17 @@ from services.trainer.pairs import dataset_stats, format_stats
 
 def rec(i, score, task="integrity", prompt="A man walks forward and squats.", tokens=(3, 4, 5)):
     labels = {"task": task, "events": [{"event": "walk_forward", "count": 1}, {"event": "squat", "count": 1}]}
-    return PreferenceRecord(f"p-{prompt[:6]}", prompt, task, labels, f"motions/m{i}.npz", score, "kinematic-v1",
-                            "all events present" if score else "squat missing", tokens)
+    return PreferenceRecord(
+        f"p-{prompt[:6]}",
+        prompt,
+        task,
+        labels,
+        f"motions/m{i}.npz",
+        score,
+        "kinematic-v1",
+        "all events present" if score else "squat missing",
+        tokens,
+    )
 
 
 def test_roundtrip_through_the_store(store):

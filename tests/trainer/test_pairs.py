@@ -21,8 +21,7 @@ from services.trainer.pairs import (
 
 def rec(key, score, prompt="A man walks forward, then squats.", task="temporal", tokens=None):
     labels = {"task": task, "events": [{"event": "walk_forward", "count": 1}, {"event": "squat", "count": 1}]}
-    return PreferenceRecord(f"id-{prompt[:8]}", prompt, task, labels, f"motions/{key}.npz", score, "kinematic-v1",
-                            tokens=tokens)
+    return PreferenceRecord(f"id-{prompt[:8]}", prompt, task, labels, f"motions/{key}.npz", score, "kinematic-v1", tokens=tokens)
 
 
 def as_tuples(pairs):
@@ -66,8 +65,13 @@ def test_single_sample_and_all_tied_groups_give_no_pairs():
 
 
 def test_groups_by_identical_prompt_and_ignores_other_tasks():
-    records = [rec("a", 5, "p one"), rec("b", 0, "p two"), rec("c", 0, "p one"), rec("d", 5, "p two"),
-               rec("e", 0, "p one", task="integrity")]
+    records = [
+        rec("a", 5, "p one"),
+        rec("b", 0, "p two"),
+        rec("c", 0, "p one"),
+        rec("d", 5, "p two"),
+        rec("e", 0, "p one", task="integrity"),
+    ]
     pairs = build_task_pairs(records, "temporal")
     assert as_tuples(pairs) == [("a", "c"), ("d", "b")]
     assert [p.prompt for p in pairs] == ["p one", "p two"]
@@ -107,8 +111,7 @@ def test_bad_pair_lines_are_reported_by_line_and_field():
 
 def test_mixed_set_is_deterministic_by_seed_and_order_free():
     # 4 prompts x [5, 2, 0] per task: 2 pairs per prompt, 16 in all
-    records = [rec(f"m{t}{p}{i}", s, f"p{p}", task=t) for t in ("temporal", "integrity")
-               for p in range(4) for i, s in enumerate([5, 2, 0])]
+    records = [rec(f"m{t}{p}{i}", s, f"p{p}", task=t) for t in ("temporal", "integrity") for p in range(4) for i, s in enumerate([5, 2, 0])]
     by_task = build_pairs(records)
     pool = sum(len(v) for v in by_task.values())
     assert pool == 16
@@ -139,12 +142,17 @@ def test_build_pair_sets_writes_per_task_and_mixed_files(store):
     save_records(store, "datasets/r1/motionprefer.jsonl", records)
     sets = build_pair_sets(store, "datasets/r1/motionprefer.jsonl", "datasets/r1", mixed_size=100, seed=0)
     got = {f.name: (f.key, f.pairs) for f in sets.files}
-    assert got == {"integrity": ("datasets/r1/pairs-integrity.jsonl", 1),
-                   "temporal": ("datasets/r1/pairs-temporal.jsonl", 3),
-                   "mixed": ("datasets/r1/pairs-mixed.jsonl", 4)}
+    assert got == {
+        "integrity": ("datasets/r1/pairs-integrity.jsonl", 1),
+        "temporal": ("datasets/r1/pairs-temporal.jsonl", 3),
+        "mixed": ("datasets/r1/pairs-mixed.jsonl", 4),
+    }
     assert len(load_pairs(store, "datasets/r1/pairs-mixed.jsonl")) == 4
     assert [(r.task, r.prompts, r.motions, r.pairs) for r in sets.stats] == [
-        ("integrity", 1, 2, 1), ("temporal", 1, 3, 3), ("total", 2, 5, 4)]
+        ("integrity", 1, 2, 1),
+        ("temporal", 1, 3, 3),
+        ("total", 2, 5, 4),
+    ]
     assert store.get_json(sets.stats_key)["rows"][-1] == {"task": "total", "prompts": 2, "motions": 5, "pairs": 4}
     all_mixed = build_pair_sets(store, "datasets/r1/motionprefer.jsonl", "datasets/r2", mixed_size=0)
     assert all_mixed.files[-1].pairs == 4

@@ -21,8 +21,13 @@ def corpus(tmp_path_factory):
 def test_pretrain_tiny_saves_a_working_bundle(tmp_path, corpus):
     store = LocalStore(tmp_path / "store")
     seen = []
-    res = pretrain(corpus, store, "models/tiny-world", PretrainConfig.tiny(),
-                   progress=lambda stage, done, total, msg: seen.append((stage, done, total)))
+    res = pretrain(
+        corpus,
+        store,
+        "models/tiny-world",
+        PretrainConfig.tiny(),
+        progress=lambda stage, done, total, msg: seen.append((stage, done, total)),
+    )
     assert {s for s, _, _ in seen} >= {"data", "vqvae", "lm", "save"}
     assert res.num_train_clips > 10 and res.codes_used > 1 and np.isfinite(res.lm_eval_loss)
     assert res.vocab_size > 515 + 3

@@ -8,9 +8,12 @@ from services.trainer.server import config_from_request
 
 
 def request(**config) -> trainer_pb2.StartTrainingRequest:
-    return trainer_pb2.StartTrainingRequest(base=common_pb2.ModelRef(base="models/base"),
-                                            pairs=common_pb2.ArtifactRef(key="datasets/r/pairs.jsonl"),
-                                            config=trainer_pb2.TrainingConfig(**config), output_prefix="models/r")
+    return trainer_pb2.StartTrainingRequest(
+        base=common_pb2.ModelRef(base="models/base"),
+        pairs=common_pb2.ArtifactRef(key="datasets/r/pairs.jsonl"),
+        config=trainer_pb2.TrainingConfig(**config),
+        output_prefix="models/r",
+    )
 
 
 def test_empty_config_gives_the_one_place_defaults():
@@ -18,8 +21,7 @@ def test_empty_config_gives_the_one_place_defaults():
 
     d = TrainSettings()
     cfg = config_from_request(request())
-    assert (cfg.loss, cfg.beta, cfg.lr, cfg.batch_size, cfg.epochs) == (d.algorithm, d.beta, d.learning_rate,
-                                                                         d.batch_size, d.epochs)
+    assert (cfg.loss, cfg.beta, cfg.lr, cfg.batch_size, cfg.epochs) == (d.algorithm, d.beta, d.learning_rate, d.batch_size, d.epochs)
     assert cfg.uses_average_logprobs == (d.logprobs == "mean")
     # The paper's recipe, asked for: IPO with beta 0.1 and TRL's per-token mean.
     paper = config_from_request(request(algorithm="ipo", beta=0.1, logprobs="mean"))

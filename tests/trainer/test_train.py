@@ -30,14 +30,29 @@ from services.trainer.train import (
 )
 
 LABELS = {"task": "temporal", "events": [{"event": "squat", "count": 1}]}
-CAPTIONS = ["a man walks forward then squats", "a person jumps two times", "a man waves and walks backward",
-            "a person squats three times", "a man jumps forward then waves"]
+CAPTIONS = [
+    "a man walks forward then squats",
+    "a person jumps two times",
+    "a man waves and walks backward",
+    "a person squats three times",
+    "a man jumps forward then waves",
+]
 
 
 def make_pairs(n=4):
     return [
-        PreferencePair("temporal", f"p{i}", CAPTIONS[i], LABELS, f"motions/{i}w.npz", f"motions/{i}l.npz", 5, 1,
-                       tuple((7 * i + k) % 512 for k in range(6)), tuple((100 + 13 * i + 3 * k) % 512 for k in range(5)))
+        PreferencePair(
+            "temporal",
+            f"p{i}",
+            CAPTIONS[i],
+            LABELS,
+            f"motions/{i}w.npz",
+            f"motions/{i}l.npz",
+            5,
+            1,
+            tuple((7 * i + k) % 512 for k in range(6)),
+            tuple((100 + 13 * i + 3 * k) % 512 for k in range(5)),
+        )
         for i in range(n)
     ]
 
@@ -45,8 +60,9 @@ def make_pairs(n=4):
 def config(**kw):
     # The paper's recipe as the official release ran it (IPO, beta 0.1, TRL's per-token mean for
     # IPO): the maths below is written for it; the defaults are the embedded run's (KTO).
-    base = dict(pairs_key="datasets/t/pairs.jsonl", output_prefix="models/t", batch_size=2, epochs=2, loss="ipo",
-                beta=0.1, average_logprobs=None)
+    base = dict(
+        pairs_key="datasets/t/pairs.jsonl", output_prefix="models/t", batch_size=2, epochs=2, loss="ipo", beta=0.1, average_logprobs=None
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -184,16 +200,19 @@ def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tiny_lm, tmp
         def cb(p):
             if p.step == step:
                 cancel.set()
+
         return cb
 
     # 1: cancelled mid-epoch after step 4 -> checkpoint at step 4
     with pytest.raises(TrainingCancelled) as info:
         train_preference(tiny_lm(), st, cfg, pairs=pairs, on_progress=stop_after(4), cancel=cancel)
     assert info.value.step == 4
+
     # 2: a crash after step 8 -> the last checkpoint is the end of epoch 2 (step 6)
     def crash(p):
         if p.step == 8:
             raise RuntimeError("power cut")
+
     with pytest.raises(RuntimeError):
         train_preference(tiny_lm(), st, cfg, pairs=pairs, on_progress=crash)
     # 3: resume to the end
@@ -216,8 +235,7 @@ def test_a_checkpoint_of_another_config_or_changed_pairs_is_refused(tiny_lm, sto
 @pytest.mark.parametrize("loss, first_loss", [("dpo", 0.6931471805599453), ("kto", 0.5)])
 def test_dpo_and_kto_start_at_their_closed_form_value_and_learn(tiny_lm, store, loss, first_loss):
     events = []
-    train_preference(tiny_lm(), store, config(loss=loss, beta=1.0, batch_size=4, epochs=15),
-                     pairs=make_pairs(4), on_progress=events.append)
+    train_preference(tiny_lm(), store, config(loss=loss, beta=1.0, batch_size=4, epochs=15), pairs=make_pairs(4), on_progress=events.append)
     # policy == reference at step 1: DPO -log sigmoid(0) = log 2; KTO 1 - sigmoid(0) = 0.5
     assert events[0].loss == pytest.approx(first_loss, abs=1e-6)
     assert events[-1].loss < events[0].loss and events[-1].margin > 0
@@ -257,10 +275,15 @@ def test_config_validation_roundtrip_and_fingerprint():
     assert cfg.uses_average_logprobs and not config(loss="dpo").uses_average_logprobs
     (d := cfg.to_dict())["lora"]["r"] = 4
     assert TrainConfig.from_dict(d).lora.r == 4
-    for bad, pattern in [({"loss": "ppo"}, "loss must be"), ({"lr": 0}, "lr must be"),
-                         ({"batch_size": 0}, "batch_size"), ({"prompt_template": "no slot"}, "prompt_template"),
-                         ({"label_smoothing": 0.1}, "dpo' only"), ({"max_steps": 0}, "max_steps"),
-                         ({"rpo_alpha": -1}, "rpo_alpha")]:
+    for bad, pattern in [
+        ({"loss": "ppo"}, "loss must be"),
+        ({"lr": 0}, "lr must be"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"prompt_template": "no slot"}, "prompt_template"),
+        ({"label_smoothing": 0.1}, "dpo' only"),
+        ({"max_steps": 0}, "max_steps"),
+        ({"rpo_alpha": -1}, "rpo_alpha"),
+    ]:
         with pytest.raises(TrainConfigError, match=pattern):
             config(**bad)
     with pytest.raises(TrainConfigError, match="unknown training config fields"):
@@ -276,6 +299,7 @@ def test_examples_need_tokens(store):
     with pytest.raises(Exception) as info:
         resolve_examples(store, [pair], str)
     assert "motions/a.npz" in str(info.value)
-    assert resolve_examples(store, make_pairs(1), str)[0] == Example(CAPTIONS[0], make_pairs(1)[0].chosen_tokens,
-                                                                     make_pairs(1)[0].rejected_tokens)
+    assert resolve_examples(store, make_pairs(1), str)[0] == Example(
+        CAPTIONS[0], make_pairs(1)[0].chosen_tokens, make_pairs(1)[0].rejected_tokens
+    )
     assert MotionPreferFormatError

@@ -107,11 +107,13 @@ def test_clip_starts_at_origin_facing_plus_z_on_the_floor():
 def test_consecutive_events_join_smoothly():
     # Every event starts and ends standing with eased (zero-velocity) keys, so at each join all
     # joints are nearly still, though they move fast inside the events themselves.
-    for seed, names in ((6, ("run", "squat", "spin", "jump_forward", "wave")),
-                        (7, ("walk_backward", "kick", "sidestep_left", "bow", "turn_right"))):
+    for seed, names in (
+        (6, ("run", "squat", "spin", "jump_forward", "wave")),
+        (7, ("walk_backward", "kick", "sidestep_left", "bow", "turn_right")),
+    ):
         clip = compose([EventLabel(e) for e in names], np.random.default_rng(seed))
         j = clip.joints.astype(np.float64)
         speed = np.linalg.norm(np.diff(j, axis=0), axis=-1).max(axis=1)
         joins = [o.start for o in clip.occurrences[1:]]
-        assert max(speed[b - 1:b + 1].max() for b in joins) < 0.05  # < 1 m/s at every join
+        assert max(speed[b - 1 : b + 1].max() for b in joins) < 0.05  # < 1 m/s at every join
         assert speed.max() > 0.15  # ... while the events themselves move

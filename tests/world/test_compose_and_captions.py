@@ -35,13 +35,13 @@ def test_labels_are_consistent_with_frames():
     walk = occ[0]
     assert j[walk.end - 1, 0, 2] - j[walk.start, 0, 2] > 0.5  # walked forward (+Z)
     for o in occ[1:4]:
-        assert j[o.start:o.end, 0, 1].min() < j[o.start, 0, 1] - 0.15  # went down, each squat
+        assert j[o.start : o.end, 0, 1].min() < j[o.start, 0, 1] - 0.15  # went down, each squat
     turn = occ[-1]
     h = _heading(j)
     assert 60 < np.degrees(h[turn.end - 1] - h[turn.start]) < 125  # turned left (positive yaw)
     clap_gap = np.linalg.norm(j[:, 20] - j[:, 21], axis=1)
     for o in occ[4:6]:
-        assert clap_gap[o.start:o.end].min() < 0.1  # hands met in each clap's span
+        assert clap_gap[o.start : o.end].min() < 0.1  # hands met in each clap's span
 
 
 def test_five_events_fit_and_counts_become_separate_performances():
@@ -74,13 +74,16 @@ def test_same_seed_same_clip_and_seeds_differ():
     assert a.joints.shape != c.joints.shape or not np.allclose(a.joints, c.joints)
 
 
-@pytest.mark.parametrize("bad, match", [
-    ([EventLabel("moonwalk")], "unknown event"),
-    ([EventLabel("walk_forward", 2)], "not countable"),
-    ([EventLabel("squat", 6)], "outside 1..5"),
-    ([], "at least one"),
-    ([EventLabel("sit_down", 5), EventLabel("walk_forward"), EventLabel("spin", 3)], "more than the 196"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ([EventLabel("moonwalk")], "unknown event"),
+        ([EventLabel("walk_forward", 2)], "not countable"),
+        ([EventLabel("squat", 6)], "outside 1..5"),
+        ([], "at least one"),
+        ([EventLabel("sit_down", 5), EventLabel("walk_forward"), EventLabel("spin", 3)], "more than the 196"),
+    ],
+)
 def test_bad_requests_raise_clear_errors(bad, match):
     with pytest.raises(CompositionError, match=match):
         compose(bad, np.random.default_rng(0))

@@ -25,17 +25,23 @@ def test_each_event_alone(event):
     assert _detect(noisy) == [EventLabel(event)], "1.5 cm jitter changed the answer"
 
 
-@pytest.mark.parametrize("event, count", [("squat", 3), ("jump_in_place", 2), ("clap", 4), ("turn_left", 2),
-                                          ("spin", 2), ("kick", 3), ("wave", 2), ("bow", 5)])
+@pytest.mark.parametrize(
+    "event, count", [("squat", 3), ("jump_in_place", 2), ("clap", 4), ("turn_left", 2), ("spin", 2), ("kick", 3), ("wave", 2), ("bow", 5)]
+)
 def test_counts(event, count):
     clip = compose([EventLabel(event, count)], np.random.default_rng(32))
     assert _detect(clip.joints) == [EventLabel(event, count)]
 
 
-@pytest.mark.parametrize("names", [("walk_forward", "turn_left", "jump_forward"),
-                                   ("sit_down", "raise_arms", "walk_backward"),
-                                   ("run", "clap", "sidestep_right"),
-                                   ("kick", "spin", "sidestep_left")])
+@pytest.mark.parametrize(
+    "names",
+    [
+        ("walk_forward", "turn_left", "jump_forward"),
+        ("sit_down", "raise_arms", "walk_backward"),
+        ("run", "clap", "sidestep_right"),
+        ("kick", "spin", "sidestep_left"),
+    ],
+)
 def test_order(names):
     clip = compose([EventLabel(n) for n in names], np.random.default_rng(33))
     dets = detect_events(clip.joints)
@@ -46,8 +52,7 @@ def test_order(names):
 
 
 def test_invariant_to_placement_and_frame_rate():
-    clip = compose([EventLabel("walk_backward"), EventLabel("turn_right"), EventLabel("squat", 2)],
-                   np.random.default_rng(34))
+    clip = compose([EventLabel("walk_backward"), EventLabel("turn_right"), EventLabel("squat", 2)], np.random.default_rng(34))
     want = list(clip.events)
     moved = clip.joints.astype(np.float64) @ rot_y(np.float64(2.1)).T + np.array([3.0, 0.0, -7.0])
     assert _detect(moved.astype(np.float32)) == want
@@ -74,7 +79,12 @@ def test_bad_input_raises():
 
 
 def test_summarize_merges_consecutive_performances():
-    d = [DetectedEvent("squat", 0, 10), DetectedEvent("squat", 12, 20), DetectedEvent("walk_forward", 21, 40),
-         DetectedEvent("walk_forward", 45, 60), DetectedEvent("squat", 61, 70)]
+    d = [
+        DetectedEvent("squat", 0, 10),
+        DetectedEvent("squat", 12, 20),
+        DetectedEvent("walk_forward", 21, 40),
+        DetectedEvent("walk_forward", 45, 60),
+        DetectedEvent("squat", 61, 70),
+    ]
     assert summarize(d) == [EventLabel("squat", 2), EventLabel("walk_forward", 1), EventLabel("squat", 1)]
     assert summarize([]) == []

@@ -14,8 +14,19 @@ from atom.motion.world.compose import CompositionError, Occurrence, WorldClip, c
 from atom.motion.world.corpus import CorpusError, CorpusSummary, build_clip, build_corpus, make_world_clip
 
 __all__ = [
-    "Body", "BodyError", "make_body", "random_body",
-    "caption", "captions",
-    "CompositionError", "Occurrence", "WorldClip", "compose",
-    "CorpusError", "CorpusSummary", "build_clip", "build_corpus", "make_world_clip",
+    "Body",
+    "BodyError",
+    "make_body",
+    "random_body",
+    "caption",
+    "captions",
+    "CompositionError",
+    "Occurrence",
+    "WorldClip",
+    "compose",
+    "CorpusError",
+    "CorpusSummary",
+    "build_clip",
+    "build_corpus",
+    "make_world_clip",
 ]

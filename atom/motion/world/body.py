@@ -131,8 +131,14 @@ def make_body(
     hip_ratio: float = 1.0,
 ) -> Body:
     """A body scaled from the 1.70 m base; ratios stretch one part relative to the rest."""
-    values = dict(height_scale=height_scale, leg_ratio=leg_ratio, arm_ratio=arm_ratio,
-                  torso_ratio=torso_ratio, shoulder_ratio=shoulder_ratio, hip_ratio=hip_ratio)
+    values = dict(
+        height_scale=height_scale,
+        leg_ratio=leg_ratio,
+        arm_ratio=arm_ratio,
+        torso_ratio=torso_ratio,
+        shoulder_ratio=shoulder_ratio,
+        hip_ratio=hip_ratio,
+    )
     for name, v in values.items():
         lo, hi = (0.8, 1.2) if name == "height_scale" else (0.85, 1.15)
         if not (lo <= v <= hi):
@@ -228,8 +234,7 @@ def align(rest_dir: np.ndarray, rest_pole: np.ndarray, new_dir: np.ndarray, new_
     return f_new @ np.swapaxes(f_rest, -1, -2)
 
 
-def two_bone_ik(start: np.ndarray, target: np.ndarray, l1: float, l2: float, pole: np.ndarray,
-                max_extension: float = 0.9999) -> np.ndarray:
+def two_bone_ik(start: np.ndarray, target: np.ndarray, l1: float, l2: float, pole: np.ndarray, max_extension: float = 0.9999) -> np.ndarray:
     """Middle joint (knee, elbow) of a two-bone chain from `start` reaching for `target`.
 
     The chain bends towards `pole`. A target out of reach leaves the chain straight along the

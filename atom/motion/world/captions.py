@@ -47,12 +47,33 @@ COUNT_PHRASES = {
 
 # Third person -> gerund, for "followed by walking", "before squatting".
 _GERUND = {
-    "walks": "walking", "runs": "running", "jogs": "jogging", "turns": "turning", "steps": "stepping",
-    "side-steps": "side-stepping", "shuffles": "shuffling", "jumps": "jumping", "hops": "hopping",
-    "leaps": "leaping", "squats": "squatting", "does": "doing", "sits": "sitting", "gets": "getting",
-    "stands": "standing", "waves": "waving", "raises": "raising", "lifts": "lifting", "kicks": "kicking",
-    "claps": "clapping", "bows": "bowing", "takes": "taking", "spins": "spinning", "moves": "moving",
-    "bends": "bending", "puts": "putting", "crouches": "crouching",
+    "walks": "walking",
+    "runs": "running",
+    "jogs": "jogging",
+    "turns": "turning",
+    "steps": "stepping",
+    "side-steps": "side-stepping",
+    "shuffles": "shuffling",
+    "jumps": "jumping",
+    "hops": "hopping",
+    "leaps": "leaping",
+    "squats": "squatting",
+    "does": "doing",
+    "sits": "sitting",
+    "gets": "getting",
+    "stands": "standing",
+    "waves": "waving",
+    "raises": "raising",
+    "lifts": "lifting",
+    "kicks": "kicking",
+    "claps": "clapping",
+    "bows": "bowing",
+    "takes": "taking",
+    "spins": "spinning",
+    "moves": "moving",
+    "bends": "bending",
+    "puts": "putting",
+    "crouches": "crouching",
 }
 
 
@@ -151,8 +172,7 @@ def caption(events: Sequence[EventLabel], rng: np.random.Generator, details: Seq
     return text
 
 
-def captions(events: Sequence[EventLabel], rng: np.random.Generator, n: int = 3,
-             details: Sequence[str | None] | None = None) -> list[str]:
+def captions(events: Sequence[EventLabel], rng: np.random.Generator, n: int = 3, details: Sequence[str | None] | None = None) -> list[str]:
     """n different captions for the same events (fewer only if the phrasing runs out)."""
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")

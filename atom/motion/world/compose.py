@@ -33,8 +33,7 @@ class Occurrence:
     params: dict = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict:
-        return {"event": self.event, "start": self.start, "end": self.end, "label_index": self.label_index,
-                "params": self.params}
+        return {"event": self.event, "start": self.start, "end": self.end, "label_index": self.label_index, "params": self.params}
 
 
 @dataclass
@@ -107,9 +106,14 @@ def _plan(labels: tuple[EventLabel, ...], rng: np.random.Generator, tempo: float
             frames.append([prim.frames(rng, tempo) for _ in range(lab.count)])
             minimum.append([prim.minimum] * lab.count)
         rep_gap.append(int(rng.integers(2, 6)))
-    plan = _Plan(pre=int(rng.integers(2, 11)), post=int(rng.integers(2, 11)),
-                 between=[0] + [int(rng.integers(0, 7)) for _ in labels[1:]], rep_gap=rep_gap,
-                 frames=frames, minimum=minimum)
+    plan = _Plan(
+        pre=int(rng.integers(2, 11)),
+        post=int(rng.integers(2, 11)),
+        between=[0] + [int(rng.integers(0, 7)) for _ in labels[1:]],
+        rep_gap=rep_gap,
+        frames=frames,
+        minimum=minimum,
+    )
 
     def idle_total(p: _Plan) -> int:
         return p.pre + p.post + sum(p.between) + sum(g * (len(f) - 1) for g, f in zip(p.rep_gap, p.frames))
@@ -126,7 +130,8 @@ def _plan(labels: tuple[EventLabel, ...], rng: np.random.Generator, tempo: float
             names = ", ".join(f"{e.event} x{e.count}" for e in labels)
             raise CompositionError(
                 f"{names} needs at least {mins + idle_total(plan)} frames, more than the {max_frames} allowed; "
-                "ask for fewer events or smaller counts")
+                "ask for fewer events or smaller counts"
+            )
         alpha = (budget - mins) / max(nat - mins, 1)
         plan.frames = [[int(np.floor(m + alpha * (f - m))) for f, m in zip(fs, ms)] for fs, ms in zip(frames, minimum)]
     total = sum(sum(f) for f in plan.frames) + idle_total(plan)

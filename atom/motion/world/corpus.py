@@ -127,8 +127,8 @@ def split_ids(ids: list[str], seed: int, splits=(0.8, 0.1, 0.1)) -> dict[str, li
     shuffled = [ids[i] for i in order]
     out = {
         "train": sorted(shuffled[:n_train]),
-        "val": sorted(shuffled[n_train:n_train + n_val]),
-        "test": sorted(shuffled[n_train + n_val:]),
+        "val": sorted(shuffled[n_train : n_train + n_val]),
+        "test": sorted(shuffled[n_train + n_val :]),
     }
     return out
 
@@ -145,8 +145,9 @@ def _clips(seed: int, num_clips: int, workers: int) -> Iterator[Clip]:
         yield from pool.map(build_clip, [seed] * num_clips, range(num_clips), chunksize=16)
 
 
-def build_corpus(out_dir: str | os.PathLike, num_clips: int, seed: int, splits=(0.8, 0.1, 0.1),
-                 workers: int = 1, progress=None) -> CorpusSummary:
+def build_corpus(
+    out_dir: str | os.PathLike, num_clips: int, seed: int, splits=(0.8, 0.1, 0.1), workers: int = 1, progress=None
+) -> CorpusSummary:
     """Write `num_clips` world clips in the HumanML3D layout under out_dir.
 
     progress: optional callable(done, total), called after each clip.
@@ -186,9 +187,13 @@ def build_corpus(out_dir: str | os.PathLike, num_clips: int, seed: int, splits=(
     for name in ("train", "val", "test"):
         write_split(root, name, parts[name])
     summary = CorpusSummary(
-        root=str(root), num_clips=int(num_clips), seed=int(seed),
+        root=str(root),
+        num_clips=int(num_clips),
+        seed=int(seed),
         splits={k: len(v) for k, v in parts.items()},
-        kinds=dict(sorted(kinds.items())), event_occurrences=dict(sorted(occ.items())), total_frames=int(frames),
+        kinds=dict(sorted(kinds.items())),
+        event_occurrences=dict(sorted(occ.items())),
+        total_frames=int(frames),
     )
     manifest = summary.to_dict()
     manifest.pop("root")  # the manifest must not depend on where the corpus was written

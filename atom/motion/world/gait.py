@@ -57,8 +57,9 @@ def plan_steps(n: int, gait: Gait, start: int | None = None, settle: int = 3) ->
     return steps
 
 
-def nominal_toes(style: Style, root_xz: np.ndarray, heading: np.ndarray, t: np.ndarray, foot: int,
-                 width: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def nominal_toes(
+    style: Style, root_xz: np.ndarray, heading: np.ndarray, t: np.ndarray, foot: int, width: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Standing toe spot (x, z) and yaw of `foot` for the root state at frames t.
 
     The foot's middle, not its toe, is what sits beside the root, so turning feet swivel about
@@ -144,7 +145,7 @@ def step_feet(track: Track, style: Style, gait: Gait, steps: list[tuple[int, int
                 toe[k, 0] += b * out[0]
                 toe[k, 2] += b * out[1]
             # Lift peaks early in the swing, as real toes clear the floor after push-off.
-            toe[k, 1] = gait.clearance * np.sin(np.pi * s ** 0.8)
+            toe[k, 1] = gait.clearance * np.sin(np.pi * s**0.8)
             dyaw = (new_yaw - spot_yaw + np.pi) % (2 * np.pi) - np.pi
             yaw[k] = spot_yaw + dyaw * e[:, 0]
             pitch[k] = gait.heel_raise * (1.0 - s) ** 2 - 0.25 * np.sin(np.pi * s) * (1.0 - s)

@@ -97,9 +97,14 @@ def walk(style: Style, rng: np.random.Generator, n: int, backward: bool = False)
     step = (_u(rng, 0.32, 0.45) if backward else _u(rng, 0.5, 0.66)) * s * style.vigour
     half = FPS / cadence
     swing = int(round(0.8 * half))
-    gait = Gait(half_cycle=half, swing=swing, clearance=_u(rng, 0.05, 0.09) * s,
-                heel_raise=_u(rng, 0.25, 0.45), lead=(2 * half - swing) / 2.0,
-                first_foot=int(rng.integers(2)))
+    gait = Gait(
+        half_cycle=half,
+        swing=swing,
+        clearance=_u(rng, 0.05, 0.09) * s,
+        heel_raise=_u(rng, 0.25, 0.45),
+        lead=(2 * half - swing) / 2.0,
+        first_foot=int(rng.integers(2)),
+    )
     tr = Track.standing(style, n)
     steps = plan_steps(n, gait)
     t_end = max(st[2] for st in steps)
@@ -111,8 +116,7 @@ def walk(style: Style, rng: np.random.Generator, n: int, backward: bool = False)
     step_feet(tr, style, gait, steps)
     lean = _u(rng, 2.0, 5.0) * DEG if not backward else _u(rng, 3.0, 7.0) * DEG
     tr.spine[:, 0] += lean * _busy(tr)
-    body_sway(tr, style, amount=_u(rng, 0.015, 0.03), arm_swing=_u(rng, 0.45, 0.75) * (0.6 if backward else 1.0),
-              twist=_u(rng, 0.05, 0.1))
+    body_sway(tr, style, amount=_u(rng, 0.015, 0.03), arm_swing=_u(rng, 0.45, 0.75) * (0.6 if backward else 1.0), twist=_u(rng, 0.05, 0.1))
     tr.params = {"distance": round(distance, 3), "cadence": round(cadence, 3)}
     return tr
 
@@ -140,8 +144,14 @@ def run(style: Style, rng: np.random.Generator, n: int) -> Track:
     step = _u(rng, 0.8, 1.1) * s * style.vigour
     half = FPS / cadence
     swing = int(round(1.3 * half))  # longer than half a cycle: both feet off the floor at times
-    gait = Gait(half_cycle=half, swing=swing, clearance=_u(rng, 0.16, 0.26) * s,
-                heel_raise=_u(rng, 0.45, 0.7), lead=(2 * half - swing) / 2.0, first_foot=int(rng.integers(2)))
+    gait = Gait(
+        half_cycle=half,
+        swing=swing,
+        clearance=_u(rng, 0.16, 0.26) * s,
+        heel_raise=_u(rng, 0.45, 0.7),
+        lead=(2 * half - swing) / 2.0,
+        first_foot=int(rng.integers(2)),
+    )
     tr = Track.standing(style, n)
     steps = plan_steps(n, gait)
     t_end = max(st[2] for st in steps)
@@ -174,8 +184,15 @@ def sidestep(style: Style, rng: np.random.Generator, n: int, side: int) -> Track
     if (n - 5) / half - 1.28 + 1 < 4:
         half = (n - 5) / (3 + 1.28)
     swing = int(round(0.85 * half))
-    gait = Gait(half_cycle=half, swing=swing, clearance=_u(rng, 0.04, 0.07) * s, heel_raise=_u(rng, 0.1, 0.25),
-                lead=(2 * half - swing) / 2.0, first_foot=side, lead_extra=0.75 * half)
+    gait = Gait(
+        half_cycle=half,
+        swing=swing,
+        clearance=_u(rng, 0.04, 0.07) * s,
+        heel_raise=_u(rng, 0.1, 0.25),
+        lead=(2 * half - swing) / 2.0,
+        first_foot=side,
+        lead_extra=0.75 * half,
+    )
     tr = Track.standing(style, n)
     steps = plan_steps(n, gait)
     # Step-together: the leading foot reaches out a half cycle ahead, the other closes up;
@@ -211,9 +228,16 @@ def turn(style: Style, rng: np.random.Generator, n: int, sign: float) -> Track:
     # Fit k steps: heel raise (~0.43 half), k - 1 half cycles, one swing (0.85 half), 4 to settle.
     half = (n - 5) / (k - 1 + 0.85 + 0.43)
     swing = int(round(0.85 * half))
-    gait = Gait(half_cycle=half, swing=swing, clearance=_u(rng, 0.04, 0.07) * s, heel_raise=_u(rng, 0.15, 0.3),
-                lead=(2 * half - swing) / 2.0, first_foot=LEFT if angle > 0 else RIGHT, width=1.5,
-                bulge=0.05 * s)
+    gait = Gait(
+        half_cycle=half,
+        swing=swing,
+        clearance=_u(rng, 0.04, 0.07) * s,
+        heel_raise=_u(rng, 0.15, 0.3),
+        lead=(2 * half - swing) / 2.0,
+        first_foot=LEFT if angle > 0 else RIGHT,
+        width=1.5,
+        bulge=0.05 * s,
+    )
     tr = Track.standing(style, n)
     steps = plan_steps(n, gait)
     t_end = max(st[2] for st in steps)
@@ -355,8 +379,7 @@ def jump(style: Style, rng: np.random.Generator, n: int, forward: bool) -> Track
 
     # Trunk and arms: lean into the crouch, arms back then swung forward for the take-off.
     lean = (_u(rng, 25.0, 38.0) if forward else _u(rng, 15.0, 25.0)) * DEG
-    trunk = keys(n, [0, start, t_bottom, t_off, t_land, t_absorbed, t_end],
-                 [0.0, 0.0, lean, 0.3 * lean, 0.5 * lean, 0.7 * lean, 0.0])
+    trunk = keys(n, [0, start, t_bottom, t_off, t_land, t_absorbed, t_end], [0.0, 0.0, lean, 0.3 * lean, 0.5 * lean, 0.7 * lean, 0.0])
     tr.pelvis[:, 0] = 0.5 * trunk
     tr.spine[:, 0] += 0.5 * trunk
     tr.head[:, 0] -= 0.4 * trunk
@@ -365,9 +388,15 @@ def jump(style: Style, rng: np.random.Generator, n: int, forward: bool) -> Track
     f, a, r = _hang(style)
     for limb in (LEFT, RIGHT):
         # Arms go back in the crouch and swing through during the push into the flight.
-        _set_arm(tr, style, limb, [0, start, t_bottom - 1, t_off + 3, t_land, t_absorbed, t_end],
-                 [f, f, swing_back, swing_up, 0.7 * swing_up, 20 * DEG, f],
-                 [a] * 7, [r] * 7)
+        _set_arm(
+            tr,
+            style,
+            limb,
+            [0, start, t_bottom - 1, t_off + 3, t_land, t_absorbed, t_end],
+            [f, f, swing_back, swing_up, 0.7 * swing_up, 20 * DEG, f],
+            [a] * 7,
+            [r] * 7,
+        )
     tr.params = {"distance": round(distance, 3), "flight_frames": flight, "height": round(G * t_f * t_f / 8.0, 3)}
     return tr
 
@@ -437,8 +466,7 @@ def sit_down(style: Style, rng: np.random.Generator, n: int) -> Track:
     reach_fwd = _u(rng, 40.0, 70.0) * DEG
     for limb in (LEFT, RIGHT):
         # Reach forward going down and getting up; hands rest on the thighs while seated.
-        _set_arm(tr, style, limb, times, [f, f, reach_fwd, 45 * DEG, 45 * DEG, reach_fwd, f],
-                 [a] * 7, [r, r, 0.95, 0.85, 0.85, 0.95, r])
+        _set_arm(tr, style, limb, times, [f, f, reach_fwd, 45 * DEG, 45 * DEG, reach_fwd, f], [a] * 7, [r, r, 0.95, 0.85, 0.85, 0.95, r])
     tr.params = {"seat_height": round(seat, 3)}
     return tr
 
@@ -460,8 +488,7 @@ def bow(style: Style, rng: np.random.Generator, n: int) -> Track:
     if rng.random() < 0.3:  # a formal bow: one hand across the stomach
         limb = int(rng.integers(2))
         f, a, r = _hang(style)
-        _set_arm(tr, style, limb, times, [f, f, 40 * DEG, 40 * DEG, f], [a, a, -25 * DEG, -25 * DEG, a],
-                 [r, r, 0.55, 0.55, r])
+        _set_arm(tr, style, limb, times, [f, f, 40 * DEG, 40 * DEG, f], [a, a, -25 * DEG, -25 * DEG, a], [r, r, 0.55, 0.55, r])
         tr.params["hand_on_stomach"] = "left" if limb == LEFT else "right"
     tr.params["angle_deg"] = round(float(np.degrees(pel + spi)), 2)
     return tr
@@ -501,8 +528,12 @@ def kick(style: Style, rng: np.random.Generator, n: int) -> Track:
     ankles = np.array([ankle0, ankle0, chamber, extend, chamber, ankle0, ankle0])
     ankles[:, 0] = toes[leg, 0]
     foot = np.array([0.0, body.offsets[10 + leg, 1], body.offsets[10 + leg, 2]])
-    toe_keys = np.array([a + np.array([0.0, foot[1] * np.cos(p) - foot[2] * np.sin(p), foot[1] * np.sin(p) + foot[2] * np.cos(p)])
-                         for a, p in zip(ankles, pitches)])
+    toe_keys = np.array(
+        [
+            a + np.array([0.0, foot[1] * np.cos(p) - foot[2] * np.sin(p), foot[1] * np.sin(p) + foot[2] * np.cos(p)])
+            for a, p in zip(ankles, pitches)
+        ]
+    )
     # On the floor the toe stays put (the heel may be up): no sliding before lift-off or after.
     toe_keys[1] = toe_keys[0]
     toe_keys[5] = toe_keys[6] = toe_keys[0]

@@ -207,17 +207,26 @@ class Track:
         toe = self.toe.copy()
         toe[..., [0, 2]] = self.toe[..., [0, 2]] @ r[[0, 2]][:, [0, 2]].T + [x, z]
         return Track(
-            root=root, heading=self.heading + yaw, pelvis=self.pelvis, spine=self.spine, head=self.head,
-            wrist=self.wrist, elbow_pole=self.elbow_pole, toe=toe, foot_yaw=self.foot_yaw + yaw,
-            foot_pitch=self.foot_pitch, contact=self.contact, spans=list(self.spans), params=dict(self.params),
+            root=root,
+            heading=self.heading + yaw,
+            pelvis=self.pelvis,
+            spine=self.spine,
+            head=self.head,
+            wrist=self.wrist,
+            elbow_pole=self.elbow_pole,
+            toe=toe,
+            foot_yaw=self.foot_yaw + yaw,
+            foot_pitch=self.foot_pitch,
+            contact=self.contact,
+            spans=list(self.spans),
+            params=dict(self.params),
         )
 
     def end_state(self) -> tuple[float, float, float]:
         return float(self.root[-1, 0]), float(self.root[-1, 2]), float(self.heading[-1])
 
 
-_ARRAY_FIELDS = ("root", "heading", "pelvis", "spine", "head", "wrist", "elbow_pole", "toe", "foot_yaw",
-                 "foot_pitch", "contact")
+_ARRAY_FIELDS = ("root", "heading", "pelvis", "spine", "head", "wrist", "elbow_pole", "toe", "foot_yaw", "foot_pitch", "contact")
 
 
 def concat(tracks: list[Track]) -> Track:
