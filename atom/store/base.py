@@ -6,13 +6,16 @@ from __future__ import annotations
 import builtins
 import hashlib
 import json
+import os
 import re
+import tempfile
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
-from atom.store.jsonl import encode_jsonl, iter_jsonl
+from atom.store.jsonl import encode_jsonl, encode_jsonl_row, iter_jsonl, iter_jsonl_chunks
 
 CHUNK = 1 << 20
 _KEY_RE = re.compile(r"^[A-Za-z0-9._\-=+@,]+(/[A-Za-z0-9._\-=+@,]+)*$")
@@ -48,6 +51,27 @@ class ArtifactInfo:
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+class StoreSink:
+    """What a streaming write (ArtifactStore.open_writer) writes through: bytes go to `fh`, and the
+    size and sha256 are counted on the way, so the ArtifactInfo needs no second read."""
+
+    def __init__(self, key: str, fh: BinaryIO):
+        self.key, self._fh, self._sha, self.size = key, fh, hashlib.sha256(), 0
+
+    def write(self, data: bytes) -> None:
+        self._fh.write(data)
+        self._sha.update(data)
+        self.size += len(data)
+
+    def write_row(self, row: dict) -> None:
+        """One JSON Lines row, encoded as put_jsonl encodes it."""
+        self.write(encode_jsonl_row(row))
+
+    @property
+    def info(self) -> ArtifactInfo:
+        return ArtifactInfo(self.key, self._sha.hexdigest(), self.size)
 
 
 def content_key(prefix: str, data: bytes, suffix: str = "") -> str:
@@ -126,6 +150,27 @@ class ArtifactStore(ABC):
 
     def get_jsonl(self, key: str) -> builtins.list:  # builtins: the method list() shadows the type in here
         return [obj for _where, obj in iter_jsonl(self.get_bytes(key), f"artifact {key!r}", CorruptArtifact)]
+
+    def stream_jsonl(self, key: str) -> Iterator:
+        """The rows of a JSONL artifact one at a time, read in chunks: memory holds one line, not
+        the file (get_jsonl's rows and errors, line numbers included)."""
+        for _where, obj in iter_jsonl_chunks(self.iter_chunks(key), f"artifact {key!r}", CorruptArtifact):
+            yield obj
+
+    @contextmanager
+    def open_writer(self, key: str, content_type: str = "application/octet-stream") -> Iterator[StoreSink]:
+        """Write an artifact piece by piece (sink.write, sink.write_row); it appears under `key` only
+        when the block ends without an exception, whole (the store's atomic-write promise), and
+        sink.info is then its ArtifactInfo. This default spools to a local temporary file and
+        uploads it with put_file; a backend that can do better overrides it."""
+        fd, tmp = tempfile.mkstemp(prefix="atom-spool-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                sink = StoreSink(key, fh)
+                yield sink
+            self.put_file(key, tmp, content_type)
+        finally:
+            os.unlink(tmp)
 
     def put_file(self, key: str, path: str | Path, content_type: str = "application/octet-stream") -> ArtifactInfo:
         return self.put_bytes(key, Path(path).read_bytes(), content_type)

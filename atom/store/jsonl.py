@@ -19,7 +19,10 @@ def iter_jsonl(data: bytes, source: str, error: type[Exception] = ValueError) ->
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise error(f"{source}: not UTF-8 text ({exc})") from None
-    for n, line in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" only: json.dumps(ensure_ascii=False) leaves U+2028, U+0085 and the like
+    # unescaped inside strings, and splitlines() would cut a row there.
+    for n, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         where = f"{source} line {n}"
@@ -28,3 +31,37 @@ def iter_jsonl(data: bytes, source: str, error: type[Exception] = ValueError) ->
         except json.JSONDecodeError as exc:
             raise error(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
         yield where, obj
+
+
+def encode_jsonl_row(row: dict) -> bytes:
+    """One line of encode_jsonl: rows written one at a time give the same bytes as all at once."""
+    return (json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def iter_jsonl_chunks(chunks: Iterable[bytes], source: str, error: type[Exception] = ValueError) -> Iterator[tuple[str, object]]:
+    """iter_jsonl over a stream of byte chunks, holding one line at a time. Lines end at b"\\n"
+    (never part of a multi-byte UTF-8 character, so a chunk may end anywhere), as in iter_jsonl."""
+    n, rest = 0, b""
+    for chunk in chunks:
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            n += 1
+            yield from _parse_line(line, n, source, error)
+    if rest:
+        yield from _parse_line(rest, n + 1, source, error)
+
+
+def _parse_line(line: bytes, n: int, source: str, error: type[Exception]) -> Iterator[tuple[str, object]]:
+    try:
+        text = line.removesuffix(b"\r").decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{source} line {n}: not UTF-8 text ({exc})") from None
+    if not text.strip():
+        return
+    where = f"{source} line {n}"
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    yield where, obj

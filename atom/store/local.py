@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from atom.store.base import CHUNK, ArtifactInfo, ArtifactNotFound, ArtifactStore, StoreUnavailable, check_key, sha256_hex
+from atom.store.base import CHUNK, ArtifactInfo, ArtifactNotFound, ArtifactStore, StoreSink, StoreUnavailable, check_key, sha256_hex
 
 _TMP_PREFIX = ".tmp-"
 
@@ -39,6 +40,28 @@ class LocalStore(ArtifactStore):
         except OSError as exc:
             raise StoreUnavailable(f"cannot write {key!r} under {self.root}: {exc.strerror or exc}") from None
         return ArtifactInfo(key, sha256_hex(data), len(data))
+
+    @contextmanager
+    def open_writer(self, key: str, content_type: str = "application/octet-stream") -> Iterator[StoreSink]:
+        """As put_bytes, piece by piece: the pieces go to a temporary file beside the target, which
+        is renamed onto it only after the last one (a crash leaves a .tmp- file that list() skips
+        and nothing under `key`)."""
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path.parent)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot write {key!r} under {self.root}: {exc.strerror or exc}") from None
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                sink = StoreSink(key, fh)
+                yield sink
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def get_bytes(self, key: str) -> bytes:
         try:

@@ -14,8 +14,10 @@ and anonymous requests when none applies.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
+from pathlib import Path
 from typing import Iterator
 
 import urllib3
@@ -146,6 +148,19 @@ class S3Store(ArtifactStore):
         # A single PUT is atomic on S3: readers never see a partial object.
         self._call("put", self.client.put_object, self.bucket, name, io.BytesIO(data), len(data), content_type=content_type)
         return ArtifactInfo(key, sha256_hex(data), len(data))
+
+    def put_file(self, key: str, path: str | Path, content_type: str = "application/octet-stream") -> ArtifactInfo:
+        """Upload from the file, not from a copy in memory: minio sends a large file as a multipart
+        upload, part by part, and S3 shows the object only once the upload completes."""
+        name = self._object(key)
+        self._ensure_bucket()
+        size, sha = os.path.getsize(path), hashlib.sha256()
+        with open(path, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                sha.update(chunk)
+            fh.seek(0)
+            self._call("put", self.client.put_object, self.bucket, name, fh, size, content_type=content_type)
+        return ArtifactInfo(key, sha.hexdigest(), size)
 
     def get_bytes(self, key: str) -> bytes:
         return b"".join(self.iter_chunks(key))
