@@ -9,7 +9,8 @@ import json
 import logging
 import sys
 from dataclasses import replace
-from typing import Callable, Mapping
+from itertools import islice
+from typing import Callable, Iterable, Iterator, Mapping
 
 import click
 
@@ -133,6 +134,33 @@ def fan_out(
         }
 
 
+def fan_out_ordered(
+    ctx: RunContext, label: str, service: str, items: Iterable, total: int, call, expected, result_key, chunk_size: int, per_replica: int
+) -> Iterator[tuple]:
+    """fan_out, handing out each item with its results in input order as they come (FanOut.ordered),
+    so a caller can write its rows as it goes; the window holds four rounds of requests, enough to
+    keep every replica busy while a slow chunk is waited for, and is all that is held."""
+    bar = ctx.progress(label, total)
+    concurrency = per_replica * len(ctx.clients[service].addresses)
+    fan = FanOut(
+        call=call,
+        expected=expected,
+        result_key=result_key,
+        chunk_size=chunk_size,
+        concurrency=concurrency,
+        on_result=lambda _r: bar.advance(),
+    )
+    try:
+        yield from fan.ordered(items, window=4 * concurrency * chunk_size)
+    finally:
+        bar.close()
+        ctx.summary.setdefault("fanout", {})[label] = {
+            "requests": fan.stats.requests,
+            "resent": fan.stats.resent_items,
+            "redelivered": fan.stats.redelivered,
+        }
+
+
 def load_prompts(ctx: RunContext, key: str) -> list[common_pb2.Prompt]:
     return [from_dict(d, common_pb2.Prompt) for d in ctx.store.get_jsonl(key)]
 
@@ -150,6 +178,20 @@ def generate_motions(
 ) -> list[dict]:
     """Motions for every (prompt, sample). Returns rows {prompt_id, sample_index, sample_seed, motion, ...}
     in prompt order. Work already in the store comes back as cached; nothing is generated twice."""
+    return list(iter_motions(ctx, prompts, len(prompts), samples, adapter, label, seed))
+
+
+def iter_motions(
+    ctx: RunContext,
+    prompts: Iterable[common_pb2.Prompt],
+    count: int,
+    samples: int,
+    adapter: str = "",
+    label: str = "generate",
+    seed: int | None = None,
+) -> Iterator[dict]:
+    """generate_motions' rows one at a time, in prompt order, as the generator answers (`count`:
+    the number of prompts, for the progress bar). Of each answer only the row's fields are kept."""
     cfg = ctx.cfg
     gen = cfg.generate
     sampling = sampling_params(gen)
@@ -161,23 +203,21 @@ def generate_motions(
         )
         return ctx.clients["generator"].stream("Generate", req, timeout=3600)
 
-    results = fan_out(
+    answers = fan_out_ordered(
         ctx,
         label,
         "generator",
         prompts,
-        len(prompts) * samples,
+        count * samples,
         call,
         expected=lambda p: [(p.prompt_id, i) for i in range(samples)],
         result_key=lambda m: (m.prompt_id, m.sample_index),
         chunk_size=gen.batch_prompts,
         per_replica=gen.concurrency,
     )
-    rows = []
-    for p in prompts:
-        for i in range(samples):
-            m = results[(p.prompt_id, i)]
-            rows.append(
+    for p, motions in answers:
+        for i, m in enumerate(motions):
+            yield (
                 {
                     "prompt_id": p.prompt_id,
                     "text": p.text,
@@ -190,7 +230,6 @@ def generate_motions(
                     "model_id": m.model_id,
                 }
             )
-    return rows
 
 
 def generate_stage(ctx: RunContext, up: Up) -> GenerateOutputs:
@@ -198,11 +237,16 @@ def generate_stage(ctx: RunContext, up: Up) -> GenerateOutputs:
     with ctx.stage("generate", up, GenerateOutputs) as box:
         if box.skip:
             return box.result
-        prompts = load_prompts(ctx, need(up, PromptsOutputs).train)
-        rows = generate_motions(ctx, prompts, cfg.generate.samples_per_prompt)
+        prompts_out = need(up, PromptsOutputs)
+        prompts = (from_dict(d, common_pb2.Prompt) for d in ctx.store.stream_jsonl(prompts_out.train))
         key = f"{box.prefix}/motions.jsonl"
-        ctx.store.put_jsonl(key, rows)
-        box.outputs = GenerateOutputs(motions=key, items=len(rows), unique_motions=len({r["motion"] for r in rows}))
+        items, motions = 0, set()  # the motion keys, for unique_motions: the one thing kept per motion
+        with ctx.store.open_writer(key, "application/x-ndjson") as sink:
+            for row in iter_motions(ctx, prompts, prompts_out.items, cfg.generate.samples_per_prompt):
+                sink.write_row(row)
+                items += 1
+                motions.add(row["motion"])
+        box.outputs = GenerateOutputs(motions=key, items=items, unique_motions=len(motions))
         box.parts = {"all": [key]}
     return box.result
 
@@ -243,13 +287,19 @@ def render_stage(ctx: RunContext, up: Up) -> RenderOutputs:
     with ctx.stage("render", up, RenderOutputs) as box:
         if box.skip:
             return box.result
-        rows = ctx.store.get_jsonl(need(up, GenerateOutputs).motions)
-        keys = list(dict.fromkeys(r["motion"] for r in rows if r["motion"]))
-        if cfg.judge.backend != "vlm":
-            # The kinematic judge reads joints; render a few motions so people can look at them.
-            keys = keys[: cfg.render.people_samples]
-        renders = render_motions(ctx, keys)
-        videos = render_motions(ctx, keys[:3], form="video", label="video")
+        # The kinematic judge reads joints: render the first few motions so people can look at
+        # them, and read no further. The VLM judge sees every motion's renders, and renders.json
+        # stays one JSON document with its keys sorted (put_json), so it needs them all at once:
+        # for a VLM run this stage holds one entry per distinct motion.
+        limit = None if cfg.judge.backend == "vlm" else cfg.render.people_samples
+        keys: dict[str, None] = {}  # distinct motion keys in first-seen order
+        for r in ctx.store.stream_jsonl(need(up, GenerateOutputs).motions):
+            if limit is not None and len(keys) >= limit:
+                break
+            if r["motion"]:
+                keys.setdefault(r["motion"])
+        renders = render_motions(ctx, list(keys))
+        videos = render_motions(ctx, list(keys)[:3], form="video", label="video")
         key = f"{box.prefix}/renders.json"
         ctx.store.put_json(key, {"form": cfg.render.form, "renders": renders, "videos": videos})
         box.outputs = RenderOutputs(renders=key, items=len(renders))
@@ -281,11 +331,36 @@ def score_items(rows: list[dict], prompts: dict[str, common_pb2.Prompt], renders
         if not r["motion"]:
             continue  # the model produced no motion tokens: nothing to judge
         item_id = f"{r['prompt_id']}:{r['motion']}"
-        images = [common_pb2.ArtifactRef(key=k) for k in (renders or {}).get(r["motion"], {}).get("images", [])]
-        items[item_id] = judge_pb2.ScoreItem(
-            item_id=item_id, prompt=prompts[r["prompt_id"]], motion=common_pb2.ArtifactRef(key=r["motion"]), images=images
-        )
+        items[item_id] = score_item(r, item_id, prompts, renders)
     return items
+
+
+def score_item(row: dict, item_id: str, prompts: Mapping[str, common_pb2.Prompt], renders: dict | None) -> judge_pb2.ScoreItem:
+    """The judge's question about one motion row."""
+    images = [common_pb2.ArtifactRef(key=k) for k in (renders or {}).get(row["motion"], {}).get("images", [])]
+    return judge_pb2.ScoreItem(
+        item_id=item_id, prompt=prompts[row["prompt_id"]], motion=common_pb2.ArtifactRef(key=row["motion"]), images=images
+    )
+
+
+def judged_rows(rows: Iterable[dict]) -> Iterator[tuple[dict, str, bool]]:
+    """Each motion row with its question's item id ('' for a row with no motion: nothing to judge)
+    and whether the row is the first to ask it (score_items' rule: the same motion for the same
+    prompt is one question). The generate stage writes the rows prompt by prompt, so the ids asked
+    are remembered for the current prompt only; a prompt whose rows came apart would be asked
+    twice, and raises instead."""
+    current: str | None = None
+    asked: set[str] = set()
+    done: set[str | None] = set()
+    for r in rows:
+        if r["prompt_id"] != current:
+            if r["prompt_id"] in done:
+                raise ValueError(f"the rows of prompt {r['prompt_id']!r} are not together; the judge stage reads them prompt by prompt")
+            done.add(current)
+            current, asked = r["prompt_id"], set()
+        item_id = f"{r['prompt_id']}:{r['motion']}" if r["motion"] else ""
+        yield r, item_id, bool(item_id) and item_id not in asked
+        asked.add(item_id)
 
 
 def judge_motions(
@@ -317,17 +392,33 @@ def ask_judge(ctx: RunContext, items: list[judge_pb2.ScoreItem], label: str = "j
 
 
 def judgement_summary(judgements) -> dict:
-    js = list(judgements)
-    return {
-        "items": len(js),
-        "scored": sum(j.ok for j in js),
-        "errors": sum(not j.ok for j in js),
-        "paid_calls": sum((not j.cache_hit) and j.ok and j.cost_usd > 0 for j in js),
-        "cache_hits": sum(j.cache_hit for j in js),
-        "prompt_tokens": sum(j.prompt_tokens for j in js),
-        "completion_tokens": sum(j.completion_tokens for j in js),
-        "cost_usd": round(sum(j.cost_usd for j in js if not j.cache_hit), 6),
-    }
+    tally = JudgeTally()
+    for j in judgements:
+        tally.add(j)
+    return tally.summary()
+
+
+class JudgeTally:
+    """judgement_summary's counts, added up one judgement at a time (the judge stage keeps no list)."""
+
+    def __init__(self) -> None:
+        self.counts = dict.fromkeys(("items", "scored", "errors", "paid_calls", "cache_hits", "prompt_tokens", "completion_tokens"), 0)
+        self.cost: float = 0  # an int 0 until a cost is added, as sum() gave (0, not 0.0, when nothing was paid)
+
+    def add(self, j: judge_pb2.Judgement) -> None:
+        c = self.counts
+        c["items"] += 1
+        c["scored"] += j.ok
+        c["errors"] += not j.ok
+        c["paid_calls"] += (not j.cache_hit) and j.ok and j.cost_usd > 0
+        c["cache_hits"] += j.cache_hit
+        c["prompt_tokens"] += j.prompt_tokens
+        c["completion_tokens"] += j.completion_tokens
+        if not j.cache_hit:
+            self.cost += j.cost_usd
+
+    def summary(self) -> dict:
+        return {**self.counts, "cost_usd": round(self.cost, 6)}
 
 
 # Items per Estimate call: 1,000 questions of up to 64 render keys each stay within a message.
@@ -335,16 +426,14 @@ ESTIMATE_CHUNK = 1000
 
 
 def estimate_judging(
-    ctx: RunContext, items: list[judge_pb2.ScoreItem], so_far: judge_pb2.JudgeEstimate | None = None
+    ctx: RunContext, items: Iterable[judge_pb2.ScoreItem], so_far: judge_pb2.JudgeEstimate | None = None
 ) -> judge_pb2.JudgeEstimate | None:
     """What judging `items` with the configured judge would ask and cost (the judge service's
     Estimate: nothing is asked), added to `so_far`. Sent in chunks, each call adding its items to
     the estimate so far; None when there is nothing to judge."""
-    config, est = judge_config(ctx), so_far
-    for start in range(0, len(items), ESTIMATE_CHUNK):
-        est = ctx.clients["judge"].call(
-            "Estimate", judge_pb2.EstimateRequest(items=items[start : start + ESTIMATE_CHUNK], judge=config, so_far=est), timeout=600
-        )
+    config, est, rest = judge_config(ctx), so_far, iter(items)
+    while chunk := list(islice(rest, ESTIMATE_CHUNK)):
+        est = ctx.clients["judge"].call("Estimate", judge_pb2.EstimateRequest(items=chunk, judge=config, so_far=est), timeout=600)
     return est
 
 
@@ -354,6 +443,22 @@ def judge_stage_items(ctx: RunContext, up: Up) -> tuple[list[dict], dict[str, ju
     rows = ctx.store.get_jsonl(need(up, GenerateOutputs).motions)
     renders = ctx.store.get_json(need(up, RenderOutputs).renders)["renders"] if ctx.cfg.judge.backend == "vlm" else None
     return rows, score_items(rows, prompts, renders)
+
+
+def judge_questions(ctx: RunContext, up: Up) -> Iterator[judge_pb2.ScoreItem]:
+    """judge_stage_items' questions one at a time, in the same order, read as they are asked."""
+    prompts, renders = judge_lookups(ctx, up)
+    for r, item_id, first in judged_rows(ctx.store.stream_jsonl(need(up, GenerateOutputs).motions)):
+        if first:
+            yield score_item(r, item_id, prompts, renders)
+
+
+def judge_lookups(ctx: RunContext, up: Up) -> tuple[dict[str, common_pb2.Prompt], dict | None]:
+    """What a question needs beyond its row: the prompts by id (one per prompt, not per motion) and,
+    for the VLM judge, the renders by motion (the render stage's one JSON document, read whole)."""
+    prompts = {p.prompt_id: p for p in load_prompts(ctx, need(up, PromptsOutputs).train)}
+    renders = ctx.store.get_json(need(up, RenderOutputs).renders)["renders"] if ctx.cfg.judge.backend == "vlm" else None
+    return prompts, renders
 
 
 def confirm_judge_spend(ctx: RunContext, est: judge_pb2.JudgeEstimate | None, what: str = "the judge stage") -> None:
@@ -389,40 +494,70 @@ def judge_stage(ctx: RunContext, up: Up) -> JudgeOutputs:
     cfg = ctx.cfg
     if cfg.judge.backend == "vlm" and not finished(ctx, "judge", up):
         # Before the stage is recorded as started and anything is asked: what it would cost.
-        confirm_judge_spend(ctx, estimate_judging(ctx, list(judge_stage_items(ctx, up)[1].values())))
+        confirm_judge_spend(ctx, estimate_judging(ctx, judge_questions(ctx, up)))
     with ctx.stage("judge", up, JudgeOutputs) as box:
         if box.skip:
             return box.result
-        rows, items = judge_stage_items(ctx, up)
-        judgements = ask_judge(ctx, list(items.values()))
-        out = []
-        for r in rows:
-            j = judgements.get(f"{r['prompt_id']}:{r['motion']}")
-            if j is None:
-                out.append({**r, "ok": False, "score": None, "rationale": "", "judge_id": "", "error": "the model produced no motion"})
-                continue
-            out.append(
-                {
-                    **r,
-                    "ok": j.ok,
-                    "score": j.score if j.ok else None,
-                    "rationale": j.rationale,
-                    "judge_id": j.judge_id,
-                    "error": j.error,
-                    "agreement": j.agreement or 1.0,
-                    "votes": list(j.votes),
-                }
-            )
-        key = f"{box.prefix}/judgements.jsonl"
-        ctx.store.put_jsonl(key, out)
-        box.outputs = JudgeOutputs(judgements=key, **judgement_summary(judgements.values()))
-        # The verdicts, not their bookkeeping: a cache hit and a paid call for the same answer
-        # give the same pairs.
-        scores = [{"prompt_id": r["prompt_id"], "motion": r["motion"], "ok": r["ok"], "score": r["score"]} for r in out]
-        if cfg.judge.votes > 1:  # the agreement decides which pairs are kept (pairs.min_agreement)
-            scores = [{**s, "agreement": r["agreement"]} for s, r in zip(scores, out)]
-        ctx.store.put_jsonl(f"{box.prefix}/scores.jsonl", scores)
-        box.parts = {"all": [f"{box.prefix}/scores.jsonl"]}
+        # Streamed: the motion rows are read twice, once to cut the questions (as the fan-out
+        # sends them) and once to write each row with its answer; answers come in question order.
+        motions = need(up, GenerateOutputs).motions
+        questions = sum(first for _r, _id, first in judged_rows(ctx.store.stream_jsonl(motions)))  # for the progress bar
+        config = judge_config(ctx)
+
+        def call(chunk):
+            return ctx.clients["judge"].stream("Score", judge_pb2.ScoreRequest(items=chunk, judge=config), timeout=3600)
+
+        answers = fan_out_ordered(
+            ctx,
+            "judge",
+            "judge",
+            judge_questions(ctx, up),
+            questions,
+            call,
+            expected=lambda it: [it.item_id],
+            result_key=lambda j: j.item_id,
+            chunk_size=cfg.judge.batch,
+            per_replica=2,
+        )
+        tally = JudgeTally()
+        key, scores_key = f"{box.prefix}/judgements.jsonl", f"{box.prefix}/scores.jsonl"
+        # The current prompt's judgements by item id, for its repeated motions.
+        prompt_id: str | None = None
+        asked: dict[str, judge_pb2.Judgement] = {}
+        with ctx.store.open_writer(key, "application/x-ndjson") as out, ctx.store.open_writer(scores_key, "application/x-ndjson") as scores:
+            for r, item_id, first in judged_rows(ctx.store.stream_jsonl(motions)):
+                if r["prompt_id"] != prompt_id:
+                    prompt_id, asked = r["prompt_id"], {}
+                if first:
+                    item, (asked[item_id],) = next(answers)
+                    if item.item_id != item_id:
+                        raise RuntimeError(f"judge answers out of step: {item.item_id!r} came for {item_id!r}")
+                    tally.add(asked[item_id])
+                j = asked.get(item_id)
+                if j is None:
+                    row = {**r, "ok": False, "score": None, "rationale": "", "judge_id": "", "error": "the model produced no motion"}
+                else:
+                    row = {
+                        **r,
+                        "ok": j.ok,
+                        "score": j.score if j.ok else None,
+                        "rationale": j.rationale,
+                        "judge_id": j.judge_id,
+                        "error": j.error,
+                        "agreement": j.agreement or 1.0,
+                        "votes": list(j.votes),
+                    }
+                out.write_row(row)
+                # The verdicts, not their bookkeeping: a cache hit and a paid call for the same
+                # answer give the same pairs.
+                verdict = {"prompt_id": row["prompt_id"], "motion": row["motion"], "ok": row["ok"], "score": row["score"]}
+                if cfg.judge.votes > 1:  # the agreement decides which pairs are kept (pairs.min_agreement)
+                    verdict["agreement"] = row["agreement"]
+                scores.write_row(verdict)
+            if next(answers, None) is not None:  # runs the fan-out to its end, which records its counts
+                raise RuntimeError("the judge answered more questions than the motion rows ask")
+        box.outputs = JudgeOutputs(judgements=key, **tally.summary())
+        box.parts = {"all": [scores_key]}
     return box.result
 
 
@@ -433,31 +568,30 @@ def pairs_stage(ctx: RunContext, up: Up) -> PairsOutputs:
         if box.skip:
             return box.result
         prompts = {p.prompt_id: p for p in load_prompts(ctx, need(up, PromptsOutputs).train)}
-        records = []
         low_agreement: dict[str, int] = {}
-        for r in ctx.store.get_jsonl(need(up, JudgeOutputs).judgements):
-            if not r["ok"]:
-                continue  # no score, no preference: never a guessed score
-            if r.get("agreement", 1.0) < cfg.judge.min_agreement:
-                # A score the votes did not agree on is no preference either; every pair it would
-                # be in is dropped with it.
-                low_agreement[r["task"]] = low_agreement.get(r["task"], 0) + 1
-                continue
-            p = prompts[r["prompt_id"]]
-            records.append(
-                {
-                    "prompt_id": r["prompt_id"],
-                    "prompt": r["text"],
-                    "task": r["task"],
-                    "labels": to_dict(p.labels),
-                    "motion_key": r["motion"],
-                    "score": r["score"],
-                    "judge_id": r["judge_id"],
-                    "rationale": r["rationale"],
-                }
-            )
         dataset_key = f"{box.prefix}/motionprefer.jsonl"
-        ctx.store.put_jsonl(dataset_key, records)
+        with ctx.store.open_writer(dataset_key, "application/x-ndjson") as records:
+            for r in ctx.store.stream_jsonl(need(up, JudgeOutputs).judgements):
+                if not r["ok"]:
+                    continue  # no score, no preference: never a guessed score
+                if r.get("agreement", 1.0) < cfg.judge.min_agreement:
+                    # A score the votes did not agree on is no preference either; every pair it would
+                    # be in is dropped with it.
+                    low_agreement[r["task"]] = low_agreement.get(r["task"], 0) + 1
+                    continue
+                p = prompts[r["prompt_id"]]
+                records.write_row(
+                    {
+                        "prompt_id": r["prompt_id"],
+                        "prompt": r["text"],
+                        "task": r["task"],
+                        "labels": to_dict(p.labels),
+                        "motion_key": r["motion"],
+                        "score": r["score"],
+                        "judge_id": r["judge_id"],
+                        "rationale": r["rationale"],
+                    }
+                )
         resp = ctx.clients["trainer"].call(
             "BuildPairs",
             trainer_pb2.BuildPairsRequest(

@@ -16,12 +16,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from pathlib import Path
+from typing import BinaryIO, Mapping, Sequence
 
 from atom.motion.events import TASKS
 from atom.store import ArtifactInfo, ArtifactStore
+from atom.store.jsonl import encode_jsonl_row, iter_jsonl_chunks
 from services.trainer.motionprefer import (
     MotionPreferFormatError,
     PreferenceRecord,
@@ -30,7 +33,6 @@ from services.trainer.motionprefer import (
     check_text,
     check_tokens,
     iter_jsonl,
-    load_records,
     to_jsonl,
 )
 
@@ -156,7 +158,7 @@ class PreferencePair:
         )
 
 
-def _dedupe_group(group: list[PreferenceRecord]) -> list[PreferenceRecord]:
+def _dedupe_group(group: Sequence[PreferenceRecord]) -> list[PreferenceRecord]:
     """One record per motion. The same motion can appear twice for one prompt (two samples that
     decoded to identical codes share a content-addressed key); Algorithm 1 must not pair a motion
     with itself, and two different scores for one motion mean the input is inconsistent."""
@@ -201,24 +203,31 @@ def build_task_pairs(records: Sequence[PreferenceRecord], task: str, config: Pai
             groups[r.prompt].append(r)
     pairs = []
     for prompt in sorted(groups):
-        ranked = rank_group(_dedupe_group(groups[prompt]))
-        for i, j in pairs_from_group(ranked, config.theta, config.threshold(task)):
-            won, lost = ranked[i], ranked[j]
-            pairs.append(
-                PreferencePair(
-                    task=task,
-                    prompt_id=won.prompt_id,
-                    prompt=prompt,
-                    labels=won.labels,
-                    chosen_key=won.motion_key,
-                    rejected_key=lost.motion_key,
-                    chosen_score=won.score,
-                    rejected_score=lost.score,
-                    chosen_tokens=won.tokens,
-                    rejected_tokens=lost.tokens,
-                )
-            )
+        pairs += group_pairs(groups[prompt], task, prompt, config)
     return pairs
+
+
+def group_pairs(group: Sequence[PreferenceRecord], task: str, prompt: str, config: PairConfig) -> list[PreferencePair]:
+    """Algorithm 1 for one prompt's records of one sub-task."""
+    ranked = rank_group(_dedupe_group(group))
+    out = []
+    for i, j in pairs_from_group(ranked, config.theta, config.threshold(task)):
+        won, lost = ranked[i], ranked[j]
+        out.append(
+            PreferencePair(
+                task=task,
+                prompt_id=won.prompt_id,
+                prompt=prompt,
+                labels=won.labels,
+                chosen_key=won.motion_key,
+                rejected_key=lost.motion_key,
+                chosen_score=won.score,
+                rejected_score=lost.score,
+                chosen_tokens=won.tokens,
+                rejected_tokens=lost.tokens,
+            )
+        )
+    return out
 
 
 def build_pairs(records: Sequence[PreferenceRecord], config: PairConfig | None = None) -> dict[str, list[PreferencePair]]:
@@ -330,26 +339,62 @@ def build_pair_sets(
 ) -> PairSets:
     """Read MotionPrefer records and write, under out_prefix: pairs-<task>.jsonl per sub-task;
     pairs-mixed.jsonl when mixed_size is given (0 = every pair, in seeded order; a size larger
-    than the pool takes the whole pool); stats.json with the Table 3 counts."""
+    than the pool takes the whole pool); stats.json with the Table 3 counts.
+
+    The files are those of build_pairs, sample_mixed and dataset_stats on the whole list, but
+    memory does not hold the records or the pairs: the records are read line by line into a
+    temporary file per sub-task (an index keeps where each prompt's records lie: one entry per
+    run of a prompt's consecutive records, so one per prompt for the pairs stage's input, which
+    comes prompt by prompt), each prompt's group is read back to build its pairs, and the pairs go
+    straight to their file and to a temporary file the mixed set is copied from. What grows with
+    the pairs is the mixed set's ranking: one (rank, place) entry per pair with mixed_size 0 (every
+    pair, in seeded order), at most 2 x mixed_size otherwise."""
     if mixed_size is not None and mixed_size < 0:  # checked before anything is written
         raise ValueError(f"mixed_size must be >= 0 (0 = every pair), got {mixed_size}")
     config = config or PairConfig()
-    records = load_records(store, records_key)
-    by_task = build_pairs(records, config)
     prefix = out_prefix.rstrip("/")
-    files = []
-    for task, pairs in by_task.items():
-        key = f"{prefix}/pairs-{task}.jsonl"
-        save_pairs(store, key, pairs)
-        files.append(PairSetFile(task, key, len(pairs)))
-    if mixed_size is not None:
-        pool = sum(len(p) for p in by_task.values())
-        size = pool if mixed_size == 0 else min(mixed_size, pool)
-        mixed = sample_mixed(by_task, size, seed) if size else []
-        key = f"{prefix}/pairs-mixed.jsonl"
-        save_pairs(store, key, mixed)
-        files.append(PairSetFile("mixed", key, len(mixed)))
-    rows = dataset_stats(records, config)
+    with tempfile.TemporaryDirectory(prefix="atom-pairs-") as tmp:
+        spools = {task: open(Path(tmp, f"records-{task}.jsonl"), "w+b") for task in TASKS}
+        pair_spool = open(Path(tmp, "pairs.jsonl"), "w+b")
+        try:
+            runs, motions = _spool_records(store, records_key, spools)
+            files, counts = [], {}
+            ranked: list[tuple[str, int, int]] = []  # (rank, offset, length) in pair_spool, for the mixed set
+            for task in TASKS:
+                if task not in runs:
+                    continue  # no records of this sub-task: no file, no row (as build_pairs)
+                key = f"{prefix}/pairs-{task}.jsonl"
+                with store.open_writer(key, "application/x-ndjson") as sink:
+                    counts[task] = 0
+                    for prompt in sorted(runs[task]):
+                        for pair in group_pairs(_read_group(spools[task], runs[task][prompt]), task, prompt, config):
+                            line = encode_jsonl_row(pair.to_dict())
+                            sink.write(line)
+                            counts[task] += 1
+                            if mixed_size is not None:
+                                ranked.append((_mixed_rank(seed, pair.pair_id), pair_spool.tell(), len(line)))
+                                pair_spool.write(line)
+                                if mixed_size and len(ranked) >= 2 * mixed_size:  # only the first mixed_size can be drawn
+                                    ranked.sort()
+                                    del ranked[mixed_size:]
+                files.append(PairSetFile(task, key, counts[task]))
+            if mixed_size is not None:
+                # Every pair is a distinct pair id (one group per prompt, one record per motion in
+                # it), so the pool is every pair, as sample_mixed's dict of them was.
+                pool = sum(counts.values())
+                size = pool if mixed_size == 0 else min(mixed_size, pool)
+                ranked.sort()
+                key = f"{prefix}/pairs-mixed.jsonl"
+                with store.open_writer(key, "application/x-ndjson") as sink:
+                    for _rank, offset, length in ranked[:size]:
+                        pair_spool.seek(offset)
+                        sink.write(pair_spool.read(length))
+                files.append(PairSetFile("mixed", key, size))
+        finally:
+            for fh in [*spools.values(), pair_spool]:
+                fh.close()
+    rows = [TaskStats(task, len(runs[task]), motions[task], counts[task]) for task in TASKS if task in runs]
+    rows.append(TaskStats("total", sum(r.prompts for r in rows), sum(r.motions for r in rows), sum(r.pairs for r in rows)))
     stats_key = f"{prefix}/stats.json"
     store.put_json(
         stats_key,
@@ -364,3 +409,43 @@ def build_pair_sets(
         },
     )
     return PairSets(files, rows, stats_key)
+
+
+def _mixed_rank(seed: int, pair_id: str) -> str:
+    """sample_mixed's rank of a pair."""
+    return hashlib.sha256(f"{seed}:{pair_id}".encode()).hexdigest()
+
+
+# Where a prompt's records lie in its sub-task's spool: (offset, length) per run of consecutive records.
+Runs = dict[str, dict[str, list[list[int]]]]
+
+
+def _spool_records(store: ArtifactStore, key: str, spools: Mapping[str, BinaryIO]) -> tuple[Runs, dict[str, int]]:
+    """Validate every record (errors as load_records gives them) and copy it to its sub-task's
+    spool; returns where each (task, prompt) group's records lie and the records per sub-task."""
+    runs: Runs = {}
+    motions: dict[str, int] = defaultdict(int)
+    last: dict[str, str] = {}  # the prompt of the last record spooled, per sub-task
+    for where, obj in iter_jsonl_chunks(store.iter_chunks(key), key, MotionPreferFormatError):
+        r = PreferenceRecord.from_dict(obj, where)
+        line = encode_jsonl_row(r.to_dict())
+        spool = spools[r.task]
+        groups = runs.setdefault(r.task, {})
+        if last.get(r.task) == r.prompt:
+            groups[r.prompt][-1][1] += len(line)  # the prompt's run goes on
+        else:
+            groups.setdefault(r.prompt, []).append([spool.tell(), len(line)])
+        last[r.task] = r.prompt
+        spool.write(line)
+        motions[r.task] += 1
+    return runs, motions
+
+
+def _read_group(spool: BinaryIO, runs: list[list[int]]) -> list[PreferenceRecord]:
+    """One prompt's records back from the spool, in the order they were read."""
+    out = []
+    for offset, length in runs:
+        spool.seek(offset)
+        for where, obj in iter_jsonl_chunks([spool.read(length)], "spool", MotionPreferFormatError):
+            out.append(PreferenceRecord.from_dict(obj, where))
+    return out
