@@ -41,7 +41,7 @@ def test_options_defaults_are_the_pipelines():
 @pytest.mark.parametrize(
     "kwargs,needle",
     [
-        ({"form": "gif"}, "unknown form"),
+        ({"form": "apng"}, "unknown form"),
         ({"style": "cartoon"}, "unknown style"),
         ({"camera": "drone"}, "unknown camera"),
         ({"width": 4096}, "width must be between 32 and 2048"),
