@@ -9,7 +9,7 @@ generate.samples_per_prompt (the pipeline's own knobs; per_task = ceil(N / (3 x 
 
 Printed per stage and point: the stage's own time (the `seconds` its outputs record holds, the
 stage body without process start-up), the controller process's wall time, items/s, the
-controller's peak RSS (ru_maxrss of the `atomctl <stage>` process), each service's peak RSS while
+controller's peak RSS (VmHWM of the `atomctl <stage>` process, polled while it runs), each service's peak RSS while
 that stage ran (VmHWM from /proc/<pid>/status, reset before each stage through
 /proc/<pid>/clear_refs; the largest over a service's replicas), and the store bytes the stage
 added per motion.
@@ -52,6 +52,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,19 +177,41 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run_measured(cmd: list[str], log_path: Path, env: dict) -> tuple[int, float, int, float]:
-    """Run `cmd`; (exit code, wall seconds, peak RSS in kB from wait4's ru_maxrss, CPU seconds)."""
+    """Run `cmd`; (exit code, wall seconds, peak RSS in kB, CPU seconds).
+
+    The peak is the process's own VmHWM, read every 20 ms while it runs, not wait4's ru_maxrss:
+    Linux carries a parent's resident size at fork into the child's ru_maxrss across exec, so
+    ru_maxrss reported this script's own growth (the earlier points' results) as the controller's.
+    Popen returns after the exec (its error pipe closes on exec), so every reading is the
+    controller's own memory."""
+    peak = [0]
     with open(log_path, "ab") as log:
         t0 = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.is_set():
+                try:
+                    peak[0] = max(peak[0], vm_hwm_kb(proc.pid))
+                except (OSError, ValueError):  # exited (a zombie has no VmHWM)
+                    return
+                done.wait(0.02)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
         try:
             _, status, usage = os.wait4(proc.pid, 0)
         except BaseException:  # interrupted: leave no controller behind
             proc.kill()
             proc.wait()
             raise
+        finally:
+            done.set()
+            watcher.join()
         wall = time.monotonic() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, wall, int(usage.ru_maxrss), usage.ru_utime + usage.ru_stime
+    return proc.returncode, wall, peak[0], usage.ru_utime + usage.ru_stime
 
 
 # -- the fake OpenAI server, in a child process --------------------------------------------------------
