@@ -683,7 +683,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-check", action="store_true", help="print the exponents and ratios, fail on nothing")
     ap.add_argument("--workdir", type=Path, help="where stores and logs go (default: a temporary directory)")
     ap.add_argument("--keep", action="store_true", help="keep each point's store")
-    ap.add_argument("--json", type=Path, help="also write the measurements as JSON here")
+    ap.add_argument("--json", type=Path, help="also write the measurements as JSON here (after every point)")
     ap.add_argument("--from-json", type=Path, help="print the tables and the check from a --json file; run nothing")
     ap.add_argument("--serve-fake-openai", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -738,28 +738,28 @@ def main(argv=None) -> int:
             for r in replicas:
                 for n in sizes:
                     points.append(run_point(args, judge, r, n, boot_root, work, s3, vlm_url))
+                    if args.json:  # after every point: a long run cut short keeps what it measured
+                        write_points_json(args.json, points)
 
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                [
-                    {
-                        "judge": p.judge,
-                        "replicas": p.replicas,
-                        "n": p.n,
-                        "bytes_per_motion": p.bytes_per_motion,
-                        "estimate": p.estimate,
-                        "per_task": p.per_task,
-                        "stages": {k: vars(v) for k, v in p.stages.items()},
-                    }
-                    for p in points
-                ],
-                indent=1,
-            )
-        )
     if tmp is not None:
         tmp.cleanup()
     return report(args, points)
+
+
+def write_points_json(path: Path, points: list[Point]) -> None:
+    rows = [
+        {
+            "judge": p.judge,
+            "replicas": p.replicas,
+            "n": p.n,
+            "bytes_per_motion": p.bytes_per_motion,
+            "estimate": p.estimate,
+            "per_task": p.per_task,
+            "stages": {k: vars(v) for k, v in p.stages.items()},
+        }
+        for p in points
+    ]
+    path.write_text(json.dumps(rows, indent=1))
 
 
 def points_from_json(path: Path) -> list[Point]:

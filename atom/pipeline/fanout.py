@@ -121,18 +121,26 @@ class FanOut(Generic[T, R]):
                         missing = [it for it in chunk if not self._done(it, results)]
                     if exc is None and not missing:
                         continue
-                    if exc is not None and not (isinstance(exc, grpc.RpcError) and exc.code() in RESEND_CODES):
+                    try:
+                        resends.append(self._resend(missing, attempt, exc))
+                    except BaseException:
                         for f in running:
                             f.cancel()
-                        raise exc
-                    reason = f"{exc.code().name}: {exc.details()}" if exc is not None else "stream ended early"
-                    if attempt >= self.max_attempts:
-                        self.stats.failures.append(reason)
-                        raise FanOutError(f"{len(missing)} items still not done after {attempt} attempts; last error {reason}")
-                    log.warning("resending %d items after %s", len(missing), reason)
-                    self.stats.resent_items += len(missing)
-                    resends.append((missing, attempt + 1))
+                        raise
         return results
+
+    def _resend(self, missing: list[T], attempt: int, exc: BaseException | None) -> tuple[list[T], int]:
+        """The chunk to send again for a call that failed or ended early (`exc` None) with items
+        `missing`; raises `exc` when it is not worth a retry, FanOutError when attempts run out."""
+        if exc is not None and not (isinstance(exc, grpc.RpcError) and exc.code() in RESEND_CODES):
+            raise exc
+        reason = f"{exc.code().name}: {exc.details()}" if exc is not None else "stream ended early"
+        if attempt >= self.max_attempts:
+            self.stats.failures.append(reason)
+            raise FanOutError(f"{len(missing)} items still not done after {attempt} attempts; last error {reason}")
+        log.warning("resending %d items after %s", len(missing), reason)
+        self.stats.resent_items += len(missing)
+        return missing, attempt + 1
 
     def ordered(self, items: Iterable[T], window: int) -> Iterator[tuple[T, list[R]]]:
         """Each item with its results (in `expected` order), in input order, as soon as it and
@@ -220,15 +228,7 @@ class FanOut(Generic[T, R]):
                         missing = [it for it in chunk if any(wanted[k] for k in self.expected(it)) and not self._done(it, results)]
                     if exc is None and not missing:
                         continue
-                    if exc is not None and not (isinstance(exc, grpc.RpcError) and exc.code() in RESEND_CODES):
-                        raise exc
-                    reason = f"{exc.code().name}: {exc.details()}" if exc is not None else "stream ended early"
-                    if attempt >= self.max_attempts:
-                        self.stats.failures.append(reason)
-                        raise FanOutError(f"{len(missing)} items still not done after {attempt} attempts; last error {reason}")
-                    log.warning("resending %d items after %s", len(missing), reason)
-                    self.stats.resent_items += len(missing)
-                    resends.append((missing, attempt + 1))
+                    resends.append(self._resend(missing, attempt, exc))
         finally:
             for f in running:
                 f.cancel()

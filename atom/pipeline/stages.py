@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import sys
+from contextlib import contextmanager
 from dataclasses import replace
 from itertools import islice
 from typing import Callable, Iterable, Iterator, Mapping
@@ -114,6 +115,22 @@ def fan_out(
 ) -> dict:
     """Send `items` in chunks to every replica of `service` (FanOut), with a progress bar; the
     fan-out's request/resend counts go to the run summary under `label`."""
+    with _fan(ctx, label, service, total, call, expected, result_key, chunk_size, per_replica) as fan:
+        return fan.run(items)
+
+
+def fan_out_ordered(
+    ctx: RunContext, label: str, service: str, items: Iterable, total: int, call, expected, result_key, chunk_size: int, per_replica: int
+) -> Iterator[tuple]:
+    """fan_out, handing out each item with its results in input order as they come (FanOut.ordered),
+    so a caller can write its rows as it goes; the window holds four rounds of requests, enough to
+    keep every replica busy while a slow chunk is waited for, and is all that is held."""
+    with _fan(ctx, label, service, total, call, expected, result_key, chunk_size, per_replica) as fan:
+        yield from fan.ordered(items, window=4 * fan.concurrency * chunk_size)
+
+
+@contextmanager
+def _fan(ctx: RunContext, label: str, service: str, total: int, call, expected, result_key, chunk_size: int, per_replica: int):
     bar = ctx.progress(label, total)
     fan = FanOut(
         call=call,
@@ -124,34 +141,7 @@ def fan_out(
         on_result=lambda _r: bar.advance(),
     )
     try:
-        return fan.run(items)
-    finally:
-        bar.close()
-        ctx.summary.setdefault("fanout", {})[label] = {
-            "requests": fan.stats.requests,
-            "resent": fan.stats.resent_items,
-            "redelivered": fan.stats.redelivered,
-        }
-
-
-def fan_out_ordered(
-    ctx: RunContext, label: str, service: str, items: Iterable, total: int, call, expected, result_key, chunk_size: int, per_replica: int
-) -> Iterator[tuple]:
-    """fan_out, handing out each item with its results in input order as they come (FanOut.ordered),
-    so a caller can write its rows as it goes; the window holds four rounds of requests, enough to
-    keep every replica busy while a slow chunk is waited for, and is all that is held."""
-    bar = ctx.progress(label, total)
-    concurrency = per_replica * len(ctx.clients[service].addresses)
-    fan = FanOut(
-        call=call,
-        expected=expected,
-        result_key=result_key,
-        chunk_size=chunk_size,
-        concurrency=concurrency,
-        on_result=lambda _r: bar.advance(),
-    )
-    try:
-        yield from fan.ordered(items, window=4 * concurrency * chunk_size)
+        yield fan
     finally:
         bar.close()
         ctx.summary.setdefault("fanout", {})[label] = {

@@ -9,28 +9,15 @@ from typing import Iterable, Iterator
 
 def encode_jsonl(rows: Iterable[dict]) -> bytes:
     """One JSON object per line, keys sorted, so equal rows give equal bytes."""
-    return "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in rows).encode()
+    return b"".join(encode_jsonl_row(r) for r in rows)
 
 
 def iter_jsonl(data: bytes, source: str, error: type[Exception] = ValueError) -> Iterator[tuple[str, object]]:
     """Yield (where, object) per non-blank line; `where` is 'source line N'. Undecodable text or a
-    line that is not JSON raises `error` with a message naming the source and line."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise error(f"{source}: not UTF-8 text ({exc})") from None
-    # Lines end at "\n" only: json.dumps(ensure_ascii=False) leaves U+2028, U+0085 and the like
-    # unescaped inside strings, and splitlines() would cut a row there.
-    for n, line in enumerate(text.split("\n"), start=1):
-        line = line.removesuffix("\r")
-        if not line.strip():
-            continue
-        where = f"{source} line {n}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise error(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-        yield where, obj
+    line that is not JSON raises `error` with a message naming the source and line. Lines end at
+    "\\n" only: json.dumps(ensure_ascii=False) leaves U+2028, U+0085 and the like unescaped inside
+    strings, and splitlines() would cut a row there."""
+    return iter_jsonl_chunks((data,), source, error)
 
 
 def encode_jsonl_row(row: dict) -> bytes:
@@ -39,8 +26,8 @@ def encode_jsonl_row(row: dict) -> bytes:
 
 
 def iter_jsonl_chunks(chunks: Iterable[bytes], source: str, error: type[Exception] = ValueError) -> Iterator[tuple[str, object]]:
-    """iter_jsonl over a stream of byte chunks, holding one line at a time. Lines end at b"\\n"
-    (never part of a multi-byte UTF-8 character, so a chunk may end anywhere), as in iter_jsonl."""
+    """iter_jsonl over a stream of byte chunks, holding one line at a time. b"\\n" is never part of
+    a multi-byte UTF-8 character, so a chunk may end anywhere."""
     n, rest = 0, b""
     for chunk in chunks:
         lines = (rest + chunk).split(b"\n")

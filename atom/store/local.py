@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from atom.store.base import CHUNK, ArtifactInfo, ArtifactNotFound, ArtifactStore, StoreSink, StoreUnavailable, check_key, sha256_hex
+from atom.store.base import CHUNK, ArtifactInfo, ArtifactNotFound, ArtifactStore, StoreSink, StoreUnavailable, check_key
 
 _TMP_PREFIX = ".tmp-"
 
@@ -22,24 +22,14 @@ class LocalStore(ArtifactStore):
         return self.root / check_key(key)
 
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> ArtifactInfo:
-        path = self._path(key)
+        # Written beside the target, fsynced, then renamed (open_writer): rename is atomic on POSIX,
+        # so a reader (or a process restarted after a crash) sees the old object or the new one.
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # Write beside the target, fsync, then rename: rename is atomic on POSIX, so a reader
-            # (or a process restarted after a crash) sees the old object or the new one, never half.
-            fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            with self.open_writer(key, content_type) as sink:
+                sink.write(data)
         except OSError as exc:
             raise StoreUnavailable(f"cannot write {key!r} under {self.root}: {exc.strerror or exc}") from None
-        return ArtifactInfo(key, sha256_hex(data), len(data))
+        return sink.info
 
     @contextmanager
     def open_writer(self, key: str, content_type: str = "application/octet-stream") -> Iterator[StoreSink]:

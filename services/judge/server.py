@@ -28,7 +28,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from atom.settings import RenderSettings
-from atom.motion.events import EventLabel, LabelGroup, check_task
+from atom.motion.events import TASKS, EventLabel, LabelGroup, check_task
 from atom.motion.record import MotionFormatError, MotionRecord
 from atom.runtime import telemetry
 from atom.runtime.errors import InvalidArgument, require, require_key
@@ -103,6 +103,17 @@ def vlm_config_from_env(model: str, **overrides: Any) -> VLMConfig:
     return VLMConfig(**settings)
 
 
+def requested_tasks(names) -> list[str]:
+    """A request's `tasks` (all sub-tasks when empty), each checked; the error names the field."""
+    tasks = list(names) or list(TASKS)
+    for i, t in enumerate(tasks):
+        try:
+            check_task(t)
+        except ValueError as exc:
+            raise InvalidArgument(f"tasks[{i}]", str(exc)) from None
+    return tasks
+
+
 def prompt_from_proto(p: common_pb2.Prompt, field: str) -> PromptRecord:
     require(bool(p.text.strip()), f"{field}.text", "is empty")
     try:
@@ -154,12 +165,7 @@ class JudgeServicer(judge_pb2_grpc.JudgeServicer):
 
     # -- prompts ------------------------------------------------------------------------------
     def ComposePrompts(self, request, context):
-        tasks = list(request.tasks) or ["integrity", "temporal", "frequency"]
-        for i, t in enumerate(tasks):
-            try:
-                check_task(t)
-            except ValueError as exc:
-                raise InvalidArgument(f"tasks[{i}]", str(exc)) from None
+        tasks = requested_tasks(request.tasks)
         require(0 < request.per_task <= 10_000, "per_task", f"must be within 1..10000, got {request.per_task}")
         backend = request.backend or "offline"
         if backend == "offline":
@@ -338,12 +344,7 @@ class JudgeServicer(judge_pb2_grpc.JudgeServicer):
                 head, *problems = str(exc).splitlines()
                 raise InvalidArgument("human_labels", " ".join([head, "; ".join(p.strip() for p in problems)])) from None
         else:
-            tasks = list(request.tasks) or ["integrity", "temporal", "frequency"]
-            for i, t in enumerate(tasks):
-                try:
-                    check_task(t)
-                except ValueError as exc:
-                    raise InvalidArgument(f"tasks[{i}]", str(exc)) from None
+            tasks = requested_tasks(request.tasks)
             require(0 < request.n <= MAX_CALIBRATION_CASES, "n", f"must be within 1..{MAX_CALIBRATION_CASES}, got {request.n}")
             found = [(c.item_id, p, c.truth, c.joints, f"world:{c.variant}") for p, c in world_cases(tasks, request.n, request.seed)]
         cases = []

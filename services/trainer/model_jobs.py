@@ -16,7 +16,7 @@ import hashlib
 import json
 import threading
 from dataclasses import asdict, dataclass, fields
-from typing import Callable
+from typing import Callable, ClassVar, Self
 
 from atom.store import ArtifactStore
 
@@ -75,6 +75,22 @@ def _from_dict(cls, d: dict):
         raise ModelJobError(f"invalid {cls.kind} job: {exc}") from None
 
 
+class _JobSpec:
+    """What both job specs share: a content-named id, and a strict round trip through JSON."""
+
+    kind: ClassVar[str]
+
+    def job_id(self) -> str:
+        return f"{self.kind}-" + _fingerprint(self.kind, self)[:16]
+
+    def to_dict(self) -> dict:
+        return asdict(self)  # type: ignore[call-overload]  # the subclasses are dataclasses
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Self:
+        return _from_dict(cls, d)
+
+
 def _checked(cancel: threading.Event, progress: Callable[[JobProgress], None]) -> Callable[[JobProgress], None]:
     """Progress reports that also stop the work when the job is cancelled (between steps)."""
 
@@ -87,7 +103,7 @@ def _checked(cancel: threading.Event, progress: Callable[[JobProgress], None]) -
 
 
 @dataclass(frozen=True)
-class PretrainSpec:
+class PretrainSpec(_JobSpec):
     """Pretrain the tiny base model on `dataset` into the bundle at `output_prefix`."""
 
     kind = "pretrain"
@@ -104,16 +120,6 @@ class PretrainSpec:
             raise ModelJobError(f"preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
         if self.time_budget_s is not None and not (isinstance(self.time_budget_s, (int, float)) and self.time_budget_s > 0):
             raise ModelJobError(f"time_budget_s must be a positive number of seconds, got {self.time_budget_s!r}")
-
-    def job_id(self) -> str:
-        return "pretrain-" + _fingerprint(self.kind, self)[:16]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "PretrainSpec":
-        return _from_dict(cls, d)
 
     def config(self):
         from services.trainer.pretrain import PretrainConfig
@@ -169,7 +175,7 @@ class PretrainSpec:
 
 
 @dataclass(frozen=True)
-class EvaluatorSpec:
+class EvaluatorSpec(_JobSpec):
     """Train the embedded text/motion evaluator on `dataset` into `output_prefix`."""
 
     kind = "evaluator"
@@ -183,16 +189,6 @@ class EvaluatorSpec:
         _check_common(self)
         if self.steps is not None and (not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 1):
             raise ModelJobError(f"steps must be a positive integer, got {self.steps!r}")
-
-    def job_id(self) -> str:
-        return "evaluator-" + _fingerprint(self.kind, self)[:16]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "EvaluatorSpec":
-        return _from_dict(cls, d)
 
     def config(self):
         from atom.embedded_evaluator import EmbeddedConfig

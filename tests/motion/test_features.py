@@ -26,34 +26,8 @@ from atom.motion.features import (
 )
 from atom.motion.record import MotionFormatError
 from atom.motion.skeleton import FEATURE_DIM, KINEMATIC_CHAINS, PARENTS, RAW_OFFSETS
+from rest_skeleton import REST_BONES
 
-# Bone vectors (child - parent) of a rest pose facing +Z, left = +X, arms out (T-pose).
-REST_BONES = np.array(
-    [
-        (0.0, 0.0, 0.0),
-        (0.06, -0.09, 0.0),
-        (-0.06, -0.09, 0.0),
-        (0.0, 0.11, -0.02),
-        (0.0, -0.38, 0.0),
-        (0.0, -0.38, 0.0),
-        (0.0, 0.14, 0.02),
-        (0.0, -0.42, -0.03),
-        (0.0, -0.42, -0.03),
-        (0.0, 0.06, 0.0),
-        (0.0, -0.06, 0.12),
-        (0.0, -0.06, 0.12),
-        (0.0, 0.21, -0.03),
-        (0.07, 0.12, -0.02),
-        (-0.07, 0.12, -0.02),
-        (0.0, 0.09, 0.05),
-        (0.12, 0.04, -0.01),
-        (-0.12, 0.04, -0.01),
-        (0.25, 0.0, 0.0),
-        (-0.25, 0.0, 0.0),
-        (0.25, 0.0, 0.0),
-        (-0.25, 0.0, 0.0),
-    ]
-)
 X, Y, Z = np.eye(3)
 
 

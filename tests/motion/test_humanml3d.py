@@ -13,40 +13,12 @@ from atom.motion import humanml3d as H
 from atom.motion.features import MeanStd, canonicalize, compute_mean_std
 from atom.motion.humanml3d import Caption, Clip, HumanML3D, HumanML3DError
 from atom.motion.record import MotionFormatError
-from atom.motion.skeleton import FEATURE_DIM, PARENTS
-
-BONES = np.array(
-    [
-        (0, 0.93, 0),
-        (0.06, -0.09, 0),
-        (-0.06, -0.09, 0),
-        (0, 0.11, -0.02),
-        (0, -0.38, 0),
-        (0, -0.38, 0),
-        (0, 0.14, 0.02),
-        (0, -0.42, -0.03),
-        (0, -0.42, -0.03),
-        (0, 0.06, 0),
-        (0, -0.06, 0.12),
-        (0, -0.06, 0.12),
-        (0, 0.21, -0.03),
-        (0.07, 0.12, -0.02),
-        (-0.07, 0.12, -0.02),
-        (0, 0.09, 0.05),
-        (0.12, 0.04, -0.01),
-        (-0.12, 0.04, -0.01),
-        (0.25, 0, 0),
-        (-0.25, 0, 0),
-        (0.25, 0, 0),
-        (-0.25, 0, 0),
-    ]
-)
+from atom.motion.skeleton import FEATURE_DIM
+from rest_skeleton import rest_joints
 
 
 def walk_joints(t: int, seed: int = 0) -> np.ndarray:
-    rest = np.zeros((22, 3))
-    for j in range(22):
-        rest[j] = BONES[j] + (rest[PARENTS[j]] if PARENTS[j] >= 0 else 0)
+    rest = rest_joints()
     rng = np.random.default_rng(seed)
     joints = np.repeat(rest[None], t, axis=0) + 0.02 * rng.normal(size=(t, 22, 3))
     joints[:, :, 2] += 0.04 * np.arange(t)[:, None]

@@ -8,44 +8,14 @@ from PIL import Image
 
 from atom.motion.plot import render_skeleton_frames, save_skeleton_gif, save_skeleton_strip
 from atom.motion.record import MotionFormatError
-from atom.motion.skeleton import PARENTS
-
-BONES = np.array(
-    [
-        (0, 0.93, 0),
-        (0.06, -0.09, 0),
-        (-0.06, -0.09, 0),
-        (0, 0.11, -0.02),
-        (0, -0.38, 0),
-        (0, -0.38, 0),
-        (0, 0.14, 0.02),
-        (0, -0.42, -0.03),
-        (0, -0.42, -0.03),
-        (0, 0.06, 0),
-        (0, -0.06, 0.12),
-        (0, -0.06, 0.12),
-        (0, 0.21, -0.03),
-        (0.07, 0.12, -0.02),
-        (-0.07, 0.12, -0.02),
-        (0, 0.09, 0.05),
-        (0.12, 0.04, -0.01),
-        (-0.12, 0.04, -0.01),
-        (0.25, 0, 0),
-        (-0.25, 0, 0),
-        (0.25, 0, 0),
-        (-0.25, 0, 0),
-    ]
-)
+from rest_skeleton import REST_BONES, rest_joints
 
 
 def pose(arms_up: bool = False) -> np.ndarray:
-    bones = BONES.copy()
+    bones = REST_BONES.copy()
     if arms_up:
         bones[18:22] = [(0, 0.25, 0), (0, 0.25, 0), (0, 0.25, 0), (0, 0.25, 0)]
-    joints = np.zeros((22, 3))
-    for j in range(22):
-        joints[j] = bones[j] + (joints[PARENTS[j]] if PARENTS[j] >= 0 else 0)
-    return joints
+    return rest_joints(bones)
 
 
 def walk(t: int = 6) -> np.ndarray:
