@@ -138,9 +138,12 @@ def _clips(seed: int, num_clips: int, workers: int) -> Iterator[Clip]:
         for i in range(num_clips):
             yield build_clip(seed, i)
         return
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # spawn, not fork: the controller calling this has gRPC channels and their threads, which a
+    # forked child would inherit half-locked.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         # map keeps the order, so the corpus (and its statistics) do not depend on `workers`.
         yield from pool.map(build_clip, [seed] * num_clips, range(num_clips), chunksize=16)
 
