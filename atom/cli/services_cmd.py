@@ -52,10 +52,12 @@ def serve(
     """Run one service in the foreground (what a container runs). SIGTERM drains calls in flight."""
     import os
 
+    from atom.runtime.cpus import set_thread_env
     from atom.runtime.device import DEVICE_ENV, DTYPE_ENV, resolve_compute
     from atom.runtime.registry import build_spec
 
     if name in ("generator", "trainer", "evaluator"):
+        set_thread_env()  # before torch loads: its thread pool sized to the CPUs we may use
         compute = resolve_compute(device, dtype)  # fails here, before the port opens, if not available
         os.environ[DEVICE_ENV], os.environ[DTYPE_ENV] = compute.device, compute.dtype
     from atom.runtime.server import ServeConfig, run_service

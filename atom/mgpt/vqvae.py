@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from atom.fields import check_fields
 from atom.mgpt.quantizer import EMAQuantizer
 
 
@@ -47,10 +48,7 @@ class VQVAEConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "VQVAEConfig":
-        known = set(cls.__dataclass_fields__)
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown VQ-VAE config fields {sorted(unknown)}; known: {sorted(known)}")
+        check_fields(cls, d, "VQ-VAE config")
         return cls(**d)
 
 

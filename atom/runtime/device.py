@@ -47,11 +47,12 @@ class Compute:
         return self.device.startswith("cuda")
 
     def describe(self) -> dict:
-        """Facts for GetInfo and logs: the device, dtype and, on a GPU, its name and memory in use."""
-        out = {"device": self.device, "dtype": self.dtype}
-        if self.is_cuda:
-            import torch
+        """Facts for GetInfo and logs: the device, dtype, CPU threads and, on a GPU, its name and
+        memory in use."""
+        import torch
 
+        out = {"device": self.device, "dtype": self.dtype, "cpu_threads": str(torch.get_num_threads())}
+        if self.is_cuda:
             idx = self.torch_device.index or 0
             out["gpu"] = torch.cuda.get_device_name(idx)
             out["gpu_memory_allocated_mib"] = str(round(torch.cuda.memory_allocated(idx) / 2**20))

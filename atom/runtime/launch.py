@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO
 
 from atom.runtime.client import connect
+from atom.runtime.cpus import THREAD_VARS, available_cpus, thread_env
 from atom.runtime.net import free_port
 from atom.runtime.ports import GRPC_PORTS, METRICS_PORTS, SERVICES, check_service
 
@@ -108,6 +109,11 @@ class LocalServices:
     ):
         self.store_url = store_url
         self.services: dict[str, list[LocalService]] = {}
+        env = dict(extra_env or {})
+        if replicas > 1 and not any(v in os.environ or v in env for v in THREAD_VARS):
+            # Replicas of one service share this machine's CPUs: each gets its part of them, or
+            # their thread pools oversubscribe the cores (see atom.runtime.cpus).
+            env.update(thread_env(available_cpus() // replicas))
         for name in names:
             self.services[name] = [
                 start_local_service(
@@ -117,7 +123,7 @@ class LocalServices:
                     metrics_port=METRICS_PORTS[name] if default_ports and i == 0 else 0,
                     log_dir=log_dir,
                     log_level=log_level,
-                    extra_env=extra_env,
+                    extra_env=env,
                 )
                 for i in range(replicas)
             ]

@@ -13,8 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
+from atom.fields import check_fields
 from atom.settings import ALGORITHMS, TrainSettings
 
 LOSSES = ALGORITHMS
@@ -163,16 +164,10 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> "TrainConfig":
         if not isinstance(d, dict):
             raise TrainConfigError(f"a training config must be a JSON object, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise TrainConfigError(f"unknown training config fields {unknown}; known fields: {sorted(known)}")
+        check_fields(cls, d, "training config", TrainConfigError)
         d = dict(d)
         if isinstance(d.get("lora"), dict):
-            lora_known = {f.name for f in fields(LoraSettings)}
-            bad = sorted(set(d["lora"]) - lora_known)
-            if bad:
-                raise TrainConfigError(f"unknown lora fields {bad}; known fields: {sorted(lora_known)}")
+            check_fields(LoraSettings, d["lora"], "lora", TrainConfigError)
             d["lora"] = LoraSettings(**d["lora"])
         try:
             return cls(**d)

@@ -15,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Callable, ClassVar, Self
 
+from atom.fields import check_fields
 from atom.store import ArtifactStore
 
 PRESETS = ("default", "tiny")
@@ -65,10 +66,7 @@ def _check_common(spec) -> None:
 def _from_dict(cls, d: dict):
     if not isinstance(d, dict):
         raise ModelJobError(f"a job spec must be a JSON object, got {type(d).__name__}")
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise ModelJobError(f"unknown {cls.kind} job fields {unknown}; known fields: {sorted(known)}")
+    check_fields(cls, d, f"{cls.kind} job", ModelJobError)
     try:
         return cls(**d)
     except TypeError as exc:  # a required field is missing

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from atom.fields import check_fields
 from atom.mgpt.bundle import ModelBundle, save_bundle
 from atom.mgpt.lm import DEFAULT_TEMPLATE, MotionLM, T5Size, format_prompt
 from atom.mgpt.tokenizer import WordTokenizer
@@ -88,9 +89,7 @@ class PretrainConfig:
             d["t5"] = T5Size(**d["t5"])
         if "token_offsets" in d:
             d["token_offsets"] = tuple(d["token_offsets"])
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise PretrainError(f"unknown pretrain config fields {sorted(unknown)}")
+        check_fields(cls, d, "pretrain config", PretrainError)
         return cls(**d)
 
     @classmethod
