@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import http.server
+import signal
 import tempfile
+import threading
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -49,11 +51,17 @@ def serve(obj: Ctx, run: str, port: int) -> None:
             root = Path(obj.store_url.removeprefix("file://")) / prefix
         handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
         with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
+            # The server runs in a thread and Ctrl-C or SIGTERM only sets a flag: a KeyboardInterrupt
+            # raised inside serve_forever's loop left the process up now and then (seen in the suite).
+            stop = threading.Event()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: stop.set())
+            worker = threading.Thread(target=server.serve_forever, name="site-server", daemon=True)
+            worker.start()
             click.echo(f"serving run '{run}' at http://127.0.0.1:{server.server_address[1]}/index.html (Ctrl-C stops)")
-            try:
-                server.serve_forever()
-            except KeyboardInterrupt:
+            while not stop.wait(0.5):
                 pass
+            server.shutdown()
 
 
 @click.command()
