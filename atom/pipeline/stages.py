@@ -411,8 +411,9 @@ class JudgeTally:
         return {**self.counts, "cost_usd": round(self.cost, 6)}
 
 
-# Items per Estimate call: 1,000 questions of up to 64 render keys each stay within a message.
-ESTIMATE_CHUNK = 1000
+# Items per Estimate call. The judge reads every image of a call at once (the token rule needs
+# their sizes): 1,000 items of 256-px full-image renders took about 700 MB in the judge service.
+ESTIMATE_CHUNK = 64
 
 
 def estimate_judging(

@@ -168,6 +168,11 @@ def test_one_change_reruns_exactly_what_it_reaches(stores, section, change, must
     # A stage that was reused read exactly what it read before: its key says so.
     stages = json.loads((a_root / "runs/matrix/manifest.json").read_text())["stages"]
     assert all(stages[n]["state"] == "done" for n in STAGES)
+    if section in ("seed", "world"):
+        # Every stage reran from new inputs (new prompts and sampling seeds, or a new world, base
+        # model and evaluator), so no cached sample could be reused: a fresh run (a full pipeline
+        # run, the costliest part of this test) would repeat the same computation.
+        return
     assert _report(a_root) == _fresh_run(stores, _cfg(change))
 
 
