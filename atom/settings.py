@@ -83,7 +83,7 @@ class ModelSettings(Section):
         "auto", pattern=r"^(auto|cpu|cuda|cuda:\d+)$", description="generator, trainer, evaluator: auto | cpu | cuda | cuda:N"
     )
     dtype: Dtype = Field("fp32", description="the language model's format on generator and trainer")
-    pretrain_minutes: float = Field(20.0, gt=0, description="a cap: the planned steps take about 9 min on 2 cores")
+    pretrain_minutes: float = Field(20.0, gt=0, description="a cap: the planned steps take about 6-7 min on 2 cores")
     pretrain_preset: Literal["default", "tiny"] = Field("default", description="tiny: seconds, for tests and smoke runs")
 
 

@@ -203,7 +203,7 @@ def ensure_base_model(
     tiny = cfg.model.pretrain_preset == "tiny"
     _say(
         "pretraining the tiny base model on the world in the trainer service (first run only; "
-        + ("the tiny preset: seconds) ..." if tiny else f"about 9 min on 2 cores, capped at {cfg.model.pretrain_minutes:g} min) ..."),
+        + ("the tiny preset: seconds) ..." if tiny else f"about 6-7 min on 2 cores, capped at {cfg.model.pretrain_minutes:g} min) ..."),
         show,
     )
     request = trainer_pb2.StartTrainingRequest(
