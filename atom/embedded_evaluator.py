@@ -232,7 +232,9 @@ class EmbeddedEvaluator:
             "name": self.name,
             "config": asdict(self.config),
             "vocab": self.vocab,
-            "summary": self.summary,
+            # Wall time left out: the file's sha256 names the evaluator in reports, and the same
+            # seed and data must give the same name on every run.
+            "summary": {k: v for k, v in self.summary.items() if k != "train_seconds"},
         }
         return weights, json.dumps(meta, indent=1, sort_keys=True).encode()
 

@@ -82,7 +82,7 @@ def main() -> None:
     store = LocalStore(args.store) if args.store else None
     if store is not None and store.exists(f"{EVALUATOR_PREFIX}/evaluator.json"):
         ev = EmbeddedEvaluator.load(store, EVALUATOR_PREFIX)
-        print(f"embedded evaluator: loaded from {args.store} (trained in {ev.summary['train_seconds']} s)")
+        print(f"embedded evaluator: loaded from {args.store}")
     else:
         t = time.perf_counter()
         ev = train_embedded_evaluator(root, EmbeddedConfig(seed=args.seed, num_threads=args.threads))
