@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -35,9 +34,10 @@ def world_build(out: Path, clips: int, seed: int) -> None:
     """Write a corpus of procedural clips in the HumanML3D layout (new_joints, new_joint_vecs,
     texts, Mean/Std, train/val/test) with structured event labels beside it."""
     from atom.motion.world.corpus import build_corpus
+    from atom.runtime.cpus import available_cpus
 
     t0 = time.perf_counter()
-    summary = build_corpus(out, clips, seed, workers=min(4, os.cpu_count() or 1))
+    summary = build_corpus(out, clips, seed, workers=min(4, available_cpus()))
     dt = time.perf_counter() - t0
     click.echo(f"wrote {clips} clips to {out} in {dt:.1f}s ({clips / dt * 60:.0f} clips/min)")
     click.echo(str(summary))

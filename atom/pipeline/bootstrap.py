@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +22,7 @@ import click
 
 from atom.pipeline.config import PipelineConfig
 from atom.runtime.client import ServiceClient
+from atom.runtime.cpus import available_cpus
 from atom.store import ArtifactStore
 
 log = logging.getLogger("atom.pipeline")
@@ -101,7 +101,7 @@ def ensure_dataset(store: ArtifactStore, cfg: PipelineConfig, show: bool = True)
     _say(f"building the procedural motion world ({cfg.world.clips} clips, seed {cfg.world.seed}) ...", show)
     with tempfile.TemporaryDirectory() as tmp:
         # Worker processes make the same bytes as one (clips are seeded by index, kept in order).
-        build_corpus(Path(tmp) / "world", cfg.world.clips, cfg.world.seed, workers=min(4, os.cpu_count() or 1))
+        build_corpus(Path(tmp) / "world", cfg.world.clips, cfg.world.seed, workers=min(4, available_cpus()))
         store.put_tree(prefix, Path(tmp) / "world")
     store.put_bytes(f"{prefix}/DONE", b"ok\n")  # written last: a half-uploaded corpus is rebuilt
     return prefix
