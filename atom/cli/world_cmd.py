@@ -126,6 +126,8 @@ def pretrain_cmd(obj: Ctx, world_clips: int | None, seed: int, minutes: float | 
     with ExitStack() as stack:
         dataset = bootstrap.ensure_dataset(store, cfg)
         clients = service_clients(stack, obj, names=["trainer", "generator"] if quality else ["trainer"])
+        if bootstrap.will_pretrain(store, cfg):  # the trainer runs the two one-thread jobs side by side
+            bootstrap.start_evaluator(store, cfg, dataset, clients["trainer"])
         base = bootstrap.ensure_base_model(store, cfg, dataset, trainer=clients["trainer"])
         evaluator = bootstrap.ensure_evaluator(store, cfg, dataset, trainer=clients["trainer"])
         click.echo(f"base model: {base}\nevaluator: {evaluator}\ndataset: {dataset}\n({time.perf_counter() - t0:.0f}s)")

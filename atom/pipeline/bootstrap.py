@@ -186,6 +186,11 @@ def run_trainer_job(trainer: ServiceClient, request, label: str, show: bool = Tr
     return final
 
 
+def will_pretrain(store: ArtifactStore, cfg: PipelineConfig) -> bool:
+    """Whether ensure_base_model will pretrain the tiny base model (it is not in the store yet)."""
+    return not cfg.model.base and not cfg.model.checkpoint and not store.exists(f"{base_prefix_for(cfg)}/bundle.json")
+
+
 def ensure_base_model(
     store: ArtifactStore, cfg: PipelineConfig, dataset: str, show: bool = True, trainer: ServiceClient | None = None
 ) -> str:
@@ -310,19 +315,15 @@ def evaluator_spec(store: ArtifactStore, cfg: PipelineConfig, embedded_prefix: s
 EVALUATOR_STEPS_TINY = 40  # the embedded evaluator's steps under the tiny preset (seconds)
 
 
-def ensure_evaluator(
-    store: ArtifactStore, cfg: PipelineConfig, dataset: str, show: bool = True, trainer: ServiceClient | None = None
-) -> str:
-    """The embedded evaluator's prefix, trained on the dataset by the trainer service on first use
-    (`trainer` is the client to ask, else one is started for the job). With a Guo evaluator
-    configured there is nothing to train."""
+def evaluator_job(store: ArtifactStore, cfg: PipelineConfig, dataset: str):
+    """The trainer request that trains the embedded evaluator on the dataset, or None when there is
+    nothing to train (a Guo evaluator is configured, or the evaluator is in the store already)."""
     prefix = evaluator_prefix(dataset)
     if cfg.eval.evaluator != "embedded" or store.exists(f"{prefix}/evaluator.json"):
-        return prefix
+        return None
     from atom.v1 import common_pb2, trainer_pb2
 
-    _say("training the embedded text/motion evaluator in the trainer service (first run only) ...", show)
-    request = trainer_pb2.StartTrainingRequest(
+    return trainer_pb2.StartTrainingRequest(
         output_prefix=prefix,
         evaluator=trainer_pb2.EvaluatorJob(
             dataset=common_pb2.ArtifactRef(key=dataset, sha256=dataset_digest(store, dataset) or ""),
@@ -330,9 +331,30 @@ def ensure_evaluator(
             steps=EVALUATOR_STEPS_TINY if cfg.model.pretrain_preset == "tiny" else None,
         ),
     )
-    with trainer_service(store, trainer) as client:
-        run_trainer_job(client, request, "evaluator", show)
-    return prefix
+
+
+def start_evaluator(store: ArtifactStore, cfg: PipelineConfig, dataset: str, trainer: ServiceClient, show: bool = True) -> None:
+    """Ask the trainer to train the embedded evaluator now and return at once; `ensure_evaluator`
+    later finds the job (its id is a hash of the request) and waits for it. A first run does this
+    while the base model pretrains: both are one-thread jobs, and the trainer runs them side by side."""
+    request = evaluator_job(store, cfg, dataset)
+    if request is not None:
+        _say("training the embedded text/motion evaluator alongside, in the trainer service (first run only) ...", show)
+        trainer.call("StartTraining", request, timeout=120)
+
+
+def ensure_evaluator(
+    store: ArtifactStore, cfg: PipelineConfig, dataset: str, show: bool = True, trainer: ServiceClient | None = None
+) -> str:
+    """The embedded evaluator's prefix, trained on the dataset by the trainer service on first use
+    (`trainer` is the client to ask, else one is started for the job; a job `start_evaluator`
+    started is waited for). With a Guo evaluator configured there is nothing to train."""
+    request = evaluator_job(store, cfg, dataset)
+    if request is not None:
+        _say("training the embedded text/motion evaluator in the trainer service (first run only) ...", show)
+        with trainer_service(store, trainer) as client:
+            run_trainer_job(client, request, "evaluator", show)
+    return evaluator_prefix(dataset)
 
 
 def collect_assets(store: ArtifactStore, dataset: str, base_model: str, evaluator: str) -> list[dict]:

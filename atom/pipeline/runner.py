@@ -101,6 +101,9 @@ def run(cfg: PipelineConfig, cli: Ctx, until: str = "evaluate", only: str | None
         # service pretrains it.
         clients = service_clients(stack, cli, env={DEVICE_ENV: cfg.model.device, DTYPE_ENV: cfg.model.dtype})
         ctx = RunContext(cfg=cfg, store=store, clients=clients, manifest=manifest, show_progress=show_progress, dataset=dataset)
+        if "evaluate" in wanted and bootstrap.will_pretrain(store, cfg):
+            # Both one-thread jobs: the trainer runs them side by side (services/trainer/admission.py).
+            bootstrap.start_evaluator(store, cfg, dataset, clients["trainer"], show_progress)
         ctx.base_model = bootstrap.ensure_base_model(store, cfg, dataset, show_progress, trainer=clients["trainer"])
         ctx.context_digests = {
             "dataset": bootstrap.dataset_digest(store, dataset),

@@ -24,7 +24,7 @@ log = logging.getLogger("atom.launch")
 CODE_ROOT = str(Path(__file__).resolve().parent.parent.parent)
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Linux: the service gets SIGTERM when the process that started it dies, even by SIGKILL,
     so an interrupted `atomctl run-pipeline` leaves no orphan servers behind."""
     if sys.platform.startswith("linux"):
@@ -88,7 +88,7 @@ def start_local_service(
         stdout=out,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
     return LocalService(name, port, metrics_port, proc, log_path)
 

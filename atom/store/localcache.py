@@ -1,7 +1,10 @@
 """Local copies of store trees, for code that reads files (dataset readers, training).
 
-A tree is copied once per process host into a cache directory and reused; a marker written
-after the copy says it is complete, so an interrupted copy is redone, never half-used.
+A tree is copied once per host into a cache directory and reused. Each copy is made in a folder
+of its own and renamed into place with its completion marker inside, so an interrupted copy is
+redone, never half-used, and jobs that ask for the same tree at once (a first run's pretraining and
+evaluator training) do not write into each other's files: the first rename wins, the other copy
+is dropped.
 """
 
 from __future__ import annotations
@@ -28,8 +31,25 @@ def local_tree(store: ArtifactStore, prefix: str, root: Path | None = None) -> P
     local = (root or cache_root()) / f"{prefix.strip('/').replace('/', '_')}-{tag}"
     if (local / _MARKER).exists():
         return local
-    if local.exists():
-        shutil.rmtree(local)
-    store.get_tree(prefix, local)
-    (local / _MARKER).write_text("ok\n")
-    return local
+    local.parent.mkdir(parents=True, exist_ok=True)
+    part = Path(tempfile.mkdtemp(prefix=f"{local.name}.part-", dir=local.parent))
+    try:
+        store.get_tree(prefix, part)
+        (part / _MARKER).write_text("ok\n")
+        try:
+            part.rename(local)
+        except OSError:  # a folder is there: another copy won, or an unfinished one was left
+            if not (local / _MARKER).exists():
+                shutil.rmtree(local, ignore_errors=True)
+                _rename_unless_done(part, local)
+        return local
+    finally:
+        shutil.rmtree(part, ignore_errors=True)
+
+
+def _rename_unless_done(part: Path, local: Path) -> None:
+    try:
+        part.rename(local)
+    except OSError:
+        if not (local / _MARKER).exists():
+            raise

@@ -1,8 +1,9 @@
 """Training jobs: background threads with states, progress streams, cancellation and resume.
 
-Three kinds, one queue (one slot: they share the machine): `preference` (LoRA preference training,
-config TrainConfig), `pretrain` (the tiny base model) and `evaluator` (the embedded evaluator), the
-last two specified in services/trainer/model_jobs.py.
+Three kinds, one queue: `preference` (LoRA preference training, config TrainConfig), `pretrain`
+(the tiny base model) and `evaluator` (the embedded evaluator), the last two specified in
+services/trainer/model_jobs.py. A preference job runs alone; the one-thread model jobs run side by
+side while the service's CPU threads last (services/trainer/admission.py).
 
 A job's id is derived from its config's fingerprint, so starting the same config twice names the
 same job: a running job is returned as is, a finished one whose output is still in the store is
@@ -24,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from atom.store import ArtifactStore, StoreError
+from services.trainer.admission import Admission
+from services.trainer.job_process import run_in_process
 from services.trainer.config import TrainConfig
 from services.trainer.model_jobs import SPECS, EvaluatorSpec, JobCancelled, JobProgress, PretrainSpec
 from services.trainer.train import PreferenceLM, Progress, TrainingCancelled, train_preference
@@ -116,7 +119,9 @@ class _Job:
 
 
 class JobManager:
-    """Runs training jobs in background threads, at most `max_concurrent` at once (one GPU).
+    """Runs training jobs in background threads: a preference job alone (it takes the accelerator
+    or all `threads` CPU threads, default torch's count), model jobs side by side while their
+    threads fit in `threads`.
 
     model_loader(config) must return a fresh PreferenceLM for config.base_model each time (LoRA is
     attached to it in place); pretrain and evaluator jobs build their models themselves."""
@@ -127,18 +132,22 @@ class JobManager:
         model_loader: ModelLoader,
         *,
         prefix: str = "jobs",
-        max_concurrent: int = 1,
+        threads: int | None = None,
         persist_interval_s: float = 5.0,
         watch_buffer: int = 1024,
     ):
-        if max_concurrent < 1:
-            raise ValueError(f"max_concurrent must be >= 1, got {max_concurrent}")
+        if threads is None:  # the CPU threads this process was given (atom.runtime.cpus)
+            import torch
+
+            threads = torch.get_num_threads()
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
         self.store = store
         self.model_loader = model_loader
         self.prefix = prefix.rstrip("/")
         self.persist_interval_s = persist_interval_s
         self.watch_buffer = watch_buffer
-        self._slots = threading.BoundedSemaphore(max_concurrent)
+        self._admission = Admission(threads)
         self._cond = threading.Condition()
         self._jobs: dict[str, _Job] = {}
         self._load()
@@ -297,17 +306,19 @@ class JobManager:
 
     # -- the worker ---------------------------------------------------------------------------
 
+    def _threads_for(self, config: JobConfig) -> int:
+        """The CPU threads a job asks for: all of them for preference training, else its own."""
+        return self._admission.capacity if isinstance(config, TrainConfig) else self._admission.fit(config.cpu_threads())
+
     def _run(self, job: _Job, config: JobConfig) -> None:
+        threads = self._threads_for(config)
         acquired = False
         lm: PreferenceLM | None = None
         try:
-            while not (acquired := self._slots.acquire(timeout=0.2)):
-                if job.cancel.is_set():
-                    raise TrainingCancelled(job.status.step)
-            if job.cancel.is_set():
+            if not (acquired := self._admission.acquire(threads, job.cancel)) or job.cancel.is_set():
                 raise TrainingCancelled(job.status.step)
             if not isinstance(config, TrainConfig):
-                self._run_model_job(job, config)
+                self._run_model_job(job, config, threads)
                 return
             with self._cond:
                 job.status.state, job.status.message = RUNNING, "loading the model"
@@ -335,7 +346,7 @@ class JobManager:
                 job.status.message = "failed; fix the cause and start the job again to resume"
         finally:
             if acquired:
-                self._slots.release()
+                self._admission.release(threads)
             lm = None
             gc.collect()
             _free_accelerator_memory()
@@ -343,14 +354,15 @@ class JobManager:
                 self._publish(job)
                 self._persist(job)
 
-    def _run_model_job(self, job: _Job, spec: PretrainSpec | EvaluatorSpec) -> None:
-        """A pretrain or evaluator job, in the slot _run holds; its exceptions end the job there."""
+    def _run_model_job(self, job: _Job, spec: PretrainSpec | EvaluatorSpec, threads: int) -> None:
+        """A pretrain or evaluator job, in the threads _run holds and a process of its own
+        (services/trainer/job_process.py); its exceptions end the job in _run."""
         with self._cond:
             job.status.state, job.status.message = RUNNING, f"starting the {spec.kind} job"
             job.status.output_prefix, job.status.figures = "", {}
             self._publish(job)
             self._persist(job)
-        outcome = spec.run(self.store, lambda p: self._model_progress(job, p), job.cancel)
+        outcome = run_in_process(spec, self.store.url, threads, lambda p: self._model_progress(job, p), job.cancel)
         with self._cond:
             s = job.status
             s.state, s.message = SUCCEEDED, outcome.message

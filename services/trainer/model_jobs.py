@@ -48,6 +48,9 @@ class JobCancelled(Exception):
         self.step = step
         super().__init__(f"cancelled after step {step}; start it again to run it from the start")
 
+    def __reduce__(self):  # it crosses from the job's process to the trainer's (job_process.py)
+        return type(self), (self.step,)
+
 
 def _fingerprint(kind: str, spec) -> str:
     canon = json.dumps({"kind": kind, **asdict(spec)}, sort_keys=True, separators=(",", ":"))
@@ -130,6 +133,9 @@ class PretrainSpec(_JobSpec):
     def output_present(self, store: ArtifactStore) -> bool:
         return store.exists(f"{self.output_prefix}/bundle.json")  # written last by save_bundle
 
+    def cpu_threads(self) -> int:
+        return self.config().threads
+
     def run(self, store: ArtifactStore, progress: Callable[[JobProgress], None], cancel: threading.Event) -> JobOutcome:
         from atom.store.localcache import local_tree
         from services.trainer.pretrain import pretrain
@@ -195,6 +201,9 @@ class EvaluatorSpec(_JobSpec):
 
     def output_present(self, store: ArtifactStore) -> bool:
         return store.exists(f"{self.output_prefix}/evaluator.json")  # saved after the weights
+
+    def cpu_threads(self) -> int:
+        return self.config().num_threads
 
     def run(self, store: ArtifactStore, progress: Callable[[JobProgress], None], cancel: threading.Event) -> JobOutcome:
         from atom.store.localcache import local_tree

@@ -177,7 +177,9 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServicer):
     def __init__(self, store_url: str):
         self.store = open_store(store_url)
         self.compute = resolve_compute()  # jobs with device "auto" / dtype "" train here
-        self.jobs = JobManager(self.store, self._load_model, max_concurrent=1)
+        # A preference job takes all the CPU threads this service was given, one-thread model jobs
+        # share them (services/trainer/admission.py).
+        self.jobs = JobManager(self.store, self._load_model)
         resumed = self.jobs.resume_interrupted()
         if resumed:
             log.info("resuming %d interrupted jobs: %s", len(resumed), resumed)

@@ -1,6 +1,6 @@
 """A first run on a fresh store: the controller builds the world, and the trainer service, not the
-controller, pretrains the base model and trains the embedded evaluator (its job records say so);
-a second run finds both and starts no job."""
+controller, pretrains the base model and trains the embedded evaluator side by side (its job
+records say so); a second run finds both and starts no job."""
 
 import json
 import subprocess
@@ -36,6 +36,10 @@ def test_first_run_pretrains_and_trains_the_evaluator_in_the_trainer_service(tmp
     jobs = _jobs(store)
     assert set(jobs) == {"pretrain", "evaluator"}
     assert jobs["pretrain"]["state"] == jobs["evaluator"]["state"] == "SUCCEEDED"
+    # Both are one-thread jobs: the evaluator is asked for first and trains while the base model
+    # pretrains (the trainer runs them side by side; their records overlap in time).
+    assert "evaluator alongside" in out.stderr
+    assert jobs["evaluator"]["created_at"] < jobs["pretrain"]["created_at"] < jobs["evaluator"]["updated_at"]
     assert jobs["pretrain"]["output_prefix"] == "models/base-tiny-s0-n100-tiny"
     assert jobs["evaluator"]["output_prefix"] == "models/evaluator-world-s0-n100"
     assert (store / "models/base-tiny-s0-n100-tiny/bundle.json").exists()

@@ -113,14 +113,15 @@ def test_a_failing_job_reports_why(store, tiny_lm):
     assert status.state == FAILED and "datasets/missing.jsonl" in status.error
 
 
-def test_jobs_beyond_the_slot_wait_and_a_pending_job_can_be_cancelled(store, tiny_lm, pairs_key):
+def test_a_preference_job_runs_alone_and_a_pending_job_can_be_cancelled(store, tiny_lm, pairs_key):
     gate = threading.Event()
 
     def slow_loader(config):
         gate.wait(30)
         return tiny_lm()
 
-    m = JobManager(store, slow_loader, max_concurrent=1, persist_interval_s=0.0)
+    # Two CPU threads, but a preference job takes them all: the second waits for the first.
+    m = JobManager(store, slow_loader, threads=2, persist_interval_s=0.0)
     first = m.start(cfg(pairs_key, output_prefix="models/a"))
     second = m.start(cfg(pairs_key, output_prefix="models/b"))
     assert m.get(second).state == "PENDING"
