@@ -51,6 +51,18 @@ def _store_prefix(value):
 StorePrefix = Annotated[str, BeforeValidator(_store_prefix)]
 
 
+def _replicas(value):
+    """`auto`, or a whole number of processes (at least 1)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value
+    raise ValueError("expected auto or a whole number of processes, at least 1")
+
+
+Replicas = Annotated[int | Literal["auto"], BeforeValidator(_replicas)]
+
+
 def _comma_list(value):
     """`integrity,temporal` (a flag or --set) -> ["integrity", "temporal"]; lists pass through."""
     if isinstance(value, str):
@@ -112,6 +124,9 @@ class GenerateSettings(Section):
     decoding: Decoding = Field("", description="empty = the model's own: motiongpt for an imported checkpoint, else constrained")
     batch_prompts: int = Field(8, ge=1, description="prompts per Generate request (the unit of fan-out and retry)")
     concurrency: int = Field(2, ge=1, description="requests in flight per generator replica")
+    replicas: Replicas = Field(
+        "auto", description="generator processes an embedded run starts; auto = 2 on CPUs (each on half the threads), 1 on a GPU"
+    )
 
 
 class RenderSettings(Section):

@@ -6,7 +6,7 @@ import logging
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import click
 
@@ -30,7 +30,8 @@ from atom.pipeline.outputs import (
 )
 from atom.pipeline.plan import make_plan
 from atom.runtime.client import connect
-from atom.runtime.device import DEVICE_ENV, DTYPE_ENV
+from atom.runtime.cpus import available_cpus
+from atom.runtime.device import DEVICE_ENV, DTYPE_ENV, cuda_visible
 from atom.runtime.ports import SERVICES
 from atom.store import ArtifactNotFound, open_store
 
@@ -48,16 +49,23 @@ class StageNotReady(ArtifactNotFound):
 
 
 def service_clients(
-    stack: ExitStack, cli: Ctx, log_dir: Path = Path(".atom/logs"), env: dict | None = None, names: Sequence[str] = SERVICES
+    stack: ExitStack,
+    cli: Ctx,
+    log_dir: Path = Path(".atom/logs"),
+    env: dict | None = None,
+    names: Sequence[str] = SERVICES,
+    replicas: Mapping[str, int] | None = None,
 ) -> dict:
     """Clients for the named services (all by default): given endpoints, or services started here
-    on loopback (with `env` added to their environment)."""
+    on loopback (with `env` added to their environment, `replicas` processes of those named)."""
     missing = [s for s in names if not cli.endpoint(s)]
     endpoints = {s: e for s in names if (e := cli.endpoint(s))}
     if missing:
         from atom.runtime.launch import LocalServices
 
-        group = stack.enter_context(LocalServices(cli.store_url, missing, log_dir=log_dir, log_level=cli.log_level, extra_env=env))
+        group = stack.enter_context(
+            LocalServices(cli.store_url, missing, replicas=replicas or {}, log_dir=log_dir, log_level=cli.log_level, extra_env=env)
+        )
         group.wait_ready()
         endpoints.update(group.endpoints())
     clients = {s: connect(s, endpoints[s]) for s in names}
@@ -65,6 +73,18 @@ def service_clients(
         stack.callback(c.close)
         c.wait_ready(60)
     return clients
+
+
+def generator_replicas(cfg: PipelineConfig) -> int:
+    """Generator processes for an embedded run: `generate.replicas`, where `auto` is 2 when the model
+    runs on CPUs (the tiny model's token-by-token decoding gains little from a second thread,
+    and two one-thread processes generated 1.73x as fast as one two-thread process on 2 cores;
+    docs/benchmarks.md) and 1 on a GPU (one process batches for it)."""
+    n = cfg.generate.replicas
+    if n != "auto":
+        return int(n)
+    on_gpu = cfg.model.device.startswith("cuda") or (cfg.model.device == "auto" and cuda_visible())
+    return 1 if on_gpu or available_cpus() < 2 else 2
 
 
 def upstream_outputs(store, cfg: PipelineConfig, manifest: Manifest, stage: str) -> dict[str, StageOutputs]:
@@ -99,7 +119,12 @@ def run(cfg: PipelineConfig, cli: Ctx, until: str = "evaluate", only: str | None
         dataset = bootstrap.ensure_dataset(store, cfg, show_progress)
         # Every service is up (ready) before the base model is made: on a first run the trainer
         # service pretrains it.
-        clients = service_clients(stack, cli, env={DEVICE_ENV: cfg.model.device, DTYPE_ENV: cfg.model.dtype})
+        clients = service_clients(
+            stack,
+            cli,
+            env={DEVICE_ENV: cfg.model.device, DTYPE_ENV: cfg.model.dtype},
+            replicas={"generator": generator_replicas(cfg)},
+        )
         ctx = RunContext(cfg=cfg, store=store, clients=clients, manifest=manifest, show_progress=show_progress, dataset=dataset)
         if "evaluate" in wanted and bootstrap.will_pretrain(store, cfg):
             # Both one-thread jobs: the trainer runs them side by side (services/trainer/admission.py).

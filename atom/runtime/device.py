@@ -15,10 +15,21 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 DEVICE_ENV = "ATOM_DEVICE"
 DTYPE_ENV = "ATOM_DTYPE"
 DTYPES = ("fp32", "bf16", "fp16")
+
+
+def cuda_visible() -> bool:
+    """Whether this process may see an NVIDIA GPU, without importing torch: the driver lists one
+    and CUDA_VISIBLE_DEVICES does not hide them all. A guess for launch decisions (how many
+    processes to start), never for where to compute: that is resolve_compute's."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "x").strip() in ("", "-1"):
+        return False
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return gpus.is_dir() and any(gpus.iterdir())
 
 
 class DeviceError(ValueError):

@@ -11,7 +11,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Mapping
 
 from atom.runtime.client import connect
 from atom.runtime.cpus import THREAD_VARS, available_cpus, thread_env
@@ -101,20 +101,22 @@ class LocalServices:
         store_url: str,
         names=SERVICES,
         *,
-        replicas: int = 1,
+        replicas: int | Mapping[str, int] = 1,
         default_ports: bool = False,
         log_dir: Path | None = None,
         log_level: str = "info",
         extra_env: dict | None = None,
     ):
+        """`replicas`: processes per service, one number for all or per name (1 where unnamed)."""
         self.store_url = store_url
         self.services: dict[str, list[LocalService]] = {}
-        env = dict(extra_env or {})
-        if replicas > 1 and not any(v in os.environ or v in env for v in THREAD_VARS):
-            # Replicas of one service share this machine's CPUs: each gets its part of them, or
-            # their thread pools oversubscribe the cores (see atom.runtime.cpus).
-            env.update(thread_env(available_cpus() // replicas))
         for name in names:
+            count = replicas if isinstance(replicas, int) else replicas.get(name, 1)
+            env = dict(extra_env or {})
+            if count > 1 and not any(v in os.environ or v in env for v in THREAD_VARS):
+                # Replicas of one service share this machine's CPUs: each gets its part of them, or
+                # their thread pools oversubscribe the cores (see atom.runtime.cpus).
+                env.update(thread_env(available_cpus() // count))
             self.services[name] = [
                 start_local_service(
                     name,
@@ -125,7 +127,7 @@ class LocalServices:
                     log_level=log_level,
                     extra_env=env,
                 )
-                for i in range(replicas)
+                for i in range(count)
             ]
 
     def endpoints(self) -> dict[str, str]:
