@@ -25,6 +25,7 @@ from services.trainer.train import (
     batch_loss,
     evaluate_margins,
     lr_factor,
+    reference_logprobs,
     resolve_examples,
     train_preference,
 )
@@ -132,6 +133,30 @@ def test_h_is_exactly_zero_at_init_and_the_batch_margin_matches_a_manual_computa
     h = (pw - rw) - (pl - rl)
     assert out.metrics["margin"] == pytest.approx(h.mean().item(), abs=1e-5)
     assert out.loss.item() == pytest.approx(((h - 5.0) ** 2).mean().item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["ipo", "kto"])
+def test_reference_log_probs_computed_once_give_the_loss_of_per_batch_ones(tiny_lm, loss):
+    # Training computes the reference once per example (it is frozen and dropout is off); a batch
+    # then takes its rows, and its loss is the one the reference computed in the batch gives.
+    lm = tiny_lm()
+    disable_dropout(lm.model)
+    peft_model = attach_lora(lm.model, LoraSettings())
+    randomise_lora_b(peft_model)
+    ex = resolve_examples(None, make_pairs(5), lm.format_prompt)
+    cfg = config(loss=loss, batch_size=2, average_logprobs=False)
+    cpu = torch.device("cpu")
+    with eval_mode(peft_model), torch.no_grad():  # LoRA dropout off: the two losses see the same policy
+        chosen, rejected = reference_logprobs(lm, peft_model, ex, cfg, cpu)
+        assert chosen.shape == rejected.shape == (5,)
+        with reference_policy(peft_model):
+            assert torch.allclose(chosen, logprobs(lm, ex), atol=1e-5)
+        idx = [4, 1, 2]
+        batch = [ex[i] for i in idx]
+        cached = batch_loss(lm, peft_model, batch, cfg, cpu, torch.cat([chosen[idx], rejected[idx]]))
+        fresh = batch_loss(lm, peft_model, batch, cfg, cpu)
+    assert cached.loss.item() == pytest.approx(fresh.loss.item(), rel=1e-5, abs=1e-6)
+    assert cached.metrics["margin"] == pytest.approx(fresh.metrics["margin"], rel=1e-5, abs=1e-6)
 
 
 def test_rpo_alpha_adds_the_chosen_per_token_nll_to_the_loss(tiny_lm):
