@@ -26,7 +26,7 @@ run: resume
 world: {clips: 200}
 model: {pretrain_preset: tiny}
 prompts: {tasks: [integrity], per_task: 4, eval_per_task: 3}
-generate: {samples_per_prompt: 4, eval_samples_per_prompt: 2}
+generate: {samples_per_prompt: 4, eval_samples_per_prompt: 2, replicas: 1}  # one process a restart (seconds each)
 render: {size: 64, form: full_image}
 judge: {backend: vlm, model: fake-vlm, budget_usd: 100, batch: 4}
 train: {epochs: 2, batch_size: 4}

@@ -70,7 +70,7 @@ def _run_model_jobs(world, root, threads):
     store.put_bytes(f"{DATASET}/DONE", b"ok\n")
     m = JobManager(store, lambda config: None, threads=threads, persist_interval_s=0.0)
     pre = m.start(PretrainSpec(dataset=DATASET, output_prefix="models/base", preset="tiny"))
-    ev = m.start(EvaluatorSpec(dataset=DATASET, output_prefix="models/evaluator", steps=60))
+    ev = m.start(EvaluatorSpec(dataset=DATASET, output_prefix="models/evaluator", steps=20))
     together = False
     while not (m.get(pre).terminal and m.get(ev).terminal):
         together = together or (m.get(pre).state == RUNNING and m.get(ev).state == RUNNING)
