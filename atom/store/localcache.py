@@ -36,20 +36,16 @@ def local_tree(store: ArtifactStore, prefix: str, root: Path | None = None) -> P
     try:
         store.get_tree(prefix, part)
         (part / _MARKER).write_text("ok\n")
-        try:
-            part.rename(local)
-        except OSError:  # a folder is there: another copy won, or an unfinished one was left
-            if not (local / _MARKER).exists():
+        for attempt in range(2):
+            try:
+                part.rename(local)
+                break
+            except OSError:  # a folder is there: another copy won, or an unfinished one was left
+                if (local / _MARKER).exists():
+                    break
+                if attempt:
+                    raise
                 shutil.rmtree(local, ignore_errors=True)
-                _rename_unless_done(part, local)
         return local
     finally:
         shutil.rmtree(part, ignore_errors=True)
-
-
-def _rename_unless_done(part: Path, local: Path) -> None:
-    try:
-        part.rename(local)
-    except OSError:
-        if not (local / _MARKER).exists():
-            raise

@@ -10,15 +10,12 @@ to stop between steps; it gets SIGTERM if the trainer dies.
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import pickle
 import threading
 from typing import Callable
 
 from services.trainer.model_jobs import EvaluatorSpec, JobCancelled, JobOutcome, JobProgress, PretrainSpec
-
-log = logging.getLogger(__name__)
 
 ModelSpec = PretrainSpec | EvaluatorSpec
 _STOP_GRACE_S = 30.0

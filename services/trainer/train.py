@@ -240,7 +240,6 @@ def batch_loss(
         return _batch_loss(lm, peft_model, ids, mask, ids2, mask2, labels, b, average, config, ref)
 
 
-@torch.no_grad()
 def reference_logprobs(lm: PreferenceLM, peft_model, examples: Sequence[Example], config: TrainConfig, device: torch.device):
     """The reference model's log-probabilities of every example's chosen and rejected motion, as
     two tensors in example order. The reference is frozen and dropout is off, so every epoch
@@ -251,11 +250,17 @@ def reference_logprobs(lm: PreferenceLM, peft_model, examples: Sequence[Example]
     for start in range(0, len(examples), config.batch_size):
         chunk = examples[start : start + config.batch_size]
         ids, mask, labels = _encode_batch(lm, chunk, device)
-        with autocast(device, config.dtype), reference_policy(peft_model):
-            lp = motion_logprobs(lm, torch.cat([ids, ids]), torch.cat([mask, mask]), labels, average)
+        with autocast(device, config.dtype):
+            lp = _reference_logprobs(lm, peft_model, torch.cat([ids, ids]), torch.cat([mask, mask]), labels, average)
         chosen.append(lp[: len(chunk)])
         rejected.append(lp[len(chunk) :])
     return torch.cat(chosen), torch.cat(rejected)
+
+
+def _reference_logprobs(lm: PreferenceLM, peft_model, ids, mask, labels, average: bool) -> torch.Tensor:
+    """motion_logprobs under the reference policy (the adapter off), without gradients."""
+    with torch.no_grad(), reference_policy(peft_model):
+        return motion_logprobs(lm, ids, mask, labels, average)
 
 
 def _batch_loss(
@@ -266,8 +271,7 @@ def _batch_loss(
     summed = motion_logprobs(lm, ids2, mask2, labels, average=False)
     policy = _per_token(summed, labels) if average else summed
     if ref is None:
-        with torch.no_grad(), reference_policy(peft_model):
-            ref = motion_logprobs(lm, ids2, mask2, labels, average)
+        ref = _reference_logprobs(lm, peft_model, ids2, mask2, labels, average)
     kwargs = {}
     if config.loss == "kto":
         # Mismatched pairs for the KL reference point: prompt i with the chosen motion of
@@ -275,8 +279,7 @@ def _batch_loss(
         mm_labels = labels[:b].roll(-1, dims=0)
         with torch.no_grad():
             kwargs["policy_mismatched"] = motion_logprobs(lm, ids, mask, mm_labels, average)
-            with reference_policy(peft_model):
-                kwargs["ref_mismatched"] = motion_logprobs(lm, ids, mask, mm_labels, average)
+        kwargs["ref_mismatched"] = _reference_logprobs(lm, peft_model, ids, mask, mm_labels, average)
     out = preference_loss(
         config.loss,
         policy[:b],
